@@ -1,0 +1,51 @@
+# Herald's build, code generation and test entry points.
+#
+# make test   runs everything CI runs (root needed for the network-namespace tests).
+# make lab    brings up the product end to end in network namespaces (root needed).
+
+SHELL := /bin/bash
+GO ?= go
+# HERALD_CACHE holds the kube-apiserver, etcd, kube-proxy and kubectl builds, keyed by version.
+HERALD_CACHE ?= $(HOME)/.cache/herald
+export HERALD_CACHE
+
+.PHONY: all build vet generate verify-generate deps binaries test test-unit test-e2e bench lab lab-down
+
+all: build
+
+build:
+	$(GO) build ./...
+	cd e2e && $(GO) build ./...
+
+vet:
+	$(GO) vet ./...
+	cd e2e && $(GO) vet ./...
+
+# generate refreshes deepcopy functions, CRD manifests and the typed clientset,
+# listers and informers from the API types in config/v1alpha1.
+generate:
+	bash .ci/generate
+
+# verify-generate fails when the generated files are stale.
+verify-generate: generate
+	@git diff --exit-code -- config deploy || { echo "generated files are stale: run 'make generate' and commit" >&2; exit 1; }
+	@test -z "$$(git status --porcelain -- config deploy)" || { git status --porcelain -- config deploy; echo "generated files are untracked: run 'make generate' and commit" >&2; exit 1; }
+
+# deps installs the Debian packages the tests and the lab use (only what is missing).
+deps:
+	bash .ci/install-deps
+
+# binaries builds kube-apiserver, etcd, kube-proxy and kubectl from source into $(HERALD_CACHE).
+binaries:
+	bash e2e/controlplane/build/build.sh
+
+test: deps binaries test-unit test-e2e
+
+test-unit: vet
+	$(GO) test -race -count=1 ./...
+
+test-e2e: binaries
+	cd e2e && $(GO) test -race -count=1 -timeout 40m ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./ipam/...
