@@ -92,8 +92,10 @@ const (
 	ExternalIP
 )
 
-// Owner identifies who holds an address. Conflicts between owners are decided
-// by age: the older Created wins, then the smaller UID.
+// Owner identifies who holds an address. The allocator keys allocations by
+// Namespace and Name (with the Kind), so a release needs only those two.
+// Conflicts between owners are decided by age: the older Created wins, then
+// the smaller UID.
 type Owner struct {
 	Namespace string
 	Name      string
@@ -136,10 +138,27 @@ type Request struct {
 	Sharing *Sharing
 }
 
+// String returns "LoadBalancer" or "ExternalIP".
+func (k Kind) String() string {
+	switch k {
+	case LoadBalancer:
+		return "LoadBalancer"
+	case ExternalIP:
+		return "ExternalIP"
+	}
+	return "unknown"
+}
+
 // Result is what a request got (or would get, for a dry run).
 type Result struct {
-	Pool      string
+	// Pool is the pool the allocation belongs to.
+	Pool string
+	// Addresses are the allocated addresses, in the order of the request's
+	// Families; a family that could not be served is left out.
 	Addresses []netip.Addr
+	// Degraded, when set, says why a request that does not require all
+	// families got fewer addresses than it asked for. It wraps a sentinel error.
+	Degraded error
 }
 
 // Errors returned by the allocator. Wrapped errors say which address, pool or
