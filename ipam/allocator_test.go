@@ -155,7 +155,7 @@ func TestAllocatorSequences(t *testing.T) {
 			},
 		},
 		{
-			name: "a range moved to another pool counts there",
+			name:  "a range moved to another pool counts there",
 			pools: []PoolSpec{auto("a", "198.51.100.0/30"), auto("b", "203.0.113.0/30")},
 			steps: []step{
 				{name: "s1 in a", do: allocate(lb(s1)), want: res("a", "198.51.100.0")},

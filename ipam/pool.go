@@ -231,7 +231,7 @@ func buildPoolSet(specs []PoolSpec) (*poolSet, error) {
 		for _, r := range p.spec.Ranges {
 			r = unmapRange(r)
 			if !r.IsValid() {
-				errs = append(errs, poolError(fmt.Sprintf("pool %q: range %s is not valid (families mixed, reversed or empty); it is ignored", name, r)))
+				errs = append(errs, poolError(fmt.Sprintf("pool %q: range %s-%s is not valid (families mixed, reversed or empty); it is ignored", name, r.From(), r.To())))
 				continue
 			}
 			if other := ps.overlap(r); other != nil {
