@@ -112,7 +112,9 @@ func TestStats(t *testing.T) {
 	if _, err := a.Import(lb(svc("imported", 1)), parseAddrs("198.51.100.255")); err != nil {
 		t.Fatal(err)
 	}
-	fs := func(total, used Count) FamilyStats { return FamilyStats{Total: total, Used: used, Free: total.Sub(used)} }
+	fs := func(total, used Count) FamilyStats {
+		return FamilyStats{Total: total, Used: used, Free: total.Sub(used)}
+	}
 	want := Stats{
 		Outside: 1,
 		Pools: []PoolStats{
