@@ -54,7 +54,7 @@ func TestChooseInterfaces(t *testing.T) {
 		{name: "allowed list restricts", ifaces: node, addr: "198.51.100.10", allowed: []string{"eth1"}, want: []string{"eth1"}},
 		{name: "allowed list keeps every listed interface", ifaces: node, addr: "198.51.100.10", allowed: []string{"eth1", "eth0"}, want: []string{"eth0", "eth1"}},
 		{
-			name: "allowed list may name a container interface, never an unusable one",
+			name:   "allowed list may name a container interface, never an unusable one",
 			ifaces: node, addr: "198.51.100.10",
 			allowed: []string{"eth2", "lo", "docker0", "eth3", "wg0", "missing"},
 			want:    []string{"docker0"},
