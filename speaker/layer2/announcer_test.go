@@ -108,8 +108,10 @@ func TestAnnouncerAnswersOwnedAddresses(t *testing.T) {
 	for _, want := range []netip.Addr{v6Client, v6ClientLL} {
 		got := <-ndpConn.out
 		na, ok := got.msg.(*ndp.NeighborAdvertisement)
-		if !ok || got.dst != want || !na.Solicited || !na.Override || na.TargetAddress != v6Eth0 {
-			t.Errorf("NDP reply %+v to %s, want a solicited override advertisement of %s to %s", got.msg, got.dst, v6Eth0, want)
+		if !ok || got.dst != want || got.src != v6Eth0 || got.dstMAC.String() != macClient.String() ||
+			!na.Solicited || !na.Override || na.TargetAddress != v6Eth0 {
+			t.Errorf("NDP reply %+v from %s to %s at %s, want a solicited override advertisement of %s from itself to %s at %s",
+				got.msg, got.src, got.dst, got.dstMAC, v6Eth0, want, macClient)
 		}
 	}
 	ndpConn.deliver(ndpPacket{msg: ns(v6Free, macClient), src: v6Client, dst: solicitedNode(t, v6Free), hopLimit: 255, srcMAC: macClient})

@@ -7,8 +7,6 @@ import (
 	"net/netip"
 	"sync"
 	"time"
-
-	"github.com/mdlayher/ndp"
 )
 
 // fakePacketConn is a net.PacketConn fed and drained by tests.
@@ -74,16 +72,10 @@ func (c *fakePacketConn) deliver(frame []byte) bool {
 	}
 }
 
-// sentNDP is one message written to a fakeNDPConn.
-type sentNDP struct {
-	msg ndp.Message
-	dst netip.Addr
-}
-
 // fakeNDPConn is an ndpConn fed and drained by tests.
 type fakeNDPConn struct {
 	in      chan ndpPacket
-	out     chan sentNDP
+	out     chan ndpOut
 	readErr chan error
 	closed  chan struct{}
 	once    sync.Once
@@ -94,7 +86,7 @@ type fakeNDPConn struct {
 
 func newFakeNDPConn() *fakeNDPConn {
 	return &fakeNDPConn{
-		in: make(chan ndpPacket), out: make(chan sentNDP, 4096),
+		in: make(chan ndpPacket), out: make(chan ndpOut, 4096),
 		readErr: make(chan error, 1), closed: make(chan struct{}), groups: map[netip.Addr]bool{},
 	}
 }
@@ -110,11 +102,14 @@ func (c *fakeNDPConn) ReadNDP() (ndpPacket, error) {
 	}
 }
 
-func (c *fakeNDPConn) WriteNDP(m ndp.Message, dst netip.Addr) error {
+func (c *fakeNDPConn) WriteNDP(o ndpOut) error {
+	if _, err := ndpFrame(net.HardwareAddr{2, 0, 0, 0, 0, 0}, o); err != nil {
+		return err
+	}
 	select {
 	case <-c.closed:
 		return net.ErrClosed
-	case c.out <- sentNDP{m, dst}:
+	case c.out <- o:
 		return nil
 	}
 }

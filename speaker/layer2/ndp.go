@@ -32,9 +32,11 @@ type ndpDecision struct {
 	drop DropReason
 	// request is true when the message was a neighbour solicitation.
 	request bool
-	// reply is the neighbour advertisement to send to replyTo.
-	reply   *ndp.NeighborAdvertisement
-	replyTo netip.Addr
+	// reply is the neighbour advertisement to send to replyTo at the
+	// Ethernet address replyMAC, from reply.TargetAddress.
+	reply    *ndp.NeighborAdvertisement
+	replyTo  netip.Addr
+	replyMAC net.HardwareAddr
 	// conflict is set when the message shows another MAC claiming an
 	// address this interface announces.
 	conflict *Conflict
@@ -111,13 +113,61 @@ func decideNDP(p ndpPacket, iface string, mac net.HardwareAddr, own *ownership) 
 		TargetAddress: ns.TargetAddress,
 		Options:       []ndp.Option{&ndp.LinkLayerAddress{Direction: ndp.Target, Addr: mac}},
 	}
-	d.replyTo = p.src
+	d.replyTo, d.replyMAC = p.src, bytes.Clone(slla)
+	if d.replyMAC == nil {
+		// Unicast solicitations may omit the option; the frame's source is
+		// the solicitor.
+		d.replyMAC = bytes.Clone(p.srcMAC)
+	}
 	if dad {
 		// Someone runs duplicate address detection on our address: defend it
 		// to all nodes (RFC 4861 section 7.2.4).
-		d.replyTo = allNodes
+		d.replyTo, d.replyMAC = allNodes, multicastMAC(allNodes)
+	}
+	if d.replyMAC == nil {
+		return ndpDecision{request: true, drop: DropMalformed, conflict: d.conflict}
 	}
 	return d
+}
+
+// multicastMAC returns the Ethernet address an IPv6 multicast group maps
+// to (RFC 2464 section 7).
+func multicastMAC(group netip.Addr) net.HardwareAddr {
+	b := group.As16()
+	return net.HardwareAddr{0x33, 0x33, b[12], b[13], b[14], b[15]}
+}
+
+// ndpOut is an NDP message to send, with its IPv6 and Ethernet addressing.
+// Advertisements are sent from the announced address itself, like the
+// kernel does for its own addresses: some tools (ndisc6) ignore an answer
+// for a global target that comes from a link-local source.
+type ndpOut struct {
+	msg      ndp.Message
+	src, dst netip.Addr
+	dstMAC   net.HardwareAddr
+}
+
+// ndpFrame returns o as an Ethernet frame from srcMAC, with hop limit 255
+// and its ICMPv6 checksum.
+func ndpFrame(srcMAC net.HardwareAddr, o ndpOut) ([]byte, error) {
+	return ndpFrameHopLimit(srcMAC, o, ndp.HopLimit)
+}
+
+func ndpFrameHopLimit(srcMAC net.HardwareAddr, o ndpOut, hopLimit uint8) ([]byte, error) {
+	icmp, err := ndp.MarshalMessageChecksum(o.msg, o.src, o.dst)
+	if err != nil {
+		return nil, fmt.Errorf("layer2: marshal NDP message: %w", err)
+	}
+	ip := make([]byte, ipv6HeaderLen, ipv6HeaderLen+len(icmp))
+	ip[0] = 6 << 4
+	binary.BigEndian.PutUint16(ip[4:6], uint16(len(icmp)))
+	ip[6] = protoICMPv6
+	ip[7] = hopLimit
+	s, d := o.src.As16(), o.dst.As16()
+	copy(ip[8:24], s[:])
+	copy(ip[24:40], d[:])
+	f := ethernet.Frame{Destination: o.dstMAC, Source: srcMAC, EtherType: ethernet.EtherTypeIPv6, Payload: append(ip, icmp...)}
+	return f.MarshalBinary()
 }
 
 // unsolicitedNA returns the advertisement announcing that addr is at mac,

@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/mdlayher/ethernet"
 	"github.com/mdlayher/ndp"
 	"golang.org/x/net/bpf"
 )
@@ -59,17 +58,27 @@ func TestDecideNDP(t *testing.T) {
 		{
 			name: "multicast solicitation for an owned address",
 			p:    multicastNS(v6Eth0),
-			want: ndpDecision{request: true, reply: answer(v6Eth0, true), replyTo: v6Client},
+			want: ndpDecision{request: true, reply: answer(v6Eth0, true), replyTo: v6Client, replyMAC: macClient},
 		},
 		{
 			name: "unicast solicitation (neighbour unreachability detection) without source option",
 			p:    ndpPacket{msg: ns(v6Eth0, nil), src: v6ClientLL, dst: v6Eth0, hopLimit: 255, srcMAC: macClient},
-			want: ndpDecision{request: true, reply: answer(v6Eth0, true), replyTo: v6ClientLL},
+			want: ndpDecision{request: true, reply: answer(v6Eth0, true), replyTo: v6ClientLL, replyMAC: macClient},
+		},
+		{
+			name: "the source option wins over the frame's source",
+			p:    ndpPacket{msg: ns(v6Eth0, macClient), src: v6Client, dst: v6Eth0, hopLimit: 255, srcMAC: macOther},
+			want: ndpDecision{request: true, reply: answer(v6Eth0, true), replyTo: v6Client, replyMAC: macClient},
+		},
+		{
+			name: "no link-layer address to answer to",
+			p:    ndpPacket{msg: ns(v6Eth0, nil), src: v6ClientLL, dst: v6Eth0, hopLimit: 255},
+			want: ndpDecision{request: true, drop: DropMalformed},
 		},
 		{
 			name: "duplicate address detection for an owned address is defended to all nodes",
 			p:    ndpPacket{msg: ns(v6Eth0, nil), src: netip.IPv6Unspecified(), dst: solicitedNode(t, v6Eth0), hopLimit: 255, srcMAC: macClient},
-			want: ndpDecision{request: true, reply: answer(v6Eth0, false), replyTo: allNodes},
+			want: ndpDecision{request: true, reply: answer(v6Eth0, false), replyTo: allNodes, replyMAC: net.HardwareAddr{0x33, 0x33, 0, 0, 0, 1}},
 		},
 		{
 			name: "duplicate address detection must go to the solicited-node group",
@@ -153,24 +162,11 @@ func TestDecideNDP(t *testing.T) {
 	}
 }
 
-// ndpFrame builds an Ethernet frame carrying m from src to dst with the
+// testNDPFrame builds an Ethernet frame carrying m from src to dst with the
 // given hop limit and a correct ICMPv6 checksum.
-func ndpFrame(t testing.TB, srcMAC, dstMAC net.HardwareAddr, src, dst netip.Addr, hopLimit uint8, m ndp.Message) []byte {
+func testNDPFrame(t testing.TB, srcMAC, dstMAC net.HardwareAddr, src, dst netip.Addr, hopLimit uint8, m ndp.Message) []byte {
 	t.Helper()
-	icmp, err := ndp.MarshalMessageChecksum(m, src, dst)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ip := make([]byte, ipv6HeaderLen, ipv6HeaderLen+len(icmp))
-	ip[0] = 6 << 4
-	binary.BigEndian.PutUint16(ip[4:6], uint16(len(icmp)))
-	ip[6] = protoICMPv6
-	ip[7] = hopLimit
-	s, d := src.As16(), dst.As16()
-	copy(ip[8:24], s[:])
-	copy(ip[24:40], d[:])
-	f := ethernet.Frame{Destination: dstMAC, Source: srcMAC, EtherType: ethernet.EtherTypeIPv6, Payload: append(ip, icmp...)}
-	b, err := f.MarshalBinary()
+	b, err := ndpFrameHopLimit(srcMAC, ndpOut{msg: m, src: src, dst: dst, dstMAC: dstMAC}, hopLimit)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +175,7 @@ func ndpFrame(t testing.TB, srcMAC, dstMAC net.HardwareAddr, src, dst netip.Addr
 
 func TestParseNDPFrame(t *testing.T) {
 	snm := solicitedNode(t, v6Eth0)
-	good := ndpFrame(t, macClient, macEth0, v6Client, snm, 255, ns(v6Eth0, macClient))
+	good := testNDPFrame(t, macClient, macEth0, v6Client, snm, 255, ns(v6Eth0, macClient))
 	got, err := parseNDPFrame(good)
 	if err != nil {
 		t.Fatalf("parseNDPFrame() error = %v", err)
@@ -214,17 +210,17 @@ func TestNDPFilter(t *testing.T) {
 		t.Fatal(err)
 	}
 	snm := solicitedNode(t, v6Eth0)
-	echo := ndpFrame(t, macClient, macEth0, v6Client, v6Eth0, 64, &ndp.RouterSolicitation{})
+	echo := testNDPFrame(t, macClient, macEth0, v6Client, v6Eth0, 64, &ndp.RouterSolicitation{})
 	echo[14+ipv6HeaderLen] = 128 // echo request
-	udp := ndpFrame(t, macClient, macEth0, v6Client, v6Eth0, 64, ns(v6Eth0, nil))
+	udp := testNDPFrame(t, macClient, macEth0, v6Client, v6Eth0, 64, ns(v6Eth0, nil))
 	udp[14+6] = 17
 	for name, tc := range map[string]struct {
 		frame []byte
 		pass  bool
 	}{
-		"neighbour solicitation":  {ndpFrame(t, macClient, macEth0, v6Client, snm, 255, ns(v6Eth0, macClient)), true},
-		"neighbour advertisement": {ndpFrame(t, macOther, macEth0, v6ClientLL, allNodes, 255, na(v6Eth0, macOther)), true},
-		"router solicitation":     {ndpFrame(t, macClient, macEth0, v6ClientLL, allNodes, 255, &ndp.RouterSolicitation{}), false},
+		"neighbour solicitation":  {testNDPFrame(t, macClient, macEth0, v6Client, snm, 255, ns(v6Eth0, macClient)), true},
+		"neighbour advertisement": {testNDPFrame(t, macOther, macEth0, v6ClientLL, allNodes, 255, na(v6Eth0, macOther)), true},
+		"router solicitation":     {testNDPFrame(t, macClient, macEth0, v6ClientLL, allNodes, 255, &ndp.RouterSolicitation{}), false},
 		"echo request":            {echo, false},
 		"UDP":                     {udp, false},
 	} {
@@ -259,8 +255,8 @@ func TestUnsolicitedNA(t *testing.T) {
 }
 
 func FuzzParseNDPFrame(f *testing.F) {
-	f.Add(ndpFrame(f, macClient, macEth0, v6Client, solicitedNode(f, v6Eth0), 255, ns(v6Eth0, macClient)))
-	f.Add(ndpFrame(f, macOther, macEth0, v6ClientLL, allNodes, 255, na(v6Eth0, macOther)))
+	f.Add(testNDPFrame(f, macClient, macEth0, v6Client, solicitedNode(f, v6Eth0), 255, ns(v6Eth0, macClient)))
+	f.Add(testNDPFrame(f, macOther, macEth0, v6ClientLL, allNodes, 255, na(v6Eth0, macOther)))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, frame []byte) {
 		p, err := parseNDPFrame(frame)

@@ -229,7 +229,8 @@ func (r *responder) serveNDP(c ndpConn, l link) error {
 			r.cnt.drops[d.drop].Add(1)
 			continue
 		}
-		if err := c.WriteNDP(d.reply, d.replyTo); err != nil {
+		out := ndpOut{msg: d.reply, src: d.reply.TargetAddress, dst: d.replyTo, dstMAC: d.replyMAC}
+		if err := c.WriteNDP(out); err != nil {
 			r.cnt.sendErrors.Add(1)
 			continue
 		}
@@ -265,7 +266,8 @@ func (r *responder) sendGratuitous(addr netip.Addr) {
 			r.cnt.gratuitous.Add(1)
 		}
 	case r.ndp != nil:
-		if err := r.ndp.WriteNDP(unsolicitedNA(r.link.mac, addr), allNodes); err != nil {
+		out := ndpOut{msg: unsolicitedNA(r.link.mac, addr), src: addr, dst: allNodes, dstMAC: multicastMAC(allNodes)}
+		if err := r.ndp.WriteNDP(out); err != nil {
 			r.cnt.sendErrors.Add(1)
 			return
 		}

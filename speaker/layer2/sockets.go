@@ -37,12 +37,13 @@ type sockets interface {
 
 // ndpConn is the small NDP interface responders use: read solicitations and
 // advertisements (with their IPv6 and Ethernet header fields), write
-// advertisements, and manage solicited-node group membership. ReadNDP
+// advertisements (with their addressing), and manage solicited-node group
+// membership. ReadNDP
 // returns an error wrapping errMalformed for a packet it could not decode;
 // any other error ends the connection.
 type ndpConn interface {
 	ReadNDP() (ndpPacket, error)
-	WriteNDP(m ndp.Message, dst netip.Addr) error
+	WriteNDP(o ndpOut) error
 	JoinGroup(group netip.Addr) error
 	LeaveGroup(group netip.Addr) error
 	Close() error
@@ -92,10 +93,13 @@ var ndpFilter = func() []bpf.RawInstruction {
 }()
 
 func (realSockets) listenNDP(l link) (ndpConn, error) {
-	// The ICMPv6 socket only sends and holds group memberships; it is not
-	// bound to an address, so it works before the link-local address has
-	// passed duplicate address detection. It reads nothing: solicitations
-	// come from the AF_PACKET socket, which also sees unicast ones.
+	// The ICMPv6 socket only holds the solicited-node group memberships; it
+	// is not bound to an address, so it works before the link-local address
+	// has passed duplicate address detection, and it reads nothing.
+	// Solicitations come from the AF_PACKET socket, which also sees unicast
+	// ones, and advertisements go out through it, from the announced
+	// address and straight to the solicitor's MAC (the kernel would first
+	// resolve the solicitor, costing a round trip).
 	c, _, err := ndp.Listen(l.ifi, ndp.Unspecified)
 	if err != nil {
 		return nil, fmt.Errorf("layer2: open ICMPv6 socket on %s: %w", l.name, err)
@@ -111,14 +115,15 @@ func (realSockets) listenNDP(l link) (ndpConn, error) {
 		c.Close()
 		return nil, fmt.Errorf("layer2: open NDP packet socket on %s: %w", l.name, err)
 	}
-	return &ndpSocket{conn: c, pc: pc, buf: make([]byte, max(l.ifi.MTU, 1500)+18)}, nil
+	return &ndpSocket{conn: c, pc: pc, mac: l.mac, buf: make([]byte, max(l.ifi.MTU, 1500)+18)}, nil
 }
 
-// ndpSocket reads NDP frames from an AF_PACKET socket and writes through an
-// ndp.Conn.
+// ndpSocket reads and writes NDP frames on an AF_PACKET socket, and holds
+// group memberships with an ndp.Conn.
 type ndpSocket struct {
 	conn *ndp.Conn
 	pc   *packet.Conn
+	mac  net.HardwareAddr
 	buf  []byte // only used by ReadNDP, which one goroutine calls
 }
 
@@ -134,8 +139,13 @@ func (s *ndpSocket) ReadNDP() (ndpPacket, error) {
 	return p, nil
 }
 
-func (s *ndpSocket) WriteNDP(m ndp.Message, dst netip.Addr) error {
-	return s.conn.WriteTo(m, nil, dst)
+func (s *ndpSocket) WriteNDP(o ndpOut) error {
+	f, err := ndpFrame(s.mac, o)
+	if err != nil {
+		return err
+	}
+	_, err = s.pc.WriteTo(f, &packet.Addr{HardwareAddr: o.dstMAC})
+	return err
 }
 
 func (s *ndpSocket) JoinGroup(g netip.Addr) error  { return s.conn.JoinGroup(g) }
