@@ -1,6 +1,7 @@
 package ipam
 
 import (
+	"hash/maphash"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -20,30 +21,47 @@ import (
 type Allocator struct {
 	mu    sync.RWMutex
 	pools *poolSet
-	// owners maps each Service and Kind to what it holds.
-	owners map[ownerKey]*allocation
+	seed  maphash.Seed
+	// owners maps the hash of each Service and Kind to what it holds;
+	// collided holds the (practically never seen) owners whose hash is taken.
+	owners   map[uint64]*allocation
+	collided map[ownerKey]*allocation
 	// held maps each held address to its first holder; extra lists further
 	// holders of a shared address, in the order they joined.
-	held  map[netip.Addr]*allocation
-	extra map[netip.Addr][]*allocation
+	held  map[addrID]*allocation
+	extra map[addrID][]*allocation
+	// shares holds the sharing terms of allocations that set them.
+	shares map[*allocation]*shareInfo
 	// byKey lists, per sharing key, the held addresses with a holder using it.
-	byKey map[string]map[netip.Addr]int
-	// inUse counts allocations per pool name, including removed pools.
-	inUse map[string]int
+	byKey map[string][]sharedAddr
+	// poolNames and poolIDs number pool names; inUse counts allocations per
+	// pool, including removed pools.
+	poolNames []string
+	poolIDs   map[string]poolID
+	inUse     map[poolID]int
 	// outside holds the allocations with an address outside their pool.
 	outside map[*allocation]struct{}
+	// peak is the most addresses held since the maps were last rebuilt: Go
+	// maps never shrink, so shrinkMaps rebuilds them when half are gone.
+	peak int
+	// testHash, when set by a test, replaces ownerHash to force collisions.
+	testHash func(ownerKey) uint64
 }
 
 // New returns an empty Allocator without pools.
 func New() *Allocator {
 	return &Allocator{
-		pools:   &poolSet{byName: map[string]*pool{}},
-		owners:  make(map[ownerKey]*allocation),
-		held:    make(map[netip.Addr]*allocation),
-		extra:   make(map[netip.Addr][]*allocation),
-		byKey:   make(map[string]map[netip.Addr]int),
-		inUse:   make(map[string]int),
-		outside: make(map[*allocation]struct{}),
+		pools:    &poolSet{byName: map[string]*pool{}},
+		seed:     maphash.MakeSeed(),
+		owners:   make(map[uint64]*allocation),
+		collided: make(map[ownerKey]*allocation),
+		held:     make(map[addrID]*allocation),
+		extra:    make(map[addrID][]*allocation),
+		shares:   make(map[*allocation]*shareInfo),
+		byKey:    make(map[string][]sharedAddr),
+		poolIDs:  make(map[string]poolID),
+		inUse:    make(map[poolID]int),
+		outside:  make(map[*allocation]struct{}),
 	}
 }
 
@@ -82,48 +100,57 @@ func (a *Allocator) SetPools(specs []PoolSpec) error {
 		}
 	}
 	if len(fresh) > 0 {
-		for addr := range a.held {
+		for id := range a.held {
+			addr := id.addr()
 			if pr := ps.rangeOf(addr); pr != nil && fresh[pr] {
 				pr.markUsed(addr)
 			}
 		}
 	}
 	a.pools = ps
-	for _, al := range a.owners {
+	a.forOwners(func(al *allocation) {
 		a.attribute(al)
 		a.checkOutside(al)
-	}
+	})
 	return err
 }
 
 // attribute moves al to the pool that now contains its first address in a
 // pool, if any.
 func (a *Allocator) attribute(al *allocation) {
-	for _, addr := range al.list() {
-		if p := a.pools.poolOf(addr); p != nil {
+	for _, id := range al.ids() {
+		if p := a.pools.poolOf(id.addr()); p != nil {
 			a.setPool(al, p.spec.Name)
 			return
 		}
 	}
 }
 
+// setPool counts al in the named pool.
 func (a *Allocator) setPool(al *allocation, name string) {
-	if al.pool == name {
+	id := a.poolIDOf(name)
+	if al.pool == id {
 		return
 	}
+	a.uncount(al)
+	al.pool = id
+	a.inUse[id]++
+}
+
+func (a *Allocator) uncount(al *allocation) {
 	a.inUse[al.pool]--
 	if a.inUse[al.pool] <= 0 {
 		delete(a.inUse, al.pool)
 	}
-	al.pool = name
-	a.inUse[name]++
 }
+
+func (a *Allocator) poolName(al *allocation) string { return a.poolNames[al.pool] }
 
 // checkOutside records whether al has an address that is not a usable address
 // of its pool.
 func (a *Allocator) checkOutside(al *allocation) {
-	for _, addr := range al.list() {
-		if outsideReason(a.pools, al, addr) != 0 {
+	for _, id := range al.ids() {
+		if a.outsideReason(al, id.addr()) != 0 {
 			a.outside[al] = struct{}{}
 			return
 		}
@@ -183,8 +210,8 @@ func (a *Allocator) DryRun(req Request) (Result, error) {
 func (a *Allocator) Release(owner Owner, kind Kind) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	al, ok := a.owners[keyOf(owner, kind)]
-	if !ok {
+	al := a.find(keyOf(owner, kind))
+	if al == nil {
 		return false
 	}
 	a.drop(al)
@@ -193,15 +220,35 @@ func (a *Allocator) Release(owner Owner, kind Kind) bool {
 
 // drop forgets al entirely.
 func (a *Allocator) drop(al *allocation) {
-	for _, addr := range al.list() {
-		a.removeHolder(addr, al)
+	for _, id := range al.ids() {
+		a.removeHolder(id, al)
 	}
-	delete(a.owners, al.key())
+	a.deleteOwner(al)
+	a.setShare(al, nil)
 	delete(a.outside, al)
-	a.inUse[al.pool]--
-	if a.inUse[al.pool] <= 0 {
-		delete(a.inUse, al.pool)
+	a.uncount(al)
+	a.shrinkMaps()
+}
+
+// minShrink is the map size below which shrinkMaps does not bother.
+const minShrink = 4096
+
+// shrinkMaps rebuilds the owners and held maps once half of their peak
+// content is gone, so memory follows what is held rather than the peak. A
+// rebuild costs O(n) and happens after at least n releases: O(1) amortised.
+func (a *Allocator) shrinkMaps() {
+	if a.peak < minShrink || len(a.held)*2 > a.peak {
+		return
 	}
+	owners := make(map[uint64]*allocation, len(a.owners))
+	for h, al := range a.owners {
+		owners[h] = al
+	}
+	held := make(map[addrID]*allocation, len(a.held))
+	for id, al := range a.held {
+		held[id] = al
+	}
+	a.owners, a.held, a.peak = owners, held, len(held)
 }
 
 // outcome is a planned allocation: per entry of the request's families, the
@@ -225,10 +272,10 @@ func (o outcome) result(fams []Family) Result {
 // plan decides what nr gets, without changing anything.
 func (a *Allocator) plan(op string, nr *normRequest) (outcome, error) {
 	o := nr.req.Owner
-	cur := a.owners[nr.key]
+	cur := a.find(nr.key)
 	keep, kept := a.keepable(op, nr, cur)
 	if kept == len(nr.fams) {
-		return outcome{pool: cur.pool, addrs: keep}, nil
+		return outcome{pool: a.poolName(cur), addrs: keep}, nil
 	}
 	// canDegrade: the kept addresses are an acceptable answer on their own.
 	canDegrade := !nr.req.RequireAllFamilies && keep[0].IsValid() && !nr.want[1].IsValid()
@@ -247,10 +294,10 @@ func (a *Allocator) plan(op string, nr *normRequest) (outcome, error) {
 				return out, nil
 			}
 			if canDegrade {
-				return outcome{pool: cur.pool, addrs: keep, degraded: finalize(op, o, err)}, nil
+				return outcome{pool: a.poolName(cur), addrs: keep, degraded: finalize(op, o, err)}, nil
 			}
 		} else if canDegrade {
-			return outcome{pool: cur.pool, addrs: keep, degraded: failure(op, o, ErrFamilyUnavailable,
+			return outcome{pool: a.poolName(cur), addrs: keep, degraded: failure(op, o, ErrFamilyUnavailable,
 				"%s stays outside the pools that may serve this service now, so no %s address is added from its pool", first, nr.fams[1])}, nil
 		}
 	}
@@ -288,7 +335,8 @@ func (a *Allocator) keepable(op string, nr *normRequest, cur *allocation) (keep 
 	if cur == nil {
 		return keep, 0
 	}
-	for _, addr := range cur.list() {
+	for _, id := range cur.ids() {
+		addr := id.addr()
 		i := slices.Index(nr.fams, FamilyOf(addr))
 		if i < 0 || (nr.want[i].IsValid() && nr.want[i] != addr) {
 			continue
@@ -504,37 +552,51 @@ func (a *Allocator) commit(nr *normRequest, out outcome) {
 			next = append(next, out.addrs[i])
 		}
 	}
-	al := a.owners[nr.key]
+	al := a.find(nr.key)
 	if al == nil {
-		al = &allocation{kind: nr.req.Kind, pool: out.pool}
-		a.owners[nr.key] = al
-		a.inUse[out.pool]++
+		al = a.newAllocation(nr.req.Owner, nr.req.Kind, out.pool)
 	}
 	a.replace(al, nr.req.Owner, nr.share, next)
 	a.setPool(al, out.pool)
 	a.checkOutside(al)
 }
 
+// newAllocation adds an empty allocation for o and kind, counted in pool.
+func (a *Allocator) newAllocation(o Owner, kind Kind, pool string) *allocation {
+	al := &allocation{kind: kind, pool: a.poolIDOf(pool)}
+	al.setOwner(o)
+	a.insertOwner(al)
+	a.inUse[al.pool]++
+	return al
+}
+
 // replace sets al's owner, sharing terms and addresses, updating the holder
 // maps for what changed.
 func (a *Allocator) replace(al *allocation, o Owner, share *shareInfo, next []netip.Addr) {
-	old := al.list()
-	for _, addr := range old {
-		if slices.Contains(next, addr) {
-			a.indexRemove(addr, al.share)
+	var nextIDs [2]addrID
+	for i, addr := range next {
+		nextIDs[i] = idOf(addr)
+	}
+	newIDs := nextIDs[:len(next)]
+	oldIDs := al.addrs
+	old := oldIDs[:al.n]
+	oldShare := a.shareOf(al)
+	for _, id := range old {
+		if slices.Contains(newIDs, id) {
+			a.indexRemove(id, oldShare)
 		} else {
-			a.removeHolder(addr, al)
+			a.removeHolder(id, al)
 		}
 	}
-	oldAddrs := al.addrs
-	al.owner, al.share = o, share
-	al.n = uint8(copy(al.addrs[:], next))
-	clear(al.addrs[al.n:])
-	for _, addr := range next {
-		if slices.Contains(oldAddrs[:len(old)], addr) {
-			a.indexAdd(addr, al.share)
+	al.setOwner(o)
+	a.setShare(al, share)
+	al.addrs = nextIDs
+	al.n = uint8(len(newIDs))
+	for _, id := range newIDs {
+		if slices.Contains(old, id) {
+			a.indexAdd(id, share)
 		} else {
-			a.addHolder(addr, al)
+			a.addHolder(id, al)
 		}
 	}
 }

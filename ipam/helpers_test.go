@@ -109,13 +109,13 @@ func snapshot(a *Allocator) map[string]string {
 	a.mu.RLock()
 	defer a.mu.RUnlock()
 	out := make(map[string]string)
-	for k, al := range a.owners {
+	a.forOwners(func(al *allocation) {
 		var s []string
 		for _, addr := range al.list() {
 			s = append(s, addr.String())
 		}
-		out[k.ns+"/"+k.name+"/"+k.kind.String()] = al.pool + ": " + strings.Join(s, " ")
-	}
+		out[al.ns+"/"+al.name+"/"+al.kind.String()] = a.poolName(al) + ": " + strings.Join(s, " ")
+	})
 	return out
 }
 

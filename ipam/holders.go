@@ -1,10 +1,33 @@
 package ipam
 
 import (
+	"encoding/binary"
+	"hash/maphash"
+	"math"
 	"net/netip"
 	"slices"
 	"strconv"
+	"time"
 )
+
+// addrID is an address as a map key: its 16-byte form, with IPv4 addresses
+// mapped into IPv6 (inputs are unmapped first, so the two never collide). It
+// is smaller than netip.Addr and holds no pointer.
+type addrID struct {
+	hi, lo uint64
+}
+
+func idOf(addr netip.Addr) addrID {
+	b := addr.As16()
+	return addrID{hi: binary.BigEndian.Uint64(b[:8]), lo: binary.BigEndian.Uint64(b[8:])}
+}
+
+func (id addrID) addr() netip.Addr {
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], id.hi)
+	binary.BigEndian.PutUint64(b[8:], id.lo)
+	return netip.AddrFrom16(b).Unmap()
+}
 
 // ownerKey identifies an allocation: one per Service (namespace and name) and Kind.
 type ownerKey struct {
@@ -20,124 +43,253 @@ type shareInfo struct {
 	ports        []PortProto
 }
 
-// allocation is what one owner holds for one Kind: one address per family at
-// most. It references the caller's strings and copies no label maps, so it
-// stays small (see the memory figures in doc.go).
+// poolID numbers pool names (see Allocator.poolNames), so an allocation
+// stores 4 bytes instead of a string.
+type poolID uint32
+
+// noTime stands for the zero time.Time in allocation.created.
+const noTime = math.MinInt64
+
+// allocation is what one owner holds for one Kind: at most one address per
+// family. It is laid out to fit a 96-byte size class: it references the
+// caller's strings, copies no label maps, stores its creation time as Unix
+// nanoseconds and keeps sharing terms (rare) in a side map.
 type allocation struct {
-	owner Owner
-	addrs [2]netip.Addr
-	pool  string
-	share *shareInfo
-	kind  Kind
-	n     uint8
+	ns, name, uid string
+	created       int64
+	addrs         [2]addrID
+	pool          poolID
+	kind          Kind
+	n             uint8
+	shared        bool // Allocator.shares holds the sharing terms
 }
 
-func (al *allocation) list() []netip.Addr { return al.addrs[:al.n] }
+func (al *allocation) ids() []addrID { return al.addrs[:al.n] }
 
-func (al *allocation) holds(addr netip.Addr) bool {
-	return slices.Contains(al.list(), addr)
+// list returns the held addresses, in the order of the request's families.
+func (al *allocation) list() []netip.Addr {
+	out := make([]netip.Addr, al.n)
+	for i, id := range al.ids() {
+		out[i] = id.addr()
+	}
+	return out
 }
 
-func (al *allocation) key() ownerKey { return keyOf(al.owner, al.kind) }
+func (al *allocation) holds(id addrID) bool { return slices.Contains(al.ids(), id) }
+
+func (al *allocation) key() ownerKey { return ownerKey{ns: al.ns, name: al.name, kind: al.kind} }
+
+func (al *allocation) setOwner(o Owner) {
+	al.ns, al.name, al.uid = o.Namespace, o.Name, o.UID
+	al.created = noTime
+	if !o.Created.IsZero() {
+		al.created = o.Created.UnixNano()
+	}
+}
+
+// owner returns the owner; Created comes back in UTC.
+func (al *allocation) owner() Owner {
+	o := Owner{Namespace: al.ns, Name: al.name, UID: al.uid}
+	if al.created != noTime {
+		o.Created = time.Unix(0, al.created).UTC()
+	}
+	return o
+}
 
 // sameService reports whether al belongs to the Service identified by k (of any Kind).
-func (al *allocation) sameService(k ownerKey) bool {
-	return al.owner.Namespace == k.ns && al.owner.Name == k.name
+func (al *allocation) sameService(k ownerKey) bool { return al.ns == k.ns && al.name == k.name }
+
+// ownerHash hashes an owner key for the owners map.
+func (a *Allocator) ownerHash(k ownerKey) uint64 {
+	if a.testHash != nil {
+		return a.testHash(k)
+	}
+	return maphash.String(a.seed, k.ns) ^ maphash.String(a.seed, k.name)*0x9e3779b97f4a7c15 ^ uint64(k.kind)
 }
 
-// forHolders calls fn for each holder of addr, first holder first, until fn
+// find returns the allocation of k, or nil. Cost O(1).
+func (a *Allocator) find(k ownerKey) *allocation {
+	if al := a.owners[a.ownerHash(k)]; al != nil && al.key() == k {
+		return al
+	}
+	if len(a.collided) == 0 {
+		return nil
+	}
+	return a.collided[k]
+}
+
+// insertOwner adds al to the owners index; the rare owner whose hash is taken
+// goes to the collided map.
+func (a *Allocator) insertOwner(al *allocation) {
+	h := a.ownerHash(al.key())
+	if _, taken := a.owners[h]; taken {
+		a.collided[al.key()] = al
+		return
+	}
+	a.owners[h] = al
+}
+
+func (a *Allocator) deleteOwner(al *allocation) {
+	h := a.ownerHash(al.key())
+	if a.owners[h] != al {
+		delete(a.collided, al.key())
+		return
+	}
+	delete(a.owners, h)
+	for k, c := range a.collided {
+		if a.ownerHash(k) == h {
+			a.owners[h] = c
+			delete(a.collided, k)
+			return
+		}
+	}
+}
+
+// forOwners calls fn for every allocation.
+func (a *Allocator) forOwners(fn func(*allocation)) {
+	for _, al := range a.owners {
+		fn(al)
+	}
+	for _, al := range a.collided {
+		fn(al)
+	}
+}
+
+// poolIDOf returns the number of a pool name, assigning one if needed. Names
+// are never forgotten; there are as many as pools ever configured.
+func (a *Allocator) poolIDOf(name string) poolID {
+	if id, ok := a.poolIDs[name]; ok {
+		return id
+	}
+	id := poolID(len(a.poolNames))
+	a.poolNames = append(a.poolNames, name)
+	a.poolIDs[name] = id
+	return id
+}
+
+func (a *Allocator) shareOf(al *allocation) *shareInfo {
+	if !al.shared {
+		return nil
+	}
+	return a.shares[al]
+}
+
+func (a *Allocator) setShare(al *allocation, s *shareInfo) {
+	al.shared = s != nil
+	if s == nil {
+		delete(a.shares, al)
+	} else {
+		a.shares[al] = s
+	}
+}
+
+// forHolders calls fn for each holder of id, first holder first, until fn
 // returns false. Cost O(h) for h holders.
-func (a *Allocator) forHolders(addr netip.Addr, fn func(*allocation) bool) {
-	first, ok := a.held[addr]
+func (a *Allocator) forHolders(id addrID, fn func(*allocation) bool) {
+	first, ok := a.held[id]
 	if !ok {
 		return
 	}
 	if !fn(first) {
 		return
 	}
-	for _, h := range a.extra[addr] {
+	for _, h := range a.extra[id] {
 		if !fn(h) {
 			return
 		}
 	}
 }
 
-// addHolder records al as a holder of addr. Cost O(log n).
-func (a *Allocator) addHolder(addr netip.Addr, al *allocation) {
-	if _, ok := a.held[addr]; ok {
-		a.extra[addr] = append(a.extra[addr], al)
+// addHolder records al as a holder of id. Cost O(log r).
+func (a *Allocator) addHolder(id addrID, al *allocation) {
+	if _, ok := a.held[id]; ok {
+		a.extra[id] = append(a.extra[id], al)
 	} else {
-		a.held[addr] = al
+		a.held[id] = al
+		a.peak = max(a.peak, len(a.held))
+		addr := id.addr()
 		if pr := a.pools.rangeOf(addr); pr != nil {
 			pr.markUsed(addr)
 		}
 	}
-	a.indexAdd(addr, al.share)
+	a.indexAdd(id, a.shareOf(al))
 }
 
-// removeHolder forgets al as a holder of addr; the address becomes free when
-// its last holder goes. Cost O(log n + h).
-func (a *Allocator) removeHolder(addr netip.Addr, al *allocation) {
-	a.indexRemove(addr, al.share)
-	extra := a.extra[addr]
-	if a.held[addr] == al {
+// removeHolder forgets al as a holder of id; the address becomes free when
+// its last holder goes. Cost O(log r + h).
+func (a *Allocator) removeHolder(id addrID, al *allocation) {
+	a.indexRemove(id, a.shareOf(al))
+	extra := a.extra[id]
+	if a.held[id] == al {
 		if len(extra) == 0 {
-			delete(a.held, addr)
+			delete(a.held, id)
+			addr := id.addr()
 			if pr := a.pools.rangeOf(addr); pr != nil {
 				pr.markFree(addr)
 			}
 			return
 		}
-		a.held[addr] = extra[0]
+		a.held[id] = extra[0]
 		extra = slices.Delete(extra, 0, 1)
 	} else if i := slices.Index(extra, al); i >= 0 {
 		extra = slices.Delete(extra, i, i+1)
 	}
 	if len(extra) == 0 {
-		delete(a.extra, addr)
+		delete(a.extra, id)
 	} else {
-		a.extra[addr] = extra
+		a.extra[id] = extra
 	}
+}
+
+// sharedAddr is one address held under a sharing key, and by how many holders.
+type sharedAddr struct {
+	id      addrID
+	holders int
 }
 
 // indexAdd and indexRemove keep byKey: for each sharing key, the addresses held
-// under it and by how many holders.
-func (a *Allocator) indexAdd(addr netip.Addr, s *shareInfo) {
+// under it. A key has few addresses (one per family, a few more when ports
+// collide), so a slice beats a map. Cost O(s) for s addresses under the key.
+func (a *Allocator) indexAdd(id addrID, s *shareInfo) {
 	if s == nil {
 		return
 	}
-	m := a.byKey[s.key]
-	if m == nil {
-		m = make(map[netip.Addr]int)
-		a.byKey[s.key] = m
+	list := a.byKey[s.key]
+	for i := range list {
+		if list[i].id == id {
+			list[i].holders++
+			return
+		}
 	}
-	m[addr]++
+	a.byKey[s.key] = append(list, sharedAddr{id: id, holders: 1})
 }
 
-func (a *Allocator) indexRemove(addr netip.Addr, s *shareInfo) {
+func (a *Allocator) indexRemove(id addrID, s *shareInfo) {
 	if s == nil {
 		return
 	}
-	m := a.byKey[s.key]
-	if m[addr] <= 1 {
-		delete(m, addr)
-		if len(m) == 0 {
-			delete(a.byKey, s.key)
-		}
-		return
+	list := a.byKey[s.key]
+	i := slices.IndexFunc(list, func(x sharedAddr) bool { return x.id == id })
+	switch {
+	case i < 0:
+	case list[i].holders > 1:
+		list[i].holders--
+	case len(list) == 1:
+		delete(a.byKey, s.key)
+	default:
+		a.byKey[s.key] = slices.Delete(list, i, i+1)
 	}
-	m[addr]--
 }
 
 // sharedAddrs returns the addresses held under sharing key k, in address order.
 func (a *Allocator) sharedAddrs(k string) []netip.Addr {
-	m := a.byKey[k]
-	if len(m) == 0 {
+	list := a.byKey[k]
+	if len(list) == 0 {
 		return nil
 	}
-	out := make([]netip.Addr, 0, len(m))
-	for addr := range m {
-		out = append(out, addr)
+	out := make([]netip.Addr, 0, len(list))
+	for _, x := range list {
+		out = append(out, x.id.addr())
 	}
 	slices.SortFunc(out, netip.Addr.Compare)
 	return out
@@ -149,48 +301,47 @@ func (a *Allocator) sharedAddrs(k string) []netip.Addr {
 // holders with p ports each.
 func (a *Allocator) joinError(op string, o Owner, k ownerKey, s *shareInfo, addr netip.Addr) error {
 	var err error
-	a.forHolders(addr, func(h *allocation) bool {
+	a.forHolders(idOf(addr), func(h *allocation) bool {
 		if h.sameService(k) {
 			return true
 		}
-		err = shareConflict(op, o, s, h, addr)
+		err = a.shareConflict(op, o, s, h, addr)
 		return err == nil
 	})
 	return err
 }
 
 // shareConflict applies the sharing rules between a requester and one holder.
-func shareConflict(op string, o Owner, s *shareInfo, h *allocation, addr netip.Addr) error {
-	inUse := &InUseError{Op: op, For: o, Addr: addr, Holder: h.owner, HolderKind: h.kind}
+func (a *Allocator) shareConflict(op string, o Owner, s *shareInfo, h *allocation, addr netip.Addr) error {
+	hs := a.shareOf(h)
+	inUse := &InUseError{Op: op, For: o, Addr: addr, Holder: h.owner(), HolderKind: h.kind}
 	switch {
-	case s == nil && h.share == nil:
+	case s == nil && hs == nil:
 		return inUse
 	case s == nil:
 		inUse.Reason = "the service sets no sharing key"
 		return inUse
-	case h.share == nil:
+	case hs == nil:
 		inUse.Reason = "the holder sets no sharing key"
 		return inUse
-	case s.key != h.share.key:
+	case s.key != hs.key:
 		inUse.Reason = "their sharing keys differ"
 		return inUse
 	}
-	if (s.backend != "" || h.share.backend != "") && s.backend != h.share.backend {
-		return &SharingError{Op: op, For: o, Addr: addr, Holder: h.owner,
+	if (s.backend != "" || hs.backend != "") && s.backend != hs.backend {
+		return &SharingError{Op: op, For: o, Addr: addr, Holder: h.owner(),
 			Reason: "they do not select the same backends, which externalTrafficPolicy Local requires"}
 	}
 	for _, p := range s.ports {
-		for _, q := range h.share.ports {
+		for _, q := range hs.ports {
 			if p == q {
-				return &SharingError{Op: op, For: o, Addr: addr, Holder: h.owner,
-					Reason: "both use port " + p.Protocol + "/" + formatPort(p.Port)}
+				return &SharingError{Op: op, For: o, Addr: addr, Holder: h.owner(),
+					Reason: "both use port " + p.Protocol + "/" + strconv.FormatInt(int64(p.Port), 10)}
 			}
 		}
 	}
 	return nil
 }
-
-func formatPort(p int32) string { return strconv.FormatInt(int64(p), 10) }
 
 // newShareInfo copies a request's sharing terms; protocols default to TCP as
 // in Kubernetes.

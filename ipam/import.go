@@ -85,12 +85,12 @@ func (a *Allocator) Import(req Request, addrs []netip.Addr) (ImportResult, error
 		}
 		for _, h := range losers {
 			a.displace(h, addr)
-			res.Displaced = append(res.Displaced, Displacement{Owner: h.owner, Kind: h.kind, Addr: addr})
+			res.Displaced = append(res.Displaced, Displacement{Owner: h.owner(), Kind: h.kind, Addr: addr})
 		}
 		next = append(next, addr)
 	}
 
-	al := a.owners[k]
+	al := a.find(k)
 	if len(next) == 0 {
 		if al != nil {
 			a.drop(al)
@@ -99,18 +99,16 @@ func (a *Allocator) Import(req Request, addrs []netip.Addr) (ImportResult, error
 	}
 	poolName := req.Pool
 	if al != nil && poolName == "" {
-		poolName = al.pool
+		poolName = a.poolName(al)
 	}
 	if al == nil {
-		al = &allocation{kind: req.Kind, pool: poolName}
-		a.owners[k] = al
-		a.inUse[poolName]++
+		al = a.newAllocation(o, req.Kind, poolName)
 	}
 	a.replace(al, o, share, next)
 	a.setPool(al, poolName)
 	a.attribute(al)
 	a.checkOutside(al)
-	res.Pool, res.Addresses = al.pool, slices.Clone(al.list())
+	res.Pool, res.Addresses = a.poolName(al), al.list()
 	return res, errors.Join(errs...)
 }
 
@@ -119,15 +117,15 @@ func (a *Allocator) Import(req Request, addrs []netip.Addr) (ImportResult, error
 func (a *Allocator) importConflicts(op string, o Owner, k ownerKey, share *shareInfo, addr netip.Addr) ([]*allocation, error) {
 	var losers []*allocation
 	var err error
-	a.forHolders(addr, func(h *allocation) bool {
+	a.forHolders(idOf(addr), func(h *allocation) bool {
 		if h.sameService(k) {
 			return true
 		}
-		conflict := shareConflict(op, o, share, h, addr)
+		conflict := a.shareConflict(op, o, share, h, addr)
 		if conflict == nil {
 			return true
 		}
-		if older(h.owner, o) {
+		if older(h.owner(), o) {
 			err = conflict
 			return false
 		}
@@ -146,7 +144,7 @@ func (a *Allocator) displace(h *allocation, addr netip.Addr) {
 		a.drop(h)
 		return
 	}
-	next := slices.DeleteFunc(slices.Clone(h.list()), func(x netip.Addr) bool { return x == addr })
-	a.replace(h, h.owner, h.share, next)
+	next := slices.DeleteFunc(h.list(), func(x netip.Addr) bool { return x == addr })
+	a.replace(h, h.owner(), a.shareOf(h), next)
 	a.checkOutside(h)
 }

@@ -182,11 +182,24 @@ func (m *model) snapshot() map[string]string {
 
 func TestAllocatorAgainstModel(t *testing.T) {
 	for seed := uint64(1); seed <= 40; seed++ {
-		t.Run(fmt.Sprint(seed), func(t *testing.T) { runModel(t, seed, 400) })
+		t.Run(fmt.Sprint(seed), func(t *testing.T) { runModel(t, seed, 400, New) })
 	}
 }
 
-func runModel(t *testing.T, seed uint64, steps int) {
+// TestAllocatorAgainstModelWithHashCollisions forces owners onto few hash
+// values, so the collided index is exercised.
+func TestAllocatorAgainstModelWithHashCollisions(t *testing.T) {
+	newColliding := func() *Allocator {
+		a := New()
+		a.testHash = func(k ownerKey) uint64 { return uint64(k.name[len(k.name)-1] % 3) }
+		return a
+	}
+	for seed := uint64(100); seed < 110; seed++ {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) { runModel(t, seed, 400, newColliding) })
+	}
+}
+
+func runModel(t *testing.T, seed uint64, steps int, newAllocator func() *Allocator) {
 	rng := rand.New(rand.NewPCG(seed, seed))
 	owners := make([]Owner, 8)
 	for i := range owners {
@@ -203,7 +216,7 @@ func runModel(t *testing.T, seed uint64, steps int) {
 	slices.SortFunc(probe, netip.Addr.Compare)
 	probe = slices.Compact(probe)
 
-	a := New()
+	a := newAllocator()
 	m := &model{holds: map[string]*modelAlloc{}}
 	mustSetPools(t, a, modelPoolConfigs[0]...)
 	m.setPools(modelPoolConfigs[0])
@@ -257,16 +270,15 @@ func runModel(t *testing.T, seed uint64, steps int) {
 			m.setPools(cfg)
 		default:
 			what = "restart"
-			a = restart(t, rng, a, m)
+			a = restart(t, rng, a, m, newAllocator())
 		}
 		checkAgainstModel(t, fmt.Sprintf("step %d %s", step, what), a, m, probe)
 	}
 }
 
 // restart imports the model's allocations into a new Allocator in random order.
-func restart(t *testing.T, rng *rand.Rand, old *Allocator, m *model) *Allocator {
+func restart(t *testing.T, rng *rand.Rand, old *Allocator, m *model, a *Allocator) *Allocator {
 	t.Helper()
-	a := New()
 	mustSetPools(t, a, m.pools...)
 	names := make([]string, 0, len(m.holds))
 	for name := range m.holds {
@@ -345,31 +357,31 @@ func checkRunSets(t *testing.T, where string, a *Allocator) {
 	a.mu.RLock()
 	defer a.mu.RUnlock()
 	for _, pr := range a.pools.ranges {
-		var prev *run
+		var prevHi u128
+		first := true
 		var n u128
-		if pr.used.tree != nil {
-			pr.used.tree.Ascend(func(r run) bool {
-				if r.hi.less(r.lo) || (prev != nil && !prev.hi.inc().less(r.lo)) {
-					t.Fatalf("%s: range %s: runs %v and %v are not ordered and merged", where, pr.r, prev, r)
+		pr.used.ascend(func(lo, hi u128) bool {
+			if hi.less(lo) || (!first && !prevHi.inc().less(lo)) {
+				t.Fatalf("%s: range %s: run %v-%v follows %v: not ordered and merged", where, pr.r, lo, hi, prevHi)
+			}
+			for k := lo; ; k = k.inc() {
+				if _, ok := a.held[idOf(pr.addr(k))]; !ok {
+					t.Fatalf("%s: range %s: %s is marked used but not held", where, pr.r, pr.addr(k))
 				}
-				for k := r.lo; ; k = k.inc() {
-					if _, ok := a.held[pr.addr(k)]; !ok {
-						t.Fatalf("%s: range %s: %s is marked used but not held", where, pr.r, pr.addr(k))
-					}
-					if k == r.hi {
-						break
-					}
+				if k == hi {
+					break
 				}
-				n = n.add(r.hi.sub(r.lo).inc())
-				prev = &r
-				return true
-			})
-		}
+			}
+			n = n.add(hi.sub(lo).inc())
+			prevHi, first = hi, false
+			return true
+		})
 		if n != pr.used.count() {
 			t.Fatalf("%s: range %s: count %v, runs hold %v", where, pr.r, pr.used.count(), n)
 		}
 	}
-	for addr := range a.held {
+	for id := range a.held {
+		addr := id.addr()
 		if pr := a.pools.rangeOf(addr); pr != nil {
 			if k, ok := pr.key(addr); ok && !pr.used.has(k) {
 				t.Fatalf("%s: %s is held but not marked used", where, addr)

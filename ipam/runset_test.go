@@ -52,15 +52,15 @@ func TestRunSetAgainstMap(t *testing.T) {
 					t.Fatalf("firstFree = %v, %v; want %v, %v", got, ok, want, wantOK)
 				}
 			}
-			if s.tree == nil {
-				continue
-			}
-			var prev *run
-			s.tree.Ascend(func(r run) bool {
-				if prev != nil && !prev.hi.inc().less(r.lo) {
-					t.Fatalf("runs %v and %v touch", *prev, r)
+			first := true
+			var prevHi u128
+			s.ascend(func(lo, hi u128) bool {
+				// Runs are merged within a group of 2^64 keys, not across groups.
+				crossesGroup := prevHi.lo == math.MaxUint64 && lo.lo == 0 && lo.hi == prevHi.hi+1
+				if !first && !prevHi.inc().less(lo) && !crossesGroup {
+					t.Fatalf("runs ending %v and starting %v touch", prevHi, lo)
 				}
-				prev = &r
+				prevHi, first = hi, false
 				return true
 			})
 		}

@@ -42,15 +42,15 @@ func (a *Allocator) Stats() Stats {
 	outside := make(map[string]int)
 	var st Stats
 	for al := range a.outside {
-		for _, addr := range al.list() {
-			if outsideReason(a.pools, al, addr) != 0 {
-				outside[al.pool]++
+		for _, id := range al.ids() {
+			if a.outsideReason(al, id.addr()) != 0 {
+				outside[a.poolName(al)]++
 				st.Outside++
 			}
 		}
 	}
 	for _, p := range a.pools.ordered {
-		ps := PoolStats{Name: p.spec.Name, Allocations: a.inUse[p.spec.Name], Outside: outside[p.spec.Name]}
+		ps := PoolStats{Name: p.spec.Name, Allocations: a.inUseOf(p.spec.Name), Outside: outside[p.spec.Name]}
 		var used [2]Count
 		for _, pr := range p.ranges {
 			i := famIndex(pr.fam)
@@ -70,7 +70,15 @@ func (a *Allocator) Stats() Stats {
 func (a *Allocator) InUse(pool string) int {
 	a.mu.RLock()
 	defer a.mu.RUnlock()
-	return a.inUse[pool]
+	return a.inUseOf(pool)
+}
+
+func (a *Allocator) inUseOf(pool string) int {
+	id, ok := a.poolIDs[pool]
+	if !ok {
+		return 0
+	}
+	return a.inUse[id]
 }
 
 // OutsideReason says why a held address is not a usable address of its
@@ -101,12 +109,12 @@ func (r OutsideReason) String() string {
 	return "unknown"
 }
 
-func outsideReason(ps *poolSet, al *allocation, addr netip.Addr) OutsideReason {
-	pr := ps.rangeOf(addr)
+func (a *Allocator) outsideReason(al *allocation, addr netip.Addr) OutsideReason {
+	pr := a.pools.rangeOf(addr)
 	switch {
 	case pr == nil:
 		return OutsideAllPools
-	case pr.pool.spec.Name != al.pool:
+	case pr.pool.spec.Name != a.poolName(al):
 		return InAnotherPool
 	case pr.avoid && avoided(addr):
 		return AvoidedAddress
@@ -132,8 +140,8 @@ func (a *Allocator) OutsidePool() []Outside {
 	var out []Outside
 	for al := range a.outside {
 		for _, addr := range al.list() {
-			if r := outsideReason(a.pools, al, addr); r != 0 {
-				out = append(out, Outside{Owner: al.owner, Kind: al.kind, Addr: addr, Pool: al.pool, Reason: r})
+			if r := a.outsideReason(al, addr); r != 0 {
+				out = append(out, Outside{Owner: al.owner(), Kind: al.kind, Addr: addr, Pool: a.poolName(al), Reason: r})
 			}
 		}
 	}
@@ -167,8 +175,8 @@ func (a *Allocator) Lookup(addr netip.Addr) (Holding, bool) {
 	a.mu.RLock()
 	defer a.mu.RUnlock()
 	var h Holding
-	a.forHolders(addr, func(al *allocation) bool {
-		h.Holders = append(h.Holders, Holder{Owner: al.owner, Kind: al.kind, Pool: al.pool})
+	a.forHolders(idOf(addr), func(al *allocation) bool {
+		h.Holders = append(h.Holders, Holder{Owner: al.owner(), Kind: al.kind, Pool: a.poolName(al)})
 		return true
 	})
 	if len(h.Holders) == 0 {
@@ -185,9 +193,9 @@ func (a *Allocator) Lookup(addr netip.Addr) (Holding, bool) {
 func (a *Allocator) Addresses(owner Owner, kind Kind) (Result, bool) {
 	a.mu.RLock()
 	defer a.mu.RUnlock()
-	al, ok := a.owners[keyOf(owner, kind)]
-	if !ok {
+	al := a.find(keyOf(owner, kind))
+	if al == nil {
 		return Result{}, false
 	}
-	return Result{Pool: al.pool, Addresses: slices.Clone(al.list())}, true
+	return Result{Pool: a.poolName(al), Addresses: al.list()}, true
 }
