@@ -1,13 +1,16 @@
 package netlab
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -58,10 +61,11 @@ func (r *Router) startBGP(ctx context.Context, cfg BGPConfig) error {
 	if !cfg.RouterID.IsValid() {
 		cfg.RouterID = r.Addr4()
 	}
-	bgpdConf, bfddConf, err := renderBGPConfig(r.name, cfg)
+	conf, err := renderBGPConfig(r.name, cfg, r.localEnd)
 	if err != nil {
 		return err
 	}
+	bfddConf := conf.bfdd
 	if err := os.RemoveAll(r.dir); err != nil {
 		return fmt.Errorf("netlab: clear router directory: %w", err)
 	}
@@ -72,7 +76,7 @@ func (r *Router) startBGP(ctx context.Context, cfg BGPConfig) error {
 	if err != nil {
 		return err
 	}
-	files := map[string]string{"bgpd.conf": bgpdConf}
+	files := map[string]string{"bgpd.conf": conf.bgpd}
 	zebra := cfg.needsZebra()
 	if zebra {
 		files["zebra.conf"] = "hostname " + r.name + "\nlog stdout informational\n"
@@ -122,9 +126,65 @@ func (r *Router) startBGP(ctx context.Context, cfg BGPConfig) error {
 		if err := r.waitVty(ctx, p); err != nil {
 			return err
 		}
+		if d.name == "bfdd" {
+			if err := r.configureBFDSessions(ctx, conf.bfdSessions); err != nil {
+				return err
+			}
+		}
 	}
 	r.cfg = cfg
 	return nil
+}
+
+// localEnd returns the router's address and interface towards peer: the link whose
+// subnet holds peer, else the router's first address of peer's family.
+func (r *Router) localEnd(peer netip.Addr) localEnd {
+	for _, l := range r.Links() {
+		for _, p := range l.Addrs {
+			if p.Masked().Contains(peer) {
+				return localEnd{addr: p.Addr(), ifname: l.Name}
+			}
+		}
+	}
+	for _, a := range r.Addrs() {
+		if a.Is4() == peer.Is4() {
+			return localEnd{addr: a}
+		}
+	}
+	return localEnd{}
+}
+
+// configureBFDSessions adds the static BFD sessions to bfdd, retrying until bfdd
+// knows their interfaces and lists every one.
+func (r *Router) configureBFDSessions(ctx context.Context, sessions []bfdSession) error {
+	if len(sessions) == 0 {
+		return nil
+	}
+	args := []string{"configure terminal", "bfd"}
+	for _, s := range sessions {
+		args = append(args, s.command(), "profile "+s.profile, "exit")
+	}
+	return Poll(ctx, 10*time.Second, 100*time.Millisecond, func(ctx context.Context) error {
+		if _, err := r.vtysh(ctx, "bfdd", args...); err != nil {
+			return err
+		}
+		out, err := r.vtysh(ctx, "bfdd", "show bfd peers json")
+		if err != nil {
+			return err
+		}
+		peers, err := parseBFDPeers([]byte(out))
+		if err != nil {
+			return err
+		}
+		for _, s := range sessions {
+			if !slices.ContainsFunc(peers, func(p BFDPeer) bool {
+				return p.Peer == s.peer && p.Local == s.local && p.Interface == s.ifname
+			}) {
+				return fmt.Errorf("netlab: bfdd has no session %q yet: %+v", s.command(), peers)
+			}
+		}
+		return nil
+	})
 }
 
 // dryRun checks bgpd.conf with bgpd -C, which exits 0 even on errors but names the
@@ -185,6 +245,9 @@ func (r *Router) vtysh(ctx context.Context, daemon string, commands ...string) (
 	for _, c := range commands {
 		args = append(args, "-c", c)
 	}
+	// vtysh can hang on a daemon that is busy starting or stopping: bound each call.
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
 	cmd := exec.CommandContext(ctx, "vtysh", args...)
 	var stdout, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -226,4 +289,61 @@ func mustRead(path string) string {
 		return fmt.Sprintf("(%v)", err)
 	}
 	return string(b)
+}
+
+// Neighbors returns the router's BGP neighbours, sorted by address.
+func (r *Router) Neighbors(ctx context.Context) ([]BGPNeighbor, error) {
+	out, err := r.vtysh(ctx, "bgpd", "show bgp neighbors json")
+	if err != nil {
+		return nil, err
+	}
+	return parseNeighbors([]byte(out))
+}
+
+// Neighbor returns the neighbour at addr; false when the router has none.
+func (r *Router) Neighbor(ctx context.Context, addr netip.Addr) (BGPNeighbor, bool, error) {
+	ns, err := r.Neighbors(ctx)
+	if err != nil {
+		return BGPNeighbor{}, false, err
+	}
+	for _, n := range ns {
+		if n.Address == addr {
+			return n, true, nil
+		}
+	}
+	return BGPNeighbor{}, false, nil
+}
+
+// Routes returns the router's BGP table for family, sorted by prefix, in one vtysh
+// call: paths carry next hops, best and multipath flags, AS path, origin, local
+// preference and MED, but not communities (use Route for those).
+func (r *Router) Routes(ctx context.Context, family Family) ([]BGPRoute, error) {
+	out, err := r.vtysh(ctx, "bgpd", fmt.Sprintf("show bgp %s unicast json", family))
+	if err != nil {
+		return nil, err
+	}
+	return parseBGPTable([]byte(out))
+}
+
+// Route returns every path the router has for exactly prefix, with communities and
+// large communities; false when it has none.
+func (r *Router) Route(ctx context.Context, prefix netip.Prefix) (BGPRoute, bool, error) {
+	out, err := r.vtysh(ctx, "bgpd", fmt.Sprintf("show bgp %s unicast %s json", FamilyOf(prefix.Addr()), prefix.Masked()))
+	if err != nil {
+		return BGPRoute{}, false, err
+	}
+	return parseBGPPrefix([]byte(out))
+}
+
+// BFDPeers returns bfdd's sessions, sorted by peer address. It is an error to call it
+// on a router whose configuration needs no BFD (bfdd does not run).
+func (r *Router) BFDPeers(ctx context.Context) ([]BFDPeer, error) {
+	if !r.cfg.needsZebra() {
+		return nil, fmt.Errorf("netlab: router %s runs no bfdd: no neighbour has BFD", r.name)
+	}
+	out, err := r.vtysh(ctx, "bfdd", "show bfd peers json")
+	if err != nil {
+		return nil, err
+	}
+	return parseBFDPeers(bytes.TrimSpace([]byte(out)))
 }

@@ -72,14 +72,50 @@ var ErrBadBGPConfig = errors.New("netlab: bad BGP configuration")
 // frrWord is what a password may look like: FRR's configuration has no quoting.
 var frrWord = regexp.MustCompile(`^[!-~]+$`)
 
-// renderBGPConfig returns bgpd's configuration file and, when BFD is used, bfdd's
-// (holding one BFD profile per neighbour with BFD).
-func renderBGPConfig(hostname string, c BGPConfig) (bgpd, bfdd string, err error) {
+// localEnd is the router's side of a session: its address and interface towards a
+// peer (interface empty when the peer is not on a link of the router).
+type localEnd struct {
+	addr   netip.Addr
+	ifname string
+}
+
+// frrConfig is what the router's daemons are configured with.
+type frrConfig struct {
+	bgpd string
+	// bfdd holds the BFD profiles; bfdSessions are added through vtysh once bfdd knows
+	// the interfaces (it learns them from zebra after reading its file, and refuses a
+	// session on an interface it does not know yet).
+	bfdd        string
+	bfdSessions []bfdSession
+}
+
+// bfdSession is a BFD session configured statically in bfdd. A static session exists
+// before BGP comes up and survives BGP going down. When bgpd alone asks for one, bfdd
+// creates it as the BGP session comes up, and GoBGP v4.8.0 takes the new session's
+// first Down packets as a BFD failure and resets the BGP session, over and over.
+type bfdSession struct {
+	peer, local netip.Addr
+	ifname      string // empty for multihop
+	profile     string
+}
+
+// command returns the bfdd configuration line that creates the session.
+func (s bfdSession) command() string {
+	if s.ifname == "" {
+		return fmt.Sprintf("peer %s multihop local-address %s", s.peer, s.local)
+	}
+	return fmt.Sprintf("peer %s local-address %s interface %s", s.peer, s.local, s.ifname)
+}
+
+// renderBGPConfig renders the daemons' configuration. local gives the router's end
+// towards each peer.
+func renderBGPConfig(hostname string, c BGPConfig, local func(peer netip.Addr) localEnd) (frrConfig, error) {
+	var out frrConfig
 	if c.ASN == 0 {
-		return "", "", fmt.Errorf("%w: ASN is 0", ErrBadBGPConfig)
+		return frrConfig{}, fmt.Errorf("%w: ASN is 0", ErrBadBGPConfig)
 	}
 	if !c.RouterID.Is4() {
-		return "", "", fmt.Errorf("%w: router id %v is not an IPv4 address", ErrBadBGPConfig, c.RouterID)
+		return frrConfig{}, fmt.Errorf("%w: router id %v is not an IPv4 address", ErrBadBGPConfig, c.RouterID)
 	}
 	maxPaths := c.MaximumPaths
 	if maxPaths == 0 {
@@ -98,7 +134,7 @@ func renderBGPConfig(hostname string, c BGPConfig) (bgpd, bfdd string, err error
 	var active []string
 	for _, n := range c.Neighbors {
 		if !n.Address.IsValid() || n.ASN == 0 {
-			return "", "", fmt.Errorf("%w: neighbour %v with AS %d", ErrBadBGPConfig, n.Address, n.ASN)
+			return frrConfig{}, fmt.Errorf("%w: neighbour %v with AS %d", ErrBadBGPConfig, n.Address, n.ASN)
 		}
 		a := n.Address.String()
 		active = append(active, a)
@@ -106,7 +142,7 @@ func renderBGPConfig(hostname string, c BGPConfig) (bgpd, bfdd string, err error
 		fmt.Fprintf(&b, " neighbor %s timers connect 1\n", a)
 		if n.Password != "" {
 			if !frrWord.MatchString(n.Password) {
-				return "", "", fmt.Errorf("%w: password of %s must be printable ASCII without spaces", ErrBadBGPConfig, a)
+				return frrConfig{}, fmt.Errorf("%w: password of %s must be printable ASCII without spaces", ErrBadBGPConfig, a)
 			}
 			fmt.Fprintf(&b, " neighbor %s password %s\n", a, n.Password)
 		}
@@ -118,7 +154,7 @@ func renderBGPConfig(hostname string, c BGPConfig) (bgpd, bfdd string, err error
 		}
 		if n.HoldTime > 0 || n.KeepaliveTime > 0 {
 			if n.HoldTime < time.Second || n.KeepaliveTime < time.Second {
-				return "", "", fmt.Errorf("%w: timers of %s: set both hold and keepalive, at least 1 s each", ErrBadBGPConfig, a)
+				return frrConfig{}, fmt.Errorf("%w: timers of %s: set both hold and keepalive, at least 1 s each", ErrBadBGPConfig, a)
 			}
 			fmt.Fprintf(&b, " neighbor %s timers %d %d\n", a, int(n.KeepaliveTime/time.Second), int(n.HoldTime/time.Second))
 		}
@@ -137,6 +173,15 @@ func renderBGPConfig(hostname string, c BGPConfig) (bgpd, bfdd string, err error
 			}
 			fmt.Fprintf(&f, " profile %s\n  receive-interval %d\n  transmit-interval %d\n  detect-multiplier %d\n !\n",
 				profile, rx.Milliseconds(), tx.Milliseconds(), mult)
+			end := local(n.Address)
+			if !end.addr.IsValid() {
+				return frrConfig{}, fmt.Errorf("%w: BFD with %s: the router has no address towards it", ErrBadBGPConfig, a)
+			}
+			sess := bfdSession{peer: n.Address, local: end.addr, ifname: end.ifname, profile: profile}
+			if n.EBGPMultihop > 0 {
+				sess.ifname = ""
+			}
+			out.bfdSessions = append(out.bfdSessions, sess)
 		}
 	}
 	if len(c.ListenRanges) > 0 {
@@ -148,7 +193,7 @@ func renderBGPConfig(hostname string, c BGPConfig) (bgpd, bfdd string, err error
 		fmt.Fprintf(&b, " neighbor listeners remote-as %d\n", asn)
 		if c.ListenPassword != "" {
 			if !frrWord.MatchString(c.ListenPassword) {
-				return "", "", fmt.Errorf("%w: listen password must be printable ASCII without spaces", ErrBadBGPConfig)
+				return frrConfig{}, fmt.Errorf("%w: listen password must be printable ASCII without spaces", ErrBadBGPConfig)
 			}
 			fmt.Fprintf(&b, " neighbor listeners password %s\n", c.ListenPassword)
 		}
@@ -173,9 +218,10 @@ func renderBGPConfig(hostname string, c BGPConfig) (bgpd, bfdd string, err error
 	}
 	b.WriteString("exit\n!\n")
 	if f.Len() > 0 {
-		bfdd = fmt.Sprintf("hostname %s\nlog stdout informational\n!\nbfd\n%sexit\n!\n", hostname, f.String())
+		out.bfdd = fmt.Sprintf("hostname %s\nlog stdout informational\n!\nbfd\n%sexit\n!\n", hostname, f.String())
 	}
-	return b.String(), bfdd, nil
+	out.bgpd = b.String()
+	return out, nil
 }
 
 // bfdProfileName names the BFD profile of the neighbour at a.

@@ -11,7 +11,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -163,6 +162,7 @@ func buildPath(s string, c config) (*apiutil.Path, error) {
 		return nil, fmt.Errorf("prefix %q: %w", s, err)
 	}
 	attrs := []bgp.PathAttributeInterface{bgp.NewPathAttributeOrigin(0)}
+	family := bgp.RF_IPv4_UC
 	if prefix.Addr().Is4() {
 		nh, err := netip.ParseAddr(c.nextHop4)
 		if err != nil {
@@ -174,6 +174,7 @@ func buildPath(s string, c config) (*apiutil.Path, error) {
 		}
 		attrs = append(attrs, a)
 	} else {
+		family = bgp.RF_IPv6_UC
 		nh, err := netip.ParseAddr(c.nextHop6)
 		if err != nil {
 			return nil, fmt.Errorf("next hop for %s: %w", s, err)
@@ -209,8 +210,5 @@ func buildPath(s string, c config) (*apiutil.Path, error) {
 	if c.localPref > 0 {
 		attrs = append(attrs, bgp.NewPathAttributeLocalPref(uint32(c.localPref)))
 	}
-	if len(attrs) == 0 {
-		return nil, errors.New("no attributes")
-	}
-	return &apiutil.Path{Nlri: nlri, Attrs: attrs}, nil
+	return &apiutil.Path{Family: family, Nlri: nlri, Attrs: attrs}, nil
 }
