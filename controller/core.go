@@ -1,0 +1,334 @@
+package controller
+
+import (
+	"cmp"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync/atomic"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/herald-dev/herald/config"
+	"github.com/herald-dev/herald/ipam"
+)
+
+// Core makes every allocation decision Herald takes, for the controller's
+// reconcile loop and for the k8s.io/cloud-provider LoadBalancer alike. It
+// holds the IPAM state and the configuration model; it does no I/O, and is
+// safe for concurrent use (calls for one Service must not run concurrently,
+// which a workqueue guarantees).
+//
+// The order of use is: SetModel, Import every existing Service, then Ensure
+// (or EnsureLoadBalancer / EnsureExternalIPs) and Release as Services change.
+type Core struct {
+	class string
+	alloc *ipam.Allocator
+	model atomic.Pointer[config.Model]
+}
+
+// NewCore returns a Core serving Services of loadBalancerClass class (""
+// serves only Services without a class), with no pools.
+func NewCore(class string) *Core {
+	c := &Core{class: class, alloc: ipam.New()}
+	c.model.Store(config.Build(config.Snapshot{}))
+	return c
+}
+
+// Class returns the loadBalancerClass the Core serves.
+func (c *Core) Class() string { return c.class }
+
+// SetModel installs a new configuration. Pools may grow, shrink or go; no
+// address in use moves (see ipam.Allocator.SetPools). The error reports
+// pools the IPAM had to leave out; the rest is applied.
+func (c *Core) SetModel(m *config.Model) error {
+	err := c.alloc.SetPools(m.Pools())
+	c.model.Store(m)
+	if err != nil {
+		return fmt.Errorf("controller: set pools: %w", err)
+	}
+	return nil
+}
+
+// Model returns the configuration in use.
+func (c *Core) Model() *config.Model { return c.model.Load() }
+
+// Serves reports whether the Core handles svc (see the package function Serves).
+func (c *Core) Serves(svc *corev1.Service) bool { return Serves(svc, c.class) }
+
+// Desired translates svc with the namespace labels of the current model.
+func (c *Core) Desired(svc *corev1.Service) Intent {
+	return Desired(svc, c.model.Load().Subject(svc.Namespace, svc.Labels), c.class)
+}
+
+// Decision is what the Core decided for one kind of allocation of a Service.
+type Decision struct {
+	// Kind is ipam.LoadBalancer or ipam.ExternalIP.
+	Kind ipam.Kind
+	// Wanted reports whether the Service asks for this kind at all. When it
+	// does not, whatever it held was released and Condition is empty.
+	Wanted bool
+	// Addresses are what the Service holds after the decision, in the order
+	// of its families: the load-balancer ingress to write, or the external
+	// IPs it may have announced.
+	Addresses []netip.Addr
+	// Pool is the pool Addresses are counted in.
+	Pool string
+	// WriteExternalIPs is set when Addresses were allocated for the
+	// allocate-external-ip annotation and spec.externalIPs is still empty:
+	// the caller writes them there.
+	WriteExternalIPs bool
+	// Condition is the Service condition the decision implies (Type,
+	// Status, Reason, Message; the caller sets ObservedGeneration and
+	// LastTransitionTime). Status is True while the Service holds addresses.
+	Condition metav1.Condition
+	// Err, when set, says why the Service does not have what it asks for: a
+	// *RefusalError for its own invalid input, or the ipam error (check it
+	// with errors.Is against the ipam sentinels).
+	Err error
+	// Waiting reports that the Service lacks an address that capacity
+	// appearing (a new or grown pool, a released address) could give it.
+	Waiting bool
+	// Changed reports that the Service's held addresses changed; when some
+	// were freed, Services that are waiting may now be served.
+	Changed bool
+}
+
+// Ingress returns the status.loadBalancer.ingress the decision implies.
+func (d Decision) Ingress() []corev1.LoadBalancerIngress { return IngressFor(d.Addresses) }
+
+// RefusalError is the error of a Decision refused because of the Service's
+// own input.
+type RefusalError struct{ Refusal }
+
+func (e *RefusalError) Error() string { return "controller: " + e.Message }
+
+// ServiceDecision is what the Core decided for a Service.
+type ServiceDecision struct {
+	LoadBalancer, ExternalIPs Decision
+}
+
+// Ensure decides both kinds of allocation for svc (see EnsureLoadBalancer
+// and EnsureExternalIPs).
+func (c *Core) Ensure(svc *corev1.Service) ServiceDecision {
+	in := c.Desired(svc)
+	return ServiceDecision{
+		LoadBalancer: c.ensure(svc, in.LoadBalancer, ipam.LoadBalancer),
+		ExternalIPs:  c.ensure(svc, in.ExternalIPs, ipam.ExternalIP),
+	}
+}
+
+// EnsureLoadBalancer makes svc hold the load-balancer addresses it asks for,
+// or releases them when it asks for none (not of type LoadBalancer, or of a
+// class the Core does not serve). It is idempotent: an unchanged Service gets
+// the same Decision and nothing moves. On failure the Service keeps what it
+// held. Cost: one ipam.Allocate.
+func (c *Core) EnsureLoadBalancer(svc *corev1.Service) Decision {
+	return c.ensure(svc, c.Desired(svc).LoadBalancer, ipam.LoadBalancer)
+}
+
+// EnsureExternalIPs claims the addresses of svc's spec.externalIPs, or
+// allocates one when the Service asks for it and has none (the caller writes
+// it into spec.externalIPs). A claim is all or nothing, and re-checked every
+// time: when any address is refused none is claimed, so speakers announce
+// none.
+func (c *Core) EnsureExternalIPs(svc *corev1.Service) Decision {
+	return c.ensure(svc, c.Desired(svc).ExternalIPs, ipam.ExternalIP)
+}
+
+// ReleaseLoadBalancer frees what the Service namespace/name holds for its
+// load balancer; it reports whether it held anything.
+func (c *Core) ReleaseLoadBalancer(namespace, name string) bool {
+	return c.alloc.Release(ipam.Owner{Namespace: namespace, Name: name}, ipam.LoadBalancer)
+}
+
+// ReleaseExternalIPs frees the external IPs the Service namespace/name holds.
+func (c *Core) ReleaseExternalIPs(namespace, name string) bool {
+	return c.alloc.Release(ipam.Owner{Namespace: namespace, Name: name}, ipam.ExternalIP)
+}
+
+// Held returns what the Service namespace/name holds for kind.
+func (c *Core) Held(namespace, name string, kind ipam.Kind) (ipam.Result, bool) {
+	return c.alloc.Addresses(ipam.Owner{Namespace: namespace, Name: name}, kind)
+}
+
+// Stats returns the IPAM's exact per-pool counts.
+func (c *Core) Stats() ipam.Stats { return c.alloc.Stats() }
+
+// InUse returns the number of allocations counted in the named pool.
+func (c *Core) InUse(pool string) int { return c.alloc.InUse(pool) }
+
+// OutsidePool lists the held addresses outside their pool.
+func (c *Core) OutsidePool() []ipam.Outside { return c.alloc.OutsidePool() }
+
+// Lookup returns who holds addr.
+func (c *Core) Lookup(addr netip.Addr) (ipam.Holding, bool) { return c.alloc.Lookup(addr) }
+
+func (c *Core) ensure(svc *corev1.Service, w *Want, kind ipam.Kind) Decision {
+	owner := OwnerOf(svc)
+	before, had := c.alloc.Addresses(owner, kind)
+	d := Decision{Kind: kind}
+	if w == nil {
+		d.Changed = c.alloc.Release(owner, kind)
+		return d
+	}
+	d.Wanted = true
+	condType, verb, okReason := ConditionAddressAllocated, verbAllocated, ReasonAllocated
+	if kind == ipam.ExternalIP {
+		condType, verb, okReason = ConditionExternalIPsAccepted, verbAccepted, ReasonExternalIPsAccepted
+		if w.Requested {
+			okReason = ReasonExternalIPAllocated
+		}
+	}
+	d.Condition.Type = condType
+
+	// keep reports a failure that leaves the Service with what it held.
+	keep := func(reason, problem string, err error) Decision {
+		d.Addresses, d.Pool, d.Err = before.Addresses, before.Pool, err
+		d.Condition.Reason = reason
+		if had {
+			d.Condition.Status = metav1.ConditionTrue
+			d.Condition.Message = grantSentence(verb, before.Addresses, before.Pool) + " " + problem +
+				" The Service keeps " + plural(len(before.Addresses), "this address", "these addresses") + " until that is resolved."
+		} else {
+			d.Condition.Status = metav1.ConditionFalse
+			d.Condition.Message = problem
+		}
+		return d
+	}
+
+	if w.Refusal != nil {
+		return keep(w.Refusal.Reason, w.Refusal.Message, &RefusalError{*w.Refusal})
+	}
+	req := w.Request
+	if kind == ipam.LoadBalancer && had && req.Pool != "" && before.Pool == req.Pool {
+		// The allocation already honours the named pool. Dropping the
+		// restriction keeps an address that an edit moved out of the pool,
+		// since editing a pool never moves an address in use.
+		req.Pool = ""
+	}
+	res, err := c.alloc.Allocate(req)
+	if err != nil {
+		d.Waiting = true
+		reason := reasonFor(err, kind)
+		msg := userMessage(err)
+		if kind == ipam.ExternalIP && !w.Allocate {
+			// A refused claim is not held: speakers must not announce it.
+			d.Changed = c.alloc.Release(owner, kind)
+			d.Err = err
+			d.Condition.Status, d.Condition.Reason = metav1.ConditionFalse, reason
+			d.Condition.Message = "No external IP of this Service is claimed or announced: " + msg
+			return d
+		}
+		return keep(reason, msg, err)
+	}
+	d.Addresses, d.Pool = res.Addresses, res.Pool
+	d.Changed = !slices.Equal(before.Addresses, res.Addresses)
+	d.Condition.Status = metav1.ConditionTrue
+	d.Condition.Reason = okReason
+	d.Condition.Message = grantSentence(verb, res.Addresses, res.Pool)
+	if res.Degraded != nil {
+		d.Waiting = true
+		d.Err = res.Degraded
+		if kind == ipam.LoadBalancer {
+			d.Condition.Reason = ReasonPartiallyAllocated
+		}
+		d.Condition.Message += " " + userMessage(res.Degraded)
+	}
+	if kind == ipam.ExternalIP && w.Allocate {
+		d.WriteExternalIPs = true
+	}
+	return d
+}
+
+// userMessage turns an ipam error into a sentence for the Service's owner:
+// the error's text without the "ipam: <operation> <namespace>/<name>: "
+// prefix, which the Service's own events and conditions need not repeat. It
+// only shortens the text; decisions are taken with errors.Is.
+func userMessage(err error) string {
+	msg := err.Error()
+	if rest, ok := strings.CutPrefix(msg, "ipam: "); ok {
+		if _, after, ok := strings.Cut(rest, ": "); ok {
+			msg = after
+		}
+	}
+	if msg != "" {
+		msg = strings.ToUpper(msg[:1]) + msg[1:]
+	}
+	if !strings.HasSuffix(msg, ".") {
+		msg += "."
+	}
+	return msg
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+// ImportReport says what Import restored.
+type ImportReport struct {
+	// Services is the number of Services examined, Allocations the number of
+	// allocations restored.
+	Services, Allocations int
+	// Conflicts are the addresses that could not be restored because an
+	// older Service holds them (the younger one is allocated again).
+	Conflicts []error
+	// Displaced are the younger Services that lost an address to an older
+	// one during the import.
+	Displaced []ipam.Displacement
+}
+
+// Import restores every allocation the Services record, oldest Service
+// first (creation time, then UID), so that a restart or a leader change
+// moves nothing and conflicts always resolve the same way: the older Service
+// keeps a contested address. It reads status.loadBalancer.ingress of the
+// LoadBalancer Services the Core serves, and the external IPs a True
+// ExternalIPsAccepted condition lists. Call it once, after SetModel and
+// before any Ensure. Cost: O(S log S) plus one ipam.Import per allocation.
+func (c *Core) Import(services []*corev1.Service) ImportReport {
+	svcs := make([]*corev1.Service, 0, len(services))
+	for _, s := range services {
+		if s != nil && c.Serves(s) {
+			svcs = append(svcs, s)
+		}
+	}
+	slices.SortFunc(svcs, func(a, b *corev1.Service) int {
+		return cmp.Or(a.CreationTimestamp.Time.Compare(b.CreationTimestamp.Time), strings.Compare(string(a.UID), string(b.UID)),
+			strings.Compare(a.Namespace, b.Namespace), strings.Compare(a.Name, b.Name))
+	})
+	var rep ImportReport
+	for _, svc := range svcs {
+		rep.Services++
+		in := Desired(svc, ipam.Subject{Namespace: svc.Namespace}, c.class)
+		if in.LoadBalancer != nil {
+			if addrs := LoadBalancerAddresses(svc); len(addrs) > 0 {
+				g, _ := grantOf(svc, ConditionAddressAllocated)
+				c.importOne(&rep, in.LoadBalancer.Request, g.Pool, addrs)
+			}
+		}
+		if in.ExternalIPs != nil {
+			if addrs := AcceptedExternalIPs(svc); len(addrs) > 0 {
+				g, _ := grantOf(svc, ConditionExternalIPsAccepted)
+				c.importOne(&rep, in.ExternalIPs.Request, g.Pool, addrs)
+			}
+		}
+	}
+	return rep
+}
+
+func (c *Core) importOne(rep *ImportReport, req ipam.Request, pool string, addrs []netip.Addr) {
+	req.Pool = pool
+	res, err := c.alloc.Import(req, addrs)
+	if len(res.Addresses) > 0 {
+		rep.Allocations++
+	}
+	rep.Displaced = append(rep.Displaced, res.Displaced...)
+	if err != nil {
+		rep.Conflicts = append(rep.Conflicts, err)
+	}
+}

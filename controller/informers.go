@@ -1,0 +1,168 @@
+package controller
+
+import (
+	"maps"
+
+	"golang.org/x/time/rate"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/herald-dev/herald/config"
+	heraldinformers "github.com/herald-dev/herald/config/generated/informers/externalversions"
+)
+
+func newBucket(perSecond float64, burst int) *rate.Limiter {
+	return rate.NewLimiter(rate.Limit(perSecond), burst)
+}
+
+func labelsEverything() labels.Selector { return labels.Everything() }
+
+// maxSecretValue bounds what the controller keeps of a Secret's values. It
+// only checks that a BGPPeer's password key exists, is not empty and is not
+// too long for TCP MD5 (80 bytes); the speaker reads the password itself.
+const maxSecretValue = 1024
+
+// setupInformers creates the informers and their event handlers. Objects
+// are trimmed before they are cached: managed fields go, and Nodes,
+// Namespaces and Secrets keep only what the configuration model reads.
+func (c *Controller) setupInformers() {
+	kf := informers.NewSharedInformerFactoryWithOptions(c.kube, c.cfg.Resync, informers.WithTransform(trimKubeObject))
+	hf := heraldinformers.NewSharedInformerFactoryWithOptions(c.herald, c.cfg.Resync, heraldinformers.WithTransform(trimManagedFields))
+	c.kubeInformers, c.heraldInformers = kf, hf
+
+	svcInf := kf.Core().V1().Services()
+	nsInf := kf.Core().V1().Namespaces()
+	secInf := kf.Core().V1().Secrets()
+	nodeInf := kf.Core().V1().Nodes()
+	v1 := hf.Herald().V1alpha1()
+	poolInf, l2Inf, peerInf, adInf := v1.IPPools(), v1.L2Advertisements(), v1.BGPPeers(), v1.BGPAdvertisements()
+	c.services, c.namespaces, c.secrets, c.nodes = svcInf.Lister(), nsInf.Lister(), secInf.Lister(), nodeInf.Lister()
+	c.pools, c.l2s, c.peers, c.bgpAds = poolInf.Lister(), l2Inf.Lister(), peerInf.Lister(), adInf.Lister()
+
+	add := func(inf cache.SharedIndexInformer, h cache.ResourceEventHandler) {
+		_, _ = inf.AddEventHandler(h)
+		c.synced = append(c.synced, inf.HasSynced)
+	}
+	add(svcInf.Informer(), cache.ResourceEventHandlerFuncs{
+		AddFunc:    c.enqueueService,
+		UpdateFunc: func(_, obj any) { c.enqueueService(obj) },
+		DeleteFunc: c.enqueueService,
+	})
+	model := func() { c.objQueue.Add(modelKey) }
+	kindHandler := func(kind string) cache.ResourceEventHandler {
+		enqueue := func(obj any) {
+			if o, err := metaOf(obj); err == nil {
+				c.objQueue.Add(modelKey)
+				c.objQueue.Add(objectKey{kind, o.GetName()})
+			}
+		}
+		return cache.ResourceEventHandlerFuncs{
+			AddFunc:    enqueue,
+			UpdateFunc: func(_, obj any) { enqueue(obj) },
+			DeleteFunc: enqueue,
+		}
+	}
+	add(poolInf.Informer(), kindHandler(config.KindIPPool))
+	add(l2Inf.Informer(), kindHandler(config.KindL2Advertisement))
+	add(peerInf.Informer(), kindHandler(config.KindBGPPeer))
+	add(adInf.Informer(), kindHandler(config.KindBGPAdvertisement))
+	// Namespaces and Nodes matter for their labels only; Secrets only when a
+	// BGPPeer names them.
+	labelsChanged := cache.ResourceEventHandlerFuncs{
+		AddFunc: func(any) { model() },
+		UpdateFunc: func(old, obj any) {
+			o, err1 := metaOf(old)
+			n, err2 := metaOf(obj)
+			if err1 != nil || err2 != nil || !maps.Equal(o.GetLabels(), n.GetLabels()) {
+				model()
+			}
+		},
+		DeleteFunc: func(any) { model() },
+	}
+	add(nsInf.Informer(), labelsChanged)
+	add(nodeInf.Informer(), labelsChanged)
+	secretNamed := func(obj any) {
+		if o, err := metaOf(obj); err == nil && c.secretReferenced(o.GetNamespace(), o.GetName()) {
+			model()
+		}
+	}
+	add(secInf.Informer(), cache.ResourceEventHandlerFuncs{
+		AddFunc:    secretNamed,
+		UpdateFunc: func(_, obj any) { secretNamed(obj) },
+		DeleteFunc: secretNamed,
+	})
+}
+
+// secretReferenced reports whether a BGPPeer names the Secret namespace/name.
+func (c *Controller) secretReferenced(namespace, name string) bool {
+	peers, _ := c.peers.List(labels.Everything())
+	for _, p := range peers {
+		ref := p.Spec.PasswordSecretRef
+		if ref == nil || ref.Name != name {
+			continue
+		}
+		ns := ref.Namespace
+		if ns == "" {
+			ns = c.cfg.Namespace
+		}
+		if ns == namespace {
+			return true
+		}
+	}
+	return false
+}
+
+func metaOf(obj any) (metav1.Object, error) {
+	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = d.Obj
+	}
+	return metaAccessor(obj)
+}
+
+// trimManagedFields drops metadata.managedFields, which the controller never
+// reads, to save memory.
+func trimManagedFields(obj any) (any, error) {
+	if o, err := metaAccessor(obj); err == nil {
+		o.SetManagedFields(nil)
+	}
+	return obj, nil
+}
+
+// trimKubeObject trims core objects before they are cached.
+func trimKubeObject(obj any) (any, error) {
+	switch o := obj.(type) {
+	case *corev1.Node:
+		return &corev1.Node{ObjectMeta: slimMeta(o.ObjectMeta)}, nil
+	case *corev1.Namespace:
+		return &corev1.Namespace{ObjectMeta: slimMeta(o.ObjectMeta)}, nil
+	case *corev1.Secret:
+		s := &corev1.Secret{ObjectMeta: slimMeta(o.ObjectMeta), Type: o.Type}
+		s.Labels = nil
+		if len(o.Data) > 0 {
+			s.Data = make(map[string][]byte, len(o.Data))
+			for k, v := range o.Data {
+				if len(v) > maxSecretValue {
+					v = v[:maxSecretValue]
+				}
+				s.Data[k] = v
+			}
+		}
+		return s, nil
+	}
+	return trimManagedFields(obj)
+}
+
+// slimMeta keeps the identity and labels of an object.
+func slimMeta(m metav1.ObjectMeta) metav1.ObjectMeta {
+	return metav1.ObjectMeta{
+		Name: m.Name, Namespace: m.Namespace, UID: m.UID, ResourceVersion: m.ResourceVersion,
+		Generation: m.Generation, CreationTimestamp: m.CreationTimestamp, DeletionTimestamp: m.DeletionTimestamp,
+		Labels: m.Labels,
+	}
+}
+
+func metaAccessor(obj any) (metav1.Object, error) { return meta.Accessor(obj) }

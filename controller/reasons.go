@@ -1,0 +1,135 @@
+package controller
+
+import (
+	"errors"
+
+	"github.com/herald-dev/herald/ipam"
+)
+
+// Condition types the controller writes into a Service's status.conditions.
+// Their Reason is the same stable CamelCase word as the Event that announced
+// the decision, so `kubectl get svc -o yaml` and `kubectl describe svc` agree.
+const (
+	// ConditionAddressAllocated says whether a Service of type LoadBalancer
+	// has the addresses it asks for. True: the message reads
+	// `Allocated <addr>[, <addr>] from IPPool "<pool>".` False: the reason says
+	// why not, and the message whether the Service keeps an earlier address.
+	ConditionAddressAllocated = "herald.dev/AddressAllocated"
+
+	// ConditionExternalIPsAccepted says whether the addresses in a Service's
+	// spec.externalIPs are claimed in IPAM, so that speakers may announce
+	// them. True: the message reads `Accepted <addr>[, <addr>] from IPPool
+	// "<pool>".` and lists exactly the claimed addresses. False: none is
+	// claimed, and speakers must announce none (see AcceptedExternalIPs).
+	ConditionExternalIPsAccepted = "herald.dev/ExternalIPsAccepted"
+)
+
+// Reasons of the Service conditions and Events. They are stable and safe to
+// match on.
+const (
+	// ReasonAllocated: the Service has one address per family it asked for.
+	ReasonAllocated = "Allocated"
+	// ReasonPartiallyAllocated: a PreferDualStack Service got an address of
+	// its first family only; the message says why the other is missing.
+	ReasonPartiallyAllocated = "PartiallyAllocated"
+	// ReasonPoolExhausted: no pool that may serve the Service has a free address.
+	ReasonPoolExhausted = "PoolExhausted"
+	// ReasonAddressInUse: the requested address is held by another Service
+	// (named in the message) that cannot share it.
+	ReasonAddressInUse = "AddressInUse"
+	// ReasonAddressNotInAnyPool: a requested address lies in no IPPool.
+	ReasonAddressNotInAnyPool = "AddressNotInAnyPool"
+	// ReasonPoolNotFound: the annotation names an IPPool that does not exist.
+	ReasonPoolNotFound = "PoolNotFound"
+	// ReasonPoolNotAllowed: the pool (or every pool) may not serve this
+	// Service: its namespace or labels are not admitted, autoAssign is off, or
+	// the pool is invalid or being deleted.
+	ReasonPoolNotAllowed = "PoolNotAllowed"
+	// ReasonFamilyUnavailable: no pool that may serve the Service has
+	// addresses of a family it requires.
+	ReasonFamilyUnavailable = "FamilyUnavailable"
+	// ReasonSharingRefused: the sharing key matches, but the ports overlap or,
+	// with externalTrafficPolicy Local, the backends differ.
+	ReasonSharingRefused = "SharingRefused"
+	// ReasonInvalidAnnotation: a herald.dev/ annotation cannot be parsed.
+	ReasonInvalidAnnotation = "InvalidAnnotation"
+	// ReasonInvalidLoadBalancerIP: spec.loadBalancerIP is not an IP address.
+	ReasonInvalidLoadBalancerIP = "InvalidLoadBalancerIP"
+	// ReasonLoadBalancerIPMismatch: spec.loadBalancerIP is not among the
+	// addresses of the herald.dev/addresses annotation.
+	ReasonLoadBalancerIPMismatch = "LoadBalancerIPMismatch"
+	// ReasonWrongAddressFamily: a requested address is of a family the
+	// Service's spec.ipFamilies does not list.
+	ReasonWrongAddressFamily = "WrongAddressFamily"
+	// ReasonInvalidRequest: the request contradicts itself in another way
+	// (for example, requested addresses in two different pools).
+	ReasonInvalidRequest = "InvalidRequest"
+
+	// ReasonExternalIPsAccepted: every address in spec.externalIPs is claimed.
+	ReasonExternalIPsAccepted = "Accepted"
+	// ReasonExternalIPAllocated: an address was allocated and written into
+	// spec.externalIPs, as the herald.dev/allocate-external-ip annotation asked.
+	ReasonExternalIPAllocated = "ExternalIPAllocated"
+	// ReasonExternalIPInvalid: an entry of spec.externalIPs is not an IP address.
+	ReasonExternalIPInvalid = "ExternalIPInvalid"
+	// ReasonTooManyExternalIPs: spec.externalIPs lists more than one address
+	// of a family; Herald claims at most one IPv4 and one IPv6 address per Service.
+	ReasonTooManyExternalIPs = "TooManyExternalIPs"
+	// ReasonExternalIPNotInAnyPool: an external IP lies in no IPPool.
+	ReasonExternalIPNotInAnyPool = "ExternalIPNotInAnyPool"
+	// ReasonExternalIPNotAllowed: no IPPool's allowExternalIPs admits the
+	// Service's namespace for that address.
+	ReasonExternalIPNotAllowed = "ExternalIPNotAllowed"
+	// ReasonExternalIPInUse: another Service (named in the message) holds the
+	// external IP and cannot share it.
+	ReasonExternalIPInUse = "ExternalIPInUse"
+	// ReasonExternalIPSharingRefused: the sharing key matches, but the ports
+	// overlap or the backends differ.
+	ReasonExternalIPSharingRefused = "ExternalIPSharingRefused"
+	// ReasonExternalIPPoolNotFound: the allocate-external-ip annotation names
+	// an IPPool that does not exist.
+	ReasonExternalIPPoolNotFound = "ExternalIPPoolNotFound"
+	// ReasonExternalIPPoolExhausted: no pool that allows external IPs for the
+	// namespace has a free address.
+	ReasonExternalIPPoolExhausted = "ExternalIPPoolExhausted"
+	// ReasonExternalIPFamilyUnavailable: no such pool has an address of the
+	// family asked for.
+	ReasonExternalIPFamilyUnavailable = "ExternalIPFamilyUnavailable"
+	// ReasonExternalIPInvalidRequest: the external IPs contradict the request
+	// in another way (for example, addresses in two different pools).
+	ReasonExternalIPInvalidRequest = "ExternalIPInvalidRequest"
+)
+
+// reasonMap ties an ipam sentinel error to a Service reason for each kind of
+// allocation. The order decides which reason names an error that wraps several
+// sentinels (one refusal per candidate pool): what the user can act on first.
+var reasonMap = []struct {
+	err          error
+	loadBalancer string
+	externalIP   string
+}{
+	{ipam.ErrInvalidRequest, ReasonInvalidRequest, ReasonExternalIPInvalidRequest},
+	{ipam.ErrNoSuchPool, ReasonPoolNotFound, ReasonExternalIPPoolNotFound},
+	{ipam.ErrNotInAnyPool, ReasonAddressNotInAnyPool, ReasonExternalIPNotInAnyPool},
+	{ipam.ErrInUse, ReasonAddressInUse, ReasonExternalIPInUse},
+	{ipam.ErrSharingRefused, ReasonSharingRefused, ReasonExternalIPSharingRefused},
+	{ipam.ErrPoolExhausted, ReasonPoolExhausted, ReasonExternalIPPoolExhausted},
+	{ipam.ErrFamilyUnavailable, ReasonFamilyUnavailable, ReasonExternalIPFamilyUnavailable},
+	{ipam.ErrNotAllowed, ReasonPoolNotAllowed, ReasonExternalIPNotAllowed},
+}
+
+// reasonFor returns the reason for an ipam error of one kind of allocation.
+func reasonFor(err error, kind ipam.Kind) string {
+	for _, m := range reasonMap {
+		if errors.Is(err, m.err) {
+			if kind == ipam.ExternalIP {
+				return m.externalIP
+			}
+			return m.loadBalancer
+		}
+	}
+	if kind == ipam.ExternalIP {
+		return ReasonExternalIPInvalidRequest
+	}
+	return ReasonInvalidRequest
+}
