@@ -48,6 +48,8 @@ func (f *sharedInformerFactory) ForResource(resource schema.GroupVersionResource
 		return &genericInformer{resource: resource.GroupResource(), informer: f.Herald().V1alpha1().IPPools().Informer()}, nil
 	case v1alpha1.SchemeGroupVersion.WithResource("l2advertisements"):
 		return &genericInformer{resource: resource.GroupResource(), informer: f.Herald().V1alpha1().L2Advertisements().Informer()}, nil
+	case v1alpha1.SchemeGroupVersion.WithResource("speakerstatuses"):
+		return &genericInformer{resource: resource.GroupResource(), informer: f.Herald().V1alpha1().SpeakerStatuses().Informer()}, nil
 
 	}
 

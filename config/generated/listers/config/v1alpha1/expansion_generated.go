@@ -20,3 +20,7 @@ type IPPoolListerExpansion interface{}
 // L2AdvertisementListerExpansion allows custom methods to be added to
 // L2AdvertisementLister.
 type L2AdvertisementListerExpansion interface{}
+
+// SpeakerStatusListerExpansion allows custom methods to be added to
+// SpeakerStatusLister.
+type SpeakerStatusListerExpansion interface{}

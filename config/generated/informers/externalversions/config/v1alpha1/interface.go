@@ -19,6 +19,8 @@ type Interface interface {
 	IPPools() TypedIPPoolInformer
 	// L2Advertisements returns a L2AdvertisementInformer.
 	L2Advertisements() TypedL2AdvertisementInformer
+	// SpeakerStatuses returns a SpeakerStatusInformer.
+	SpeakerStatuses() TypedSpeakerStatusInformer
 }
 
 type version struct {
@@ -50,4 +52,9 @@ func (v *version) IPPools() TypedIPPoolInformer {
 // L2Advertisements returns a TypedL2AdvertisementInformer.
 func (v *version) L2Advertisements() TypedL2AdvertisementInformer {
 	return &l2AdvertisementInformer{factory: v.factory, tweakListOptions: v.tweakListOptions}
+}
+
+// SpeakerStatuses returns a TypedSpeakerStatusInformer.
+func (v *version) SpeakerStatuses() TypedSpeakerStatusInformer {
+	return &speakerStatusInformer{factory: v.factory, tweakListOptions: v.tweakListOptions}
 }

@@ -19,6 +19,7 @@ type HeraldV1alpha1Interface interface {
 	BGPPeersGetter
 	IPPoolsGetter
 	L2AdvertisementsGetter
+	SpeakerStatusesGetter
 }
 
 // HeraldV1alpha1Client is used to interact with features provided by the herald.dev group.
@@ -40,6 +41,10 @@ func (c *HeraldV1alpha1Client) IPPools() IPPoolInterface {
 
 func (c *HeraldV1alpha1Client) L2Advertisements() L2AdvertisementInterface {
 	return newL2Advertisements(c)
+}
+
+func (c *HeraldV1alpha1Client) SpeakerStatuses() SpeakerStatusInterface {
+	return newSpeakerStatuses(c)
 }
 
 // NewForConfig creates a new HeraldV1alpha1Client for the given config.

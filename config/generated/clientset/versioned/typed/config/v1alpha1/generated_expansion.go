@@ -12,3 +12,5 @@ type BGPPeerExpansion interface{}
 type IPPoolExpansion interface{}
 
 type L2AdvertisementExpansion interface{}
+
+type SpeakerStatusExpansion interface{}

@@ -31,6 +31,10 @@ func (c *FakeHeraldV1alpha1) L2Advertisements() v1alpha1.L2AdvertisementInterfac
 	return newFakeL2Advertisements(c)
 }
 
+func (c *FakeHeraldV1alpha1) SpeakerStatuses() v1alpha1.SpeakerStatusInterface {
+	return newFakeSpeakerStatuses(c)
+}
+
 // RESTClient returns a RESTClient that is used to communicate
 // with API server by this client implementation.
 func (c *FakeHeraldV1alpha1) RESTClient() rest.Interface {
