@@ -57,8 +57,8 @@ func BenchmarkSuccessiveAllocations(b *testing.B) {
 		n    int
 		fam  Family
 	}{
-		{"ipv6-/111-100000", auto("p", "2001:db8::/111"), 100000, IPv6},
-		{"ipv6-/112-65536-full", auto("p", "2001:db8::/112"), 65536, IPv6},
+		{"ipv6-prefix111-100000", auto("p", "2001:db8::/111"), 100000, IPv6},
+		{"ipv6-prefix112-65536-full", auto("p", "2001:db8::/112"), 65536, IPv6},
 		{"ipv4-avoidBuggyIPs=off-512-full", auto("p", "198.51.100.0/24", "203.0.113.0/24"), 512, IPv4},
 		{"ipv4-avoidBuggyIPs=on-508-full", auto("p", "198.51.100.0/24", "203.0.113.0/24").avoid(), 508, IPv4},
 	}
@@ -86,12 +86,12 @@ func BenchmarkAllocateInFullPool(b *testing.B) {
 		held   int
 		holes  bool
 	}{
-		{"/120-packed-255", "2001:db8::/120", 255, false},
-		{"/120-holes-128", "2001:db8::/120", 128, true},
-		{"/96-packed-100000", "2001:db8::/96", 100000, false},
-		{"/96-holes-100000", "2001:db8::/96", 100000, true},
-		{"/64-packed-100000", "2001:db8::/64", 100000, false},
-		{"/64-holes-100000", "2001:db8::/64", 100000, true},
+		{"prefix120-packed-255", "2001:db8::/120", 255, false},
+		{"prefix120-holes-128", "2001:db8::/120", 128, true},
+		{"prefix96-packed-100000", "2001:db8::/96", 100000, false},
+		{"prefix96-holes-100000", "2001:db8::/96", 100000, true},
+		{"prefix64-packed-100000", "2001:db8::/64", 100000, false},
+		{"prefix64-holes-100000", "2001:db8::/64", 100000, true},
 	}
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {
@@ -114,9 +114,9 @@ func BenchmarkAllocateInFullPool(b *testing.B) {
 // BenchmarkAllocateOnly measures allocations that stay (no release) on top of
 // 100,000 held addresses, so each op grows the pool's usage by one.
 func BenchmarkAllocateOnly(b *testing.B) {
-	for _, prefix := range []string{"2001:db8::/96", "2001:db8::/64"} {
-		b.Run(prefix+"-holding-100000", func(b *testing.B) {
-			a := benchAllocator(b, auto("p", prefix))
+	for _, bits := range []int{96, 64} {
+		b.Run(fmt.Sprintf("prefix%d-holding-100000", bits), func(b *testing.B) {
+			a := benchAllocator(b, auto("p", fmt.Sprintf("2001:db8::/%d", bits)))
 			prefill(b, a, 100000, false)
 			owners := benchOwners(b.N + 100000)[100000:]
 			b.ReportAllocs()

@@ -2,6 +2,86 @@
 // owner (a Service's load-balancer ingress or an external IP), from which pool.
 //
 // It is pure and goroutine-safe. It must not import Kubernetes, logging or
-// metrics packages: callers translate their objects into requests, and export
-// Stats themselves.
+// metrics packages: callers translate their objects into requests (Request,
+// PoolSpec), act on the results and errors, and export Stats themselves. It
+// owns no goroutine and does no I/O.
+//
+// # Using it
+//
+// A controller builds one Allocator, gives it the pools (SetPools), restores
+// every allocation recorded in the Services (Import) before it allocates
+// anything, then calls Allocate for each Service it reconciles and Release
+// when a Service no longer needs an address. DryRun answers "would this
+// succeed, and with what" without changing anything. Lookup, Addresses,
+// InUse, OutsidePool and Stats report the state.
+//
+// # Rules
+//
+// An allocation is identified by the owner's namespace and name and the Kind
+// (LoadBalancer or ExternalIP); it holds at most one address per family.
+//
+//   - Requested addresses (Request.Addresses) must lie in one pool that admits
+//     the Subject; a named pool (Request.Pool) must exist and admit it;
+//     otherwise pools with AutoAssign that admit it are tried by Priority
+//     (lower first), then Name. AutoAssign=false pools serve only requests
+//     that name them or one of their addresses.
+//   - A dual-stack request gets one address per family from the same pool.
+//     RequireAllFamilies fails unless every family is served; otherwise a pool
+//     serving every family is preferred, and the request degrades to the
+//     families one pool can serve as long as the first one is among them
+//     (Result.Degraded says why).
+//   - AvoidBuggyIPs pools never hand out IPv4 addresses ending in .0 or .255.
+//   - Kind ExternalIP uses ExternalIPAdmission instead of ServiceAdmission;
+//     a nil ExternalIPAdmission allows no external IP. A claimed external IP
+//     is re-checked on every Allocate.
+//   - An address held by one owner is given to another only when both set the
+//     same Sharing.Key, their (protocol, port) sets are disjoint and their
+//     BackendKeys are equal when either sets one. Automatic allocation with a
+//     sharing key joins the lowest compatible shared address of the pool
+//     before taking a free one. Sharers release independently.
+//   - Allocate is idempotent and never moves an address the request does not
+//     demand to move; a failed change keeps the current allocation. SetPools
+//     never moves or drops an allocation: addresses left outside their pool
+//     are kept and listed by OutsidePool, and InUse keeps counting a removed
+//     pool's allocations so its deletion can wait.
+//   - Import conflicts are won by the older owner (Owner.Created, then UID),
+//     whatever the order of the imports; displaced owners are reported.
+//
+// Admitters are called with the allocator's lock held and must not call back
+// into it.
+//
+// # Data structures and costs
+//
+// Each pool range keeps its used addresses as a B-tree of merged runs of
+// consecutive keys (runSet), so the first free address is found in O(log r)
+// for r runs, whatever the size of the pool: a /64 or a /32 costs the same as
+// a /120. With AvoidBuggyIPs a range numbers only its usable addresses, so runs
+// stay merged across /24 boundaries and no search walks over avoided ones.
+// Holders are found through a map from address to allocation; owners through
+// a map keyed by a hash of namespace, name and kind. An allocation is a
+// 96-byte record that references the caller's strings and copies no label
+// maps. Counts are exact 129-bit numbers (Count), so ::/0 does not overflow.
+// Every method documents its cost.
+//
+// # Measured figures
+//
+// On the development machine (2 shared cores, AMD EPYC, go1.26, other jobs
+// running), with
+//
+//	go test -run '^$' -bench . -benchmem ./ipam/
+//
+// the benchmarks in bench_test.go gave (see docs/ipam.md for every figure):
+//
+//   - 100,000 successive allocations into one pool (2001:db8::/111): about
+//     0.15 s in total (about 1.5 µs each); filling a pool the size of an IPv4
+//     /16 (2001:db8::/112, 65,536 addresses) takes about 0.1 s. IPv4 pools
+//     cost the same per allocation with avoidBuggyIPs off and on.
+//   - One allocation (with its release) in a pool already holding 100,000
+//     addresses: 1.5 to 2.7 µs in /120, /96 and /64 pools alike, packed or
+//     fragmented; an allocation that stays costs 3 to 4 µs including the
+//     growth of the maps.
+//   - Release and re-allocate with 1,000, 10,000 and 100,000 held addresses
+//     in n/2 runs: about 3, 4.6 and 7 µs, growing with log n.
+//   - Memory per held address: 155 bytes packed, 190 bytes fully fragmented
+//     (every other address held) or after releasing half of 200,000.
 package ipam
