@@ -1,0 +1,255 @@
+package speaker
+
+import (
+	"net/netip"
+	"slices"
+
+	"github.com/herald-dev/herald/config"
+	"github.com/herald-dev/herald/speaker/layer2"
+)
+
+// Node is what the desired-state computation needs of one Node: its
+// eligibility summary and its labels (which advertisements select it).
+type Node struct {
+	State  NodeState
+	Labels map[string]string
+}
+
+// Inputs are everything one node's desired state depends on. Compute reads
+// them only.
+type Inputs struct {
+	// Self is this node's name.
+	Self string
+	// Model is the validated configuration; nil announces nothing.
+	Model *config.Model
+	// Services are the Services with addresses this speaker serves.
+	Services []Service
+	// Nodes are all the cluster's Nodes, with SpeakerAlive from membership.
+	Nodes []Node
+	// Interfaces are this node's network interfaces.
+	Interfaces []layer2.NodeInterface
+	// Suppressed are addresses this node lost a layer-2 conflict for and
+	// must not announce while the winner still claims them.
+	Suppressed map[netip.Addr]bool
+	// DataPlaneDown are nodes whose kube-proxy says they cannot serve at all
+	// (node health check failing): they announce nothing.
+	DataPlaneDown map[string]bool
+	// Withdrawn are, per Service, nodes whose kube-proxy health check for
+	// that Service says it has no local endpoint (externalTrafficPolicy
+	// Local), whatever the EndpointSlices say.
+	Withdrawn map[ServiceKey][]string
+}
+
+// Desired is one node's whole desired state. Announcers take it whole
+// (Set) and apply the difference themselves.
+type Desired struct {
+	// Layer2 are the addresses this node answers ARP/NDP for.
+	Layer2 map[netip.Addr]Layer2Entry
+	// Owners maps every address that has a layer-2 advertisement to the node
+	// elected to announce it, or "" when no node is eligible. It is the same
+	// on every speaker that has the same view; the speaker uses it for
+	// events and metrics.
+	Owners map[netip.Addr]string
+	// BGP are the addresses this node advertises over BGP: every eligible
+	// node advertises (ECMP at the router), not one elected node.
+	BGP map[netip.Addr]BGPEntry
+	// BGPPeers are the BGPPeers this node opens sessions with, sorted by name.
+	BGPPeers []config.BGPPeer
+}
+
+// Layer2Entry is one address announced at layer 2 from this node.
+type Layer2Entry struct {
+	// Interfaces are where the address is announced, sorted.
+	Interfaces []string
+	// Services are the Services sharing the address, sorted.
+	Services []ServiceKey
+}
+
+// BGPEntry is one address advertised over BGP from this node.
+type BGPEntry struct {
+	// Services are the Services sharing the address, sorted.
+	Services []ServiceKey
+	// Advertisements are the BGPAdvertisements that advertise the address's
+	// pool from this node, sorted by name; each says to which peers and
+	// with which attributes (BGPAdvertisement.AdvertisesTo).
+	Advertisements []config.BGPAdvertisement
+}
+
+// Layer2Desired returns the layer-2 part in the form layer2.Announcer.Set takes.
+func (d Desired) Layer2Desired() layer2.Desired {
+	out := make(layer2.Desired, len(d.Layer2))
+	for a, e := range d.Layer2 {
+		out[a] = slices.Clone(e.Interfaces)
+	}
+	return out
+}
+
+// Compute returns this node's desired state. For each address (Services
+// sharing an address are taken together):
+//
+//   - The address's pool is found in the model; an address in no pool is
+//     not announced.
+//   - Layer 2: the candidate nodes are those an L2Advertisement of the pool
+//     selects; EligibleNodes applies kube-proxy's rules to each sharer
+//     (after removing nodes whose data plane is down or withdrawn for the
+//     sharer); SharedCandidates combines the sharers; AnnouncingNode elects
+//     one. When it is Self and the address is not Suppressed, the address
+//     is announced on the interfaces ChooseInterfaces picks for each
+//     advertisement (union), if any.
+//   - BGP: the same eligibility over the nodes a BGPAdvertisement of the
+//     pool selects; when Self is among them, the address is advertised with
+//     Self's advertisements.
+//
+// Compute is pure and deterministic. Cost: O(S x (N + E)) for S Services,
+// N nodes and E endpoints per Service, plus O(N x A) advertisement matches
+// per pool.
+func Compute(in Inputs) Desired {
+	d := Desired{
+		Layer2: map[netip.Addr]Layer2Entry{},
+		Owners: map[netip.Addr]string{},
+		BGP:    map[netip.Addr]BGPEntry{},
+	}
+	if in.Model == nil {
+		return d
+	}
+	var selfLabels map[string]string
+	for _, n := range in.Nodes {
+		if n.State.Name == in.Self {
+			selfLabels = n.Labels
+		}
+	}
+	d.BGPPeers = in.Model.BGPPeersForNode(selfLabels)
+
+	// sharers groups the Services by address, in Service order.
+	services := slices.Clone(in.Services)
+	slices.SortFunc(services, func(a, b Service) int { return compareServiceKeys(a.Key, b.Key) })
+	sharers := map[netip.Addr][]int{}
+	var addrs []netip.Addr
+	for i, s := range services {
+		for _, a := range s.Addresses {
+			if _, seen := sharers[a]; !seen {
+				addrs = append(addrs, a)
+			}
+			if !slices.Contains(sharers[a], i) {
+				sharers[a] = append(sharers[a], i)
+			}
+		}
+	}
+	slices.SortFunc(addrs, netip.Addr.Compare)
+
+	nodes := slices.Clone(in.Nodes)
+	slices.SortFunc(nodes, func(a, b Node) int { return compareStrings(a.State.Name, b.State.Name) })
+	m := newMatcher(in.Model, nodes)
+	for _, addr := range addrs {
+		pool, ok := in.Model.PoolFor(addr)
+		if !ok {
+			continue
+		}
+		keys := make([]ServiceKey, 0, len(sharers[addr]))
+		for _, i := range sharers[addr] {
+			keys = append(keys, services[i].Key)
+		}
+
+		if l2nodes := m.l2Nodes(pool); len(l2nodes) > 0 {
+			candidates := candidatesFor(addr, services, sharers[addr], l2nodes, in)
+			owner, _ := AnnouncingNode(addr, candidates)
+			d.Owners[addr] = owner
+			if owner == in.Self && !in.Suppressed[addr] {
+				if ifaces := interfacesFor(in.Interfaces, addr, in.Model.L2AdvertisementsFor(pool, selfLabels)); len(ifaces) > 0 {
+					d.Layer2[addr] = Layer2Entry{Interfaces: ifaces, Services: keys}
+				}
+			}
+		}
+
+		if bgpNodes := m.bgpNodes(pool); slices.ContainsFunc(bgpNodes, func(n NodeState) bool { return n.Name == in.Self }) {
+			candidates := candidatesFor(addr, services, sharers[addr], bgpNodes, in)
+			if slices.Contains(candidates, in.Self) {
+				d.BGP[addr] = BGPEntry{Services: keys, Advertisements: in.Model.BGPAdvertisementsFor(pool, selfLabels)}
+			}
+		}
+	}
+	return d
+}
+
+// candidatesFor returns the nodes among nodes that may announce addr for
+// all (or as many as possible) of its sharers.
+func candidatesFor(addr netip.Addr, services []Service, sharers []int, nodes []NodeState, in Inputs) []string {
+	sets := make([][]string, 0, len(sharers))
+	for _, i := range sharers {
+		svc := services[i]
+		usable := make([]NodeState, 0, len(nodes))
+		for _, n := range nodes {
+			if in.DataPlaneDown[n.Name] || slices.Contains(in.Withdrawn[svc.Key], n.Name) {
+				continue
+			}
+			usable = append(usable, n)
+		}
+		e := EligibleNodes(ServiceState{TrafficPolicy: svc.TrafficPolicy, Endpoints: svc.endpointsFor(addr)}, usable)
+		sets = append(sets, e.Nodes)
+	}
+	if len(sets) == 1 {
+		return sets[0]
+	}
+	return SharedCandidates(sets...)
+}
+
+// interfacesFor returns the union of the interfaces each advertisement
+// picks for addr.
+func interfacesFor(ifaces []layer2.NodeInterface, addr netip.Addr, ads []config.L2Advertisement) []string {
+	var out []string
+	for _, ad := range ads {
+		out = append(out, layer2.ChooseInterfaces(ifaces, addr, ad.Interfaces)...)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// matcher memoises, per pool, which nodes an advertisement selects.
+type matcher struct {
+	model *config.Model
+	nodes []Node
+	l2    map[string][]NodeState
+	bgp   map[string][]NodeState
+}
+
+func newMatcher(m *config.Model, nodes []Node) *matcher {
+	return &matcher{model: m, nodes: nodes, l2: map[string][]NodeState{}, bgp: map[string][]NodeState{}}
+}
+
+func (m *matcher) l2Nodes(pool string) []NodeState {
+	if ns, ok := m.l2[pool]; ok {
+		return ns
+	}
+	var out []NodeState
+	for _, n := range m.nodes {
+		if len(m.model.L2AdvertisementsFor(pool, n.Labels)) > 0 {
+			out = append(out, n.State)
+		}
+	}
+	m.l2[pool] = out
+	return out
+}
+
+func (m *matcher) bgpNodes(pool string) []NodeState {
+	if ns, ok := m.bgp[pool]; ok {
+		return ns
+	}
+	var out []NodeState
+	for _, n := range m.nodes {
+		if len(m.model.BGPAdvertisementsFor(pool, n.Labels)) > 0 {
+			out = append(out, n.State)
+		}
+	}
+	m.bgp[pool] = out
+	return out
+}
+
+func compareStrings(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
