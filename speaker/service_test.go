@@ -114,4 +114,3 @@ func FuzzParseAccepted(f *testing.F) {
 		}
 	})
 }
-
