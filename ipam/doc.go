@@ -65,23 +65,25 @@
 //
 // # Measured figures
 //
-// On the development machine (2 shared cores, AMD EPYC, go1.26, other jobs
-// running), with
+// On the development machine (2 shared cores, AMD EPYC, go1.26.8, other jobs
+// running, so these are upper bounds), with
 //
 //	go test -run '^$' -bench . -benchmem ./ipam/
 //
-// the benchmarks in bench_test.go gave (see docs/ipam.md for every figure):
+// the benchmarks in bench_test.go gave (docs/ipam.md has every figure):
 //
-//   - 100,000 successive allocations into one pool (2001:db8::/111): about
-//     0.15 s in total (about 1.5 µs each); filling a pool the size of an IPv4
-//     /16 (2001:db8::/112, 65,536 addresses) takes about 0.1 s. IPv4 pools
-//     cost the same per allocation with avoidBuggyIPs off and on.
+//   - 100,000 successive allocations into one pool (2001:db8::/111): 0.14 to
+//     0.22 s in total; filling a pool of the size of an IPv4 /16
+//     (2001:db8::/112) 0.09 to 0.13 s. IPv4 pools cost the same per
+//     allocation with avoidBuggyIPs off and on (1.4 to 1.9 µs).
 //   - One allocation (with its release) in a pool already holding 100,000
-//     addresses: 1.5 to 2.7 µs in /120, /96 and /64 pools alike, packed or
-//     fragmented; an allocation that stays costs 3 to 4 µs including the
-//     growth of the maps.
+//     addresses: 1.1 to 2.3 µs in /96 and /64 pools, 1.4 to 2.4 µs in a full
+//     /120, packed or fragmented alike; an allocation that stays on top of
+//     100,000 held addresses costs 1.5 to 3 µs.
 //   - Release and re-allocate with 1,000, 10,000 and 100,000 held addresses
-//     in n/2 runs: about 3, 4.6 and 7 µs, growing with log n.
-//   - Memory per held address: 155 bytes packed, 190 bytes fully fragmented
-//     (every other address held) or after releasing half of 200,000.
+//     in n/2 runs: 1.2-2.8, 2.4-4.7 and 3.6-4.3 µs.
+//   - Heap per held address: 155 bytes packed, 190 bytes with every other
+//     address held, 190 bytes after releasing half of 200,000.
+//
+// Tests use only documentation prefixes, so the large pools are IPv6.
 package ipam
