@@ -242,7 +242,15 @@ func runModel(t *testing.T, seed uint64, steps int, newAllocator func() *Allocat
 			}
 			what = fmt.Sprintf("allocate %s %v pool=%q addrs=%v sharing=%v", o.Name, req.Families, req.Pool, req.Addresses, req.Sharing)
 			wantAddr, wantPool, wantOK := m.predict(req)
+			before := snapshot(a)
+			dry, dryErr := a.DryRun(req)
+			if diff := gocmp.Diff(before, snapshot(a)); diff != "" {
+				t.Fatalf("step %d %s: DryRun changed the state (-before +after):\n%s", step, what, diff)
+			}
 			got, err := a.Allocate(req)
+			if fmt.Sprint(dryErr) != fmt.Sprint(err) || !gocmp.Equal(dry, got, cmpOpts) {
+				t.Fatalf("step %d %s: DryRun gave %v, %v; Allocate %v, %v", step, what, dry, dryErr, got, err)
+			}
 			if wantOK {
 				if err != nil {
 					t.Fatalf("step %d %s: model gives %s from %q, allocator fails: %v", step, what, wantAddr, wantPool, err)
