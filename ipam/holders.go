@@ -75,8 +75,6 @@ func (al *allocation) list() []netip.Addr {
 	return out
 }
 
-func (al *allocation) holds(id addrID) bool { return slices.Contains(al.ids(), id) }
-
 func (al *allocation) key() ownerKey { return ownerKey{ns: al.ns, name: al.name, kind: al.kind} }
 
 func (al *allocation) setOwner(o Owner) {

@@ -36,20 +36,6 @@ func (u u128) addr(fam Family) netip.Addr {
 	return netip.AddrFrom16(b)
 }
 
-func (u u128) cmp(v u128) int {
-	switch {
-	case u.hi < v.hi:
-		return -1
-	case u.hi > v.hi:
-		return 1
-	case u.lo < v.lo:
-		return -1
-	case u.lo > v.lo:
-		return 1
-	}
-	return 0
-}
-
 func (u u128) less(v u128) bool { return u.hi < v.hi || (u.hi == v.hi && u.lo < v.lo) }
 
 // add returns u+v modulo 2^128.
@@ -71,6 +57,3 @@ func (u u128) inc() u128 { return u.add(u128{lo: 1}) }
 
 // dec returns u-1 modulo 2^128.
 func (u u128) dec() u128 { return u.sub(u128{lo: 1}) }
-
-// isMax reports whether u is 2^128-1.
-func (u u128) isMax() bool { return u.hi == ^uint64(0) && u.lo == ^uint64(0) }
