@@ -55,7 +55,7 @@ type membership struct {
 	mu    sync.Mutex
 	local memberMeta
 	peers map[string]memberMeta // last metadata seen of every member, dead ones included
-	state map[string]bool // every member ever seen
+	state map[string]bool       // every member ever seen
 }
 
 // memberMeta is what a member publishes about itself.
