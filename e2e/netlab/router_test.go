@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -103,6 +105,13 @@ func TestRouterLearnsHostRoutesFromGoBGP(t *testing.T) {
 	waitNextHops(t, b.router, v4, []netip.Addr{n1.Addr4(), n2.Addr4()})
 	waitNextHops(t, b.router, v6, []netip.Addr{n1.Addr6(), n2.Addr6()})
 
+	saveFixtures(t, b.router, map[string]string{
+		"neighbors.json":   "show bgp neighbors json",
+		"table-ipv4.json":  "show bgp ipv4 unicast json",
+		"table-ipv6.json":  "show bgp ipv6 unicast json",
+		"prefix-ipv4.json": "show bgp ipv4 unicast " + v4.String() + " json",
+		"prefix-ipv6.json": "show bgp ipv6 unicast " + v6.String() + " json",
+	})
 	route, ok, err := b.router.Route(t.Context(), v6)
 	if err != nil || !ok {
 		t.Fatalf("Route(%s) = %v, %v", v6, ok, err)
@@ -192,6 +201,7 @@ func TestRouterBFDWithGoBGP(t *testing.T) {
 	})
 	t.Logf("BGP with BFD stable after %v", time.Since(start).Round(time.Second))
 	waitNextHops(t, b.router, v4, []netip.Addr{n1.Addr4()})
+	saveFixtures(t, b.router, map[string]string{"bfd-peers.json": "show bfd peers json"})
 	// With zebra running, the learned route is in the router's kernel table.
 	Eventually(t, 10*time.Second, func(ctx context.Context) error {
 		out, err := b.router.Run(ctx, "ip", "route", "show", v4.String())
@@ -212,4 +222,21 @@ func TestRouterBFDWithGoBGP(t *testing.T) {
 	}
 	waitNextHops(t, b.router, v4, nil)
 	t.Logf("route withdrawn %v after the node's link was cut (BFD 300 ms x 3)", time.Since(cut).Round(10*time.Millisecond))
+}
+
+// saveFixtures writes vtysh's answers to testdata/frr when NETLAB_UPDATE_FIXTURES=1,
+// to refresh the parsers' test inputs from a real FRR.
+func saveFixtures(t *testing.T, r *Router, files map[string]string) {
+	if os.Getenv("NETLAB_UPDATE_FIXTURES") != "1" {
+		return
+	}
+	for name, cmd := range files {
+		out, err := r.Vtysh(t.Context(), cmd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join("testdata", "frr", name), []byte(out), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

@@ -1,0 +1,125 @@
+package netlab
+
+import (
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestOverlappingRoutes(t *testing.T) {
+	tests := []struct {
+		name   string
+		routes []route
+		want   []string
+	}{
+		{"the machine's own uplink", []route{{Dst: "default", Dev: "eth0"}, {Dst: "192.0.2.0/24", Dev: "eth0"},
+			{Dst: "fd00::/64", Dev: "eth0"}, {Dst: "192.0.2.2", Dev: "eth0"}, {Dst: "ff00::/8", Dev: "eth0"}}, nil},
+		{"a documentation subnet", []route{{Dst: "198.51.100.0/25", Dev: "br0"}}, []string{"198.51.100.0/25 dev br0"}},
+		{"a wider route", []route{{Dst: "203.0.0.0/8", Dev: "tun0"}}, []string{"203.0.0.0/8 dev tun0"}},
+		{"a host address", []route{{Dst: "2001:db8::5", Dev: "lo"}}, []string{"2001:db8::5 dev lo"}},
+		{"IPv6 default ignored", []route{{Dst: "::/0", Dev: "eth0"}}, nil},
+		{"garbage ignored", []route{{Dst: "not-a-route"}}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if diff := cmp.Diff(tt.want, overlappingRoutes(tt.routes, DocumentationRanges)); diff != "" {
+				t.Errorf("overlappingRoutes (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestAddressPlan(t *testing.T) {
+	v4, v6 := LANAddrs(FirstNodeHostNumber)
+	if v4.String() != "198.51.100.11/24" || v6.String() != "2001:db8:1::11/64" {
+		t.Errorf("LANAddrs(11) = %v, %v", v4, v6)
+	}
+	p4, p6 := NodePodCIDRs(2)
+	if p4.String() != "203.0.113.16/28" || p6.String() != "2001:db8:100:2::/64" {
+		t.Errorf("NodePodCIDRs(2) = %v, %v", p4, p6)
+	}
+	// Every range of the plan lies in the documentation ranges, and the pools, pods and
+	// hosts do not overlap each other or the control plane's ClusterIP ranges.
+	clusterIPs := []netip.Prefix{netip.MustParsePrefix("198.51.100.192/26"), netip.MustParsePrefix("2001:db8:ffff:ffff::/112")}
+	hosts := []netip.Prefix{netip.MustParsePrefix("198.51.100.0/26")}
+	last4, _ := NodePodCIDRs(MaxNodes)
+	plan := []netip.Prefix{L2PoolV4, L2PoolV6, RoutedPoolV4, RoutedPoolV6, PodsV4, PodsV6}
+	for i, p := range plan {
+		if len(overlappingRoutes([]route{{Dst: p.String()}}, DocumentationRanges)) != 1 {
+			t.Errorf("%v is outside the documentation ranges", p)
+		}
+		for _, q := range append(append(plan[i+1:], clusterIPs...), hosts...) {
+			if p.Overlaps(q) {
+				t.Errorf("%v overlaps %v", p, q)
+			}
+		}
+	}
+	if !PodsV4.Contains(last4.Addr()) {
+		t.Errorf("node %d's pods %v are outside %v", MaxNodes, last4, PodsV4)
+	}
+}
+
+func TestParseArping(t *testing.T) {
+	out := `ARPING 198.51.100.130
+60 bytes from 02:68:6c:00:00:05 (198.51.100.130): index=0 time=1.103 msec
+60 bytes from 02:68:6c:00:00:06 (198.51.100.130): index=1 time=1.201 msec
+60 bytes from 02:68:6c:00:00:05 (198.51.100.130): index=2 time=2.001 msec
+60 bytes from 02:68:6c:00:00:07 (198.51.100.131): index=3 time=2.001 msec
+
+--- 198.51.100.130 statistics ---
+1 packets transmitted, 3 packets received,   0% unanswered (0 extra)
+`
+	got := parseArping(out, netip.MustParseAddr("198.51.100.130"))
+	want := []net.HardwareAddr{{0x02, 0x68, 0x6c, 0, 0, 5}, {0x02, 0x68, 0x6c, 0, 0, 6}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("parseArping (-want +got):\n%s", diff)
+	}
+}
+
+func TestParseTcpdumpLine(t *testing.T) {
+	line := "1795304166.043730 02:68:6c:00:00:05 > ff:ff:ff:ff:ff:ff, ethertype ARP (0x0806), length 42: Request who-has 198.51.100.130 tell 198.51.100.130, length 28"
+	got, ok := parseTcpdumpLine(line)
+	if !ok {
+		t.Fatalf("parseTcpdumpLine(%q) failed", line)
+	}
+	want := Packet{
+		Time: time.Unix(1795304166, 43730000),
+		Src:  net.HardwareAddr{0x02, 0x68, 0x6c, 0, 0, 5}, Dst: net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff},
+		Line: "Request who-has 198.51.100.130 tell 198.51.100.130, length 28",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("parseTcpdumpLine (-want +got):\n%s", diff)
+	}
+	for _, bad := range []string{"", "tcpdump: listening on eth0", "x y > z, w: v"} {
+		if _, ok := parseTcpdumpLine(bad); ok {
+			t.Errorf("parseTcpdumpLine(%q) accepted it", bad)
+		}
+	}
+}
+
+func TestParsePodReply(t *testing.T) {
+	got, err := ParsePodReply("web-1 [::ffff:198.51.100.3]:40000\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := PodReply{Pod: "web-1", Client: netip.MustParseAddrPort("198.51.100.3:40000")}
+	if got != want {
+		t.Errorf("ParsePodReply = %+v, want %+v", got, want)
+	}
+	if _, err := ParsePodReply("garbage"); err == nil {
+		t.Errorf("ParsePodReply accepted garbage")
+	}
+}
+
+func FuzzParseTcpdumpLine(f *testing.F) {
+	f.Add("1795304166.043730 02:68:6c:00:00:05 > ff:ff:ff:ff:ff:ff, ethertype ARP (0x0806), length 42: Request")
+	f.Fuzz(func(t *testing.T, s string) { _, _ = parseTcpdumpLine(s) })
+}
+
+func FuzzParsePodReply(f *testing.F) {
+	f.Add("web-1 198.51.100.3:40000\n")
+	f.Fuzz(func(t *testing.T, s string) { _, _ = ParsePodReply(s) })
+}
