@@ -1,0 +1,237 @@
+package bgp
+
+import (
+	"cmp"
+	"maps"
+	"net/netip"
+	"slices"
+	"strings"
+)
+
+// groupKey identifies an export group: the routes one peer gets with one next
+// hop and one set of attributes. The zero next hop means the session's own
+// local address (GoBGP's default).
+type groupKey struct {
+	peer    netip.Addr
+	nextHop netip.Addr
+	attrs   attrsKey
+}
+
+// group is an export group with its id, which is also its tag: paths in the
+// group carry the community tagCommunity(id) in GoBGP's global RIB.
+type group struct {
+	id      uint16
+	peer    netip.Addr
+	nextHop netip.Addr
+	attrs   routeAttrs
+}
+
+func (g group) key() groupKey {
+	return groupKey{peer: g.peer, nextHop: g.nextHop, attrs: g.attrs.key()}
+}
+
+// tagBase is the high half of the tag communities (65534:id). Tags live only
+// in the speaker's own RIB: every export replaces them.
+const tagBase = 0xFFFE0000
+
+// tagCommunity returns the tag community of group id.
+func tagCommunity(id uint16) uint32 { return tagBase | uint32(id) }
+
+// maxGroups is how many export groups can exist at once.
+const maxGroups = 1 << 16
+
+// desiredRoute is one route for one peer, resolved: its next hop is known.
+type desiredRoute struct {
+	prefix  netip.Prefix
+	nextHop netip.Addr
+	attrs   routeAttrs
+}
+
+// desiredState is the resolved desired state: the sessions that can be
+// configured and the routes for each.
+type desiredState struct {
+	sessions map[netip.Addr]sessionConfig
+	routes   map[netip.Addr][]desiredRoute
+}
+
+// applied mirrors what the GoBGP server holds. The Speaker updates it after
+// each successful GoBGP call, so that it stays true when Set fails halfway.
+type applied struct {
+	sessions     map[netip.Addr]sessionConfig
+	neighborSets map[netip.Addr]bool
+	groups       map[groupKey]group
+	paths        map[netip.Prefix][]uint16 // tags, sorted
+}
+
+func newApplied() applied {
+	return applied{
+		sessions:     map[netip.Addr]sessionConfig{},
+		neighborSets: map[netip.Addr]bool{},
+		groups:       map[groupKey]group{},
+		paths:        map[netip.Prefix][]uint16{},
+	}
+}
+
+// pathSpec is a path to put in the global RIB: its prefix and tags.
+type pathSpec struct {
+	prefix netip.Prefix
+	tags   []uint16
+}
+
+// plan is the ordered work that turns an applied state into a desired one.
+// The Speaker carries it out in this order: sessions that go or change are
+// deleted; neighbour sets and groups are added; paths are put and deleted;
+// new and changed sessions are added (after their paths, so that a router
+// doing graceful restart gets every route before End-of-RIB); then unused
+// groups and neighbour sets are removed.
+type plan struct {
+	deleteSessions     []netip.Addr
+	addNeighborSets    []netip.Addr
+	addGroups          []group
+	putPaths           []pathSpec
+	deletePaths        []netip.Prefix
+	addSessions        []sessionConfig
+	removeGroups       []group
+	removeNeighborSets []netip.Addr
+}
+
+// empty reports whether the plan does nothing.
+func (p plan) empty() bool {
+	return len(p.deleteSessions)+len(p.addNeighborSets)+len(p.addGroups)+len(p.putPaths)+
+		len(p.deletePaths)+len(p.addSessions)+len(p.removeGroups)+len(p.removeNeighborSets) == 0
+}
+
+// makePlan computes the work from cur to want. New groups get the lowest ids
+// that cur does not use, in the order of their keys, so plans are
+// deterministic. It costs O(R log R) for R desired routes. If more than
+// maxGroups groups would be needed, the routes of the groups beyond the limit
+// are left out and reported in dropped (by peer).
+func makePlan(cur applied, want desiredState) (p plan, dropped map[netip.Addr]int) {
+	// Sessions.
+	for _, addr := range sortedAddrs(cur.sessions) {
+		if w, ok := want.sessions[addr]; !ok || w != cur.sessions[addr] {
+			p.deleteSessions = append(p.deleteSessions, addr)
+		}
+	}
+	for _, addr := range sortedAddrs(want.sessions) {
+		if c, ok := cur.sessions[addr]; !ok || c != want.sessions[addr] {
+			p.addSessions = append(p.addSessions, want.sessions[addr])
+		}
+	}
+
+	// Groups: the ones the desired routes need, existing ones keeping their ids.
+	type member struct {
+		prefix netip.Prefix
+		key    groupKey
+	}
+	var members []member
+	needed := map[groupKey]group{}
+	for _, peer := range sortedAddrs(want.routes) {
+		if _, ok := want.sessions[peer]; !ok {
+			continue
+		}
+		for _, r := range want.routes[peer] {
+			k := groupKey{peer: peer, nextHop: r.nextHop, attrs: r.attrs.key()}
+			if _, ok := needed[k]; !ok {
+				needed[k] = group{peer: peer, nextHop: r.nextHop, attrs: r.attrs}
+			}
+			members = append(members, member{prefix: r.prefix, key: k})
+		}
+	}
+	used := make(map[uint16]bool, len(cur.groups))
+	for _, g := range cur.groups {
+		used[g.id] = true
+	}
+	newKeys := make([]groupKey, 0)
+	for k := range needed {
+		if g, ok := cur.groups[k]; ok {
+			needed[k] = g
+		} else {
+			newKeys = append(newKeys, k)
+		}
+	}
+	slices.SortFunc(newKeys, compareGroupKeys)
+	next := 0
+	for _, k := range newKeys {
+		for next < maxGroups && used[uint16(next)] {
+			next++
+		}
+		if next >= maxGroups {
+			delete(needed, k)
+			continue
+		}
+		g := needed[k]
+		g.id = uint16(next)
+		used[g.id] = true
+		needed[k] = g
+		p.addGroups = append(p.addGroups, g)
+	}
+
+	// Paths: the tags of each prefix.
+	tags := map[netip.Prefix][]uint16{}
+	for _, m := range members {
+		g, ok := needed[m.key]
+		if !ok {
+			if dropped == nil {
+				dropped = map[netip.Addr]int{}
+			}
+			dropped[m.key.peer]++
+			continue
+		}
+		tags[m.prefix] = append(tags[m.prefix], g.id)
+	}
+	for _, prefix := range sortedPrefixes(tags) {
+		t := tags[prefix]
+		slices.Sort(t)
+		t = slices.Compact(t)
+		if !slices.Equal(cur.paths[prefix], t) {
+			p.putPaths = append(p.putPaths, pathSpec{prefix: prefix, tags: t})
+		}
+	}
+	for _, prefix := range sortedPrefixes(cur.paths) {
+		if _, ok := tags[prefix]; !ok {
+			p.deletePaths = append(p.deletePaths, prefix)
+		}
+	}
+
+	// Groups and neighbour sets that are no longer needed.
+	for _, g := range cur.groups {
+		if _, ok := needed[g.key()]; !ok {
+			p.removeGroups = append(p.removeGroups, g)
+		}
+	}
+	slices.SortFunc(p.removeGroups, func(a, b group) int { return cmp.Compare(a.id, b.id) })
+	peersWithGroups := map[netip.Addr]bool{}
+	for k := range needed {
+		peersWithGroups[k.peer] = true
+	}
+	for _, addr := range sortedAddrs(peersWithGroups) {
+		if !cur.neighborSets[addr] {
+			p.addNeighborSets = append(p.addNeighborSets, addr)
+		}
+	}
+	for _, addr := range sortedAddrs(cur.neighborSets) {
+		if !peersWithGroups[addr] {
+			p.removeNeighborSets = append(p.removeNeighborSets, addr)
+		}
+	}
+	return p, dropped
+}
+
+func compareGroupKeys(a, b groupKey) int {
+	return cmp.Or(
+		a.peer.Compare(b.peer),
+		a.nextHop.Compare(b.nextHop),
+		cmp.Compare(a.attrs.localPref, b.attrs.localPref),
+		strings.Compare(a.attrs.communities, b.attrs.communities),
+		strings.Compare(a.attrs.largeCommunities, b.attrs.largeCommunities),
+	)
+}
+
+func sortedAddrs[V any](m map[netip.Addr]V) []netip.Addr {
+	return slices.SortedFunc(maps.Keys(m), netip.Addr.Compare)
+}
+
+func sortedPrefixes[V any](m map[netip.Prefix]V) []netip.Prefix {
+	return slices.SortedFunc(maps.Keys(m), comparePrefixes)
+}
