@@ -1,0 +1,37 @@
+package speaker
+
+import (
+	"context"
+
+	"github.com/herald-dev/herald/config/v1alpha1"
+	"github.com/herald-dev/herald/speaker/layer2"
+)
+
+// announcer carries one protocol's share of this node's desired state out
+// onto the network. Set takes the whole desired state every time and
+// applies the difference itself; it must be idempotent and must not block
+// for long (the reconcile loop calls every announcer in turn). Errors are
+// logged and the next reconcile calls Set again.
+//
+// Layer 2 is layer2Announcer. BGP plugs in here too: an adapter around
+// speaker/bgp's Speaker whose Set turns Desired.BGP and Desired.BGPPeers
+// into that package's peers and announcements (bgp.PeerFromConfig,
+// bgp.AdvertisementFromConfig), added to the list in Run. If it also
+// implements sessionReporter, its sessions appear in this node's
+// SpeakerStatus.
+type announcer interface {
+	Set(ctx context.Context, d Desired) error
+}
+
+// sessionReporter is implemented by announcers that have sessions to show
+// in the SpeakerStatus (BGP).
+type sessionReporter interface {
+	BGPSessions() []v1alpha1.BGPSessionStatus
+}
+
+// layer2Announcer adapts layer2.Announcer to announcer.
+type layer2Announcer struct{ a *layer2.Announcer }
+
+func (l layer2Announcer) Set(ctx context.Context, d Desired) error {
+	return l.a.Set(ctx, d.Layer2Desired())
+}

@@ -1,0 +1,429 @@
+package speaker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+
+	"github.com/herald-dev/herald/config"
+	heraldclient "github.com/herald-dev/herald/config/generated/clientset/versioned"
+	heraldlisters "github.com/herald-dev/herald/config/generated/listers/config/v1alpha1"
+	"github.com/herald-dev/herald/config/v1alpha1"
+	"github.com/herald-dev/herald/speaker/layer2"
+)
+
+// speaker is one running speaker. The loop goroutine owns the fields below
+// the line; the others are set before it starts.
+type speaker struct {
+	cfg      Config
+	log      *slog.Logger
+	kube     kubernetes.Interface
+	herald   heraldclient.Interface
+	interner *interner
+	nodeIP   netip.Addr
+
+	services     corelisters.ServiceLister
+	slices       cache.Indexer
+	nodes        corelisters.NodeLister
+	secrets      corelisters.SecretLister
+	pools        heraldlisters.IPPoolLister
+	l2ads        heraldlisters.L2AdvertisementLister
+	peers        heraldlisters.BGPPeerLister
+	bgpads       heraldlisters.BGPAdvertisementLister
+	statusLister heraldlisters.SpeakerStatusLister
+
+	members    *membership
+	l2         *layer2.Announcer
+	announcers []announcer
+	status     *statusWriter
+	recorder   record.EventRecorder
+	metrics    *metrics
+
+	trigger     chan struct{}
+	configDirty atomic.Bool
+	leaving     atomic.Bool
+	health      *Health
+
+	// Shared with the probe loop.
+	probeMu      sync.Mutex
+	probeTargets []Service
+	localMACs    []net.HardwareAddr
+	verdict      probeVerdict
+
+	// Owned by the loop.
+	model   *config.Model
+	held    *holdBack
+	holdT   *time.Timer
+	prev    Desired
+	since   map[netip.Addr]time.Time
+	uids    map[ServiceKey]types.UID
+	started time.Time
+}
+
+// loop recomputes and applies the desired state whenever something
+// changes, until ctx is done.
+func (s *speaker) loop(ctx context.Context) {
+	s.held = newHoldBack(s.cfg.ConflictHold)
+	s.since = map[netip.Addr]time.Time{}
+	s.started = time.Now()
+	resync := time.NewTicker(s.cfg.ResyncInterval)
+	defer resync.Stop()
+	s.poke()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.trigger:
+		case <-resync.C:
+		case c := <-s.l2.Conflicts():
+			s.handleConflict(c)
+		case err := <-s.l2.Errors():
+			s.log.Warn("layer-2 announcer", "err", err)
+			continue
+		}
+		s.reconcile(ctx)
+	}
+}
+
+// reconcile gathers the inputs, computes this node's desired state, hands
+// it to every announcer, and records what changed.
+func (s *speaker) reconcile(ctx context.Context) {
+	start := time.Now()
+	defer func() {
+		s.health.lastLoop.Store(time.Now().UnixNano())
+		s.metrics.reconciles.Inc()
+		s.metrics.reconcileSeconds.Observe(time.Since(start).Seconds())
+	}()
+	if s.configDirty.Swap(false) || s.model == nil {
+		s.model = s.buildModel()
+	}
+	services := s.gatherServices()
+	alive := s.members.Alive()
+	nodes := s.gatherNodes(alive)
+	ifaces, macs, err := nodeInterfaces()
+	if err != nil {
+		s.log.Warn("list interfaces", "err", err)
+	}
+	held, next := s.held.active(alive, start)
+	s.scheduleHoldEnd(next)
+	down, withdrawn := s.members.Verdicts(services)
+
+	d := Compute(Inputs{
+		Self: s.cfg.NodeName, Model: s.model, Services: services, Nodes: nodes, Interfaces: ifaces,
+		Suppressed: held, DataPlaneDown: down, Withdrawn: withdrawn,
+	})
+	var errs []error
+	for _, a := range s.announcers {
+		if err := a.Set(ctx, d); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		s.log.Warn("apply desired state", "err", err)
+	}
+	s.health.ready.Store(true)
+	s.publishLocal(services, macs)
+	s.record(d, start)
+	s.status.update(s.statusOf(d, len(alive)))
+}
+
+// buildModel builds the configuration model from the caches.
+func (s *speaker) buildModel() *config.Model {
+	snap := config.Snapshot{SecretNamespace: s.cfg.Namespace}
+	snap.IPPools, _ = s.pools.List(labels.Everything())
+	snap.L2Advertisements, _ = s.l2ads.List(labels.Everything())
+	snap.BGPPeers, _ = s.peers.List(labels.Everything())
+	snap.BGPAdvertisements, _ = s.bgpads.List(labels.Everything())
+	if s.secrets != nil {
+		snap.Secrets, _ = s.secrets.Secrets(s.cfg.Namespace).List(labels.Everything())
+	}
+	return config.Build(snap)
+}
+
+// gatherServices summarises the Services this speaker serves that have
+// addresses, with their endpoints.
+func (s *speaker) gatherServices() []Service {
+	all, _ := s.services.List(labels.Everything())
+	uids := make(map[ServiceKey]types.UID, len(s.uids))
+	var out []Service
+	for _, svc := range all {
+		if !ServesClass(svc, s.cfg.LoadBalancerClass) {
+			continue
+		}
+		addrs := ServiceAddresses(svc)
+		if len(addrs) == 0 {
+			continue
+		}
+		key := ServiceKey{svc.Namespace, svc.Name}
+		uids[key] = svc.UID
+		sv := Service{Key: key, Addresses: addrs, HealthCheckNodePort: svc.Spec.HealthCheckNodePort}
+		if svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal {
+			sv.TrafficPolicy = TrafficPolicyLocal
+		} else {
+			sv.TrafficPolicy = TrafficPolicyCluster
+		}
+		objs, _ := s.slices.ByIndex(serviceIndex, key.String())
+		var v4, v6 []*discoveryv1.EndpointSlice
+		for _, o := range objs {
+			es := o.(*discoveryv1.EndpointSlice)
+			switch es.AddressType {
+			case discoveryv1.AddressTypeIPv4:
+				v4 = append(v4, es)
+			case discoveryv1.AddressTypeIPv6:
+				v6 = append(v6, es)
+			}
+		}
+		sv.EndpointsV4 = EndpointsFromSlices(v4, discoveryv1.AddressTypeIPv4)
+		sv.EndpointsV6 = EndpointsFromSlices(v6, discoveryv1.AddressTypeIPv6)
+		out = append(out, sv)
+	}
+	s.uids = uids
+	return out
+}
+
+// gatherNodes summarises every Node, with SpeakerAlive from membership.
+func (s *speaker) gatherNodes(alive map[string]bool) []Node {
+	all, _ := s.nodes.List(labels.Everything())
+	out := make([]Node, 0, len(all))
+	for _, n := range all {
+		out = append(out, Node{State: NodeStateFromNode(n, alive[n.Name]), Labels: n.Labels})
+	}
+	return out
+}
+
+// scheduleHoldEnd pokes the loop when the earliest hold-back ends.
+func (s *speaker) scheduleHoldEnd(next time.Time) {
+	if s.holdT != nil {
+		s.holdT.Stop()
+		s.holdT = nil
+	}
+	if !next.IsZero() {
+		s.holdT = time.AfterFunc(time.Until(next), s.poke)
+	}
+}
+
+// record emits events and metrics for what changed since the last
+// reconcile, and keeps when each address was taken.
+func (s *speaker) record(d Desired, now time.Time) {
+	for _, c := range ownershipChanges(s.prev, d, s.cfg.NodeName) {
+		if c.Gained {
+			s.since[c.Addr] = now
+			s.metrics.ownershipChanges.WithLabelValues("gained").Inc()
+		}
+		s.event(c.Services, corev1.EventTypeNormal, c.reason(), c.message())
+	}
+	for a := range s.prev.Layer2 {
+		if _, ok := d.Layer2[a]; !ok {
+			delete(s.since, a)
+			s.metrics.ownershipChanges.WithLabelValues("lost").Inc()
+		}
+	}
+	var v4, v6 int
+	for a := range d.Layer2 {
+		if a.Is4() {
+			v4++
+		} else {
+			v6++
+		}
+	}
+	s.metrics.announced.WithLabelValues("arp").Set(float64(v4))
+	s.metrics.announced.WithLabelValues("ndp").Set(float64(v6))
+	s.metrics.announced.WithLabelValues("bgp").Set(float64(len(d.BGP)))
+	s.prev = d
+}
+
+// event records an event on each of the Services.
+func (s *speaker) event(keys []ServiceKey, typ, reason, msg string) {
+	for _, k := range keys {
+		ref := &corev1.ObjectReference{Kind: "Service", APIVersion: "v1", Namespace: k.Namespace, Name: k.Name, UID: s.uids[k]}
+		s.recorder.Event(ref, typ, reason, msg)
+		s.metrics.events.WithLabelValues(reason).Inc()
+	}
+}
+
+// statusOf returns this node's SpeakerStatus for d.
+func (s *speaker) statusOf(d Desired, members int) v1alpha1.SpeakerStatusStatus {
+	st := v1alpha1.SpeakerStatusStatus{
+		Conditions: []metav1.Condition{{
+			Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: v1alpha1.SpeakerReasonRunning,
+			Message:            "The speaker runs; this record lists what it announces.",
+			LastTransitionTime: metav1.NewTime(s.started.Truncate(time.Second)),
+		}},
+		Members: int32(members),
+		Layer2:  layer2Status(d, s.since),
+	}
+	for _, a := range s.announcers {
+		if r, ok := a.(sessionReporter); ok {
+			st.BGPSessions = append(st.BGPSessions, r.BGPSessions()...)
+		}
+	}
+	return st
+}
+
+// handleConflict resolves a layer-2 conflict reported by the announcer.
+func (s *speaker) handleConflict(c layer2.Conflict) {
+	if s.leaving.Load() {
+		return
+	}
+	other, known := s.members.NodeForMAC(c.OtherMAC)
+	if known && other == s.cfg.NodeName {
+		return
+	}
+	outcome := ResolveConflict(c.Addr, s.cfg.NodeName, other, known)
+	s.metrics.conflicts.WithLabelValues(string(outcome)).Inc()
+	keys := s.prev.Layer2[c.Addr].Services
+	s.log.Warn("layer-2 conflict", "address", c.Addr, "interface", c.Interface, "otherMAC", c.OtherMAC.String(),
+		"otherNode", other, "evidence", string(c.Evidence), "outcome", string(outcome))
+	switch outcome {
+	case ConflictKept:
+		s.l2.Reannounce(c.Addr)
+		s.event(keys, corev1.EventTypeWarning, EventAddressConflict, fmt.Sprintf(
+			"Nodes %s and %s both answered for %s on %s; %s outranks %s for this address and keeps it.",
+			s.cfg.NodeName, other, c.Addr, c.Interface, s.cfg.NodeName, other))
+	case ConflictYielded:
+		s.held.yield(c.Addr, other, s.members.Alive()[other], time.Now())
+		s.event(keys, corev1.EventTypeWarning, EventAddressConflict, fmt.Sprintf(
+			"Nodes %s and %s both answered for %s on %s; %s outranks %s for this address, so %s stops announcing it.",
+			s.cfg.NodeName, other, c.Addr, c.Interface, other, s.cfg.NodeName, s.cfg.NodeName))
+	case ConflictForeign:
+		s.event(keys, corev1.EventTypeWarning, EventAddressConflict, fmt.Sprintf(
+			"A device that is not a Herald speaker (MAC %s) answers for %s on %s; node %s keeps announcing it. Find the device and remove the address from it.",
+			c.OtherMAC, c.Addr, c.Interface, s.cfg.NodeName))
+	}
+}
+
+// publishLocal publishes this node's MACs and kube-proxy verdicts in
+// membership, and tells the probe loop what to probe.
+func (s *speaker) publishLocal(services []Service, macs []net.HardwareAddr) {
+	s.probeMu.Lock()
+	s.probeTargets = probeTargets(services, s.cfg.NodeName)
+	s.localMACs = macs
+	meta := memberMeta{MACs: macs, DataPlaneDown: s.verdict.DataPlaneDown}
+	for _, k := range s.verdict.Withdrawn {
+		meta.Withdrawn = append(meta.Withdrawn, serviceHash(k))
+	}
+	s.probeMu.Unlock()
+	if err := s.members.SetLocal(meta); err != nil {
+		s.log.Warn("publish member metadata", "err", err)
+	}
+}
+
+// probeLoop probes kube-proxy and publishes what it says.
+func (s *speaker) probeLoop(ctx context.Context) {
+	p := newKubeProxyProber(s.nodeIP, s.cfg.KubeProxyHealthPort)
+	tick := time.NewTicker(s.cfg.KubeProxyProbeInterval)
+	defer tick.Stop()
+	for {
+		s.probeMu.Lock()
+		targets := s.probeTargets
+		prev := s.verdict
+		s.probeMu.Unlock()
+		v := p.probe(ctx, targets)
+		for k, n := range v.Results {
+			s.metrics.kubeProxyProbes.WithLabelValues(k[0], k[1]).Add(float64(n))
+		}
+		if v.DataPlaneDown != prev.DataPlaneDown || !slices.Equal(v.Withdrawn, prev.Withdrawn) {
+			s.log.Info("kube-proxy verdict changed", "dataPlaneDown", v.DataPlaneDown, "withdrawn", len(v.Withdrawn))
+			s.probeMu.Lock()
+			s.verdict = v
+			s.probeMu.Unlock()
+			s.poke()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// joinPeers joins the other Nodes' speakers that are not live members,
+// and the extra addresses when this speaker is alone. It returns how many
+// answered.
+func (s *speaker) joinPeers(ctx context.Context, initial bool) int {
+	alive := s.members.Alive()
+	var targets []string
+	nodes, _ := s.nodes.List(labels.Everything())
+	for _, n := range nodes {
+		if n.Name == s.cfg.NodeName || alive[n.Name] {
+			continue
+		}
+		if a, ok := nodeAddress(n); ok {
+			targets = append(targets, joinAddress(a.String(), s.cfg.MemberlistPort))
+		}
+	}
+	if initial || len(alive) == 1 {
+		targets = append(targets, s.cfg.MemberlistJoin...)
+	}
+	slices.Sort(targets)
+	if len(targets) == 0 || ctx.Err() != nil {
+		return 0
+	}
+	return s.members.Join(targets)
+}
+
+// joinLoop rejoins every 2 s: speakers that started later, and the other
+// side after a partition healed (memberlist does not look for dead members
+// by itself).
+func (s *speaker) joinLoop(ctx context.Context) {
+	tick := time.NewTicker(2 * time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if n := s.joinPeers(ctx, false); n > 0 {
+			s.log.Info("joined speakers", "contacted", n)
+		}
+	}
+}
+
+// janitorLoop marks the SpeakerStatus of speakers that membership lost as
+// not ready, from the first live member by name only, once this speaker has
+// been a member long enough to trust its view.
+func (s *speaker) janitorLoop(ctx context.Context) {
+	const settle = 10 * time.Second
+	start := time.Now()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if time.Since(start) < settle {
+			continue
+		}
+		alive := s.members.Alive()
+		names := make([]string, 0, len(alive))
+		for n := range alive {
+			names = append(names, n)
+		}
+		if slices.Min(names) != s.cfg.NodeName {
+			continue
+		}
+		if err := s.status.markGone(ctx, alive, time.Now()); err != nil {
+			s.log.Warn("mark gone speakers", "err", err)
+		}
+	}
+}

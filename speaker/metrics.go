@@ -1,0 +1,119 @@
+package speaker
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/herald-dev/herald/speaker/layer2"
+)
+
+// metrics are the speaker's Prometheus metrics. Counters of the wire
+// (ARP/NDP requests, replies, gratuitous packets, conflicting packets,
+// drops) are read from the Announcer's Stats at scrape time.
+type metrics struct {
+	announced        *prometheus.GaugeVec
+	ownershipChanges *prometheus.CounterVec
+	conflicts        *prometheus.CounterVec
+	reconciles       prometheus.Counter
+	reconcileSeconds prometheus.Histogram
+	statusWrites     *prometheus.CounterVec
+	events           *prometheus.CounterVec
+	kubeProxyProbes  *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer, stats func() layer2.Stats, members func() (alive, gone int)) *metrics {
+	m := &metrics{
+		announced: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "herald_speaker_announced_addresses",
+			Help: "Addresses this node announces, by protocol (arp, ndp, bgp).",
+		}, []string{"protocol"}),
+		ownershipChanges: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_speaker_layer2_ownership_changes_total",
+			Help: "Layer-2 addresses this node started (gained) or stopped (lost) announcing.",
+		}, []string{"change"}),
+		conflicts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_speaker_layer2_conflicts_total",
+			Help: "Layer-2 conflicts detected (another MAC answering for an address this node announces), by outcome: kept, yielded, foreign.",
+		}, []string{"outcome"}),
+		reconciles: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "herald_speaker_reconciles_total",
+			Help: "Computations of this node's desired state.",
+		}),
+		reconcileSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "herald_speaker_reconcile_duration_seconds",
+			Help:    "Time to compute this node's desired state and apply it to the announcers.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
+		}),
+		statusWrites: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_speaker_status_writes_total",
+			Help: "Writes of this node's SpeakerStatus, by result (ok, error).",
+		}, []string{"result"}),
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_speaker_events_total",
+			Help: "Events recorded on Services, by reason.",
+		}, []string{"reason"}),
+		kubeProxyProbes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_speaker_kube_proxy_probes_total",
+			Help: "Probes of kube-proxy's health checks on this node, by kind (node, service) and result (healthy, unhealthy, error).",
+		}, []string{"kind", "result"}),
+	}
+	reg.MustRegister(m.announced, m.ownershipChanges, m.conflicts, m.reconciles, m.reconcileSeconds, m.statusWrites, m.events, m.kubeProxyProbes,
+		&wireCollector{stats: stats}, &memberCollector{members: members})
+	return m
+}
+
+var (
+	descRequests = prometheus.NewDesc("herald_speaker_layer2_requests_total",
+		"ARP requests or neighbour solicitations received on announcing interfaces, answered or not.", []string{"protocol"}, nil)
+	descReplies = prometheus.NewDesc("herald_speaker_layer2_replies_total",
+		"ARP replies or solicited neighbour advertisements sent.", []string{"protocol"}, nil)
+	descGratuitous = prometheus.NewDesc("herald_speaker_layer2_gratuitous_total",
+		"Gratuitous ARP packets or unsolicited neighbour advertisements sent.", []string{"protocol"}, nil)
+	descConflictPackets = prometheus.NewDesc("herald_speaker_layer2_conflict_packets_total",
+		"Packets showing another MAC claiming an address this node announces.", []string{"protocol"}, nil)
+	descSendErrors = prometheus.NewDesc("herald_speaker_layer2_send_errors_total",
+		"ARP/NDP packets that could not be sent.", []string{"protocol"}, nil)
+	descSocketErrors = prometheus.NewDesc("herald_speaker_layer2_socket_errors_total",
+		"ARP/NDP sockets that failed to open or failed while reading (each is retried).", []string{"protocol"}, nil)
+	descDrops = prometheus.NewDesc("herald_speaker_layer2_drops_total",
+		"ARP/NDP packets received and not answered, by reason.", []string{"protocol", "reason"}, nil)
+	descMembers = prometheus.NewDesc("herald_speaker_members",
+		"Speakers in membership as this node sees them, by state: alive (alive or suspect), gone (dead or left).", []string{"state"}, nil)
+)
+
+// wireCollector exports the Announcer's counters.
+type wireCollector struct{ stats func() layer2.Stats }
+
+func (c *wireCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descRequests, descReplies, descGratuitous, descConflictPackets, descSendErrors, descSocketErrors, descDrops} {
+		ch <- d
+	}
+}
+
+func (c *wireCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.stats()
+	for _, p := range []struct {
+		name string
+		s    layer2.ProtocolStats
+	}{{"arp", s.ARP}, {"ndp", s.NDP}} {
+		ch <- prometheus.MustNewConstMetric(descRequests, prometheus.CounterValue, float64(p.s.Requests), p.name)
+		ch <- prometheus.MustNewConstMetric(descReplies, prometheus.CounterValue, float64(p.s.Replies), p.name)
+		ch <- prometheus.MustNewConstMetric(descGratuitous, prometheus.CounterValue, float64(p.s.Gratuitous), p.name)
+		ch <- prometheus.MustNewConstMetric(descConflictPackets, prometheus.CounterValue, float64(p.s.Conflicts), p.name)
+		ch <- prometheus.MustNewConstMetric(descSendErrors, prometheus.CounterValue, float64(p.s.SendErrors), p.name)
+		ch <- prometheus.MustNewConstMetric(descSocketErrors, prometheus.CounterValue, float64(p.s.SocketErrors), p.name)
+		for _, r := range layer2.DropReasons {
+			ch <- prometheus.MustNewConstMetric(descDrops, prometheus.CounterValue, float64(p.s.Drops[r]), p.name, r.String())
+		}
+	}
+}
+
+// memberCollector exports the membership counts.
+type memberCollector struct{ members func() (alive, gone int) }
+
+func (c *memberCollector) Describe(ch chan<- *prometheus.Desc) { ch <- descMembers }
+
+func (c *memberCollector) Collect(ch chan<- prometheus.Metric) {
+	alive, gone := c.members()
+	ch <- prometheus.MustNewConstMetric(descMembers, prometheus.GaugeValue, float64(alive), "alive")
+	ch <- prometheus.MustNewConstMetric(descMembers, prometheus.GaugeValue, float64(gone), "gone")
+}
