@@ -143,3 +143,38 @@ func TestNodePortReachesPod(t *testing.T) {
 		return nil
 	})
 }
+
+func TestClientReachesPodThroughRouter(t *testing.T) {
+	RequireCommands(t, BGPDPath, ZebraPath, BFDDPath, "vtysh")
+	c := newKubeCluster(t)
+	node1 := c.Node(1)
+	pod := node1.AddPod("web-1")
+	pod.Serve(0)
+	createService(t, c, "web", corev1.ServiceExternalTrafficPolicyLocal)
+	if err := c.SetEndpoints(t.Context(), "default", "web", Endpoint{Pod: pod, State: EndpointReady}); err != nil {
+		t.Fatal(err)
+	}
+	lb := netip.MustParseAddr("203.0.113.141")
+	if err := c.SetLoadBalancerIngress(t.Context(), "default", "web", lb); err != nil {
+		t.Fatal(err)
+	}
+	// The router installs what it learns (zebra), node1 advertises the address, the
+	// client routes the pool via the router: client, router, node1, kube-proxy, pod.
+	c.Router.StartBGP(BGPConfig{ASN: 64512, InstallRoutes: true, Neighbors: []BGPNeighborConfig{
+		{Address: node1.Addr4(), ASN: 64513},
+	}})
+	node1.Start("bgppeer", BuildGo(t, BGPPeerPackage), "-asn", "64513", "-router-id", node1.Addr4().String(),
+		"-peer", c.Router.Addr4().String()+",64512", "-nexthop4", node1.Addr4().String(),
+		"-nexthop6", node1.Addr6().String(), "-prefix", netip.PrefixFrom(lb, 32).String())
+	var reply PodReply
+	Eventually(t, 30*time.Second, func(ctx context.Context) error {
+		var err error
+		reply, err = c.Client.ConnectPod(ctx, netip.AddrPortFrom(lb, 80))
+		return err
+	})
+	// Local traffic policy: the pod sees the client's own address.
+	want := PodReply{Pod: "web-1", Client: netip.AddrPortFrom(c.Client.Addr4(), reply.Client.Port())}
+	if reply != want {
+		t.Errorf("reply through the router = %+v, want %+v", reply, want)
+	}
+}
