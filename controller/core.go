@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"sync/atomic"
+	"unicode"
+	"unicode/utf8"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -200,7 +202,7 @@ func (c *Core) ensure(svc *corev1.Service, w *Want, kind ipam.Kind) Decision {
 	}
 
 	if w.Refusal != nil {
-		return keep(w.Refusal.Reason, w.Refusal.Message, &RefusalError{*w.Refusal})
+		return keep(w.Refusal.Reason, sentence(w.Refusal.Message), &RefusalError{*w.Refusal})
 	}
 	req := w.Request
 	if kind == ipam.LoadBalancer && had && req.Pool != "" && before.Pool == req.Pool {
@@ -219,7 +221,7 @@ func (c *Core) ensure(svc *corev1.Service, w *Want, kind ipam.Kind) Decision {
 			d.Changed = c.alloc.Release(owner, kind)
 			d.Err = err
 			d.Condition.Status, d.Condition.Reason = metav1.ConditionFalse, reason
-			d.Condition.Message = "No external IP of this Service is claimed or announced: " + msg
+			d.Condition.Message = "Not claimed, so not to be announced: " + joinAddrs(w.Request.Addresses) + ". " + msg
 			return d
 		}
 		return keep(reason, msg, err)
@@ -254,9 +256,29 @@ func userMessage(err error) string {
 			msg = after
 		}
 	}
-	if msg != "" {
-		msg = strings.ToUpper(msg[:1]) + msg[1:]
+	return sentence(msg)
+}
+
+// maxMessage bounds a condition or event message: long enough for any
+// decision, short enough that an absurd annotation is not echoed in full.
+const maxMessage = 1024
+
+// sentence makes msg one capitalised line that ends with a period and is at
+// most maxMessage bytes long.
+func sentence(msg string) string {
+	msg = strings.TrimSpace(strings.ReplaceAll(msg, "\n", "; "))
+	if len(msg) > maxMessage {
+		cut := maxMessage - len(" (truncated).")
+		for cut > 0 && !utf8.RuneStart(msg[cut]) {
+			cut--
+		}
+		msg = msg[:cut] + " (truncated)"
 	}
+	if msg == "" {
+		return msg
+	}
+	r, size := utf8.DecodeRuneInString(msg)
+	msg = string(unicode.ToUpper(r)) + msg[size:]
 	if !strings.HasSuffix(msg, ".") {
 		msg += "."
 	}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -372,5 +373,26 @@ func TestReasonFor(t *testing.T) {
 		if got := reasonFor(tc.err, tc.kind); got != tc.want {
 			t.Errorf("reasonFor(%v, %s) = %s, want %s", tc.err, tc.kind, got, tc.want)
 		}
+	}
+}
+
+func TestSentence(t *testing.T) {
+	long := strings.Repeat("é", maxMessage)
+	tests := []struct {
+		in, want string
+	}{
+		{"pool \"a\" has no free IPv4 address", "Pool \"a\" has no free IPv4 address."},
+		{"Already a sentence.", "Already a sentence."},
+		{"two\nlines", "Two; lines."},
+		{"", ""},
+	}
+	for _, tc := range tests {
+		if got := sentence(tc.in); got != tc.want {
+			t.Errorf("sentence(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+	got := sentence(long)
+	if len(got) > maxMessage || !strings.HasSuffix(got, "(truncated).") || !utf8.ValidString(got) {
+		t.Errorf("sentence of %d bytes gave %d bytes ending %q", len(long), len(got), got[len(got)-20:])
 	}
 }

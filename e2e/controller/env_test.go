@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 
 	"github.com/herald-dev/herald/config/generated/clientset/versioned"
@@ -43,6 +44,7 @@ func newEnv(t *testing.T) *env {
 	t.Helper()
 	cp := controlplane.StartForTest(t, controlplane.Options{})
 	cfg := cp.Config()
+	cfg.WarningHandler = rest.NoWarnings{} // spec.externalIPs is deprecated, and the tests know
 	e := &env{cp: cp, kube: kubernetes.NewForConfigOrDie(cfg), herald: versioned.NewForConfigOrDie(cfg)}
 	e.namespace(t, "herald-system", nil)
 	return e
