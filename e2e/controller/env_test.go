@@ -238,7 +238,9 @@ func withClass(c string) svcOpt { return func(s *corev1.Service) { s.Spec.LoadBa
 
 func withLBIP(ip string) svcOpt { return func(s *corev1.Service) { s.Spec.LoadBalancerIP = ip } }
 
-func withExternalIPs(ips ...string) svcOpt { return func(s *corev1.Service) { s.Spec.ExternalIPs = ips } }
+func withExternalIPs(ips ...string) svcOpt {
+	return func(s *corev1.Service) { s.Spec.ExternalIPs = ips }
+}
 
 func withPorts(ports ...int32) svcOpt {
 	return func(s *corev1.Service) {

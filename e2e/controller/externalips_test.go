@@ -118,7 +118,9 @@ func TestExternalIPs(t *testing.T) {
 		accepted(t, "late-label", "claim", controller.ReasonExternalIPsAccepted, "203.0.113.20")
 	})
 	t.Run("the pool withdrawing its permission withdraws the claim", func(t *testing.T) {
-		e.updatePool(t, "external", func(p *v1alpha1.IPPool) { p.Spec.AllowExternalIPs = &v1alpha1.ExternalIPAllowance{Namespaces: []string{other}} })
+		e.updatePool(t, "external", func(p *v1alpha1.IPPool) {
+			p.Spec.AllowExternalIPs = &v1alpha1.ExternalIPAllowance{Namespaces: []string{other}}
+		})
 		refused(t, ns, "allowed", controller.ReasonExternalIPNotAllowed, "203.0.113.5")
 		// The address is free for a Service the pool now allows.
 		e.createService(t, other, "now-allowed", clusterIP, withExternalIPs("203.0.113.5"))
