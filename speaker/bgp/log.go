@@ -9,11 +9,15 @@ import (
 )
 
 // logObserver receives what GoBGP only reports in its log: failed connection
-// attempts and BFD failures.
+// attempts, BFD failures, and notifications sent while a connection opens
+// (GoBGP v4.8.0 opens outgoing connections outside its FSM and reports no
+// state change when that fails).
 type logObserver interface {
 	connectFailed(peer netip.Addr, dialErr string)
 	bfdFailed(peer netip.Addr, why string)
 	bfdListenFailed(err string)
+	notificationSent(peer netip.Addr, code, subcode uint8)
+	suppressed(msg string) bool
 }
 
 // GoBGP's log messages the speaker turns into status (GoBGP v4.8.0; a test
@@ -23,9 +27,13 @@ const (
 	msgBFDExpired       = "Expired"
 	msgBFDRemoteDown    = "Remote peer signaled BFD down"
 	msgBFDCannotListen  = "Can't listen UDP"
+	msgSentNotification = "sent notification"
+	msgStopFailed       = "failed to stop BGP server"
 	attrPeerKey         = "Key"   // per-peer loggers: the neighbour address
 	attrBFDPeer         = "Peer"  // BFD records: the neighbour address
 	attrError           = "Error" // error text
+	attrCode            = "Code"  // notification code
+	attrSubcode         = "Subcode"
 	componentAttrKey    = "component"
 	componentAttrGoBGP  = "gobgp"
 	bfdExpiredMessage   = "BFD: no packet from the router within the detection time; session reset"
@@ -54,7 +62,7 @@ func (h *logHandler) Enabled(context.Context, slog.Level) bool { return true }
 // wants its level.
 func (h *logHandler) Handle(ctx context.Context, r slog.Record) error {
 	h.observe(r)
-	if !h.inner.Enabled(ctx, r.Level) {
+	if !h.inner.Enabled(ctx, r.Level) || h.obs.suppressed(r.Message) {
 		return nil
 	}
 	out := slog.NewRecord(r.Time, r.Level, r.Message, r.PC)
@@ -84,11 +92,12 @@ func (h *logHandler) WithGroup(name string) slog.Handler {
 // observe passes the records the status needs to the observer.
 func (h *logHandler) observe(r slog.Record) {
 	switch r.Message {
-	case msgConnectFailed, msgBFDExpired, msgBFDRemoteDown, msgBFDCannotListen:
+	case msgConnectFailed, msgBFDExpired, msgBFDRemoteDown, msgBFDCannotListen, msgSentNotification:
 	default:
 		return
 	}
 	var peerKey, bfdPeer, errText string
+	var code, subcode int64
 	take := func(a slog.Attr) {
 		switch a.Key {
 		case attrPeerKey:
@@ -97,6 +106,10 @@ func (h *logHandler) observe(r slog.Record) {
 			bfdPeer = a.Value.String()
 		case attrError:
 			errText = a.Value.String()
+		case attrCode:
+			code = a.Value.Int64()
+		case attrSubcode:
+			subcode = a.Value.Int64()
 		}
 	}
 	for _, a := range h.attrs {
@@ -121,6 +134,10 @@ func (h *logHandler) observe(r slog.Record) {
 		}
 	case msgBFDCannotListen:
 		h.obs.bfdListenFailed(errText)
+	case msgSentNotification:
+		if peer, err := netip.ParseAddr(peerKey); err == nil {
+			h.obs.notificationSent(peer, uint8(code), uint8(subcode))
+		}
 	}
 }
 

@@ -3,6 +3,7 @@ package bgp
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"strings"
@@ -20,6 +21,10 @@ func (f *fakeObserver) bfdFailed(peer netip.Addr, why string) {
 	f.got = append(f.got, "bfd "+peer.String()+" "+why)
 }
 func (f *fakeObserver) bfdListenFailed(err string) { f.got = append(f.got, "listen "+err) }
+func (f *fakeObserver) suppressed(msg string) bool { return msg == "noise" }
+func (f *fakeObserver) notificationSent(peer netip.Addr, code, subcode uint8) {
+	f.got = append(f.got, fmt.Sprintf("notification %v %d/%d", peer, code, subcode))
+}
 
 func TestLogHandler(t *testing.T) {
 	var buf bytes.Buffer
@@ -41,14 +46,17 @@ func TestLogHandler(t *testing.T) {
 	logger.Warn(msgBFDExpired, slog.String("Topic", "bfd"), slog.String("Peer", "198.51.100.2"))
 	logger.Warn(msgBFDRemoteDown, slog.String("Topic", "bfd"), slog.String("Peer", "198.51.100.3"))
 	logger.Error(msgBFDCannotListen, slog.String("Topic", "bfd"), slog.Any("Error", errors.New("address in use")))
+	peerLog.Info(msgSentNotification, slog.String("State", "BGP_FSM_ACTIVE"), slog.Int("Code", 2), slog.Int("Subcode", 2), slog.Any("Data", []byte{}))
 	peerLog.Info("Peer Up", slog.String("State", "BGP_FSM_OPENCONFIRM"))
 	peerLog.Debug("sent update")
+	logger.Error("noise")
 
 	wantObserved := []string{
 		"connect 198.51.100.1 dial tcp 198.51.100.1:179: i/o timeout",
 		"bfd 198.51.100.2 " + bfdExpiredMessage,
 		"bfd 198.51.100.3 " + bfdRemoteDownReason,
 		"listen address in use",
+		"notification 198.51.100.1 2/2",
 	}
 	if diff := cmp.Diff(wantObserved, obs.got); diff != "" {
 		t.Errorf("observed (-want +got):\n%s", diff)
@@ -57,6 +65,7 @@ func TestLogHandler(t *testing.T) {
 		`level=WARN msg=Expired component=gobgp topic=bfd peer=198.51.100.2`,
 		`level=WARN msg="Remote peer signaled BFD down" component=gobgp topic=bfd peer=198.51.100.3`,
 		`level=ERROR msg="Can't listen UDP" component=gobgp topic=bfd error="address in use"`,
+		`level=INFO msg="sent notification" component=gobgp topic=Peer key=198.51.100.1 state=BGP_FSM_ACTIVE code=2 subcode=2 data=""`,
 		`level=INFO msg="Peer Up" component=gobgp topic=Peer key=198.51.100.1 state=BGP_FSM_OPENCONFIRM`,
 	}
 	if diff := cmp.Diff(wantLog, strings.Split(strings.TrimSpace(buf.String()), "\n")); diff != "" {

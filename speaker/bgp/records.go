@@ -96,8 +96,8 @@ func (s *Speaker) adoptSessions(ctx context.Context) {
 	}
 }
 
-// sessionAdded marks the session at addr as configured.
-func (s *Speaker) sessionAdded(addr netip.Addr) {
+// sessionAdding marks the session at addr as configured.
+func (s *Speaker) sessionAdding(addr netip.Addr) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if rec := s.recordFor(addr); rec != nil {
@@ -124,7 +124,8 @@ func (s *Speaker) sessionRefused(addr netip.Addr, err error) {
 	defer s.mu.Unlock()
 	if rec := s.recordFor(addr); rec != nil {
 		rec.sessionErr = fmt.Sprintf("bgp: GoBGP refused the session: %v", err)
-		rec.status.State = StateNotConfigured
+		rec.configured = false
+		rec.status.State, rec.status.Since = StateNotConfigured, time.Now()
 	}
 }
 
@@ -193,6 +194,34 @@ func (s *Speaker) bfdFailed(peer netip.Addr, why string) {
 	rec.status.BFD = BFDDown
 	s.mu.Unlock()
 	s.notify()
+}
+
+// notificationSent records a notification the speaker sent (logObserver).
+func (s *Speaker) notificationSent(peer netip.Addr, code, subcode uint8) {
+	msg := sentNotificationMessage(code, subcode)
+	if msg == "" {
+		return
+	}
+	s.mu.Lock()
+	rec := s.recordFor(peer)
+	if rec == nil {
+		s.mu.Unlock()
+		return
+	}
+	changed := msg != rec.status.LastError
+	rec.status.LastError, rec.status.LastErrorTime = msg, time.Now()
+	s.mu.Unlock()
+	if changed {
+		s.notify()
+	}
+}
+
+// suppressed reports whether a GoBGP log record is noise the speaker caused
+// itself (logObserver).
+func (s *Speaker) suppressed(msg string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stopping && msg == msgStopFailed
 }
 
 // bfdListenFailed records that GoBGP cannot receive BFD packets

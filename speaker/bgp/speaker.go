@@ -69,6 +69,7 @@ type Speaker struct {
 	mu           sync.Mutex // guards what follows
 	records      map[string]*peerRecord
 	bfdListenErr string
+	stopping     bool
 }
 
 // peerRecord is the speaker's own view of a desired peer.
@@ -210,13 +211,13 @@ func (s *Speaker) apply(ctx context.Context, p plan) error {
 		return err
 	}
 	for _, sc := range p.addSessions {
-		err := s.srv.AddPeer(ctx, &api.AddPeerRequest{Peer: apiPeer(sc)})
-		if err != nil {
+		// The record follows GoBGP's events from before AddPeer returns.
+		s.sessionAdding(sc.Address)
+		if err := s.srv.AddPeer(ctx, &api.AddPeerRequest{Peer: apiPeer(sc)}); err != nil {
 			s.sessionRefused(sc.Address, err)
 			continue
 		}
 		s.applied.sessions[sc.Address] = sc
-		s.sessionAdded(sc.Address)
 	}
 	if len(p.removeGroups) > 0 {
 		keep := maps.Clone(s.applied.groups)
@@ -327,8 +328,13 @@ func (s *Speaker) Close(ctx context.Context) error {
 		return nil
 	}
 	s.closed = true
+	s.mu.Lock()
+	s.stopping = true
+	s.mu.Unlock()
 	err := s.srv.StopBgp(ctx, &api.StopBgpRequest{AllowGracefulRestart: true})
 	s.cancel()
+	// Stop stops the BFD server; its own StopBgp fails (and logs it, which
+	// the log handler drops) since the BGP server is stopped already.
 	s.srv.Stop()
 	<-s.done
 	if err != nil {

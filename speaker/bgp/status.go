@@ -173,8 +173,15 @@ func disconnectMessage(reason api.PeerState_DisconnectReason, msg string) string
 	case api.PeerState_DISCONNECT_REASON_WRITE_FAILED:
 		return "writing to the router failed: the connection broke"
 	case api.PeerState_DISCONNECT_REASON_INVALID_MSG:
-		return "the router sent an invalid message: " + msg
-	case api.PeerState_DISCONNECT_REASON_ADMIN_DOWN, api.PeerState_DISCONNECT_REASON_DECONFIGURED:
+		// GoBGP v4.8.0 reports a notification received while opening as an
+		// invalid message, without its code.
+		return "the session failed while opening: the router sent an unexpected or invalid message, " +
+			"often a notification rejecting this node's OPEN (check myASN, peerASN and that the router " +
+			"has this node as a neighbour): " + msg
+	case api.PeerState_DISCONNECT_REASON_ADMIN_DOWN, api.PeerState_DISCONNECT_REASON_DECONFIGURED,
+		api.PeerState_DISCONNECT_REASON_IDLE_TIMER_EXPIRED:
+		// Not failures: the speaker's own doing, or the end of the idle
+		// wait before reconnecting.
 		return ""
 	default:
 		return fmt.Sprintf("session down: %s", msg)
@@ -188,4 +195,27 @@ func connectFailureMessage(peer netip.Addr, port uint16, dialErr string, passwor
 		hint = "check that the router is reachable, has this node as a neighbour, and uses the same TCP MD5 password (a wrong password looks like no answer)"
 	}
 	return fmt.Sprintf("cannot connect to %s: %s: %s", netip.AddrPortFrom(peer, port), dialErr, hint)
+}
+
+// sentNotificationMessage explains a notification the speaker sent, or returns
+// "" for a Cease, which the speaker sends itself when it deconfigures or
+// resets a session.
+func sentNotificationMessage(code, subcode uint8) string {
+	desc := bgp.NewNotificationErrorCode(code, subcode).String()
+	switch code {
+	case bgp.BGP_ERROR_CEASE:
+		return ""
+	case bgp.BGP_ERROR_OPEN_MESSAGE_ERROR:
+		if subcode == bgp.BGP_ERROR_SUB_BAD_PEER_AS {
+			return "the router's AS number is not the configured peerASN (" + desc + ")"
+		}
+		return "the speaker rejected the router's OPEN (" + desc + ")"
+	case bgp.BGP_ERROR_FSM_ERROR:
+		return "the router answered this node's OPEN with something other than an OPEN, usually a notification " +
+			"rejecting it: check myASN, peerASN and that the router has this node as a neighbour (" + desc + ")"
+	case bgp.BGP_ERROR_HOLD_TIMER_EXPIRED:
+		return "hold timer expired: nothing received from the router within the hold time"
+	default:
+		return "the speaker closed the connection with a notification (" + desc + ")"
+	}
 }
