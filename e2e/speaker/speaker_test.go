@@ -161,4 +161,3 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
-

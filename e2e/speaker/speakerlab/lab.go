@@ -398,4 +398,3 @@ func ignoreNotFound(err error) error {
 	}
 	return err
 }
-
