@@ -1,0 +1,62 @@
+package controlplane_test
+
+import (
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/herald-dev/herald/e2e/controlplane"
+)
+
+// BenchmarkStart measures how long a control plane takes from Start to ready: etcd and
+// kube-apiserver started, /readyz ok, Herald's CRDs Established. Stopping is not timed.
+// It reports the mean as ready-s, the slowest start as max-ready-s, and the CPU time etcd
+// and kube-apiserver used until ready as cpu-s: the wall time depends on what else the
+// machine runs, the CPU time much less.
+//
+//	go test -run '^$' -bench BenchmarkStart -benchtime 10x ./controlplane/
+func BenchmarkStart(b *testing.B) {
+	controlplane.RequireBinaries(b, "")
+	var total, slowest, cpu time.Duration
+	for b.Loop() {
+		cp, err := controlplane.Start(b.Context(), controlplane.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		total += cp.ReadyAfter
+		slowest = max(slowest, cp.ReadyAfter)
+		for _, pid := range cp.PIDs() {
+			cpu += cpuTime(b, pid)
+		}
+		if err := cp.Stop(); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+	b.ReportMetric(total.Seconds()/float64(b.N), "ready-s")
+	b.ReportMetric(slowest.Seconds(), "max-ready-s")
+	b.ReportMetric(cpu.Seconds()/float64(b.N), "cpu-s")
+}
+
+// cpuTime returns the user and system CPU time process pid has used, from /proc.
+func cpuTime(b *testing.B, pid int) time.Duration {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		b.Fatal(err)
+	}
+	// The command name (field 2) may hold spaces: count fields after its closing ')'.
+	fields := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+1:]))
+	const clockTicksPerSecond = 100 // USER_HZ, 100 on every Linux architecture Go supports
+	var ticks int64
+	for _, f := range fields[11:13] { // utime and stime, fields 14 and 15 of stat
+		n, err := strconv.ParseInt(f, 10, 64)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * time.Second / clockTicksPerSecond
+}

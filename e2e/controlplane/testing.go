@@ -1,0 +1,45 @@
+package controlplane
+
+import (
+	"context"
+	"errors"
+	"os"
+	"testing"
+)
+
+// StartForTest starts a control plane for t and stops it, removing its directory, when t
+// and its subtests end, whether they passed, failed or panicked. When the binaries are
+// missing it skips t with the command that builds them, or fails t when the environment
+// variable CI is "true". Any other start-up failure fails t.
+func StartForTest(t testing.TB, opts Options) *ControlPlane {
+	t.Helper()
+	RequireBinaries(t, opts.BinDir)
+	cp, err := Start(context.Background(), opts)
+	if err != nil {
+		t.Fatalf("start control plane: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := cp.Stop(); err != nil {
+			t.Errorf("stop control plane: %v", err)
+		}
+	})
+	return cp
+}
+
+// RequireBinaries returns the binaries in dir (BinDir() when empty). When one is missing
+// it fails t under CI=true and skips t otherwise, with a message naming what is missing
+// and the command that builds it.
+func RequireBinaries(t testing.TB, dir string) Binaries {
+	t.Helper()
+	bins, err := FindBinaries(dir)
+	if errors.Is(err, ErrBinariesMissing) {
+		if os.Getenv("CI") == "true" {
+			t.Fatal(err)
+		}
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bins
+}
