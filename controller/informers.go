@@ -2,6 +2,7 @@ package controller
 
 import (
 	"maps"
+	"slices"
 
 	"golang.org/x/time/rate"
 	corev1 "k8s.io/api/core/v1"
@@ -53,6 +54,10 @@ func (c *Controller) setupInformers() {
 		DeleteFunc: c.enqueueService,
 	})
 	model := func() { c.objQueue.Add(modelKey) }
+	// A change of what an object asks for (its spec, labels, deletion or
+	// finalizers) rebuilds the model; a change of its status alone, most
+	// often the controller's own write, only schedules a status check,
+	// batched like the refreshes that follow allocations.
 	kindHandler := func(kind string) cache.ResourceEventHandler {
 		enqueue := func(obj any) {
 			if o, err := metaOf(obj); err == nil {
@@ -61,8 +66,16 @@ func (c *Controller) setupInformers() {
 			}
 		}
 		return cache.ResourceEventHandlerFuncs{
-			AddFunc:    enqueue,
-			UpdateFunc: func(_, obj any) { enqueue(obj) },
+			AddFunc: enqueue,
+			UpdateFunc: func(old, obj any) {
+				o, err1 := metaOf(old)
+				n, err2 := metaOf(obj)
+				if err1 == nil && err2 == nil && sameRequest(o, n) {
+					c.objQueue.AddAfter(objectKey{kind, n.GetName()}, poolStatusDelay)
+					return
+				}
+				enqueue(obj)
+			},
 			DeleteFunc: enqueue,
 		}
 	}
@@ -95,6 +108,15 @@ func (c *Controller) setupInformers() {
 		UpdateFunc: func(_, obj any) { secretNamed(obj) },
 		DeleteFunc: secretNamed,
 	})
+}
+
+// sameRequest reports whether two versions of one of Herald's objects ask
+// for the same thing: only their status (or resourceVersion) differs.
+func sameRequest(old, obj metav1.Object) bool {
+	return old.GetGeneration() == obj.GetGeneration() &&
+		maps.Equal(old.GetLabels(), obj.GetLabels()) &&
+		slices.Equal(old.GetFinalizers(), obj.GetFinalizers()) &&
+		(old.GetDeletionTimestamp() == nil) == (obj.GetDeletionTimestamp() == nil)
 }
 
 // secretReferenced reports whether a BGPPeer names the Secret namespace/name.

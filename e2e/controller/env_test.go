@@ -42,7 +42,12 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	cp := controlplane.StartForTest(t, controlplane.Options{})
+	return newEnvWith(t, controlplane.Options{})
+}
+
+func newEnvWith(t *testing.T, opts controlplane.Options) *env {
+	t.Helper()
+	cp := controlplane.StartForTest(t, opts)
 	cfg := cp.Config()
 	cfg.WarningHandler = rest.NoWarnings{} // spec.externalIPs is deprecated, and the tests know
 	e := &env{cp: cp, kube: kubernetes.NewForConfigOrDie(cfg), herald: versioned.NewForConfigOrDie(cfg)}
