@@ -1,0 +1,123 @@
+package speaker_test
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/herald-dev/herald/e2e/netlab"
+	"github.com/herald-dev/herald/e2e/speaker/speakerlab"
+	"github.com/herald-dev/herald/speaker"
+)
+
+// statusReady waits until node's SpeakerStatus has Ready with the given
+// status and reason.
+func statusReady(t *testing.T, lab *speakerlab.Lab, node string, ready bool, reason string) {
+	t.Helper()
+	netlab.Eventually(t, 20*time.Second, func(ctx context.Context) error {
+		got, gotReason, err := lab.StatusReady(ctx, node)
+		if err != nil {
+			return err
+		}
+		if got != ready || gotReason != reason {
+			return fmt.Errorf("SpeakerStatus %s: ready %v (%s), want %v (%s)", node, got, gotReason, ready, reason)
+		}
+		return nil
+	})
+}
+
+func TestFailover(t *testing.T) {
+	lab := speakerlab.New(t, speakerlab.Options{})
+	ctx := t.Context()
+	addr := lbAddr(v4, 5)
+	lab.AddVIP(addr)
+	must(t, lab.CreateService(ctx, speakerlab.ServiceSpec{Name: "web", Addresses: []netip.Addr{addr}}))
+	must(t, lab.SetEndpoints(ctx, "web", v4, speakerlab.EndpointState{Node: "node1"}))
+	ranking := speaker.Ranking(addr, lab.NodeNames())
+	answeredBy(t, lab, addr, 10*time.Second, ranking[0])
+	statusShows(t, lab, addr, "default/web", ranking[0])
+
+	t.Run("node failure: kill -9 and link cut", func(t *testing.T) {
+		owner := lab.Node(ranking[0])
+		lab.KillSpeaker(owner)
+		must(t, owner.Link.Detach())
+		answeredBy(t, lab, addr, 5*time.Second, ranking[1])
+		if got, err := lab.ConnectVIP(ctx, addr); err != nil || got != ranking[1] {
+			t.Errorf("TCP to %s reached %q (%v), want %s", addr, got, err, ranking[1])
+		}
+		statusShows(t, lab, addr, "default/web", ranking[1])
+		statusReady(t, lab, ranking[0], false, "SpeakerNotAlive")
+
+		// The node comes back: it takes its address back, and its record is ready again.
+		must(t, owner.Link.Attach())
+		lab.StartSpeaker(owner)
+		lab.WaitReady(owner)
+		lab.WaitMembers(3)
+		answeredBy(t, lab, addr, 10*time.Second, ranking[0])
+		statusShows(t, lab, addr, "default/web", ranking[0])
+		statusReady(t, lab, ranking[0], true, "Running")
+	})
+
+	t.Run("graceful stop hands over", func(t *testing.T) {
+		owner := lab.Node(ranking[0])
+		if err := lab.StopSpeaker(owner); err != nil {
+			t.Errorf("stop speaker: %v", err)
+		}
+		answeredBy(t, lab, addr, 2*time.Second, ranking[1])
+		statusReady(t, lab, ranking[0], false, "Stopped")
+		lab.StartSpeaker(owner)
+		lab.WaitReady(owner)
+		lab.WaitMembers(3)
+		answeredBy(t, lab, addr, 10*time.Second, ranking[0])
+	})
+
+	t.Run("split brain: a membership partition is resolved on the wire", func(t *testing.T) {
+		for _, n := range lab.Nodes {
+			for _, proto := range []string{"udp", "tcp"} {
+				n.Host.MustRun("iptables", "-A", "INPUT", "-p", proto, "--dport", "7946", "-j", "DROP")
+			}
+		}
+		// Every speaker is alone now and elects itself; the conflicts leave
+		// the address with the highest-ranked node only.
+		lab.WaitMembers(1)
+		answeredBy(t, lab, addr, 10*time.Second, ranking[0])
+		winner, loser := lab.Node(ranking[0]), lab.Node(ranking[1])
+		netlab.Eventually(t, 10*time.Second, func(ctx context.Context) error {
+			kept, err := lab.Metric(ctx, winner, "herald_speaker_layer2_conflicts_total", `outcome="kept"`)
+			if err != nil || kept == 0 {
+				return fmt.Errorf("winner %s kept %v conflicts (%v), want some", winner.Name, kept, err)
+			}
+			yielded, err := lab.Metric(ctx, loser, "herald_speaker_layer2_conflicts_total", `outcome="yielded"`)
+			if err != nil || yielded == 0 {
+				return fmt.Errorf("loser %s yielded %v conflicts (%v), want some", loser.Name, yielded, err)
+			}
+			events, err := lab.ServiceEvents(ctx, "web")
+			if err != nil {
+				return err
+			}
+			if !slices.ContainsFunc(events, func(e string) bool {
+				return strings.HasPrefix(e, "AddressConflict: ") && strings.Contains(e, ranking[0]+" outranks")
+			}) {
+				return fmt.Errorf("no AddressConflict event in %q", events)
+			}
+			return nil
+		})
+
+		for _, n := range lab.Nodes {
+			for _, proto := range []string{"udp", "tcp"} {
+				n.Host.MustRun("iptables", "-D", "INPUT", "-p", proto, "--dport", "7946", "-j", "DROP")
+			}
+		}
+		lab.WaitMembers(3)
+		answeredBy(t, lab, addr, 10*time.Second, ranking[0])
+		// It stays that way.
+		for range 5 {
+			answeredBy(t, lab, addr, time.Second, ranking[0])
+			time.Sleep(300 * time.Millisecond)
+		}
+	})
+}
