@@ -202,7 +202,16 @@ func (c *Core) ensure(svc *corev1.Service, w *Want, kind ipam.Kind) Decision {
 	}
 
 	if w.Refusal != nil {
-		return keep(w.Refusal.Reason, sentence(w.Refusal.Message), &RefusalError{*w.Refusal})
+		err := &RefusalError{*w.Refusal}
+		if kind == ipam.ExternalIP && w.Refusal.Reason != ReasonInvalidAnnotation {
+			// spec.externalIPs itself is unusable: a claim is all or nothing.
+			d.Changed = c.alloc.Release(owner, kind)
+			d.Err = err
+			d.Condition.Status, d.Condition.Reason = metav1.ConditionFalse, w.Refusal.Reason
+			d.Condition.Message = sentence(w.Refusal.Message)
+			return d
+		}
+		return keep(w.Refusal.Reason, sentence(w.Refusal.Message), err)
 	}
 	req := w.Request
 	if kind == ipam.LoadBalancer && had && req.Pool != "" && before.Pool == req.Pool {

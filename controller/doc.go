@@ -1,7 +1,77 @@
 // Package controller is Herald's single writer of address allocations. It
-// watches Services and IPPools, drives the ipam package, and writes
-// status.loadBalancer.ingress, spec.externalIPs (when asked to allocate one),
-// events, pool status and metrics.
+// watches Services, Namespaces and Herald's resources, drives the ipam
+// package, and writes status.loadBalancer.ingress, spec.externalIPs (only
+// when a Service asks for an external IP to be allocated), Service
+// conditions and Events, the status and finalizer of IPPools, and the status
+// of L2Advertisements, BGPPeers and BGPAdvertisements. It takes a
+// *slog.Logger and a prometheus.Registerer; it must not announce addresses
+// (that is the speaker's job) nor import cmd/internal/daemon.
 //
-// It must not announce addresses: that is the speaker's job.
+// # The allocation core
+//
+// Every allocation decision goes through one code path, so that the
+// controller's reconcile loop and an implementation of k8s.io/cloud-provider's
+// LoadBalancer decide alike:
+//
+//   - Desired(svc, subject, class) Intent is the pure translation of what a
+//     Service asks for (annotations, spec.loadBalancerIP, ipFamilies and
+//     ipFamilyPolicy, spec.externalIPs, sharing key, ports, and for
+//     externalTrafficPolicy Local a backend key hashed from the selector)
+//     into ipam.Requests, or a Refusal when its own input is invalid.
+//     Serves(svc, class) says whether a controller serving class handles svc.
+//   - Core holds the ipam.Allocator and the config.Model. NewCore(class);
+//     SetModel(config.Build(snapshot)) on every configuration change;
+//     Import(services) once before anything else (oldest Service first, so a
+//     restart or leader change moves nothing); then for each Service:
+//     EnsureLoadBalancer(svc) Decision, EnsureExternalIPs(svc) Decision, or
+//     Ensure(svc) for both; ReleaseLoadBalancer / ReleaseExternalIPs(ns,
+//     name) when it is gone; Held(ns, name, kind) for what it holds.
+//   - A Decision carries the addresses the Service holds afterwards
+//     (Ingress() gives status.loadBalancer.ingress, ipMode VIP), the pool,
+//     the Service condition to write (Type, Status, Reason, Message; the
+//     caller sets ObservedGeneration and LastTransitionTime), Err (a
+//     *RefusalError, or the ipam error: errors.Is against ipam.ErrPoolExhausted
+//     and friends), Waiting (capacity appearing could help: re-run Ensure when
+//     pools change or addresses are released) and Changed (addresses were
+//     freed or moved). On failure a Service keeps what it held, except a
+//     refused external-IP claim, which is released so that it is never
+//     announced.
+//
+// A cloud-provider LoadBalancer maps onto it directly: EnsureLoadBalancer and
+// UpdateLoadBalancer call Core.EnsureLoadBalancer and return
+// &LoadBalancerStatus{Ingress: d.Ingress()} when d.Addresses is not empty and
+// d.Err otherwise (the upstream controller retries and records the error);
+// EnsureLoadBalancerDeleted calls ReleaseLoadBalancer; GetLoadBalancer reads
+// Held. The upstream service controller skips Services with a
+// loadBalancerClass and never re-syncs on pool changes; the Controller here
+// covers both, and Decision.Condition is what it writes where `kubectl
+// describe svc` shows it.
+//
+// # What a Service records, and what speakers read
+//
+// status.loadBalancer.ingress lists the load-balancer addresses of a Service
+// of type LoadBalancer that this controller serves; a speaker announces them.
+// The condition herald.dev/AddressAllocated explains the decision; when True
+// its message starts with `Allocated <addresses> from IPPool "<pool>".`
+// (ParseGrant reads it back), so the Service alone tells which pool an
+// address came from.
+//
+// spec.externalIPs is written by users, so a speaker must not trust it: it
+// announces only AcceptedExternalIPs(svc), the addresses listed by a True
+// herald.dev/ExternalIPsAccepted condition (`Accepted <addresses> from
+// IPPool "<pool>".`) that are still in spec.externalIPs. The controller
+// writes that condition through the status subresource, and is its only
+// writer. A claim is all or nothing: when any external IP of a Service is
+// refused (not in a pool whose allowExternalIPs admits the namespace, held
+// by an older Service, more than one per family), none is claimed, the
+// condition is False with the reason, and nothing is to be announced.
+//
+// # Controller
+//
+// New(Config) then Run(ctx) runs informers, and while this replica holds the
+// Lease (or always, without leader election): builds the model, imports
+// every allocation recorded in the Services (listed from the apiserver, not
+// the cache, so a new leader sees the last writes of the old one), becomes
+// Ready, then reconciles with a work queue. On ctx's end the workers stop
+// before the Lease is released, so only the leader writes.
 package controller
