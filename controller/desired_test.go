@@ -339,6 +339,7 @@ func TestParseGrant(t *testing.T) {
 	}{
 		{grantSentence(verbAllocated, addrs("198.51.100.7"), "pool-a"), Grant{addrs("198.51.100.7"), "pool-a"}, true},
 		{grantSentence(verbAccepted, addrs("203.0.113.5", "2001:db8::5"), "ext") + " More words.", Grant{addrs("203.0.113.5", "2001:db8::5"), "ext"}, true},
+		{grantSentence(verbAllocated, addrs("203.0.113.99"), ""), Grant{addrs("203.0.113.99"), ""}, true},
 		{`Allocated 198.51.100.7 from IPPool "a`, Grant{}, false},
 		{`Allocated nope from IPPool "a".`, Grant{}, false},
 		{`Pool "a" has no free IPv4 address.`, Grant{}, false},

@@ -17,7 +17,9 @@ import (
 //
 //	Allocated 198.51.100.7, 2001:db8::7 from IPPool "pool-a".
 //	Accepted 203.0.113.5 from IPPool "external".
+//	Allocated 203.0.113.7 from no IPPool.
 //
+// The last form is for an address imported from before that lies in no pool.
 // Anything after that sentence is for people.
 const (
 	verbAllocated = "Allocated"
@@ -25,8 +27,15 @@ const (
 	grantFrom     = " from IPPool "
 )
 
+// grantNoPool ends the sentence for addresses counted in no pool (imported
+// from before, outside every pool).
+const grantNoPool = " from no IPPool."
+
 // grantSentence writes the sentence ParseGrant reads.
 func grantSentence(verb string, addrs []netip.Addr, pool string) string {
+	if pool == "" {
+		return verb + " " + joinAddrs(addrs) + grantNoPool
+	}
 	return verb + " " + joinAddrs(addrs) + grantFrom + strconv.Quote(pool) + "."
 }
 
@@ -45,8 +54,11 @@ func ParseGrant(msg string) (Grant, bool) {
 		return Grant{}, false
 	}
 	list, rest, ok := strings.Cut(rest, grantFrom)
+	noPool := false
 	if !ok {
-		return Grant{}, false
+		if list, _, noPool = strings.Cut(list, grantNoPool); !noPool {
+			return Grant{}, false
+		}
 	}
 	var g Grant
 	for _, s := range strings.Split(list, ", ") {
@@ -55,6 +67,9 @@ func ParseGrant(msg string) (Grant, bool) {
 			return Grant{}, false
 		}
 		g.Addresses = append(g.Addresses, a)
+	}
+	if noPool {
+		return g, true
 	}
 	if !strings.HasPrefix(rest, `"`) {
 		return Grant{}, false

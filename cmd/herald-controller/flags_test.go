@@ -1,0 +1,84 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/spf13/pflag"
+
+	"github.com/herald-dev/herald/cmd/internal/daemon"
+	"github.com/herald-dev/herald/controller"
+)
+
+func TestParseFlags(t *testing.T) {
+	t.Setenv("KUBECONFIG", "")
+	t.Setenv("POD_NAMESPACE", "herald")
+	t.Setenv("POD_NAME", "herald-controller-abc")
+	tests := []struct {
+		name string
+		args []string
+		want options
+	}{
+		{
+			name: "defaults",
+			want: options{
+				apiQPS: 100, apiBurst: 200, metricsAddr: ":7472",
+				log:       daemon.LogOptions{Format: "json", Level: "info"},
+				namespace: "herald", workers: controller.DefaultWorkers, resync: 10 * time.Minute,
+				leaderEnabled: true,
+				leaderElect: controller.LeaderElection{Enabled: true, LeaseName: "herald-controller", LeaseNamespace: "herald",
+					Identity: "herald-controller-abc", LeaseDuration: controller.DefaultLeaseDuration,
+					RenewDeadline: controller.DefaultRenewDeadline, RetryPeriod: controller.DefaultRetryPeriod},
+			},
+		},
+		{
+			name: "everything set",
+			args: []string{"--kubeconfig=/k", "--load-balancer-class=herald.dev/x", "--leader-elect=false", "--workers=8",
+				"--resync=0", "--metrics-bind-address=", "--log-format=text", "--log-level=debug", "--leader-elect-lease-duration=20s"},
+			want: options{
+				kubeconfig: "/k", class: "herald.dev/x", apiQPS: 100, apiBurst: 200,
+				log:       daemon.LogOptions{Format: "text", Level: "debug"},
+				namespace: "herald", workers: 8,
+				leaderElect: controller.LeaderElection{LeaseName: "herald-controller", LeaseNamespace: "herald",
+					Identity: "herald-controller-abc", LeaseDuration: 20 * time.Second,
+					RenewDeadline: controller.DefaultRenewDeadline, RetryPeriod: controller.DefaultRetryPeriod},
+			},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := parseFlags("herald-controller", tc.args, &bytes.Buffer{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, got, cmp.AllowUnexported(options{})); diff != "" {
+				t.Errorf("parseFlags (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestHelpExplainsEveryFlag(t *testing.T) {
+	var out bytes.Buffer
+	_, err := parseFlags("herald-controller", []string{"--help"}, &out)
+	if !errors.Is(err, pflag.ErrHelp) {
+		t.Fatalf("--help: err = %v, want pflag.ErrHelp", err)
+	}
+	for _, flag := range []string{"--kubeconfig", "--leader-elect", "--leader-elect-lease-name", "--leader-elect-lease-namespace",
+		"--leader-elect-lease-duration", "--leader-elect-renew-deadline", "--leader-elect-retry-period", "--load-balancer-class",
+		"--metrics-bind-address", "--log-format", "--log-level", "--workers", "--resync"} {
+		if !strings.Contains(out.String(), flag+" ") {
+			t.Errorf("--help does not explain %s", flag)
+		}
+	}
+}
+
+func TestUnexpectedArguments(t *testing.T) {
+	if _, err := parseFlags("herald-controller", []string{"extra"}, &bytes.Buffer{}); err == nil {
+		t.Error("a positional argument was accepted")
+	}
+}
