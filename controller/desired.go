@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -80,7 +81,7 @@ func Desired(svc *corev1.Service, subject ipam.Subject, class string) Intent {
 	ann, annErr := config.ParseServiceAnnotations(svc.Annotations)
 	var annRefusal *Refusal
 	if annErr != nil {
-		annRefusal = &Refusal{Reason: ReasonInvalidAnnotation, Message: annErr.Error()}
+		annRefusal = &Refusal{Reason: ReasonInvalidAnnotation, Message: annotationMessage(annErr)}
 	}
 	var sharing *ipam.Sharing
 	if ann.SharingKey != "" {
@@ -244,6 +245,37 @@ func sharingOf(svc *corev1.Service, key string) *ipam.Sharing {
 func backendKey(selector map[string]string) string {
 	sum := sha256.Sum256([]byte(labels.SelectorFromSet(selector).String()))
 	return "selector:" + hex.EncodeToString(sum[:12])
+}
+
+// maxAnnotationProblem bounds what the message says about one annotation,
+// which may quote a long value.
+const maxAnnotationProblem = 200
+
+// annotationMessage describes every invalid annotation of a parse error,
+// each in at most maxAnnotationProblem bytes, so that all of them are named
+// however long their values.
+func annotationMessage(err error) string {
+	parts := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		parts = j.Unwrap()
+	}
+	msgs := make([]string, 0, len(parts))
+	for _, p := range parts {
+		msg := strings.TrimPrefix(p.Error(), "config: ")
+		if len(msg) > maxAnnotationProblem {
+			// Keep the head (which annotation) and the tail (what is wrong).
+			head, tail := maxAnnotationProblem/2, len(msg)-maxAnnotationProblem/2
+			for head > 0 && !utf8.RuneStart(msg[head]) {
+				head--
+			}
+			for tail < len(msg) && !utf8.RuneStart(msg[tail]) {
+				tail++
+			}
+			msg = msg[:head] + " ... " + msg[tail:]
+		}
+		msgs = append(msgs, msg)
+	}
+	return strings.Join(msgs, "; ")
 }
 
 func joinAddrs(addrs []netip.Addr) string {

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -316,6 +317,24 @@ func TestDesired(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestAnnotationMessage(t *testing.T) {
+	long := strings.Repeat("198.51.100.1,", 500)
+	svc := service("ns", "a", annotate("herald.dev/addresses", long, "herald.dev/sharing-key", "!", "herald.dev/pool", "x"))
+	w := Desired(svc, ipam.Subject{Namespace: "ns"}, "").LoadBalancer
+	if w.Refusal == nil {
+		t.Fatal("no refusal")
+	}
+	msg := w.Refusal.Message
+	for _, want := range []string{"herald.dev/addresses", "at most 2 addresses", "herald.dev/sharing-key"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("message %q does not contain %q", msg, want)
+		}
+	}
+	if len(msg) > 3*maxAnnotationProblem {
+		t.Errorf("message of %d bytes", len(msg))
 	}
 }
 
