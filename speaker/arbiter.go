@@ -42,9 +42,10 @@ func ResolveConflict(addr netip.Addr, self, other string, known bool) ConflictOu
 // conflict. An address is held back (left out of the desired state even
 // when this node's own election picks it) until one of:
 //
-//   - the winner, seen alive by membership when the conflict happened, is
-//     no longer alive (it crashed or left: this node must take over at
-//     once, as after any failure);
+//   - the winner, seen alive by membership at the conflict or since (a
+//     restarted winner often claims its addresses a moment before this
+//     node hears that it joined), is no longer alive: it crashed or left,
+//     and this node must take over at once, as after any failure;
 //   - hold has passed since the last conflict. This bounds the case where
 //     membership cannot tell (a partition: the winner looks dead from here
 //     although it still answers on the wire). If the winner still claims
@@ -60,8 +61,8 @@ type holdBack struct {
 
 type heldAddr struct {
 	winner string
-	// winnerWasAlive is true when membership saw the winner alive at the
-	// time of a conflict.
+	// winnerWasAlive is true once membership has seen the winner alive
+	// since the conflict.
 	winnerWasAlive bool
 	until          time.Time
 }
@@ -84,6 +85,10 @@ func (h *holdBack) active(alive map[string]bool, now time.Time) (map[netip.Addr]
 		if !now.Before(s.until) || (s.winnerWasAlive && !alive[s.winner]) {
 			delete(h.addrs, a)
 			continue
+		}
+		if !s.winnerWasAlive && alive[s.winner] {
+			s.winnerWasAlive = true
+			h.addrs[a] = s
 		}
 		out[a] = true
 		if next.IsZero() || s.until.Before(next) {

@@ -43,6 +43,9 @@ func TestHoldBack(t *testing.T) {
 		{name: "yield in a partition (winner looks dead)", yield6: &heldAddr{winner: "c"}, at: time.Second, alive: []string{"a", "b"}, want: []netip.Addr{lbV4, lbV6}, wantNext: 5 * time.Second},
 		{name: "the live winner dies: release at once; the partition hold stays", at: 2 * time.Second, alive: []string{"a"}, want: []netip.Addr{lbV6}, wantNext: 6 * time.Second},
 		{name: "the partition hold ends after hold", at: 6 * time.Second, alive: []string{"a"}},
+		{name: "yield to a winner not yet seen alive (it just restarted)", yield: &heldAddr{winner: "b"}, at: 7 * time.Second, alive: []string{"a"}, want: []netip.Addr{lbV4}, wantNext: 12 * time.Second},
+		{name: "the winner is seen joining: still held", at: 7100 * time.Millisecond, alive: []string{"a", "b"}, want: []netip.Addr{lbV4}, wantNext: 12 * time.Second},
+		{name: "the winner dies before the hold ends: released at once", at: 8 * time.Second, alive: []string{"a"}},
 	}
 	for _, s := range steps {
 		now := t0.Add(s.at)

@@ -57,6 +57,7 @@ type speaker struct {
 	metrics    *metrics
 
 	trigger     chan struct{}
+	settled     chan netip.Addr
 	configDirty atomic.Bool
 	leaving     atomic.Bool
 	health      *Health
@@ -70,6 +71,7 @@ type speaker struct {
 	// Owned by the loop.
 	model   *config.Model
 	held    *holdBack
+	pending map[netip.Addr]pendingConflict
 	holdT   *time.Timer
 	prev    Desired
 	since   map[netip.Addr]time.Time
@@ -81,6 +83,7 @@ type speaker struct {
 // changes, until ctx is done.
 func (s *speaker) loop(ctx context.Context) {
 	s.held = newHoldBack(s.cfg.ConflictHold)
+	s.pending = map[netip.Addr]pendingConflict{}
 	s.since = map[netip.Addr]time.Time{}
 	s.started = time.Now()
 	resync := time.NewTicker(s.cfg.ResyncInterval)
@@ -94,6 +97,8 @@ func (s *speaker) loop(ctx context.Context) {
 		case <-resync.C:
 		case c := <-s.l2.Conflicts():
 			s.handleConflict(c)
+		case a := <-s.settled:
+			s.settlePending(a)
 		case err := <-s.l2.Errors():
 			s.log.Warn("layer-2 announcer", "err", err)
 			continue
@@ -111,6 +116,7 @@ func (s *speaker) reconcile(ctx context.Context) {
 		s.metrics.reconciles.Inc()
 		s.metrics.reconcileSeconds.Observe(time.Since(start).Seconds())
 	}()
+	s.settleOverdue(start)
 	if s.configDirty.Swap(false) || s.model == nil {
 		s.model = s.buildModel()
 	}
@@ -223,6 +229,7 @@ func (s *speaker) scheduleHoldEnd(next time.Time) {
 // reconcile, and keeps when each address was taken.
 func (s *speaker) record(d Desired, now time.Time) {
 	for _, c := range ownershipChanges(s.prev, d, s.cfg.NodeName) {
+		s.log.Info("layer-2 announcement changed", "address", c.Addr, "gained", c.Gained, "previous", c.Previous, "interfaces", c.Interfaces)
 		if c.Gained {
 			s.since[c.Addr] = now
 			s.metrics.ownershipChanges.WithLabelValues("gained").Inc()
@@ -278,6 +285,16 @@ func (s *speaker) statusOf(d Desired, members int) v1alpha1.SpeakerStatusStatus 
 }
 
 // handleConflict resolves a layer-2 conflict reported by the announcer.
+//
+// When membership says the other speaker is alive too, the two views
+// differ only for the moment one of them takes to see the latest change
+// (an endpoint moved, a node joined): the stale side is about to withdraw.
+// So neither acts at once: the higher-ranked side re-asserts only if it
+// still holds the address after conflictSettleKeep, and the lower-ranked
+// side yields only if the other re-asserted (another conflict) before
+// conflictSettleYield ends. When the other speaker is not alive in this
+// view (a partition, a stale member list), the views may differ for long,
+// and both act at once.
 func (s *speaker) handleConflict(c layer2.Conflict) {
 	if s.leaving.Load() {
 		return
@@ -287,10 +304,87 @@ func (s *speaker) handleConflict(c layer2.Conflict) {
 		return
 	}
 	outcome := ResolveConflict(c.Addr, s.cfg.NodeName, other, known)
+	otherAlive := known && s.members.Alive()[other]
+	s.log.Info("layer-2 conflict", "address", c.Addr, "interface", c.Interface, "otherMAC", c.OtherMAC.String(),
+		"otherNode", other, "otherAlive", otherAlive, "evidence", string(c.Evidence), "outcome", string(outcome))
+	if !otherAlive || outcome == ConflictForeign {
+		s.settleConflict(c, other, outcome, otherAlive)
+		return
+	}
+	now := time.Now()
+	if p, ok := s.pending[c.Addr]; ok && p.other == other {
+		p.seenAgain = true
+		s.pending[c.Addr] = p
+		return
+	}
+	delay := conflictSettleYield
+	if outcome == ConflictKept {
+		delay = conflictSettleKeep
+	}
+	s.pending[c.Addr] = pendingConflict{conflict: c, other: other, outcome: outcome, at: now}
+	time.AfterFunc(delay, func() {
+		select {
+		case s.settled <- c.Addr:
+		default:
+			s.poke()
+		}
+	})
+}
+
+// The settle times of a conflict with a live speaker (see handleConflict).
+// The keeping side re-asserts after conflictSettleKeep; its gratuitous
+// burst (0, 100 and 300 ms) reaches the yielding side well before
+// conflictSettleYield, so the loser stops within about half a second.
+const (
+	conflictSettleKeep  = 150 * time.Millisecond
+	conflictSettleYield = 450 * time.Millisecond
+)
+
+// pendingConflict is a conflict with a live speaker waiting to settle.
+type pendingConflict struct {
+	conflict  layer2.Conflict
+	other     string
+	outcome   ConflictOutcome
+	at        time.Time
+	seenAgain bool
+}
+
+// settlePending acts on a pending conflict whose settle time has come.
+func (s *speaker) settlePending(addr netip.Addr) {
+	p, ok := s.pending[addr]
+	if !ok {
+		return
+	}
+	delete(s.pending, addr)
+	if _, owned := s.prev.Layer2[addr]; !owned {
+		s.log.Info("layer-2 conflict settled: this node no longer announces the address", "address", addr, "otherNode", p.other)
+		return
+	}
+	if p.outcome == ConflictYielded && !p.seenAgain {
+		s.log.Info("layer-2 conflict settled: the other node withdrew", "address", addr, "otherNode", p.other)
+		return
+	}
+	s.settleConflict(p.conflict, p.other, p.outcome, true)
+}
+
+// settleOverdue settles the pending conflicts whose settle time has passed
+// (their timer could not reach the loop).
+func (s *speaker) settleOverdue(now time.Time) {
+	for a, p := range s.pending {
+		delay := conflictSettleYield
+		if p.outcome == ConflictKept {
+			delay = conflictSettleKeep
+		}
+		if now.Sub(p.at) >= delay {
+			s.settlePending(a)
+		}
+	}
+}
+
+// settleConflict carries out a conflict's outcome.
+func (s *speaker) settleConflict(c layer2.Conflict, other string, outcome ConflictOutcome, otherAlive bool) {
 	s.metrics.conflicts.WithLabelValues(string(outcome)).Inc()
 	keys := s.prev.Layer2[c.Addr].Services
-	s.log.Warn("layer-2 conflict", "address", c.Addr, "interface", c.Interface, "otherMAC", c.OtherMAC.String(),
-		"otherNode", other, "evidence", string(c.Evidence), "outcome", string(outcome))
 	switch outcome {
 	case ConflictKept:
 		s.l2.Reannounce(c.Addr)
@@ -298,7 +392,7 @@ func (s *speaker) handleConflict(c layer2.Conflict) {
 			"Nodes %s and %s both answered for %s on %s; %s outranks %s for this address and keeps it.",
 			s.cfg.NodeName, other, c.Addr, c.Interface, s.cfg.NodeName, other))
 	case ConflictYielded:
-		s.held.yield(c.Addr, other, s.members.Alive()[other], time.Now())
+		s.held.yield(c.Addr, other, otherAlive, time.Now())
 		s.event(keys, corev1.EventTypeWarning, EventAddressConflict, fmt.Sprintf(
 			"Nodes %s and %s both answered for %s on %s; %s outranks %s for this address, so %s stops announcing it.",
 			s.cfg.NodeName, other, c.Addr, c.Interface, other, s.cfg.NodeName, s.cfg.NodeName))
@@ -307,6 +401,7 @@ func (s *speaker) handleConflict(c layer2.Conflict) {
 			"A device that is not a Herald speaker (MAC %s) answers for %s on %s; node %s keeps announcing it. Find the device and remove the address from it.",
 			c.OtherMAC, c.Addr, c.Interface, s.cfg.NodeName))
 	}
+	s.log.Warn("layer-2 conflict resolved", "address", c.Addr, "otherNode", other, "outcome", string(outcome))
 }
 
 // publishLocal publishes this node's MACs and kube-proxy verdicts in

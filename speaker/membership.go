@@ -50,6 +50,7 @@ type MembershipConfig struct {
 type membership struct {
 	ml      *memberlist.Memberlist
 	self    string
+	log     *slog.Logger
 	changed func()
 
 	mu    sync.Mutex
@@ -183,7 +184,7 @@ func memberlistConfig(c MembershipConfig) *memberlist.Config {
 // goroutines, so it must not block) whenever a member joins, leaves, dies
 // or updates its metadata.
 func newMembership(c MembershipConfig, changed func()) (*membership, error) {
-	m := &membership{self: c.Name, changed: changed, peers: map[string]memberMeta{}, state: map[string]bool{}}
+	m := &membership{self: c.Name, log: c.Logger, changed: changed, peers: map[string]memberMeta{}, state: map[string]bool{}}
 	mc := memberlistConfig(c)
 	mc.Delegate = (*metaDelegate)(m)
 	mc.Events = (*eventDelegate)(m)
@@ -344,14 +345,26 @@ func (d *metaDelegate) NodeMeta(limit int) []byte {
 	b, _ := d.local.encode(limit)
 	return b
 }
-func (d *metaDelegate) NotifyMsg([]byte)                 {}
-func (d *metaDelegate) GetBroadcasts(int, int) [][]byte  { return nil }
-func (d *metaDelegate) LocalState(bool) []byte           { return nil }
-func (d *metaDelegate) MergeRemoteState([]byte, bool)    {}
-func (d *eventDelegate) NotifyJoin(n *memberlist.Node)   { d.note(n) }
-func (d *eventDelegate) NotifyLeave(n *memberlist.Node)  { d.note(n) }
+func (d *metaDelegate) NotifyMsg([]byte)                {}
+func (d *metaDelegate) GetBroadcasts(int, int) [][]byte { return nil }
+func (d *metaDelegate) LocalState(bool) []byte          { return nil }
+func (d *metaDelegate) MergeRemoteState([]byte, bool)   {}
+func (d *eventDelegate) NotifyJoin(n *memberlist.Node) {
+	d.membership().logMember("speaker joined", n)
+	d.note(n)
+}
+func (d *eventDelegate) NotifyLeave(n *memberlist.Node) {
+	d.membership().logMember("speaker gone", n)
+	d.note(n)
+}
 func (d *eventDelegate) NotifyUpdate(n *memberlist.Node) { d.note(n) }
 func (d *eventDelegate) membership() *membership         { return (*membership)(d) }
+
+func (m *membership) logMember(msg string, n *memberlist.Node) {
+	if m.log != nil {
+		m.log.Info(msg, "member", n.Name, "address", n.Address())
+	}
+}
 
 // eventDelegate implements memberlist.EventDelegate.
 type eventDelegate membership

@@ -129,6 +129,11 @@ func (c Config) withDefaults() Config {
 	if c.ResyncInterval == 0 {
 		c.ResyncInterval = 10 * time.Second
 	}
+	if c.Layer2.ConflictHoldoff == 0 {
+		// Short enough that the other side's re-assertion within a settle
+		// time (see handleConflict) is reported again.
+		c.Layer2.ConflictHoldoff = 100 * time.Millisecond
+	}
 	return c
 }
 
@@ -171,7 +176,7 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 	}
 
-	s := &speaker{cfg: cfg, log: log, kube: kube, herald: herald, trigger: make(chan struct{}, 1), interner: newInterner(), health: cfg.Health}
+	s := &speaker{cfg: cfg, log: log, kube: kube, herald: herald, trigger: make(chan struct{}, 1), settled: make(chan netip.Addr, 64), interner: newInterner(), health: cfg.Health}
 	s.configDirty.Store(true)
 	if err := s.startInformers(ctx); err != nil {
 		return err
