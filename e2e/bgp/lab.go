@@ -401,3 +401,29 @@ func AcceptedPrefixes(ctx context.Context, r *netlab.Router, addr netip.Addr) (m
 	}
 	return n.AcceptedPrefixes, nil
 }
+
+// LastReset returns what FRR says about the neighbour at addr's last reset:
+// every "last..." field of `show bgp neighbors ADDR json` (lastResetDueTo,
+// lastNotificationReason, ...), as "key=value" joined with "; ".
+func LastReset(ctx context.Context, r *netlab.Router, addr netip.Addr) (string, error) {
+	out, err := r.Vtysh(ctx, fmt.Sprintf("show bgp neighbors %s json", addr))
+	if err != nil {
+		return "", err
+	}
+	var d map[string]map[string]any
+	if err := json.Unmarshal([]byte(out), &d); err != nil {
+		return "", fmt.Errorf("parse neighbour %s: %w", addr, err)
+	}
+	n, ok := d[addr.String()]
+	if !ok {
+		return "", fmt.Errorf("router %s has no neighbour %s", r.Name(), addr)
+	}
+	var parts []string
+	for k, v := range n {
+		if s, ok := v.(string); ok && strings.HasPrefix(k, "last") {
+			parts = append(parts, k+"="+s)
+		}
+	}
+	slices.Sort(parts)
+	return strings.Join(parts, "; "), nil
+}
