@@ -8,8 +8,8 @@
 #   docker build -t registry.example/herald:v0.1.0 .
 #   docker buildx build --platform linux/amd64,linux/arm64 -t registry.example/herald:v0.1.0 --push .
 #
-# then point the install at it:
-#   cd deploy/default && kubectl kustomize edit set image herald=registry.example/herald:v0.1.0
+# then point the install at it: the `images:` entry of deploy/default, or one
+# in a kustomization of your own (docs/install.md, "Choosing the image").
 #
 # The image runs as the distroless "nonroot" user (65532), which is what the
 # controller uses. The speaker's DaemonSet sets runAsUser: 0 with every

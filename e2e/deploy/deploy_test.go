@@ -17,7 +17,7 @@ import (
 
 // TestDeploy installs Herald from deploy/ into a real control plane that has none of
 // Herald's CRDs yet, as a user would, then checks the RBAC the manifests grant and runs the
-// controller under it.
+// controller and the speaker under it.
 func TestDeploy(t *testing.T) {
 	cp := controlplane.StartForTest(t, controlplane.Options{SkipCRDs: true})
 	if !t.Run("apply", func(t *testing.T) { testApply(t, cp) }) {
@@ -26,6 +26,7 @@ func TestDeploy(t *testing.T) {
 	t.Run("rbac", func(t *testing.T) { testRBAC(t, cp) })
 	t.Run("kubectl auth can-i", func(t *testing.T) { testCanI(t, cp) })
 	t.Run("controller allocates under its RBAC", func(t *testing.T) { testControllerUnderRBAC(t, cp) })
+	t.Run("speaker runs under its RBAC", func(t *testing.T) { testSpeakerUnderRBAC(t, cp) })
 }
 
 // testApply applies the default install client-side (the command in docs/install.md),
