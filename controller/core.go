@@ -93,9 +93,12 @@ type Decision struct {
 	// Waiting reports that the Service lacks an address that capacity
 	// appearing (a new or grown pool, a released address) could give it.
 	Waiting bool
-	// Changed reports that the Service's held addresses changed; when some
-	// were freed, Services that are waiting may now be served.
+	// Changed reports that the Service's held addresses changed (pool
+	// usage changed).
 	Changed bool
+	// Freed reports that addresses the Service held were released: Services
+	// that are waiting may now be served.
+	Freed bool
 }
 
 // Ingress returns the status.loadBalancer.ingress the decision implies.
@@ -174,6 +177,7 @@ func (c *Core) ensure(svc *corev1.Service, w *Want, kind ipam.Kind) Decision {
 	d := Decision{Kind: kind}
 	if w == nil {
 		d.Changed = c.alloc.Release(owner, kind)
+		d.Freed = d.Changed
 		return d
 	}
 	d.Wanted = true
@@ -206,6 +210,7 @@ func (c *Core) ensure(svc *corev1.Service, w *Want, kind ipam.Kind) Decision {
 		if kind == ipam.ExternalIP && w.Refusal.Reason != ReasonInvalidAnnotation {
 			// spec.externalIPs itself is unusable: a claim is all or nothing.
 			d.Changed = c.alloc.Release(owner, kind)
+			d.Freed = d.Changed
 			d.Err = err
 			d.Condition.Status, d.Condition.Reason = metav1.ConditionFalse, w.Refusal.Reason
 			d.Condition.Message = sentence(w.Refusal.Message)
@@ -228,6 +233,7 @@ func (c *Core) ensure(svc *corev1.Service, w *Want, kind ipam.Kind) Decision {
 		if kind == ipam.ExternalIP && !w.Allocate {
 			// A refused claim is not held: speakers must not announce it.
 			d.Changed = c.alloc.Release(owner, kind)
+			d.Freed = d.Changed
 			d.Err = err
 			d.Condition.Status, d.Condition.Reason = metav1.ConditionFalse, reason
 			d.Condition.Message = "Not claimed, so not to be announced: " + joinAddrs(w.Request.Addresses) + ". " + msg
@@ -237,6 +243,9 @@ func (c *Core) ensure(svc *corev1.Service, w *Want, kind ipam.Kind) Decision {
 	}
 	d.Addresses, d.Pool = res.Addresses, res.Pool
 	d.Changed = !slices.Equal(before.Addresses, res.Addresses)
+	for _, a := range before.Addresses {
+		d.Freed = d.Freed || !slices.Contains(res.Addresses, a)
+	}
 	d.Condition.Status = metav1.ConditionTrue
 	d.Condition.Reason = okReason
 	d.Condition.Message = grantSentence(verb, res.Addresses, res.Pool)

@@ -77,6 +77,7 @@ type coreStep struct {
 	wantStatus  metav1.ConditionStatus
 	wantWaiting bool
 	wantWrite   bool
+	wantFreed   bool
 	wantMessage string // a substring of the condition message
 	wantErr     error  // errors.Is target
 }
@@ -110,12 +111,13 @@ func runCore(t *testing.T, steps []coreStep) {
 				Status    metav1.ConditionStatus
 				Waiting   bool
 				Write     bool
-			}{nil, d.Pool, d.Condition.Reason, d.Condition.Status, d.Waiting, d.WriteExternalIPs}
+				Freed     bool
+			}{nil, d.Pool, d.Condition.Reason, d.Condition.Status, d.Waiting, d.WriteExternalIPs, d.Freed}
 			for _, a := range d.Addresses {
 				got.Addresses = append(got.Addresses, a.String())
 			}
 			want := got
-			want.Addresses, want.Reason, want.Status, want.Waiting, want.Write = st.want, st.wantReason, st.wantStatus, st.wantWaiting, st.wantWrite
+			want.Addresses, want.Reason, want.Status, want.Waiting, want.Write, want.Freed = st.want, st.wantReason, st.wantStatus, st.wantWaiting, st.wantWrite, st.wantFreed
 			if st.wantPool != "" {
 				want.Pool = st.wantPool
 			}
@@ -207,7 +209,7 @@ func TestCoreRefusals(t *testing.T) {
 		{name: "a fixed", svc: service("ns", "a", annotate("herald.dev/addresses", "198.51.100.5")),
 			want: []string{"198.51.100.5"}, wantReason: allocated, wantStatus: isTrue},
 		{name: "a moves when it asks for another address", svc: service("ns", "a", annotate("herald.dev/addresses", "198.51.100.7")),
-			want: []string{"198.51.100.7"}, wantReason: allocated, wantStatus: isTrue},
+			want: []string{"198.51.100.7"}, wantReason: allocated, wantStatus: isTrue, wantFreed: true},
 		{name: "b gets the address a let go", svc: service("ns", "b", annotate("herald.dev/addresses", "198.51.100.5")),
 			want: []string{"198.51.100.5"}, wantReason: allocated, wantStatus: isTrue},
 	})
@@ -252,13 +254,13 @@ func TestCoreExternalIPs(t *testing.T) {
 		{name: "a dual-stack claim", svc: service("ns", "f", clusterIP, withExternalIPs("203.0.113.7", "2001:db8:2::7")), kind: ipam.ExternalIP,
 			want: []string{"203.0.113.7", "2001:db8:2::7"}, wantReason: ReasonExternalIPsAccepted, wantStatus: isTrue},
 		{name: "two IPv4 addresses refuse the whole claim", svc: service("ns", "f", clusterIP, withExternalIPs("203.0.113.7", "203.0.113.8")), kind: ipam.ExternalIP,
-			wantReason: ReasonTooManyExternalIPs, wantStatus: isFalse},
+			wantReason: ReasonTooManyExternalIPs, wantStatus: isFalse, wantFreed: true},
 		{name: "f claims again", svc: service("ns", "f", clusterIP, withExternalIPs("203.0.113.7", "2001:db8:2::7")), kind: ipam.ExternalIP,
 			want: []string{"203.0.113.7", "2001:db8:2::7"}, wantReason: ReasonExternalIPsAccepted, wantStatus: isTrue},
 		{name: "an invalid annotation keeps the claim", svc: service("ns", "f", clusterIP, withExternalIPs("203.0.113.7", "2001:db8:2::7"), annotate("herald.dev/sharing-key", "!")), kind: ipam.ExternalIP,
 			want: []string{"203.0.113.7", "2001:db8:2::7"}, wantReason: ReasonInvalidAnnotation, wantStatus: isTrue},
 		{name: "one bad address refuses the whole claim", svc: service("ns", "f", clusterIP, withExternalIPs("203.0.113.7", "2001:db8:3::7")), kind: ipam.ExternalIP,
-			wantReason: ReasonExternalIPNotInAnyPool, wantStatus: isFalse, wantWaiting: true},
+			wantReason: ReasonExternalIPNotInAnyPool, wantStatus: isFalse, wantWaiting: true, wantFreed: true},
 		{name: "an allocation from any pool finds none with autoAssign", svc: service("ns", "g", clusterIP, annotate("herald.dev/allocate-external-ip", "true")), kind: ipam.ExternalIP,
 			wantReason: ReasonExternalIPNotAllowed, wantStatus: isFalse, wantWaiting: true, wantMessage: "autoAssign"},
 		{name: "an allocation from a named pool", svc: service("ns", "g", clusterIP, annotate("herald.dev/allocate-external-ip", "ext")), kind: ipam.ExternalIP,
@@ -270,7 +272,7 @@ func TestCoreExternalIPs(t *testing.T) {
 			ippool("ext", []string{"203.0.113.0/28", "2001:db8:2::/120"}, externalFor("other"), noAutoAssign()),
 		}},
 		{name: "a's claim is withdrawn", svc: service("ns", "a", clusterIP, withExternalIPs("203.0.113.5")), kind: ipam.ExternalIP,
-			wantReason: ReasonExternalIPNotAllowed, wantStatus: isFalse, wantWaiting: true},
+			wantReason: ReasonExternalIPNotAllowed, wantStatus: isFalse, wantWaiting: true, wantFreed: true},
 		{name: "so b's claim of another address is accepted now", svc: service("other", "b", clusterIP, withExternalIPs("203.0.113.6")), kind: ipam.ExternalIP,
 			want: []string{"203.0.113.6"}, wantReason: ReasonExternalIPsAccepted, wantStatus: isTrue},
 		{name: "an allocation from a pool that does not allow the namespace", svc: service("ns", "h", clusterIP, annotate("herald.dev/allocate-external-ip", "ext")), kind: ipam.ExternalIP,
@@ -401,4 +403,16 @@ func TestSentence(t *testing.T) {
 	if len(got) > maxMessage || !strings.HasSuffix(got, "(truncated).") || !utf8.ValidString(got) {
 		t.Errorf("sentence of %d bytes gave %d bytes ending %q", len(long), len(got), got[len(got)-20:])
 	}
+}
+
+func TestCoreSecondFamilyArrives(t *testing.T) {
+	prefer := withFamilies(corev1.IPFamilyPolicyPreferDualStack, corev1.IPv4Protocol, corev1.IPv6Protocol)
+	runCore(t, []coreStep{
+		{name: "an IPv4 pool", pools: []*v1alpha1.IPPool{ippool("p", []string{"198.51.100.0/30"})}},
+		{name: "PreferDualStack gets IPv4 and waits", svc: service("ns", "a", prefer),
+			want: []string{"198.51.100.0"}, wantReason: ReasonPartiallyAllocated, wantStatus: isTrue, wantWaiting: true},
+		{name: "the pool gains IPv6", pools: []*v1alpha1.IPPool{ippool("p", []string{"198.51.100.0/30", "2001:db8:9::/126"})}},
+		{name: "the IPv4 address stays and IPv6 is added", svc: service("ns", "a", prefer),
+			want: []string{"198.51.100.0", "2001:db8:9::"}, wantReason: allocated, wantStatus: isTrue},
+	})
 }

@@ -43,8 +43,10 @@ func (c *Controller) syncService(ctx context.Context, key string) error {
 
 	d := c.core.Ensure(svc)
 	c.setWaiting(key, d.LoadBalancer.Waiting || d.ExternalIPs.Waiting)
-	if d.LoadBalancer.Changed || d.ExternalIPs.Changed {
+	if d.LoadBalancer.Freed || d.ExternalIPs.Freed {
 		c.kickWaiting(key)
+	}
+	if d.LoadBalancer.Changed || d.ExternalIPs.Changed {
 		c.poolsChanged()
 	}
 
