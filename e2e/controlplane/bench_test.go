@@ -14,14 +14,20 @@ import (
 // kube-apiserver started, /readyz ok, Herald's CRDs Established. Stopping is not timed.
 // It reports the mean as ready-s, the slowest start as max-ready-s, and the CPU time etcd
 // and kube-apiserver used until ready as cpu-s: the wall time depends on what else the
-// machine runs, the CPU time much less.
+// machine runs, the CPU time much less. The sub-benchmark without-crds shows how much of
+// that the CRDs take.
 //
 //	go test -run '^$' -bench BenchmarkStart -benchtime 10x ./controlplane/
 func BenchmarkStart(b *testing.B) {
 	controlplane.RequireBinaries(b, "")
+	b.Run("with-crds", func(b *testing.B) { benchmarkStart(b, controlplane.Options{}) })
+	b.Run("without-crds", func(b *testing.B) { benchmarkStart(b, controlplane.Options{SkipCRDs: true}) })
+}
+
+func benchmarkStart(b *testing.B, opts controlplane.Options) {
 	var total, slowest, cpu time.Duration
 	for b.Loop() {
-		cp, err := controlplane.Start(b.Context(), controlplane.Options{})
+		cp, err := controlplane.Start(b.Context(), opts)
 		if err != nil {
 			b.Fatal(err)
 		}

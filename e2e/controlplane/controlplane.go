@@ -283,21 +283,39 @@ func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
 		return nil, err
 	}
 
-	if err := cp.waitReady(ctx); err != nil {
+	// The CRDs are installed as soon as the apiserver serves, while its own bootstrap
+	// (RBAC roles, system namespaces) still holds /readyz back: the two overlap.
+	type installed struct {
+		names []string
+		err   error
+	}
+	crdsDone := make(chan installed, 1)
+	onServing := func() {
+		if len(crds) == 0 {
+			crdsDone <- installed{}
+			return
+		}
+		go func() {
+			names, err := installCRDsWhenServing(ctx, cp.Config(), crds)
+			crdsDone <- installed{names, err}
+		}()
+	}
+	if err := cp.waitReady(ctx, onServing); err != nil {
 		return nil, err
 	}
-	if len(crds) > 0 {
-		if cp.CRDs, err = InstallCRDs(ctx, cp.Config(), crds); err != nil {
-			return nil, err
-		}
+	result := <-crdsDone
+	if result.err != nil {
+		return nil, result.err
 	}
+	cp.CRDs = result.names
 	cp.ReadyAfter = time.Since(start)
 	ready = true
 	return cp, nil
 }
 
-// waitReady polls /readyz until it answers ok, ctx ends, or a process exits.
-func (cp *ControlPlane) waitReady(ctx context.Context) error {
+// waitReady polls /readyz until it answers ok, ctx ends, or a process exits. It calls
+// onServing once, at the first answer of any kind.
+func (cp *ControlPlane) waitReady(ctx context.Context, onServing func()) error {
 	cfg := cp.Config()
 	cfg.Timeout = time.Second
 	client, err := rest.HTTPClientFor(cfg)
@@ -308,6 +326,7 @@ func (cp *ControlPlane) waitReady(ctx context.Context) error {
 	tick := time.NewTicker(pollInterval)
 	defer tick.Stop()
 	var last string
+	serving := false
 	for {
 		for _, p := range []*process{cp.etcd, cp.apiserver} {
 			if p.exited() {
@@ -315,8 +334,13 @@ func (cp *ControlPlane) waitReady(ctx context.Context) error {
 					p.name, p.waitErr, p.logTail(30))
 			}
 		}
-		last = probeReadyz(ctx, client, cp.URL, cp.pki.tokensByUser[AdminUser])
-		if last == "" {
+		var answered bool
+		answered, last = probeReadyz(ctx, client, cp.URL, cp.pki.tokensByUser[AdminUser])
+		if answered && !serving {
+			serving = true
+			onServing()
+		}
+		if answered && last == "" {
 			return nil
 		}
 		select {
@@ -328,22 +352,23 @@ func (cp *ControlPlane) waitReady(ctx context.Context) error {
 	}
 }
 
-// probeReadyz returns "" when /readyz answers 200, otherwise what it answered.
-func probeReadyz(ctx context.Context, client *http.Client, url, token string) string {
+// probeReadyz asks /readyz. It reports whether the apiserver answered at all, and what
+// was wrong: "" when it answered 200.
+func probeReadyz(ctx context.Context, client *http.Client, url, token string) (answered bool, problem string) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url+"/readyz", nil)
 	if err != nil {
-		return err.Error()
+		return false, err.Error()
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := client.Do(req)
 	if err != nil {
-		return err.Error()
+		return false, err.Error()
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode == http.StatusOK {
-		return ""
+		return true, ""
 	}
-	return resp.Status
+	return true, resp.Status
 }
 
 // Stop stops kube-apiserver and etcd (each whole process group) and, unless Options.Dir

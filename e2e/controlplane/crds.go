@@ -168,6 +168,23 @@ func InstallCRDs(ctx context.Context, cfg *rest.Config, crds []*apiextensionsv1.
 	return names, nil
 }
 
+// installCRDsWhenServing runs InstallCRDs until it succeeds: an apiserver that has just
+// started serving may not serve the apiextensions API yet. It gives up at once when the
+// apiserver refuses a CRD as invalid, and when ctx ends.
+func installCRDsWhenServing(ctx context.Context, cfg *rest.Config, crds []*apiextensionsv1.CustomResourceDefinition) ([]string, error) {
+	for {
+		names, err := InstallCRDs(ctx, cfg, crds)
+		if err == nil || apierrors.IsInvalid(err) || ctx.Err() != nil {
+			return names, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(pollInterval):
+		}
+	}
+}
+
 type crdGetter interface {
 	Get(ctx context.Context, name string, opts metav1.GetOptions) (*apiextensionsv1.CustomResourceDefinition, error)
 }
