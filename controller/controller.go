@@ -55,6 +55,7 @@ type Controller struct {
 	herald versioned.Interface
 
 	kubeInformers   informers.SharedInformerFactory
+	secretInformers informers.SharedInformerFactory
 	heraldInformers heraldinformers.SharedInformerFactory
 	services        corelisters.ServiceLister
 	namespaces      corelisters.NamespaceLister
@@ -171,8 +172,10 @@ func (c *Controller) Run(ctx context.Context) error {
 	informerCtx, stopInformers := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopInformers()
 	c.kubeInformers.StartWithContext(informerCtx)
+	c.secretInformers.StartWithContext(informerCtx)
 	c.heraldInformers.StartWithContext(informerCtx)
 	defer c.kubeInformers.Shutdown()
+	defer c.secretInformers.Shutdown()
 	defer c.heraldInformers.Shutdown()
 	defer stopInformers()
 	go func() {

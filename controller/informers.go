@@ -32,12 +32,17 @@ const maxSecretValue = 1024
 // Namespaces and Secrets keep only what the configuration model reads.
 func (c *Controller) setupInformers() {
 	kf := informers.NewSharedInformerFactoryWithOptions(c.kube, c.cfg.Resync, informers.WithTransform(trimKubeObject))
+	// Secrets are read in Herald's own namespace only, as the deployment's
+	// RBAC allows: a BGPPeer's password Secret is expected there.
+	sf := informers.NewSharedInformerFactoryWithOptions(c.kube, c.cfg.Resync, informers.WithTransform(trimKubeObject),
+		informers.WithNamespace(c.cfg.Namespace))
+	c.secretInformers = sf
 	hf := heraldinformers.NewSharedInformerFactoryWithOptions(c.herald, c.cfg.Resync, heraldinformers.WithTransform(trimManagedFields))
 	c.kubeInformers, c.heraldInformers = kf, hf
 
 	svcInf := kf.Core().V1().Services()
 	nsInf := kf.Core().V1().Namespaces()
-	secInf := kf.Core().V1().Secrets()
+	secInf := sf.Core().V1().Secrets()
 	nodeInf := kf.Core().V1().Nodes()
 	v1 := hf.Herald().V1alpha1()
 	poolInf, l2Inf, peerInf, adInf := v1.IPPools(), v1.L2Advertisements(), v1.BGPPeers(), v1.BGPAdvertisements()

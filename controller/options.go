@@ -27,7 +27,8 @@ type Config struct {
 	// that are not of type LoadBalancer).
 	LoadBalancerClass string
 	// Namespace is the namespace Herald runs in: where a BGPPeer's
-	// passwordSecretRef without a namespace points.
+	// passwordSecretRef without a namespace points, and the only namespace
+	// whose Secrets the controller reads. Required.
 	Namespace string
 	// Workers is the number of Services reconciled in parallel; default 4.
 	Workers int
@@ -74,6 +75,9 @@ const DefaultWorkers = 4
 func (cfg Config) withDefaults() (Config, error) {
 	if cfg.RESTConfig == nil {
 		return cfg, errors.New("controller: no REST config")
+	}
+	if cfg.Namespace == "" {
+		return cfg, errors.New("controller: no namespace: name the namespace Herald runs in")
 	}
 	if cfg.Workers <= 0 {
 		cfg.Workers = DefaultWorkers

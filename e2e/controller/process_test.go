@@ -19,6 +19,7 @@ import (
 
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/scheme"
 
 	"github.com/herald-dev/herald/e2e/controlplane"
 	"github.com/herald-dev/herald/e2e/netlab"
@@ -166,19 +167,50 @@ func buildController(t *testing.T) string {
 	return netlab.BuildGo(t, controllerPackage)
 }
 
-// grantAdmin binds cluster-admin to users, so that each replica has its own
-// identity in the audit log.
-func (e *env) grantAdmin(t *testing.T, users ...string) {
+// grantControllerRBAC installs the controller's ClusterRole and Role from
+// deploy/controller/rbac.yaml and binds them to users, so that each replica
+// runs with exactly the deployment's permissions under its own identity in
+// the audit log.
+func (e *env) grantControllerRBAC(t *testing.T, users ...string) {
 	t.Helper()
-	crb := &rbacv1.ClusterRoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: "herald-test-admins"},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "cluster-admin"},
-	}
-	for _, u := range users {
-		crb.Subjects = append(crb.Subjects, rbacv1.Subject{APIGroup: rbacv1.GroupName, Kind: "User", Name: u})
-	}
-	if _, err := e.kube.RbacV1().ClusterRoleBindings().Create(context.Background(), crb, metav1.CreateOptions{}); err != nil {
+	root, err := controlplane.RepoRoot()
+	if err != nil {
 		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(root, "deploy", "controller", "rbac.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	var subjects []rbacv1.Subject
+	for _, u := range users {
+		subjects = append(subjects, rbacv1.Subject{APIGroup: rbacv1.GroupName, Kind: "User", Name: u})
+	}
+	for _, doc := range controlplane.SplitYAML(data) {
+		obj, _, err := scheme.Codecs.UniversalDeserializer().Decode(doc, nil, nil)
+		if err != nil {
+			t.Fatalf("decode rbac.yaml: %v", err)
+		}
+		switch o := obj.(type) {
+		case *rbacv1.ClusterRole:
+			if _, err := e.kube.RbacV1().ClusterRoles().Create(ctx, o, metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			crb := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: o.Name + "-test"}, Subjects: subjects,
+				RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: o.Name}}
+			if _, err := e.kube.RbacV1().ClusterRoleBindings().Create(ctx, crb, metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		case *rbacv1.Role:
+			if _, err := e.kube.RbacV1().Roles(o.Namespace).Create(ctx, o, metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			rb := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: o.Name + "-test", Namespace: o.Namespace}, Subjects: subjects,
+				RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: o.Name}}
+			if _, err := e.kube.RbacV1().RoleBindings(o.Namespace).Create(ctx, rb, metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 }
 

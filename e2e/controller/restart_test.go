@@ -17,7 +17,7 @@ import (
 const manyServices = 500
 
 // TestRestartAndLeadership runs two herald-controller replicas, each as
-// its own apiserver user, addresses 500 Services, then moves leadership
+// its own apiserver user with the deployment's RBAC, addresses 500 Services, then moves leadership
 // twice: the leader steps down on SIGTERM (and comes back as a standby),
 // then the new leader is killed. The apiserver's audit log shows that only
 // the leader writes; after each change no Service changed at all (same
@@ -27,7 +27,7 @@ func TestRestartAndLeadership(t *testing.T) {
 	// A /24 of cluster IPs, so that half of the Services can be IPv4.
 	opts.ServiceClusterIPRanges = []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24"), netip.MustParsePrefix("2001:db8:ffff:ffff::/112")}
 	e := newEnvWith(t, opts)
-	e.grantAdmin(t, "alice", "bob")
+	e.grantControllerRBAC(t, "alice", "bob")
 	bin := buildController(t)
 	const ns = "many"
 	e.namespace(t, ns, nil)
@@ -202,12 +202,16 @@ func waitReady(t *testing.T, r *replica) {
 }
 
 // onlyLeaderWrote checks that, among writes, the standby wrote nothing but
-// its attempts on the Lease, and the leader wrote Service status.
+// its attempts on the Lease, the leader wrote Service status, and RBAC
+// forbade nothing.
 func onlyLeaderWrote(t *testing.T, writes []auditWrite, leader, standby string) {
 	t.Helper()
 	leaderStatus := 0
 	byResource := map[string]int{}
 	for _, w := range writes {
+		if (w.User == leader || w.User == standby) && w.Code == 403 {
+			t.Errorf("the deployment's RBAC forbids a write: %s", w)
+		}
 		switch w.User {
 		case standby:
 			if w.Resource != "leases" {
