@@ -5,10 +5,54 @@
 // The decisions are pure functions: EligibleNodes applies kube-proxy's
 // health-check semantics and the node exclusions; AnnouncingNode, Ranking,
 // Outranks and SharedCandidates implement the layer-2 election by rendezvous
-// hashing. Package speaker/layer2 carries a node's share out on the wire.
-// Speaker liveness (gossip membership, so failover does not depend on the
-// API server and API load does not grow with Services) is proposed in
-// docs/speaker.md.
+// hashing; Compute turns everything one node knows (configuration model,
+// Services, endpoints, Nodes, live speakers, interfaces) into that node's
+// whole desired state. Run is the thin shell around them: informers whose
+// transforms keep only the fields the speaker reads, one level-triggered
+// loop that recomputes the whole desired state on any change and hands it
+// to every announcer (Set), membership, conflict handling, the SpeakerStatus
+// record, events and metrics. Package speaker/layer2 carries a node's share
+// out on the wire; BGP plugs into the same desired state (see announcer).
 //
-// It must never write allocations: it only reads Services and announces.
+// # Liveness: why gossip membership
+//
+// Failover time is failure detection plus a reconcile plus the first
+// gratuitous packet, so liveness decides it. The speakers keep a SWIM
+// membership among themselves (github.com/hashicorp/memberlist) on the host
+// network, tuned for a LAN: each probes a random member every 200 ms, with a
+// 100 ms timeout, 3 indirect probes and a TCP fallback, and a failed member
+// is suspect for 2 x max(1, log10 N) probe intervals (400 ms up to 10
+// nodes) before it is declared dead. A killed speaker or a failed node is
+// thus detected in about 0.5 to 1 s; the measured client-observed outage is
+// in docs/speaker.md. A speaker that stops cleanly (SIGTERM) leaves the
+// membership, which the others apply at once, and keeps answering for 300
+// ms so its successor's gratuitous burst overlaps its last answers.
+//
+// Kubernetes Leases were rejected: detecting a failure in a second needs
+// every node to renew about twice a second, a write load on etcd that grows
+// with the nodes and never stops, and failover would stop whenever the API
+// server is unreachable. With gossip, the API load is only the informers
+// (watches, whose cost follows changes, not time) and one SpeakerStatus
+// write per node per change (coalesced, at most one a second), independent
+// of the number of Services; and a speaker that cannot reach the API keeps
+// its caches, its announcements and its membership, so failover between
+// speakers keeps working through an API outage.
+//
+// Speakers find each other through the Node objects' InternalIPs (plus
+// --memberlist-join), rejoin every 2 s the nodes whose speaker is not a live
+// member (so a partition heals), and may encrypt the traffic with a shared
+// key. Each member publishes the MACs of its interfaces, so a layer-2
+// conflict can be traced to a node, and kube-proxy's verdicts when probing
+// is on, so every speaker leaves a node whose data plane cannot serve out
+// alike.
+//
+// # Split brain
+//
+// Two speakers answering for one address (a partition, views out of step)
+// are seen on the wire by the layer2 package; Outranks, which needs nothing
+// but the two names, tells both which one keeps it: the winner re-announces,
+// the loser holds the address back (see holdBack and handleConflict).
+//
+// It must never write allocations: it only reads Services and announces,
+// and writes its own SpeakerStatus and events.
 package speaker

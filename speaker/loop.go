@@ -103,15 +103,28 @@ func (s *speaker) loop(ctx context.Context) {
 			s.log.Warn("layer-2 announcer", "err", err)
 			continue
 		}
-		s.reconcile(ctx)
+		took := s.reconcile(ctx)
+		// Pace: with many Services one reconcile takes tens of
+		// milliseconds, and a burst of API changes would keep the loop
+		// busy. Changes arriving meanwhile coalesce into the next run, so
+		// the loop uses at most about half a core and reacts within
+		// twice a reconcile's time.
+		if pause := min(took, 100*time.Millisecond); pause > 5*time.Millisecond {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(pause):
+			}
+		}
 	}
 }
 
 // reconcile gathers the inputs, computes this node's desired state, hands
 // it to every announcer, and records what changed.
-func (s *speaker) reconcile(ctx context.Context) {
+func (s *speaker) reconcile(ctx context.Context) (took time.Duration) {
 	start := time.Now()
 	defer func() {
+		took = time.Since(start)
 		s.health.lastLoop.Store(time.Now().UnixNano())
 		s.metrics.reconciles.Inc()
 		s.metrics.reconcileSeconds.Observe(time.Since(start).Seconds())
@@ -141,13 +154,36 @@ func (s *speaker) reconcile(ctx context.Context) {
 			errs = append(errs, err)
 		}
 	}
-	if err := errors.Join(errs...); err != nil {
-		s.log.Warn("apply desired state", "err", err)
+	if len(errs) > 0 {
+		// An announcer joins one error per failed address or group: log how
+		// many and the first, not thousands of lines per reconcile.
+		n, first := countErrors(errors.Join(errs...))
+		s.log.Warn("apply desired state", "errors", n, "first", first)
 	}
 	s.health.ready.Store(true)
 	s.publishLocal(services, macs)
 	s.record(d, start)
 	s.status.update(s.statusOf(d, len(alive)))
+	return
+}
+
+// countErrors counts the leaves of a tree of joined errors and returns the
+// first one.
+func countErrors(err error) (int, error) {
+	j, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		return 1, err
+	}
+	n := 0
+	var first error
+	for _, e := range j.Unwrap() {
+		k, f := countErrors(e)
+		if first == nil {
+			first = f
+		}
+		n += k
+	}
+	return n, first
 }
 
 // buildModel builds the configuration model from the caches.
