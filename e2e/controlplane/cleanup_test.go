@@ -30,6 +30,9 @@ func TestChild(t *testing.T) {
 		t.Skip("run by TestCleanupWhenTheTestEndsBadly only")
 	}
 	cp := controlplane.StartForTest(t, controlplane.Options{SkipCRDs: true})
+	if mode == "missing" {
+		t.Fatal("StartForTest returned although HERALD_BIN_DIR holds no binaries")
+	}
 	report := fmt.Sprintf("%s\n%s\n", cp.Dir, strings.Trim(fmt.Sprint(cp.PIDs()), "[]"))
 	if err := os.WriteFile(os.Getenv(childReportEnv), []byte(report), 0o644); err != nil {
 		t.Fatal(err)
@@ -83,6 +86,33 @@ func TestCleanupWhenTheTestEndsBadly(t *testing.T) {
 				}
 			}
 			assertGone(t, dir, pids)
+		})
+	}
+}
+
+// TestMissingBinaries checks what a test sees when the binaries are missing: a skip
+// naming them and the build command, or, under CI=true, a failure with that message.
+func TestMissingBinaries(t *testing.T) {
+	for _, tt := range []struct {
+		ci       string
+		wantExit bool   // whether the child must exit non-zero
+		want     string // in the child's verbose output
+	}{
+		{ci: "", wantExit: false, want: "--- SKIP: TestChild"},
+		{ci: "true", wantExit: true, want: "--- FAIL: TestChild"},
+	} {
+		t.Run("CI="+tt.ci, func(t *testing.T) {
+			cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^TestChild$", "-test.count=1", "-test.v")
+			cmd.Env = append(os.Environ(), childModeEnv+"=missing", "HERALD_BIN_DIR="+t.TempDir(), "CI="+tt.ci)
+			out, err := cmd.CombinedOutput()
+			if gotExit := err != nil; gotExit != tt.wantExit {
+				t.Errorf("child exited with %v, want a failure exit: %v", err, tt.wantExit)
+			}
+			for _, want := range []string{tt.want, "etcd, kube-apiserver, kube-proxy, kubectl not found", "make binaries"} {
+				if !strings.Contains(string(out), want) {
+					t.Errorf("child output lacks %q:\n%s", want, out)
+				}
+			}
 		})
 	}
 }

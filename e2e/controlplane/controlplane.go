@@ -175,28 +175,17 @@ func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
 		}
 	}()
 
-	bind := opts.BindAddress
-	if !bind.IsValid() {
-		bind = netip.AddrFrom4([4]byte{127, 0, 0, 1})
-	}
-	advertise := opts.AdvertiseAddress
-	if !advertise.IsValid() {
-		advertise = bind
-		if bind.IsUnspecified() {
-			advertise = netip.AddrFrom4([4]byte{127, 0, 0, 1})
-		}
-	}
+	bind, advertise := addresses(opts)
+	// The apiserver requires the primary (first) range to be of the advertised address's
+	// family: put that family first.
+	slices.SortStableFunc(cp.ServiceClusterIPRanges, func(a, b netip.Prefix) int {
+		return cmpBool(b.Addr().Is4() == advertise.Is4(), a.Addr().Is4() == advertise.Is4())
+	})
 	users := opts.Users
 	if users == nil {
 		users = DefaultUsers
 	}
 	allUsers := append([]User{{Name: AdminUser, Groups: []string{"system:masters"}}}, users...)
-
-	ports, err := freePorts(3)
-	if err != nil {
-		return nil, err
-	}
-	etcdClientPort, etcdPeerPort, apiPort := ports[0], ports[1], ports[2]
 
 	hosts := []netip.Addr{netip.MustParseAddr("127.0.0.1"), netip.IPv6Loopback(), advertise}
 	if !bind.IsUnspecified() {
@@ -211,10 +200,58 @@ func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
 		return nil, err
 	}
 
-	cp.EtcdURL = "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(etcdClientPort))
-	peerURL := "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(etcdPeerPort))
-	etcdArgs := []string{
-		bins.Etcd,
+	ports, err := freePorts(3)
+	if err != nil {
+		return nil, err
+	}
+	cp.EtcdURL = "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0]))
+	if cp.etcd, err = startProcess("etcd", cp.etcdArgs(ports[1]), nil, opts.Wrap, cp.Dir, filepath.Join(cp.Dir, "etcd.log")); err != nil {
+		return nil, err
+	}
+	// Start-up allocates heavily (OpenAPI documents, watch caches): garbage collection
+	// took over a tenth of it in a profile. Collecting less often costs some hundred
+	// megabytes of memory.
+	apiEnv := []string{"GOGC=400"}
+	apiArgs := append(cp.apiserverArgs(bind, advertise, ports[2]), opts.ExtraAPIServerArgs...)
+	if cp.apiserver, err = startProcess("kube-apiserver", apiArgs, apiEnv, opts.Wrap, cp.Dir, filepath.Join(cp.Dir, "kube-apiserver.log")); err != nil {
+		return nil, err
+	}
+
+	cp.URL = "https://" + net.JoinHostPort(advertise.String(), strconv.Itoa(ports[2]))
+	cp.Kubeconfig = filepath.Join(cp.Dir, "kubeconfig")
+	cp.kubectlDir = filepath.Join(cp.Dir, "kubectl-cache")
+	if err := WriteKubeconfig(cp.Kubeconfig, cp.Config()); err != nil {
+		return nil, err
+	}
+	if cp.CRDs, err = cp.waitReadyWithCRDs(ctx, crds); err != nil {
+		return nil, err
+	}
+	cp.ReadyAfter = time.Since(start)
+	ready = true
+	return cp, nil
+}
+
+// addresses returns the address the apiserver listens on and the one clients use.
+func addresses(opts Options) (bind, advertise netip.Addr) {
+	bind = opts.BindAddress
+	if !bind.IsValid() {
+		bind = netip.AddrFrom4([4]byte{127, 0, 0, 1})
+	}
+	advertise = opts.AdvertiseAddress
+	if !advertise.IsValid() {
+		advertise = bind
+		if bind.IsUnspecified() {
+			advertise = netip.AddrFrom4([4]byte{127, 0, 0, 1})
+		}
+	}
+	return bind, advertise
+}
+
+// etcdArgs is etcd's command line: one member, clients on EtcdURL, peers on peerPort.
+func (cp *ControlPlane) etcdArgs(peerPort int) []string {
+	peerURL := "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(peerPort))
+	args := []string{
+		cp.Binaries.Etcd,
 		"--name=herald",
 		"--data-dir=" + filepath.Join(cp.Dir, "etcd"),
 		"--listen-client-urls=" + cp.EtcdURL,
@@ -226,26 +263,22 @@ func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
 	}
 	if cp.removeDir {
 		// The data is thrown away with the directory: durability buys nothing.
-		etcdArgs = append(etcdArgs, "--unsafe-no-fsync")
+		args = append(args, "--unsafe-no-fsync")
 	}
-	if cp.etcd, err = startProcess("etcd", etcdArgs, nil, opts.Wrap, cp.Dir, filepath.Join(cp.Dir, "etcd.log")); err != nil {
-		return nil, err
-	}
+	return args
+}
 
-	// The apiserver requires the primary (first) range to be of the advertised address's
-	// family: put that family first.
-	slices.SortStableFunc(cp.ServiceClusterIPRanges, func(a, b netip.Prefix) int {
-		return cmpBool(b.Addr().Is4() == advertise.Is4(), a.Addr().Is4() == advertise.Is4())
-	})
+// apiserverArgs is kube-apiserver's command line.
+func (cp *ControlPlane) apiserverArgs(bind, advertise netip.Addr, port int) []string {
 	ranges := make([]string, len(cp.ServiceClusterIPRanges))
 	for i, p := range cp.ServiceClusterIPRanges {
 		ranges[i] = p.Masked().String()
 	}
-	apiArgs := []string{
-		bins.KubeAPIServer,
+	args := []string{
+		cp.Binaries.KubeAPIServer,
 		"--etcd-servers=" + cp.EtcdURL,
 		"--bind-address=" + bind.String(),
-		"--secure-port=" + strconv.Itoa(apiPort),
+		"--secure-port=" + strconv.Itoa(port),
 		"--advertise-address=" + advertise.String(),
 		"--tls-cert-file=" + cp.pki.servingCert,
 		"--tls-private-key-file=" + cp.pki.servingKey,
@@ -266,51 +299,35 @@ func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
 	}
 	if advertise.IsLoopback() {
 		// The default/kubernetes Service cannot point at a loopback address.
-		apiArgs = append(apiArgs, "--endpoint-reconciler-type=none")
+		args = append(args, "--endpoint-reconciler-type=none")
 	}
-	apiArgs = append(apiArgs, opts.ExtraAPIServerArgs...)
-	// Start-up allocates heavily (OpenAPI documents, watch caches): collecting garbage
-	// less often saves a tenth of its CPU time, for some hundred megabytes of memory.
-	apiEnv := []string{"GOGC=400"}
-	if cp.apiserver, err = startProcess("kube-apiserver", apiArgs, apiEnv, opts.Wrap, cp.Dir, filepath.Join(cp.Dir, "kube-apiserver.log")); err != nil {
-		return nil, err
-	}
+	return args
+}
 
-	cp.URL = "https://" + net.JoinHostPort(advertise.String(), strconv.Itoa(apiPort))
-	cp.Kubeconfig = filepath.Join(cp.Dir, "kubeconfig")
-	cp.kubectlDir = filepath.Join(cp.Dir, "kubectl-cache")
-	if err := WriteKubeconfig(cp.Kubeconfig, cp.Config()); err != nil {
-		return nil, err
-	}
-
-	// The CRDs are installed as soon as the apiserver serves, while its own bootstrap
-	// (RBAC roles, system namespaces) still holds /readyz back: the two overlap.
+// waitReadyWithCRDs waits until /readyz answers ok and crds are installed and
+// Established. It installs them as soon as the apiserver serves, while its own bootstrap
+// (RBAC roles, system namespaces) still holds /readyz back, so the two overlap.
+func (cp *ControlPlane) waitReadyWithCRDs(ctx context.Context, crds []*apiextensionsv1.CustomResourceDefinition) ([]string, error) {
 	type installed struct {
 		names []string
 		err   error
 	}
-	crdsDone := make(chan installed, 1)
+	done := make(chan installed, 1)
 	onServing := func() {
 		if len(crds) == 0 {
-			crdsDone <- installed{}
+			done <- installed{}
 			return
 		}
 		go func() {
 			names, err := installCRDsWhenServing(ctx, cp.Config(), crds)
-			crdsDone <- installed{names, err}
+			done <- installed{names, err}
 		}()
 	}
 	if err := cp.waitReady(ctx, onServing); err != nil {
 		return nil, err
 	}
-	result := <-crdsDone
-	if result.err != nil {
-		return nil, result.err
-	}
-	cp.CRDs = result.names
-	cp.ReadyAfter = time.Since(start)
-	ready = true
-	return cp, nil
+	result := <-done
+	return result.names, result.err
 }
 
 // waitReady polls /readyz until it answers ok, ctx ends, or a process exits. It calls
