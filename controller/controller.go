@@ -54,6 +54,9 @@ type Controller struct {
 
 	kube   kubernetes.Interface
 	herald versioned.Interface
+	// events is a client of its own for Events, with a smaller request
+	// budget, so that a burst of decisions never delays status writes.
+	events kubernetes.Interface
 
 	kubeInformers   informers.SharedInformerFactory
 	secretInformers informers.SharedInformerFactory
@@ -102,6 +105,12 @@ func New(cfg Config) (*Controller, error) {
 	if err != nil {
 		return nil, fmt.Errorf("controller: kubernetes client: %w", err)
 	}
+	eventsCfg := rest.CopyConfig(kubeCfg)
+	eventsCfg.QPS, eventsCfg.Burst = eventsQPS, eventsBurst
+	events, err := kubernetes.NewForConfig(eventsCfg)
+	if err != nil {
+		return nil, fmt.Errorf("controller: events client: %w", err)
+	}
 	heraldCfg := rest.CopyConfig(cfg.RESTConfig)
 	heraldCfg.UserAgent = FieldManager
 	herald, err := versioned.NewForConfig(heraldCfg)
@@ -114,6 +123,7 @@ func New(cfg Config) (*Controller, error) {
 		core:    NewCore(cfg.LoadBalancerClass),
 		kube:    kube,
 		herald:  herald,
+		events:  events,
 		waiting: make(map[string]struct{}),
 		svcQueue: workqueue.NewTypedRateLimitingQueueWithConfig(newRateLimiter[string](),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "services"}),
@@ -126,6 +136,14 @@ func New(cfg Config) (*Controller, error) {
 	c.setupInformers()
 	return c, nil
 }
+
+// The Events client's request budget. Events are best effort: when a burst
+// of decisions outruns it, the recorder queues and eventually drops some;
+// every decision is also in the Service's condition.
+const (
+	eventsQPS   = 50
+	eventsBurst = 100
+)
 
 // Core returns the allocation core the controller drives.
 func (c *Controller) Core() *Core { return c.core }
@@ -236,7 +254,7 @@ func (c *Controller) lead(ctx context.Context) error {
 	c.imported.Store(true)
 
 	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
-	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.kube.CoreV1().Events("")})
+	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.events.CoreV1().Events("")})
 	defer broadcaster.Shutdown()
 	c.recorder = broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: FieldManager})
 

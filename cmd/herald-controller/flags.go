@@ -53,8 +53,8 @@ func parseFlags(name string, args []string, out io.Writer) (options, error) {
 	ns := defaultNamespace()
 	fs.StringVar(&o.kubeconfig, "kubeconfig", os.Getenv("KUBECONFIG"),
 		"Path of a kubeconfig file ($KUBECONFIG when set). Empty: the in-cluster service account.")
-	fs.Float32Var(&o.apiQPS, "kube-api-qps", 100, "Requests per second the controller may send to the apiserver.")
-	fs.IntVar(&o.apiBurst, "kube-api-burst", 200, "Requests the controller may send to the apiserver in a burst above --kube-api-qps.")
+	fs.Float32Var(&o.apiQPS, "kube-api-qps", 300, "Requests per second the controller may send to the apiserver (Events have their own, lower budget).")
+	fs.IntVar(&o.apiBurst, "kube-api-burst", 600, "Requests the controller may send to the apiserver in a burst above --kube-api-qps.")
 	fs.StringVar(&o.class, "load-balancer-class", "",
 		"The spec.loadBalancerClass of the Services to serve. Empty: serve only Services without a class, and the\n"+
 			"spec.externalIPs of Services that are not of type LoadBalancer.")

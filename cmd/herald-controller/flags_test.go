@@ -26,7 +26,7 @@ func TestParseFlags(t *testing.T) {
 		{
 			name: "defaults",
 			want: options{
-				apiQPS: 100, apiBurst: 200, metricsAddr: ":7472",
+				apiQPS: 300, apiBurst: 600, metricsAddr: ":7472",
 				log:       daemon.LogOptions{Format: "json", Level: "info"},
 				namespace: "herald", workers: controller.DefaultWorkers, resync: 10 * time.Minute,
 				leaderEnabled: true,
@@ -40,7 +40,7 @@ func TestParseFlags(t *testing.T) {
 			args: []string{"--kubeconfig=/k", "--load-balancer-class=herald.dev/x", "--leader-elect=false", "--workers=8",
 				"--resync=0", "--metrics-bind-address=", "--log-format=text", "--log-level=debug", "--leader-elect-lease-duration=20s"},
 			want: options{
-				kubeconfig: "/k", class: "herald.dev/x", apiQPS: 100, apiBurst: 200,
+				kubeconfig: "/k", class: "herald.dev/x", apiQPS: 300, apiBurst: 600,
 				log:       daemon.LogOptions{Format: "text", Level: "debug"},
 				namespace: "herald", workers: 8,
 				leaderElect: controller.LeaderElection{LeaseName: "herald-controller", LeaseNamespace: "herald",
