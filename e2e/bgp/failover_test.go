@@ -118,29 +118,7 @@ func (w *nextHopWatch) result() (gone time.Time, missing, stale bool, errs []err
 	return w.gone, w.missing, w.stale, w.errs
 }
 
-// failure is how a node fails in the tests.
-type failure struct {
-	name string
-	// cut takes the node off the LAN before its speaker is killed, as when
-	// the node dies: no FIN or RST reaches the router.
-	cut bool
-}
-
 var failures = []failure{{name: "process killed"}, {name: "node cut off", cut: true}}
-
-// fail makes n fail: SIGKILL to its speaker, after detaching its LAN port
-// when f.cut.
-func (f failure) fail(t testing.TB, n *Node) {
-	t.Helper()
-	if f.cut {
-		if err := n.Links()[0].Detach(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := n.Kill(); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // TestNodeFailureWithBFD: with BFD (300 ms x 3) and a 90 s hold time, a
 // failed node loses its next hop at FRR while the other node's stays. A
@@ -177,7 +155,7 @@ func TestNodeFailureWithBFD(t *testing.T) {
 
 			w := watchNextHops(r, hostRoute, n1.Addr4(), 20*time.Millisecond)
 			failed := time.Now()
-			f.fail(t, n1)
+			f.failNode(t, n1)
 			WaitNextHops(t, r, hostRoute, 30*time.Second, n2.Addr4())
 			w.waitGone(t)
 			gone, missing, _, errs := w.result()
@@ -218,7 +196,7 @@ func TestNodeFailureWithoutBFD(t *testing.T) {
 	WaitNextHops(t, r, hostRoute, 30*time.Second, n1.Addr4(), n2.Addr4())
 	w := watchNextHops(r, hostRoute, n1.Addr4(), 50*time.Millisecond)
 	failed := time.Now()
-	failure{cut: true}.fail(t, n1)
+	failure{cut: true}.failNode(t, n1)
 	WaitNextHops(t, r, hostRoute, 30*time.Second, n2.Addr4())
 	w.waitGone(t)
 	gone, _, _, errs := w.result()

@@ -28,6 +28,12 @@ const (
 	NodeASN   = 64513
 )
 
+// The routes the tests and measurements advertise.
+var (
+	hostRoute  = netip.MustParsePrefix("203.0.113.130/32")
+	hostRoute6 = netip.MustParsePrefix("2001:db8:200::5/128")
+)
+
 // BGPNodePackage is the speaker's host program.
 const BGPNodePackage = "github.com/herald-dev/herald/e2e/bgp/cmd/bgpnode"
 
@@ -200,14 +206,15 @@ func (n *Node) writeState(d speakerbgp.Desired) error {
 
 // NodeStatus is what cmd/bgpnode writes to its status file.
 type NodeStatus struct {
-	Written    time.Time               `json:"written"`
-	Started    time.Time               `json:"started"`
-	Applied    time.Time               `json:"applied"`
-	SetError   string                  `json:"setError"`
-	Generation int                     `json:"generation"`
-	Peers      []speakerbgp.PeerStatus `json:"peers"`
-	HeapInuse  uint64                  `json:"heapInuse"`
-	Sys        uint64                  `json:"sys"`
+	Written     time.Time               `json:"written"`
+	Started     time.Time               `json:"started"`
+	Applied     time.Time               `json:"applied"`
+	SetError    string                  `json:"setError"`
+	Generation  int                     `json:"generation"`
+	SetDuration time.Duration           `json:"setDuration"`
+	Peers       []speakerbgp.PeerStatus `json:"peers"`
+	HeapInuse   uint64                  `json:"heapInuse"`
+	Sys         uint64                  `json:"sys"`
 }
 
 // Peer returns the status of the peer named name.

@@ -11,11 +11,6 @@ import (
 	speakerbgp "github.com/herald-dev/herald/speaker/bgp"
 )
 
-var (
-	hostRoute  = netip.MustParsePrefix("203.0.113.130/32")
-	hostRoute6 = netip.MustParsePrefix("2001:db8:200::5/128")
-)
-
 // TestSessionsPasswordsAndBadPeers: sessions come up with and without a TCP
 // MD5 password; a wrong password or a wrong AS number leaves that session
 // down with a status saying why, and the node's other session keeps working;

@@ -37,6 +37,9 @@ type Status struct {
 	SetError string    `json:"setError,omitempty"`
 	// Generation counts the Sets done (1 after the first).
 	Generation int `json:"generation"`
+	// SetDuration is how long the last apply took, from reading the state
+	// file (on SIGHUP: from the signal) to Set returning.
+	SetDuration time.Duration `json:"setDuration"`
 	// Peers are the speaker's peer statuses.
 	Peers []bgp.PeerStatus `json:"peers"`
 	// HeapInuse and Sys are the Go runtime's figures, in bytes.
@@ -85,17 +88,19 @@ func run(ctx context.Context, c config) error {
 	}
 	st := Status{Started: started}
 	apply := func() {
+		began := time.Now()
 		d, err := readState(c.statePath)
 		if err == nil {
 			err = s.Set(ctx, d)
 		}
 		st.Applied, st.SetError = time.Now(), ""
+		st.SetDuration = st.Applied.Sub(began)
 		st.Generation++
 		if err != nil {
 			st.SetError = err.Error()
 			logger.Error("apply the desired state", "error", err)
 		}
-		logger.Info("applied the desired state", "generation", st.Generation, "duration", st.Applied.Sub(started).String())
+		logger.Info("applied the desired state", "generation", st.Generation, "duration", st.SetDuration.String())
 	}
 	apply()
 	hup := make(chan os.Signal, 1)

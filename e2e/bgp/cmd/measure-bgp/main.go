@@ -1,0 +1,107 @@
+// Command measure-bgp measures Herald's BGP speaker against FRR in the network
+// lab (as root): how long FRR keeps a failed node's next hop, with BFD and
+// with the hold timer alone, and what advertising many addresses to two
+// routers costs. It prints one line per trial and a summary.
+//
+//	cd e2e && go run ./bgp/cmd/measure-bgp -bfd-trials 20 -addresses 10000
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/herald-dev/herald/e2e/bgp"
+	"github.com/herald-dev/herald/e2e/netlab"
+	speakerbgp "github.com/herald-dev/herald/speaker/bgp"
+)
+
+// Config says what to measure; a count of 0 skips that measurement.
+type Config struct {
+	BFDTrials      int
+	CrashTrials    int
+	HoldTrials     int
+	Addresses      int
+	ScaleStarts    int
+	WithdrawTrials int
+}
+
+func main() {
+	var c Config
+	flag.IntVar(&c.BFDTrials, "bfd-trials", 20, "node failures (node cut off, then killed) with BFD 300ms x 3")
+	flag.IntVar(&c.CrashTrials, "crash-trials", 5, "speaker crashes (SIGKILL, the node stays up) with BFD 300ms x 3")
+	flag.IntVar(&c.HoldTrials, "hold-trials", 3, "node failures without BFD (hold time 9s)")
+	flag.IntVar(&c.Addresses, "addresses", 10000, "addresses advertised to two routers")
+	flag.IntVar(&c.ScaleStarts, "scale-starts", 3, "speaker starts with the addresses")
+	flag.IntVar(&c.WithdrawTrials, "withdraw-trials", 20, "withdrawals of one address among the others")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, c))
+}
+
+func run(ctx context.Context, c Config) int {
+	dir, err := os.MkdirTemp("", "measure-bgp-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "measure-bgp:", err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	bfd := speakerbgp.BFD{Enabled: true, MinRx: 300 * time.Millisecond, MinTx: 300 * time.Millisecond, Multiplier: 3}
+	var summary []string
+	session := func(name string, f func(t netlab.T)) {
+		s, err := netlab.NewSession(ctx, name, filepath.Join(dir, name))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "measure-bgp:", err)
+			os.Exit(1)
+		}
+		defer s.Close()
+		f(s)
+	}
+	if c.BFDTrials > 0 {
+		session("bfd", func(t netlab.T) {
+			r := bgp.MeasureFailure(t, bgp.FailureOptions{Trials: c.BFDTrials, Cut: true, BFD: bfd, HoldTime: 90 * time.Second, Logf: t.Logf})
+			summary = append(summary,
+				"node failure, BFD 300ms x 3, hold 90s: BGP table: "+r.BGPTable.String(),
+				"node failure, BFD 300ms x 3, hold 90s: kernel:    "+r.Kernel.String())
+		})
+	}
+	if c.CrashTrials > 0 {
+		session("crash", func(t netlab.T) {
+			r := bgp.MeasureFailure(t, bgp.FailureOptions{Trials: c.CrashTrials, BFD: bfd, HoldTime: 90 * time.Second, Logf: t.Logf})
+			summary = append(summary, "speaker crash (SIGKILL), BFD 300ms x 3: BGP table: "+r.BGPTable.String())
+		})
+	}
+	if c.HoldTrials > 0 {
+		session("hold", func(t netlab.T) {
+			r := bgp.MeasureFailure(t, bgp.FailureOptions{Trials: c.HoldTrials, Cut: true, HoldTime: 9 * time.Second, Logf: t.Logf})
+			summary = append(summary, "node failure, no BFD, hold 9s: BGP table: "+r.BGPTable.String())
+		})
+	}
+	if c.Addresses > 0 && c.ScaleStarts > 0 {
+		session("scale", func(t netlab.T) {
+			r := bgp.MeasureScale(t, bgp.ScaleOptions{Addresses: c.Addresses, Starts: c.ScaleStarts, WithdrawTrials: c.WithdrawTrials, Logf: t.Logf})
+			last := len(r.RSS) - 1
+			summary = append(summary,
+				fmt.Sprintf("%d addresses to 2 routers: start to converged: %s", c.Addresses, r.Converge),
+				fmt.Sprintf("%d addresses to 2 routers: start to first Set returned: %s", c.Addresses, r.SetDone),
+				fmt.Sprintf("%d addresses to 2 routers: RSS %s (peak %s, Go heap in use %s, Go sys %s); same sessions without routes: RSS %s",
+					c.Addresses, bgp.MiB(r.RSS[last]), bgp.MiB(r.HWM[last]), bgp.MiB(r.HeapInuse[last]), bgp.MiB(r.Sys[last]), bgp.MiB(r.IdleRSS)))
+			if len(r.Withdraw) > 0 {
+				summary = append(summary,
+					fmt.Sprintf("withdraw 1 of %d addresses, SIGHUP to gone from both routers: %s", c.Addresses, r.Withdraw),
+					fmt.Sprintf("withdraw 1 of %d addresses, the speaker's part (state file read to Set returned): %s", c.Addresses, r.WithdrawApplied))
+			}
+		})
+	}
+	fmt.Println("\nsummary:")
+	for _, line := range summary {
+		fmt.Println("  " + line)
+	}
+	return 0
+}
