@@ -1,0 +1,124 @@
+package speaker
+
+import (
+	"net/netip"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/herald-dev/herald/config/v1alpha1"
+)
+
+func TestTransformsKeepWhatTheSpeakerReads(t *testing.T) {
+	tf := transformObject(newInterner())
+	managed := []metav1.ManagedFieldsEntry{{Manager: "kubectl"}}
+	class := "herald.dev/lb"
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "default", UID: "u1", ResourceVersion: "7",
+			Annotations: map[string]string{"kubectl.kubernetes.io/last-applied-configuration": "{...}"}, ManagedFields: managed},
+		Spec: corev1.ServiceSpec{
+			Type: corev1.ServiceTypeLoadBalancer, ExternalIPs: []string{"203.0.113.5"}, LoadBalancerClass: &class,
+			ExternalTrafficPolicy: corev1.ServiceExternalTrafficPolicyLocal, HealthCheckNodePort: 30001,
+			Ports: []corev1.ServicePort{{Port: 80}}, Selector: map[string]string{"app": "web"},
+		},
+		Status: corev1.ServiceStatus{
+			LoadBalancer: corev1.LoadBalancerStatus{Ingress: []corev1.LoadBalancerIngress{{IP: "198.51.100.130", Hostname: "x"}, {Hostname: "only-name"}}},
+			Conditions: []metav1.Condition{
+				{Type: "herald.dev/AddressAllocated", Status: metav1.ConditionTrue, Message: "Allocated ..."},
+				{Type: ConditionExternalIPsAccepted, Status: metav1.ConditionTrue, Message: `Accepted 203.0.113.5 from IPPool "x".`, Reason: "Accepted"},
+			},
+		},
+	}
+	before := svc.DeepCopy()
+	got, err := tf(svc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(before, svc); diff != "" {
+		t.Errorf("transform changed its input (-before +after):\n%s", diff)
+	}
+	want := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "default", UID: "u1", ResourceVersion: "7"},
+		Spec: corev1.ServiceSpec{
+			Type: corev1.ServiceTypeLoadBalancer, ExternalIPs: []string{"203.0.113.5"}, LoadBalancerClass: &class,
+			ExternalTrafficPolicy: corev1.ServiceExternalTrafficPolicyLocal, HealthCheckNodePort: 30001,
+		},
+		Status: corev1.ServiceStatus{
+			LoadBalancer: corev1.LoadBalancerStatus{Ingress: []corev1.LoadBalancerIngress{{IP: "198.51.100.130"}}},
+			Conditions:   []metav1.Condition{{Type: ConditionExternalIPsAccepted, Status: metav1.ConditionTrue, Message: `Accepted 203.0.113.5 from IPPool "x".`}},
+		},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("trimmed Service (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(ServiceAddresses(before), ServiceAddresses(got.(*corev1.Service)), cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
+		t.Errorf("the trimmed Service announces other addresses (-full +trimmed):\n%s", diff)
+	}
+
+	plain, _ := tf(&corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: "default"}, Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeClusterIP, Ports: []corev1.ServicePort{{Port: 5432}}}})
+	if diff := cmp.Diff(&corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: "default"}}, plain); diff != "" {
+		t.Errorf("a Service without addresses is not reduced to its name (-want +got):\n%s", diff)
+	}
+
+	node := "node1"
+	yes, no := true, false
+	slice := &discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Name: "web-abc", Namespace: "default", Labels: map[string]string{discoveryv1.LabelServiceName: "web", "other": "x"}, ManagedFields: managed},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Endpoints: []discoveryv1.Endpoint{
+			{Addresses: []string{"203.0.113.2"}, NodeName: &node, Conditions: discoveryv1.EndpointConditions{Ready: &no, Serving: &yes, Terminating: &yes}, TargetRef: &corev1.ObjectReference{Name: "pod"}},
+			{Addresses: []string{"203.0.113.3"}},
+		},
+		Ports: []discoveryv1.EndpointPort{{}},
+	}
+	gotSlice, _ := tf(slice)
+	trimmed := gotSlice.(*discoveryv1.EndpointSlice)
+	if diff := cmp.Diff(EndpointsFromSlices([]*discoveryv1.EndpointSlice{slice}, ""), EndpointsFromSlices([]*discoveryv1.EndpointSlice{trimmed}, "")); diff != "" {
+		t.Errorf("the trimmed EndpointSlice reads differently (-full +trimmed):\n%s", diff)
+	}
+	if len(trimmed.Labels) != 1 || trimmed.Ports != nil || trimmed.Endpoints[0].Addresses != nil || trimmed.Endpoints[0].TargetRef != nil || trimmed.ManagedFields != nil {
+		t.Errorf("trimmed EndpointSlice keeps too much: %+v", trimmed)
+	}
+
+	n := &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: "node1", Labels: map[string]string{corev1.LabelNodeExcludeBalancers: ""}, ManagedFields: managed},
+		Spec:       corev1.NodeSpec{Taints: []corev1.Taint{{Key: TaintToBeDeletedByClusterAutoscaler}, {Key: "other"}}},
+		Status: corev1.NodeStatus{
+			Conditions: []corev1.NodeCondition{{Type: corev1.NodeNetworkUnavailable, Status: corev1.ConditionTrue}, {Type: corev1.NodeReady, Status: corev1.ConditionTrue}},
+			Addresses:  []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "198.51.100.11"}, {Type: corev1.NodeHostName, Address: "node1"}},
+			Images:     []corev1.ContainerImage{{Names: []string{"big"}}},
+		},
+	}
+	gotNode, _ := tf(n)
+	if diff := cmp.Diff(NodeStateFromNode(n, true), NodeStateFromNode(gotNode.(*corev1.Node), true)); diff != "" {
+		t.Errorf("the trimmed Node reads differently (-full +trimmed):\n%s", diff)
+	}
+	if a, ok := nodeAddress(gotNode.(*corev1.Node)); !ok || a.String() != "198.51.100.11" {
+		t.Errorf("trimmed Node address %v %v", a, ok)
+	}
+	if tn := gotNode.(*corev1.Node); len(tn.Status.Images) != 0 || len(tn.Status.Conditions) != 1 || len(tn.Spec.Taints) != 1 {
+		t.Errorf("trimmed Node keeps too much: %+v", tn)
+	}
+
+	st := &v1alpha1.SpeakerStatus{ObjectMeta: metav1.ObjectMeta{Name: "node1"}, Status: v1alpha1.SpeakerStatusStatus{
+		Conditions: []metav1.Condition{{Type: v1alpha1.ConditionReady}}, Layer2: []v1alpha1.Layer2Announcement{{Address: "198.51.100.130"}},
+	}}
+	gotSt, _ := tf(st)
+	if s := gotSt.(*v1alpha1.SpeakerStatus); len(s.Status.Layer2) != 0 || len(s.Status.Conditions) != 1 {
+		t.Errorf("trimmed SpeakerStatus: %+v", s.Status)
+	}
+}
+
+func TestStatusPatchClearsEmptyLists(t *testing.T) {
+	b, err := statusPatch(v1alpha1.SpeakerStatusStatus{Members: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"status":{"bgpSessions":null,"conditions":null,"layer2":null,"members":2}}`
+	if string(b) != want {
+		t.Errorf("statusPatch = %s, want %s", b, want)
+	}
+}
