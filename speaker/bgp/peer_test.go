@@ -207,3 +207,30 @@ func TestRouterIDFor(t *testing.T) {
 		t.Errorf("RouterIDFor IPv6-only nodes = %v, %v: want distinct, stable ids in 240.0.0.0/4", a, b)
 	}
 }
+
+func TestDesiredFromModel(t *testing.T) {
+	addr := netip.MustParseAddr
+	peers := []config.BGPPeer{
+		{Name: "r1", Address: addr("198.51.100.1"), PeerASN: 64512, MyASN: 64513, HoldTime: 90 * time.Second},
+		{Name: "r2", Address: addr("198.51.100.4"), PeerASN: 64513, MyASN: 64513, HoldTime: 90 * time.Second},
+	}
+	all := config.BGPAdvertisement{Name: "all", AllPeers: true, AggregationLength: 32, AggregationLengthV6: 128}
+	r2 := config.BGPAdvertisement{Name: "r2-pref", Peers: []string{"r2"}, AggregationLength: 32, AggregationLengthV6: 128,
+		LocalPref: 300, HasLocalPref: true, Communities: []uint32{7}}
+	got, err := DesiredFromModel(peers, map[netip.Addr][]config.BGPAdvertisement{
+		addr("203.0.113.2"): {all, r2},
+		addr("203.0.113.1"): {all},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Desired{Peers: []Peer{
+		{Name: "r1", Address: addr("198.51.100.1"), PeerASN: 64512, MyASN: 64513, HoldTime: 90 * time.Second,
+			Routes: []Route{{Prefix: netip.MustParsePrefix("203.0.113.1/32")}, {Prefix: netip.MustParsePrefix("203.0.113.2/32")}}},
+		{Name: "r2", Address: addr("198.51.100.4"), PeerASN: 64513, MyASN: 64513, HoldTime: 90 * time.Second,
+			Routes: []Route{{Prefix: netip.MustParsePrefix("203.0.113.1/32")}, {Prefix: netip.MustParsePrefix("203.0.113.2/32"), LocalPref: 300, Communities: []uint32{7}}}},
+	}}
+	if diff := cmp.Diff(want, got, cmpAddrs, cmpPrefixes); diff != "" {
+		t.Errorf("DesiredFromModel (-want +got):\n%s", diff)
+	}
+}

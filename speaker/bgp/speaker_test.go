@@ -241,8 +241,20 @@ func TestSpeakerAppliesDesiredStateToRouters(t *testing.T) {
 		peerA(Route{Prefix: r1, LocalPref: 150, Communities: []uint32{64512<<16 | 100}, LargeCommunities: []LargeCommunity{large}}, Route{Prefix: r2}),
 		peerB(Route{Prefix: r1}, Route{Prefix: v6, Communities: []uint32{64512<<16 | 6}}),
 	}}
+	select { // drain what New may have signalled
+	case <-s.Changes():
+	default:
+	}
 	if err := s.Set(t.Context(), d1); err != nil {
 		t.Fatalf("Set: %v", err)
+	}
+	// Changes signals the new peers, then their state changes.
+	for range 2 {
+		select {
+		case <-s.Changes():
+		case <-time.After(20 * time.Second):
+			t.Fatalf("no change signalled after Set")
+		}
 	}
 	waitRoutes(t, routerA, map[string]routeView{
 		r1.String(): {NextHop: speakerSrc, LocalPref: 150, Communities: []string{"64512:100"}, LargeCommunities: []string{"64512:1:2"}},
