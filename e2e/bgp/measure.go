@@ -252,8 +252,9 @@ type ScaleResult struct {
 	// SIGHUP) to withdraw one prefix to both routers having dropped it from
 	// their BGP tables (as vtysh shows them: one call takes 40-120 ms on the
 	// shared machine, which bounds the resolution); WithdrawApplied is the
-	// speaker's part: from the SIGHUP to Set returning, by which GoBGP has
-	// queued the withdrawal on both sessions.
+	// speaker's part: how long Set took, by the end of which GoBGP has
+	// queued the withdrawal on both sessions (without reading and decoding
+	// the state file).
 	Withdraw, WithdrawApplied Durations
 }
 

@@ -3,7 +3,6 @@ package bgp
 import (
 	"errors"
 	"fmt"
-	"maps"
 	"net/netip"
 	"slices"
 )
@@ -86,8 +85,8 @@ func RoutesByPeer(peers []string, ads []Advertisement, anns []Announcement) (map
 	}
 	type merged struct {
 		localPref uint32
-		comms     map[uint32]struct{}
-		large     map[LargeCommunity]struct{}
+		comms     []uint32
+		large     []LargeCommunity
 	}
 	perPeer := make(map[string]map[netip.Prefix]*merged, len(peers))
 	for _, name := range peers {
@@ -117,18 +116,14 @@ func RoutesByPeer(peers []string, ads []Advertisement, anns []Announcement) (map
 				}
 				m := routes[prefix]
 				if m == nil {
-					m = &merged{comms: map[uint32]struct{}{}, large: map[LargeCommunity]struct{}{}}
+					m = &merged{}
 					routes[prefix] = m
 				}
 				if ad.HasLocalPref {
 					m.localPref = max(m.localPref, ad.LocalPref)
 				}
-				for _, c := range ad.Communities {
-					m.comms[c] = struct{}{}
-				}
-				for _, c := range ad.LargeCommunities {
-					m.large[c] = struct{}{}
-				}
+				m.comms = append(m.comms, ad.Communities...)
+				m.large = append(m.large, ad.LargeCommunities...)
 			}
 		}
 	}
@@ -138,10 +133,12 @@ func RoutesByPeer(peers []string, ads []Advertisement, anns []Announcement) (map
 		for prefix, m := range routes {
 			r := Route{Prefix: prefix, LocalPref: m.localPref}
 			if len(m.comms) > 0 {
-				r.Communities = slices.Sorted(maps.Keys(m.comms))
+				slices.Sort(m.comms)
+				r.Communities = slices.Clip(slices.Compact(m.comms))
 			}
 			if len(m.large) > 0 {
-				r.LargeCommunities = slices.SortedFunc(maps.Keys(m.large), compareLargeCommunities)
+				slices.SortFunc(m.large, compareLargeCommunities)
+				r.LargeCommunities = slices.Clip(slices.Compact(m.large))
 			}
 			list = append(list, r)
 		}

@@ -124,7 +124,11 @@ func makePlan(cur applied, want desiredState) (p plan, dropped map[netip.Addr]in
 		prefix netip.Prefix
 		key    groupKey
 	}
-	var members []member
+	total := 0
+	for _, routes := range want.routes {
+		total += len(routes)
+	}
+	members := make([]member, 0, total)
 	needed := map[groupKey]group{}
 	for _, peer := range sortedAddrs(want.routes) {
 		if _, ok := want.sessions[peer]; !ok {
@@ -133,7 +137,7 @@ func makePlan(cur applied, want desiredState) (p plan, dropped map[netip.Addr]in
 		for _, r := range want.routes[peer] {
 			k := groupKey{peer: peer, nextHop: r.nextHop, attrs: r.attrs.key()}
 			if _, ok := needed[k]; !ok {
-				needed[k] = group{peer: peer, nextHop: r.nextHop, attrs: r.attrs}
+				needed[k] = group{peer: peer, nextHop: r.nextHop, attrs: r.attrs.clone()}
 			}
 			members = append(members, member{prefix: r.prefix, key: k})
 		}
@@ -168,7 +172,7 @@ func makePlan(cur applied, want desiredState) (p plan, dropped map[netip.Addr]in
 	}
 
 	// Paths: the tags of each prefix.
-	tags := map[netip.Prefix][]uint16{}
+	tags := make(map[netip.Prefix][]uint16, max(len(cur.paths), len(members)/max(1, len(want.sessions))))
 	for _, m := range members {
 		g, ok := needed[m.key]
 		if !ok {
@@ -188,11 +192,12 @@ func makePlan(cur applied, want desiredState) (p plan, dropped map[netip.Addr]in
 			p.putPaths = append(p.putPaths, pathSpec{prefix: prefix, tags: t})
 		}
 	}
-	for _, prefix := range sortedPrefixes(cur.paths) {
+	for prefix := range cur.paths {
 		if _, ok := tags[prefix]; !ok {
 			p.deletePaths = append(p.deletePaths, prefix)
 		}
 	}
+	slices.SortFunc(p.deletePaths, comparePrefixes)
 
 	// Groups and neighbour sets that are no longer needed.
 	for _, g := range cur.groups {

@@ -56,20 +56,9 @@ func resolveDesired(d Desired, listening bool, nextHop nextHopFunc) (desiredStat
 // sorted. Routes whose next hop cannot be found are left out, and the error
 // says why.
 func resolveRoutes(p Peer, nextHop nextHopFunc) ([]desiredRoute, error) {
-	merged := map[netip.Prefix]Route{}
-	for _, r := range p.Routes {
-		prefix := r.Prefix.Masked()
-		if !prefix.IsValid() {
-			continue
-		}
-		m, ok := merged[prefix]
-		if !ok {
-			m = Route{Prefix: prefix}
-		}
-		m.LocalPref = max(m.LocalPref, r.LocalPref)
-		m.Communities = append(m.Communities, r.Communities...)
-		m.LargeCommunities = append(m.LargeCommunities, r.LargeCommunities...)
-		merged[prefix] = m
+	routes := p.Routes
+	if !sortedUnique(routes) {
+		routes = mergeRoutes(routes)
 	}
 	var hops [2]struct {
 		addr     netip.Addr
@@ -104,19 +93,59 @@ func resolveRoutes(p Peer, nextHop nextHopFunc) ([]desiredRoute, error) {
 		}
 		return h.addr, h.err
 	}
-	out := make([]desiredRoute, 0, len(merged))
+	out := make([]desiredRoute, 0, len(routes))
 	var firstErr error
-	for _, prefix := range sortedPrefixes(merged) {
-		hop, err := hopFor(prefix.Addr().Is6())
+	for _, r := range routes {
+		hop, err := hopFor(r.Prefix.Addr().Is6())
 		if err != nil {
 			if firstErr == nil {
 				firstErr = err
 			}
 			continue
 		}
-		out = append(out, desiredRoute{prefix: prefix, nextHop: hop, attrs: canonicalAttrs(merged[prefix])})
+		out = append(out, desiredRoute{prefix: r.Prefix, nextHop: hop, attrs: canonicalAttrs(r)})
 	}
 	return out, firstErr
+}
+
+// sortedUnique reports whether routes are valid, masked, strictly sorted by
+// prefix (so without duplicates), as RoutesByPeer returns them: such routes
+// need no merging.
+func sortedUnique(routes []Route) bool {
+	for i, r := range routes {
+		if !r.Prefix.IsValid() || r.Prefix.Masked() != r.Prefix {
+			return false
+		}
+		if i > 0 && comparePrefixes(routes[i-1].Prefix, r.Prefix) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// mergeRoutes masks the prefixes, drops invalid ones, merges duplicates
+// (union of communities, highest local preference) and sorts by prefix.
+func mergeRoutes(routes []Route) []Route {
+	merged := make(map[netip.Prefix]Route, len(routes))
+	for _, r := range routes {
+		prefix := r.Prefix.Masked()
+		if !prefix.IsValid() {
+			continue
+		}
+		m, ok := merged[prefix]
+		if !ok {
+			m = Route{Prefix: prefix}
+		}
+		m.LocalPref = max(m.LocalPref, r.LocalPref)
+		m.Communities = append(m.Communities, r.Communities...)
+		m.LargeCommunities = append(m.LargeCommunities, r.LargeCommunities...)
+		merged[prefix] = m
+	}
+	out := make([]Route, 0, len(merged))
+	for _, prefix := range sortedPrefixes(merged) {
+		out = append(out, merged[prefix])
+	}
+	return out
 }
 
 // pickNextHop returns the first usable address of the wanted family among an

@@ -58,13 +58,36 @@ type routeAttrs struct {
 	largeCommunities []LargeCommunity
 }
 
-// canonicalAttrs returns r's attributes sorted and without duplicates.
+// canonicalAttrs returns r's attributes sorted and without duplicates. The
+// result may share r's slices when they are canonical already: clone it
+// (routeAttrs.clone) before keeping it.
 func canonicalAttrs(r Route) routeAttrs {
-	cs := slices.Clone(r.Communities)
-	slices.Sort(cs)
-	lcs := slices.Clone(r.LargeCommunities)
-	slices.SortFunc(lcs, compareLargeCommunities)
-	return routeAttrs{localPref: r.LocalPref, communities: slices.Compact(cs), largeCommunities: slices.Compact(lcs)}
+	cs := r.Communities
+	if !strictlySorted(cs, func(a, b uint32) int { return int(int64(a) - int64(b)) }) {
+		cs = slices.Compact(slices.Sorted(slices.Values(cs)))
+	}
+	lcs := r.LargeCommunities
+	if !strictlySorted(lcs, compareLargeCommunities) {
+		lcs = slices.Compact(slices.SortedFunc(slices.Values(lcs), compareLargeCommunities))
+	}
+	return routeAttrs{localPref: r.LocalPref, communities: cs, largeCommunities: lcs}
+}
+
+// clone returns a copy of a that shares no slice.
+func (a routeAttrs) clone() routeAttrs {
+	a.communities = slices.Clone(a.communities)
+	a.largeCommunities = slices.Clone(a.largeCommunities)
+	return a
+}
+
+// strictlySorted reports whether s is sorted by cmp without equal neighbours.
+func strictlySorted[T any](s []T, cmp func(a, b T) int) bool {
+	for i := 1; i < len(s); i++ {
+		if cmp(s[i-1], s[i]) >= 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // attrsKey is a comparable encoding of routeAttrs.

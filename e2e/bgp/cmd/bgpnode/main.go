@@ -37,8 +37,7 @@ type Status struct {
 	SetError string    `json:"setError,omitempty"`
 	// Generation counts the Sets done (1 after the first).
 	Generation int `json:"generation"`
-	// SetDuration is how long the last apply took, from reading the state
-	// file (on SIGHUP: from the signal) to Set returning.
+	// SetDuration is how long the last Set took.
 	SetDuration time.Duration `json:"setDuration"`
 	// Peers are the speaker's peer statuses.
 	Peers []bgp.PeerStatus `json:"peers"`
@@ -88,8 +87,8 @@ func run(ctx context.Context, c config) error {
 	}
 	st := Status{Started: started}
 	apply := func() {
-		began := time.Now()
 		d, err := readState(c.statePath)
+		began := time.Now()
 		if err == nil {
 			err = s.Set(ctx, d)
 		}

@@ -95,7 +95,7 @@ func run(ctx context.Context, c Config) int {
 			if len(r.Withdraw) > 0 {
 				summary = append(summary,
 					fmt.Sprintf("withdraw 1 of %d addresses, SIGHUP to gone from both routers: %s", c.Addresses, r.Withdraw),
-					fmt.Sprintf("withdraw 1 of %d addresses, the speaker's part (state file read to Set returned): %s", c.Addresses, r.WithdrawApplied))
+					fmt.Sprintf("withdraw 1 of %d addresses, the speaker's Set: %s", c.Addresses, r.WithdrawApplied))
 			}
 		})
 	}
