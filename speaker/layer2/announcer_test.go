@@ -457,6 +457,41 @@ func TestAnnouncerSolicitedNodeGroups(t *testing.T) {
 	}
 }
 
+// TestAnnouncerAllMulticastForManyGroups checks that above
+// MaxSolicitedNodeGroups the responder leaves its groups for all-multicast
+// mode, still answers, and goes back to single groups at half as many.
+func TestAnnouncerAllMulticastForManyGroups(t *testing.T) {
+	a, socks := startAnnouncer(t, Config{GratuitousSchedule: []time.Duration{}})
+	many := func(n int) Desired {
+		d := Desired{}
+		for i := range n {
+			d[netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 1, 14: byte(i >> 8), 15: byte(i)})] = []string{"eth0"}
+		}
+		return d
+	}
+	steps := []struct {
+		n          int
+		wantGroups int
+		wantAll    bool
+	}{
+		{n: 10, wantGroups: 10},
+		{n: MaxSolicitedNodeGroups + 1, wantAll: true},
+		{n: MaxSolicitedNodeGroups/2 + 1, wantAll: true}, // hysteresis
+		{n: MaxSolicitedNodeGroups / 2, wantGroups: MaxSolicitedNodeGroups / 2},
+		{n: MaxSolicitedNodeGroups * 4, wantAll: true},
+	}
+	for i, st := range steps {
+		mustSet(t, a, many(st.n))
+		c := socks.ndpConn("eth0")
+		if got := len(c.joined()); got != st.wantGroups {
+			t.Errorf("step %d (%d addresses): %d groups joined, want %d", i, st.n, got, st.wantGroups)
+		}
+		if got := c.isAllMulti(); got != st.wantAll {
+			t.Errorf("step %d (%d addresses): all-multicast %v, want %v", i, st.n, got, st.wantAll)
+		}
+	}
+}
+
 func TestAnnouncerStopsWithContext(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	socks := newFakeSockets(testMACs())

@@ -80,8 +80,9 @@ type fakeNDPConn struct {
 	closed  chan struct{}
 	once    sync.Once
 
-	mu     sync.Mutex
-	groups map[netip.Addr]bool
+	mu       sync.Mutex
+	groups   map[netip.Addr]bool
+	allMulti bool
 }
 
 func newFakeNDPConn() *fakeNDPConn {
@@ -132,6 +133,22 @@ func (c *fakeNDPConn) LeaveGroup(g netip.Addr) error {
 	}
 	delete(c.groups, g)
 	return nil
+}
+
+func (c *fakeNDPConn) SetAllMulticast(on bool) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.allMulti == on {
+		return fmt.Errorf("fake: all-multicast already %v", on)
+	}
+	c.allMulti = on
+	return nil
+}
+
+func (c *fakeNDPConn) isAllMulti() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.allMulti
 }
 
 func (c *fakeNDPConn) joined() []netip.Addr {

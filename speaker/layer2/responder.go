@@ -47,6 +47,9 @@ type responder struct {
 	arp    net.PacketConn
 	ndp    ndpConn
 	groups map[netip.Addr]struct{} // solicited-node groups joined on ndp
+	// allMulti is true while the interface is asked to accept every
+	// multicast frame instead of one group per address (see syncGroups).
+	allMulti bool
 }
 
 // startResponder opens the socket for k at once, so the caller can send
@@ -91,6 +94,7 @@ func (r *responder) open() error {
 	case protoNDP:
 		r.ndp, err = r.a.sock.listenNDP(l)
 		r.groups = map[netip.Addr]struct{}{}
+		r.allMulti = false
 	}
 	if err != nil {
 		return err
@@ -275,8 +279,16 @@ func (r *responder) sendGratuitous(addr netip.Addr) {
 	}
 }
 
+// MaxSolicitedNodeGroups is the number of solicited-node groups above which
+// an NDP responder puts its interface in all-multicast mode instead of
+// joining one group per address; it goes back to single groups at half as
+// many.
+const MaxSolicitedNodeGroups = 256
+
 // syncGroups makes the socket a member of exactly the solicited-node groups
-// of the IPv6 addresses in owned. Several addresses may share a group.
+// of the IPv6 addresses in owned (several addresses may share a group), or,
+// above MaxSolicitedNodeGroups, of none with the interface in all-multicast
+// mode.
 func (r *responder) syncGroups(owned map[netip.Addr]struct{}) error {
 	want := map[netip.Addr]struct{}{}
 	for a := range owned {
@@ -294,6 +306,30 @@ func (r *responder) syncGroups(owned map[netip.Addr]struct{}) error {
 		return nil // joined when the socket (re)opens
 	}
 	var errs []error
+	// A socket holds a bounded number of group memberships (the kernel's
+	// optmem_max; about 700 by default), and a NIC's multicast filter is
+	// small too. With many addresses, ask for every multicast frame
+	// instead: the BPF filter still passes only neighbour discovery.
+	// Hysteresis keeps the mode from flapping around the threshold.
+	switch {
+	case !r.allMulti && len(want) > MaxSolicitedNodeGroups:
+		if err := r.ndp.SetAllMulticast(true); err != nil {
+			errs = append(errs, fmt.Errorf("layer2: all-multicast on %s: %w", r.key.iface, err))
+			break
+		}
+		r.allMulti = true
+	case r.allMulti && len(want) <= MaxSolicitedNodeGroups/2:
+		defer func() {
+			if err := r.ndp.SetAllMulticast(false); err != nil {
+				r.a.reportError(fmt.Errorf("layer2: leave all-multicast on %s: %w", r.key.iface, err))
+				return
+			}
+			r.allMulti = false
+		}()
+	}
+	if r.allMulti && len(want) > MaxSolicitedNodeGroups/2 {
+		want = map[netip.Addr]struct{}{}
+	}
 	for _, g := range sortedSet(r.groups) {
 		if _, ok := want[g]; !ok {
 			if err := r.ndp.LeaveGroup(g); err != nil {

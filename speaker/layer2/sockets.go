@@ -11,6 +11,7 @@ import (
 	"github.com/mdlayher/packet"
 	"golang.org/x/net/bpf"
 	"golang.org/x/net/ipv6"
+	"golang.org/x/sys/unix"
 )
 
 // errMalformed marks a received packet that could not be decoded; the
@@ -46,6 +47,9 @@ type ndpConn interface {
 	WriteNDP(o ndpOut) error
 	JoinGroup(group netip.Addr) error
 	LeaveGroup(group netip.Addr) error
+	// SetAllMulticast makes the interface accept every multicast frame
+	// (on) while the socket is open, or stops asking for it (off).
+	SetAllMulticast(on bool) error
 	Close() error
 }
 
@@ -115,16 +119,17 @@ func (realSockets) listenNDP(l link) (ndpConn, error) {
 		c.Close()
 		return nil, fmt.Errorf("layer2: open NDP packet socket on %s: %w", l.name, err)
 	}
-	return &ndpSocket{conn: c, pc: pc, mac: l.mac, buf: make([]byte, max(l.ifi.MTU, 1500)+18)}, nil
+	return &ndpSocket{conn: c, pc: pc, mac: l.mac, ifindex: l.ifi.Index, buf: make([]byte, max(l.ifi.MTU, 1500)+18)}, nil
 }
 
 // ndpSocket reads and writes NDP frames on an AF_PACKET socket, and holds
 // group memberships with an ndp.Conn.
 type ndpSocket struct {
-	conn *ndp.Conn
-	pc   *packet.Conn
-	mac  net.HardwareAddr
-	buf  []byte // only used by ReadNDP, which one goroutine calls
+	conn    *ndp.Conn
+	pc      *packet.Conn
+	mac     net.HardwareAddr
+	ifindex int
+	buf     []byte // only used by ReadNDP, which one goroutine calls
 }
 
 func (s *ndpSocket) ReadNDP() (ndpPacket, error) {
@@ -150,6 +155,30 @@ func (s *ndpSocket) WriteNDP(o ndpOut) error {
 
 func (s *ndpSocket) JoinGroup(g netip.Addr) error  { return s.conn.JoinGroup(g) }
 func (s *ndpSocket) LeaveGroup(g netip.Addr) error { return s.conn.LeaveGroup(g) }
+
+// SetAllMulticast adds or drops a PACKET_MR_ALLMULTI membership on the
+// packet socket: the kernel keeps the interface in all-multicast mode while
+// any socket holds one, and drops it when the socket closes.
+func (s *ndpSocket) SetAllMulticast(on bool) error {
+	rc, err := s.pc.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("layer2: all-multicast: %w", err)
+	}
+	op := unix.PACKET_DROP_MEMBERSHIP
+	if on {
+		op = unix.PACKET_ADD_MEMBERSHIP
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		serr = unix.SetsockoptPacketMreq(int(fd), unix.SOL_PACKET, op, &unix.PacketMreq{Ifindex: int32(s.ifindex), Type: unix.PACKET_MR_ALLMULTI})
+	}); err != nil {
+		return fmt.Errorf("layer2: all-multicast: %w", err)
+	}
+	if serr != nil {
+		return fmt.Errorf("layer2: all-multicast: %w", serr)
+	}
+	return nil
+}
 
 func (s *ndpSocket) Close() error {
 	return errors.Join(s.pc.Close(), s.conn.Close())
