@@ -264,13 +264,33 @@ func (s *speaker) scheduleHoldEnd(next time.Time) {
 // record emits events and metrics for what changed since the last
 // reconcile, and keeps when each address was taken.
 func (s *speaker) record(d Desired, now time.Time) {
-	for _, c := range ownershipChanges(s.prev, d, s.cfg.NodeName) {
-		s.log.Info("layer-2 announcement changed", "address", c.Addr, "gained", c.Gained, "previous", c.Previous, "interfaces", c.Interfaces)
+	changes := ownershipChanges(s.prev, d, s.cfg.NodeName)
+	// The first reconcile after a start knows no previous owner: its
+	// gains are logged, not recorded as events. Later, at most
+	// maxEventsPerReconcile events are recorded per reconcile (a node
+	// failure moves a third of a large cluster's addresses at once); the
+	// SpeakerStatus records carry the rest.
+	first := s.prev.Owners == nil
+	if len(changes) > 20 {
+		s.log.Info("layer-2 announcements changed", "gained", countGained(changes), "lost", len(changes)-countGained(changes))
+	}
+	skipped := 0
+	for i, c := range changes {
+		if len(changes) <= 20 {
+			s.log.Info("layer-2 announcement changed", "address", c.Addr, "gained", c.Gained, "previous", c.Previous, "interfaces", c.Interfaces)
+		}
 		if c.Gained {
 			s.since[c.Addr] = now
 			s.metrics.ownershipChanges.WithLabelValues("gained").Inc()
 		}
+		if first || i >= maxEventsPerReconcile {
+			skipped++
+			continue
+		}
 		s.event(c.Services, corev1.EventTypeNormal, c.reason(), c.message())
+	}
+	if skipped > 0 && !first {
+		s.log.Info("ownership events not recorded", "count", skipped)
 	}
 	for a := range s.prev.Layer2 {
 		if _, ok := d.Layer2[a]; !ok {
@@ -290,6 +310,19 @@ func (s *speaker) record(d Desired, now time.Time) {
 	s.metrics.announced.WithLabelValues("ndp").Set(float64(v6))
 	s.metrics.announced.WithLabelValues("bgp").Set(float64(len(d.BGP)))
 	s.prev = d
+}
+
+// maxEventsPerReconcile bounds the ownership events one reconcile records.
+const maxEventsPerReconcile = 50
+
+func countGained(cs []ownershipChange) int {
+	n := 0
+	for _, c := range cs {
+		if c.Gained {
+			n++
+		}
+	}
+	return n
 }
 
 // event records an event on each of the Services.

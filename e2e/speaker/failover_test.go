@@ -75,6 +75,26 @@ func TestFailover(t *testing.T) {
 		answeredBy(t, lab, addr, 10*time.Second, ranking[0])
 	})
 
+	t.Run("kube-proxy says the node cannot serve: every speaker leaves it out", func(t *testing.T) {
+		owner := lab.Node(ranking[0])
+		health, err := lab.StartFakeKubeProxyHealth(owner, 10256)
+		must(t, err)
+		must(t, lab.StopSpeaker(owner))
+		lab.StartSpeaker(owner, "--probe-kube-proxy")
+		lab.WaitReady(owner)
+		lab.WaitMembers(3)
+		answeredBy(t, lab, addr, 10*time.Second, ranking[0])
+		health.SetHealthy(false)
+		answeredBy(t, lab, addr, 5*time.Second, ranking[1])
+		health.SetHealthy(true)
+		answeredBy(t, lab, addr, 5*time.Second, ranking[0])
+		must(t, lab.StopSpeaker(owner))
+		lab.StartSpeaker(owner)
+		lab.WaitReady(owner)
+		lab.WaitMembers(3)
+		answeredBy(t, lab, addr, 10*time.Second, ranking[0])
+	})
+
 	t.Run("split brain: a membership partition is resolved on the wire", func(t *testing.T) {
 		for _, n := range lab.Nodes {
 			for _, proto := range []string{"udp", "tcp"} {

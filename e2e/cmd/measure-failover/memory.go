@@ -16,11 +16,18 @@ import (
 	"github.com/herald-dev/herald/e2e/speaker/speakerlab"
 )
 
-// memory creates n IPv6 Services with perService endpoints each (spread
-// over the nodes), waits until the speakers announce all of them, and
-// prints each speaker's resident memory.
+// memory stops the speakers, creates n IPv6 Services with perService
+// endpoints each (spread over the nodes), starts the speakers again, waits
+// until they announce all of them, and prints each speaker's resident
+// memory (now and at its peak, which includes the initial list) and how
+// long they took to announce everything.
 func (m *measurement) memory(ctx context.Context, n, perService int) {
 	l := m.lab
+	for _, node := range l.Nodes {
+		if err := l.StopSpeaker(node); err != nil {
+			m.fatal("%v", err)
+		}
+	}
 	start := time.Now()
 	var next, done atomic.Int64
 	var wg sync.WaitGroup
@@ -67,6 +74,10 @@ func (m *measurement) memory(ctx context.Context, n, perService int) {
 	default:
 	}
 	fmt.Printf("memory: %d Services and %d endpoints written in %v\n", n, n*perService, time.Since(start).Round(time.Second))
+	start = time.Now()
+	for _, node := range l.Nodes {
+		l.StartSpeaker(node)
+	}
 
 	// Wait until the speakers announce every address between them.
 	deadline := time.Now().Add(5 * time.Minute)
@@ -79,16 +90,18 @@ func (m *measurement) memory(ctx context.Context, n, perService int) {
 			}
 		}
 		if int(total) >= n {
+			fmt.Printf("memory: speakers started and announced all %d addresses in %v\n", n, time.Since(start).Round(100*time.Millisecond))
 			break
 		}
 		if time.Now().After(deadline) {
 			m.fatal("memory: speakers announce %v of %d addresses after 5 minutes\n%s", total, n, l.Logs())
 		}
-		time.Sleep(time.Second)
+		time.Sleep(200 * time.Millisecond)
 	}
 	time.Sleep(5 * time.Second) // a few resyncs, status writes and GC cycles
+	sum0, cnt0 := reconcileTotals(ctx, l)
 	fmt.Println()
-	fmt.Printf("| node | announced (NDP) | VmRSS | VmHWM | reconcile mean |\n|---|---|---|---|---|\n")
+	fmt.Printf("| node | announced (NDP) | VmRSS | VmHWM | mean reconcile since start |\n|---|---|---|---|---|\n")
 	for _, node := range l.Nodes {
 		rss, hwm := procMemory(node.Speaker.Pid())
 		v, _ := l.Metric(ctx, node, "herald_speaker_announced_addresses", `protocol="ndp"`)
@@ -100,6 +113,31 @@ func (m *measurement) memory(ctx context.Context, n, perService int) {
 		}
 		fmt.Printf("| %s | %v | %s | %s | mean %v |\n", node.Name, v, rss, hwm, mean.Round(time.Millisecond))
 	}
+
+	// The reaction time at this scale, and the steady-state reconcile time.
+	r := m.reaction(ctx, 10)
+	r.name += fmt.Sprintf(", with %d Services", n)
+	sum1, cnt1 := reconcileTotals(ctx, l)
+	fmt.Println()
+	fmt.Println("| measurement | trials | p50 | p99 | max |")
+	fmt.Println("|---|---|---|---|---|")
+	fmt.Println(r.row())
+	if cnt1 > cnt0 {
+		fmt.Printf("\nmean reconcile during the reaction trials: %v over %v reconciles\n",
+			time.Duration((sum1-sum0)/(cnt1-cnt0)*float64(time.Second)).Round(time.Millisecond), cnt1-cnt0)
+	}
+}
+
+// reconcileTotals sums the reconcile-duration histogram's sum and count over
+// the speakers.
+func reconcileTotals(ctx context.Context, l *speakerlab.Lab) (sum, count float64) {
+	for _, node := range l.Nodes {
+		s, _ := l.Metric(ctx, node, "herald_speaker_reconcile_duration_seconds_sum")
+		c, _ := l.Metric(ctx, node, "herald_speaker_reconcile_duration_seconds_count")
+		sum += s
+		count += c
+	}
+	return sum, count
 }
 
 // procMemory returns VmRSS and VmHWM of pid (the speaker: `ip netns exec`
