@@ -240,8 +240,10 @@ func waitKernelNextHops(t netlab.T, r *netlab.Router, prefix netip.Prefix, want 
 type ScaleResult struct {
 	// Converge is, per start, the time from starting the speaker to both
 	// routers having accepted every prefix; SetDone the time until the
-	// speaker's first Set returned.
-	Converge, SetDone Durations
+	// speaker's first Set returned; Established the time until both
+	// sessions were Established (GoBGP makes its first connection attempt
+	// 1.5 to 2 s after a peer is added).
+	Converge, SetDone, Established Durations
 	// RSS and HWM are the speaker's resident set size once converged and its
 	// peak, in bytes, per start; HeapInuse and Sys are the Go runtime's.
 	RSS, HWM, HeapInuse, Sys []uint64
@@ -330,11 +332,19 @@ func MeasureScale(t netlab.T, opts ScaleOptions) ScaleResult {
 		}
 		res.Converge = append(res.Converge, converged)
 		res.SetDone = append(res.SetDone, st.Applied.Sub(st.Started))
+		var established time.Time
+		for _, ps := range st.Peers {
+			if ps.Since.After(established) {
+				established = ps.Since
+			}
+		}
+		res.Established = append(res.Established, established.Sub(st.Started))
 		res.RSS, res.HWM = append(res.RSS, rss), append(res.HWM, hwm)
 		res.HeapInuse, res.Sys = append(res.HeapInuse, st.HeapInuse), append(res.Sys, st.Sys)
 		if opts.Logf != nil {
-			opts.Logf("start %d/%d: converged in %v (first Set returned after %v); RSS %s, peak %s, Go heap in use %s",
+			opts.Logf("start %d/%d: converged in %v (first Set returned after %v, sessions Established after %v); RSS %s, peak %s, Go heap in use %s",
 				start+1, opts.Starts, converged.Round(time.Millisecond), st.Applied.Sub(st.Started).Round(time.Millisecond),
+				res.Established[len(res.Established)-1].Round(time.Millisecond),
 				mib(rss), mib(hwm), mib(st.HeapInuse))
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"time"
 
@@ -86,12 +87,14 @@ func run(ctx context.Context, c Config) int {
 	if c.Addresses > 0 && c.ScaleStarts > 0 {
 		session("scale", func(t netlab.T) {
 			r := bgp.MeasureScale(t, bgp.ScaleOptions{Addresses: c.Addresses, Starts: c.ScaleStarts, WithdrawTrials: c.WithdrawTrials, Logf: t.Logf})
+			lo, hi := slices.Min(r.RSS), slices.Max(r.RSS)
 			last := len(r.RSS) - 1
 			summary = append(summary,
 				fmt.Sprintf("%d addresses to 2 routers: start to converged: %s", c.Addresses, r.Converge),
 				fmt.Sprintf("%d addresses to 2 routers: start to first Set returned: %s", c.Addresses, r.SetDone),
-				fmt.Sprintf("%d addresses to 2 routers: RSS %s (peak %s, Go heap in use %s, Go sys %s); same sessions without routes: RSS %s",
-					c.Addresses, bgp.MiB(r.RSS[last]), bgp.MiB(r.HWM[last]), bgp.MiB(r.HeapInuse[last]), bgp.MiB(r.Sys[last]), bgp.MiB(r.IdleRSS)))
+				fmt.Sprintf("%d addresses to 2 routers: start to both sessions Established: %s", c.Addresses, r.Established),
+				fmt.Sprintf("%d addresses to 2 routers: RSS %s to %s over the starts (last: peak %s, Go heap in use %s, Go sys %s); same sessions without routes: RSS %s",
+					c.Addresses, bgp.MiB(lo), bgp.MiB(hi), bgp.MiB(r.HWM[last]), bgp.MiB(r.HeapInuse[last]), bgp.MiB(r.Sys[last]), bgp.MiB(r.IdleRSS)))
 			if len(r.Withdraw) > 0 {
 				summary = append(summary,
 					fmt.Sprintf("withdraw 1 of %d addresses, SIGHUP to gone from both routers: %s", c.Addresses, r.Withdraw),
