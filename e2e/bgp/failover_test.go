@@ -155,7 +155,20 @@ func TestNodeFailureWithBFD(t *testing.T) {
 
 			w := watchNextHops(r, hostRoute, n1.Addr4(), 20*time.Millisecond)
 			failed := time.Now()
-			f.failNode(t, n1)
+			if f.cut {
+				// Cut off first, and kill only once node 1's speaker (still
+				// running) has reported the BFD failure too.
+				if err := n1.Links()[0].Detach(); err != nil {
+					t.Fatal(err)
+				}
+				n1.WaitPeer(t, "r1", 10*time.Second, func(ps speakerbgp.PeerStatus) error {
+					if !strings.Contains(ps.LastError, "BFD: no packet from the router") || ps.Counters.BFDFailures == 0 {
+						return fmt.Errorf("no BFD failure reported")
+					}
+					return nil
+				})
+			}
+			failure{}.failNode(t, n1) // kill
 			WaitNextHops(t, r, hostRoute, 30*time.Second, n2.Addr4())
 			w.waitGone(t)
 			gone, missing, _, errs := w.result()
