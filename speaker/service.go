@@ -125,9 +125,13 @@ func AcceptedExternalIPs(svc *corev1.Service) []netip.Addr {
 }
 
 // parseAccepted reads `Accepted <addr>[, <addr>] from IPPool "<pool>".` at
-// the start of msg.
+// the start of msg (or `Allocated ...`, which the controller's parser takes
+// too, for an external IP it allocated).
 func parseAccepted(msg string) ([]netip.Addr, bool) {
 	rest, ok := strings.CutPrefix(msg, "Accepted ")
+	if !ok {
+		rest, ok = strings.CutPrefix(msg, "Allocated ")
+	}
 	if !ok {
 		return nil, false
 	}
