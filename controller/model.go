@@ -9,6 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/pager"
 
 	"github.com/herald-dev/herald/config"
@@ -95,9 +96,25 @@ const importPageSize = 500
 // sees every write of the previous one: an allocation recorded after the
 // cache's view would otherwise look free.
 func (c *Controller) importAllocations(ctx context.Context) (ImportReport, error) {
+	svcs, err := ListServicesForImport(ctx, c.kube)
+	if err != nil {
+		return ImportReport{}, err
+	}
+	rep := c.core.Import(svcs)
+	for _, d := range rep.Displaced {
+		c.svcQueue.Add(d.Owner.Namespace + "/" + d.Owner.Name)
+	}
+	return rep, nil
+}
+
+// ListServicesForImport lists every Service from the apiserver in pages, for
+// Core.Import. It reads the apiserver rather than a cache, so that a new
+// leader sees every write of the previous one: an allocation recorded after
+// a cache's view would otherwise look free.
+func ListServicesForImport(ctx context.Context, kube kubernetes.Interface) ([]*corev1.Service, error) {
 	var svcs []*corev1.Service
 	p := pager.New(func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
-		return c.kube.CoreV1().Services(metav1.NamespaceAll).List(ctx, opts)
+		return kube.CoreV1().Services(metav1.NamespaceAll).List(ctx, opts)
 	})
 	p.PageSize = importPageSize
 	err := p.EachListItem(ctx, metav1.ListOptions{}, func(obj runtime.Object) error {
@@ -107,11 +124,7 @@ func (c *Controller) importAllocations(ctx context.Context) (ImportReport, error
 		return nil
 	})
 	if err != nil {
-		return ImportReport{}, fmt.Errorf("controller: list services for import: %w", err)
+		return nil, fmt.Errorf("controller: list services for import: %w", err)
 	}
-	rep := c.core.Import(svcs)
-	for _, d := range rep.Displaced {
-		c.svcQueue.Add(d.Owner.Namespace + "/" + d.Owner.Name)
-	}
-	return rep, nil
+	return svcs, nil
 }
