@@ -49,3 +49,11 @@ test-e2e: binaries
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./ipam/...
+
+# lab brings the product up end to end in network namespaces and leaves it running
+# (root needed); lab-down removes it. See README.md, "The lab".
+lab:
+	cd e2e && $(GO) run ./cmd/lab up
+
+lab-down:
+	cd e2e && $(GO) run ./cmd/lab down
