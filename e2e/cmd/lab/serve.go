@@ -357,7 +357,10 @@ func (l *lab) report(ctx context.Context) (string, error) {
 		}
 		for _, a := range bgpAddrs {
 			if len(row.Announcers[a]) == 0 {
-				row.Note = "BGP address: herald-speaker does not run its BGP announcer yet (speaker/bgp is not wired into it), so no node advertises it"
+				row.Note = "BGP address: no node advertises it; see kubectl get speakerstatuses"
+				if !anyBGPSession(statuses) {
+					row.Note = "BGP address: no speaker reports a BGP session (herald-speaker's BGP wiring is not done yet), so no node advertises it"
+				}
 				break
 			}
 		}
@@ -375,6 +378,11 @@ func (l *lab) report(ctx context.Context) (string, error) {
 		rows = append(rows, row)
 	}
 	return l.render(ctx, rows), nil
+}
+
+// anyBGPSession reports whether any speaker reports a BGP session.
+func anyBGPSession(statuses []v1alpha1.SpeakerStatus) bool {
+	return slices.ContainsFunc(statuses, func(st v1alpha1.SpeakerStatus) bool { return len(st.Status.BGPSessions) > 0 })
 }
 
 // probe connects from the client to target, trying a few times, and says which pod

@@ -149,8 +149,8 @@ func up() error {
 
 // down stops the background process (SIGTERM, which makes it tear the lab down; then
 // SIGKILL), removes the lab's namespaces and anything running in them by prefix, kills
-// by pid any process still using the state directory (etcd, kube-apiserver), and
-// removes the state directory. It is safe to run when no lab exists.
+// by pid any process still using the control plane's directory (etcd, kube-apiserver),
+// and removes the state directory. It is safe to run when no lab exists.
 func down() error {
 	if err := requireRoot("make lab-down"); err != nil {
 		return err
@@ -174,7 +174,7 @@ func down() error {
 			errs = append(errs, err)
 		}
 	}
-	for _, pid := range processesUsing(StateDir) {
+	for _, pid := range processesUsing(statePath("controlplane")) {
 		found = true
 		fmt.Printf("lab: killing leftover process %d\n", pid)
 		_ = syscall.Kill(pid, syscall.SIGKILL)
