@@ -124,7 +124,8 @@ func up() error {
 		select {
 		case err := <-exited:
 			printNew()
-			fmt.Fprintf(os.Stderr, "lab: the background process exited (%v) before the lab was up; logs were in %s\n", err, StateDir)
+			fmt.Fprintf(os.Stderr, "lab: the background process exited (%v) before the lab was up\n", err)
+			keepLogs()
 			_ = down()
 			return errors.New("the lab did not come up")
 		case <-deadline:
@@ -135,6 +136,7 @@ func up() error {
 			if _, err := os.Stat(statePath(failedFile)); err == nil {
 				<-exited
 				printNew()
+				keepLogs()
 				_ = down()
 				return errors.New("the lab did not come up (see the messages above)")
 			}
@@ -145,6 +147,19 @@ func up() error {
 			}
 		}
 	}
+}
+
+// keepLogs copies the logs of a lab that failed to come up out of StateDir, which
+// down removes, and says where.
+func keepLogs() {
+	dst := filepath.Join(os.TempDir(), "herald-lab-failed-"+time.Now().UTC().Format("20060102T150405"))
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		return
+	}
+	for _, name := range []string{logFile, "logs", "controlplane/etcd.log", "controlplane/kube-apiserver.log"} {
+		_ = exec.Command("cp", "-a", statePath(name), dst).Run()
+	}
+	fmt.Fprintf(os.Stderr, "lab: logs kept in %s\n", dst)
 }
 
 // down stops the background process (SIGTERM, which makes it tear the lab down; then
