@@ -2,6 +2,8 @@ package speaker
 
 import (
 	"context"
+	"net/netip"
+	"slices"
 
 	"github.com/herald-dev/herald/config/v1alpha1"
 	"github.com/herald-dev/herald/speaker/layer2"
@@ -29,9 +31,38 @@ type sessionReporter interface {
 	BGPSessions() []v1alpha1.BGPSessionStatus
 }
 
-// layer2Announcer adapts layer2.Announcer to announcer.
-type layer2Announcer struct{ a *layer2.Announcer }
+// layer2Announcer adapts layer2.Announcer to announcer. It skips Set when
+// the layer-2 part is what it last applied without error: with thousands
+// of addresses, rebuilding the Announcer's indexes on every reconcile costs
+// more than comparing.
+type layer2Announcer struct {
+	a       *layer2.Announcer
+	applied map[netip.Addr]Layer2Entry
+}
 
-func (l layer2Announcer) Set(ctx context.Context, d Desired) error {
-	return l.a.Set(ctx, d.Layer2Desired())
+func (l *layer2Announcer) Set(ctx context.Context, d Desired) error {
+	if l.applied != nil && sameInterfaces(l.applied, d.Layer2) {
+		return nil
+	}
+	err := l.a.Set(ctx, d.Layer2Desired())
+	l.applied = nil
+	if err == nil {
+		l.applied = d.Layer2
+	}
+	return err
+}
+
+// sameInterfaces reports whether a and b announce the same addresses on the
+// same interfaces.
+func sameInterfaces(a, b map[netip.Addr]Layer2Entry) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for addr, e := range a {
+		f, ok := b[addr]
+		if !ok || !slices.Equal(e.Interfaces, f.Interfaces) {
+			return false
+		}
+	}
+	return true
 }

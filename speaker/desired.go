@@ -139,7 +139,7 @@ func Compute(in Inputs) Desired {
 
 	nodes := slices.Clone(in.Nodes)
 	slices.SortFunc(nodes, func(a, b Node) int { return compareStrings(a.State.Name, b.State.Name) })
-	m := newMatcher(in.Model, nodes)
+	m := newMatcher(in.Model, nodes, in.DataPlaneDown)
 	for _, addr := range addrs {
 		pool, ok := in.Model.PoolFor(addr)
 		if !ok {
@@ -150,7 +150,7 @@ func Compute(in Inputs) Desired {
 			keys = append(keys, services[i].Key)
 		}
 
-		if l2nodes := m.l2Nodes(pool); len(l2nodes) > 0 {
+		if l2nodes := m.l2Nodes(pool); len(l2nodes.states) > 0 {
 			candidates := candidatesFor(addr, services, sharers[addr], l2nodes, in)
 			owner, _ := AnnouncingNode(addr, candidates)
 			d.Owners[addr] = owner
@@ -161,7 +161,7 @@ func Compute(in Inputs) Desired {
 			}
 		}
 
-		if bgpNodes := m.bgpNodes(pool); slices.ContainsFunc(bgpNodes, func(n NodeState) bool { return n.Name == in.Self }) {
+		if bgpNodes := m.bgpNodes(pool); bgpNodes.isUsable[in.Self] {
 			candidates := candidatesFor(addr, services, sharers[addr], bgpNodes, in)
 			if slices.Contains(candidates, in.Self) {
 				d.BGP[addr] = BGPEntry{Services: keys, Advertisements: in.Model.BGPAdvertisementsFor(pool, selfLabels)}
@@ -171,26 +171,83 @@ func Compute(in Inputs) Desired {
 	return d
 }
 
-// candidatesFor returns the nodes among nodes that may announce addr for
-// all (or as many as possible) of its sharers.
-func candidatesFor(addr netip.Addr, services []Service, sharers []int, nodes []NodeState, in Inputs) []string {
+// candidatesFor returns the nodes of set that may announce addr for all
+// (or as many as possible) of its sharers.
+func candidatesFor(addr netip.Addr, services []Service, sharers []int, set nodeSet, in Inputs) []string {
 	sets := make([][]string, 0, len(sharers))
 	for _, i := range sharers {
 		svc := services[i]
-		usable := make([]NodeState, 0, len(nodes))
-		for _, n := range nodes {
-			if in.DataPlaneDown[n.Name] || slices.Contains(in.Withdrawn[svc.Key], n.Name) {
-				continue
+		eps := svc.endpointsFor(addr)
+		if w := in.Withdrawn[svc.Key]; len(w) > 0 {
+			usable := make([]NodeState, 0, len(set.states))
+			for _, n := range set.states {
+				if !in.DataPlaneDown[n.Name] && !slices.Contains(w, n.Name) {
+					usable = append(usable, n)
+				}
 			}
-			usable = append(usable, n)
+			sets = append(sets, EligibleNodes(ServiceState{TrafficPolicy: svc.TrafficPolicy, Endpoints: eps}, usable).Nodes)
+			continue
 		}
-		e := EligibleNodes(ServiceState{TrafficPolicy: svc.TrafficPolicy, Endpoints: svc.endpointsFor(addr)}, usable)
-		sets = append(sets, e.Nodes)
+		sets = append(sets, set.eligible(svc.TrafficPolicy, eps))
 	}
 	if len(sets) == 1 {
 		return sets[0]
 	}
 	return SharedCandidates(sets...)
+}
+
+// nodeSet is the nodes an advertisement of one pool selects, with the
+// usable ones (nothing about the node rules it out, its data plane is up)
+// precomputed, so that eligibility costs O(endpoints) per Service instead
+// of a sort of every node.
+type nodeSet struct {
+	states   []NodeState
+	usable   []string // sorted; shared, never modified
+	isUsable map[string]bool
+}
+
+func newNodeSet(states []NodeState, down map[string]bool) nodeSet {
+	set := nodeSet{states: states, isUsable: make(map[string]bool, len(states))}
+	for _, n := range states {
+		if nodeReason(n) == "" && !down[n.Name] {
+			set.usable = append(set.usable, n.Name)
+			set.isUsable[n.Name] = true
+		}
+	}
+	slices.Sort(set.usable)
+	set.usable = slices.Compact(set.usable)
+	return set
+}
+
+// eligible returns EligibleNodes(ServiceState{policy, eps}, usable
+// nodes).Nodes: the same rules, computed from the endpoints.
+func (set nodeSet) eligible(policy TrafficPolicy, eps []Endpoint) []string {
+	if policy != TrafficPolicyLocal {
+		for _, ep := range eps {
+			if ep.Ready || (ep.Serving && ep.Terminating) {
+				return set.usable
+			}
+		}
+		return nil
+	}
+	var ready, draining []string
+	for _, ep := range eps {
+		if !set.isUsable[ep.NodeName] {
+			continue
+		}
+		switch {
+		case ep.Ready:
+			ready = append(ready, ep.NodeName)
+		case ep.Serving && ep.Terminating:
+			draining = append(draining, ep.NodeName)
+		}
+	}
+	out := ready
+	if len(out) == 0 {
+		out = draining
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // interfacesFor returns the union of the interfaces each advertisement
@@ -208,40 +265,41 @@ func interfacesFor(ifaces []layer2.NodeInterface, addr netip.Addr, ads []config.
 type matcher struct {
 	model *config.Model
 	nodes []Node
-	l2    map[string][]NodeState
-	bgp   map[string][]NodeState
+	down  map[string]bool
+	l2    map[string]nodeSet
+	bgp   map[string]nodeSet
 }
 
-func newMatcher(m *config.Model, nodes []Node) *matcher {
-	return &matcher{model: m, nodes: nodes, l2: map[string][]NodeState{}, bgp: map[string][]NodeState{}}
+func newMatcher(m *config.Model, nodes []Node, down map[string]bool) *matcher {
+	return &matcher{model: m, nodes: nodes, down: down, l2: map[string]nodeSet{}, bgp: map[string]nodeSet{}}
 }
 
-func (m *matcher) l2Nodes(pool string) []NodeState {
+func (m *matcher) l2Nodes(pool string) nodeSet {
 	if ns, ok := m.l2[pool]; ok {
 		return ns
 	}
-	var out []NodeState
+	var states []NodeState
 	for _, n := range m.nodes {
 		if len(m.model.L2AdvertisementsFor(pool, n.Labels)) > 0 {
-			out = append(out, n.State)
+			states = append(states, n.State)
 		}
 	}
-	m.l2[pool] = out
-	return out
+	m.l2[pool] = newNodeSet(states, m.down)
+	return m.l2[pool]
 }
 
-func (m *matcher) bgpNodes(pool string) []NodeState {
+func (m *matcher) bgpNodes(pool string) nodeSet {
 	if ns, ok := m.bgp[pool]; ok {
 		return ns
 	}
-	var out []NodeState
+	var states []NodeState
 	for _, n := range m.nodes {
 		if len(m.model.BGPAdvertisementsFor(pool, n.Labels)) > 0 {
-			out = append(out, n.State)
+			states = append(states, n.State)
 		}
 	}
-	m.bgp[pool] = out
-	return out
+	m.bgp[pool] = newNodeSet(states, m.down)
+	return m.bgp[pool]
 }
 
 func compareStrings(a, b string) int {

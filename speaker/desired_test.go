@@ -1,6 +1,7 @@
 package speaker
 
 import (
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"slices"
@@ -297,5 +298,48 @@ func TestComputeWithoutModelAnnouncesNothing(t *testing.T) {
 	d := Compute(Inputs{Self: "n1", Services: []Service{svc("web", TrafficPolicyCluster, []netip.Addr{lbV4}, []Endpoint{ready("n1")}, nil)}, Nodes: aliveNodes("n1")})
 	if len(d.Layer2)+len(d.BGP)+len(d.Owners) != 0 {
 		t.Errorf("Compute without a model = %+v, want nothing", d)
+	}
+}
+
+// TestNodeSetEligibleMatchesEligibleNodes checks Compute's fast eligibility
+// against EligibleNodes, the specification, on random clusters.
+func TestNodeSetEligibleMatchesEligibleNodes(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	names := []string{"a", "b", "c", "d", "e"}
+	for i := range 20000 {
+		var states []NodeState
+		for _, n := range names {
+			if rng.IntN(5) == 0 {
+				continue // not selected by the advertisement
+			}
+			states = append(states, NodeState{
+				Name: n, SpeakerAlive: rng.IntN(6) != 0, ExcludedFromLoadBalancers: rng.IntN(8) == 0,
+				NetworkUnavailable: rng.IntN(8) == 0, Deleting: rng.IntN(10) == 0, ToBeDeletedByClusterAutoscaler: rng.IntN(10) == 0,
+			})
+		}
+		down := map[string]bool{}
+		if rng.IntN(4) == 0 {
+			down[names[rng.IntN(len(names))]] = true
+		}
+		var eps []Endpoint
+		for range rng.IntN(6) {
+			node := ""
+			if rng.IntN(8) != 0 {
+				node = names[rng.IntN(len(names))] + []string{"", "", "", "x"}[rng.IntN(4)]
+			}
+			eps = append(eps, Endpoint{NodeName: node, Ready: rng.IntN(2) == 0, Serving: rng.IntN(2) == 0, Terminating: rng.IntN(2) == 0})
+		}
+		policy := []TrafficPolicy{TrafficPolicyLocal, TrafficPolicyCluster, ""}[rng.IntN(3)]
+		var usable []NodeState
+		for _, n := range states {
+			if !down[n.Name] {
+				usable = append(usable, n)
+			}
+		}
+		want := EligibleNodes(ServiceState{TrafficPolicy: policy, Endpoints: eps}, usable).Nodes
+		got := newNodeSet(states, down).eligible(policy, eps)
+		if !slices.Equal(want, got) {
+			t.Fatalf("case %d: policy %q, nodes %+v, down %v, endpoints %+v:\nEligibleNodes %v, nodeSet.eligible %v", i, policy, states, down, eps, want, got)
+		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"reflect"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -77,6 +78,9 @@ type speaker struct {
 	since   map[netip.Addr]time.Time
 	uids    map[ServiceKey]types.UID
 	started time.Time
+	// lastMembers and lastSessions are what the last status handed over held.
+	lastMembers  int
+	lastSessions []v1alpha1.BGPSessionStatus
 }
 
 // loop recomputes and applies the desired state whenever something
@@ -162,8 +166,13 @@ func (s *speaker) reconcile(ctx context.Context) (took time.Duration) {
 	}
 	s.health.ready.Store(true)
 	s.publishLocal(services, macs)
-	s.record(d, start)
-	s.status.update(s.statusOf(d, len(alive)))
+	// The status is rebuilt only when something in it changed: with
+	// thousands of addresses, building it costs more than the compare.
+	sessions := s.bgpSessions()
+	if s.record(d, start) || len(alive) != s.lastMembers || !reflect.DeepEqual(sessions, s.lastSessions) {
+		s.status.update(s.statusOf(d, len(alive), sessions))
+		s.lastMembers, s.lastSessions = len(alive), sessions
+	}
 	return
 }
 
@@ -262,8 +271,10 @@ func (s *speaker) scheduleHoldEnd(next time.Time) {
 }
 
 // record emits events and metrics for what changed since the last
-// reconcile, and keeps when each address was taken.
-func (s *speaker) record(d Desired, now time.Time) {
+// reconcile, and keeps when each address was taken. It reports whether
+// the layer-2 announcements (or their Services) changed.
+func (s *speaker) record(d Desired, now time.Time) (changed bool) {
+	changed = s.prev.Owners == nil || !sameAnnouncements(s.prev.Layer2, d.Layer2)
 	changes := ownershipChanges(s.prev, d, s.cfg.NodeName)
 	// The first reconcile after a start knows no previous owner: its
 	// gains are logged, not recorded as events. Later, at most
@@ -310,6 +321,21 @@ func (s *speaker) record(d Desired, now time.Time) {
 	s.metrics.announced.WithLabelValues("ndp").Set(float64(v6))
 	s.metrics.announced.WithLabelValues("bgp").Set(float64(len(d.BGP)))
 	s.prev = d
+	return changed
+}
+
+// sameAnnouncements reports whether a and b announce the same addresses,
+// on the same interfaces, for the same Services.
+func sameAnnouncements(a, b map[netip.Addr]Layer2Entry) bool {
+	if !sameInterfaces(a, b) {
+		return false
+	}
+	for addr, e := range a {
+		if !slices.Equal(e.Services, b[addr].Services) {
+			return false
+		}
+	}
+	return true
 }
 
 // maxEventsPerReconcile bounds the ownership events one reconcile records.
@@ -334,21 +360,28 @@ func (s *speaker) event(keys []ServiceKey, typ, reason, msg string) {
 	}
 }
 
+// bgpSessions collects the sessions of the announcers that have some.
+func (s *speaker) bgpSessions() []v1alpha1.BGPSessionStatus {
+	var out []v1alpha1.BGPSessionStatus
+	for _, a := range s.announcers {
+		if r, ok := a.(sessionReporter); ok {
+			out = append(out, r.BGPSessions()...)
+		}
+	}
+	return out
+}
+
 // statusOf returns this node's SpeakerStatus for d.
-func (s *speaker) statusOf(d Desired, members int) v1alpha1.SpeakerStatusStatus {
+func (s *speaker) statusOf(d Desired, members int, sessions []v1alpha1.BGPSessionStatus) v1alpha1.SpeakerStatusStatus {
 	st := v1alpha1.SpeakerStatusStatus{
 		Conditions: []metav1.Condition{{
 			Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: v1alpha1.SpeakerReasonRunning,
 			Message:            "The speaker runs; this record lists what it announces.",
 			LastTransitionTime: metav1.NewTime(s.started.Truncate(time.Second)),
 		}},
-		Members: int32(members),
-		Layer2:  layer2Status(d, s.since),
-	}
-	for _, a := range s.announcers {
-		if r, ok := a.(sessionReporter); ok {
-			st.BGPSessions = append(st.BGPSessions, r.BGPSessions()...)
-		}
+		Members:     int32(members),
+		Layer2:      layer2Status(d, s.since),
+		BGPSessions: sessions,
 	}
 	return st
 }

@@ -211,7 +211,7 @@ func Run(ctx context.Context, cfg Config) error {
 	annCtx, stopAnnouncer := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopAnnouncer()
 	s.l2 = layer2.NewAnnouncer(annCtx, cfg.Layer2)
-	s.announcers = []announcer{layer2Announcer{s.l2}}
+	s.announcers = []announcer{&layer2Announcer{a: s.l2}}
 	// BGP: append the BGP announcer here (see announcer).
 
 	s.metrics = newMetrics(cfg.Registry, s.l2.Stats, s.members.counts)
