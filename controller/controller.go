@@ -251,6 +251,10 @@ func (c *Controller) lead(ctx context.Context) error {
 	}
 	c.log.Info("imported existing allocations", "services", rep.Services, "allocations", rep.Allocations,
 		"conflicts", len(rep.Conflicts), "displaced", len(rep.Displaced), "took", took)
+	if name := c.cfg.MemberlistSecretName; name != "" {
+		// First in the object queue: the speakers wait for this Secret.
+		c.objQueue.Add(objectKey{kindMemberlistSecret, name})
+	}
 	c.imported.Store(true)
 
 	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
@@ -416,6 +420,8 @@ func (c *Controller) syncObject(ctx context.Context, key objectKey) error {
 		return c.syncPool(ctx, key.Name)
 	case config.KindL2Advertisement, config.KindBGPPeer, config.KindBGPAdvertisement:
 		return c.syncObjectStatus(ctx, key)
+	case kindMemberlistSecret:
+		return c.syncMemberlistSecret(ctx, key.Name)
 	}
 	return nil
 }

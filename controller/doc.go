@@ -3,9 +3,11 @@
 // package, and writes status.loadBalancer.ingress, spec.externalIPs (only
 // when a Service asks for an external IP to be allocated), Service
 // conditions and Events, the status and finalizer of IPPools, and the status
-// of L2Advertisements, BGPPeers and BGPAdvertisements. It takes a
-// *slog.Logger and a prometheus.Registerer; it must not announce addresses
-// (that is the speaker's job) nor import cmd/internal/daemon.
+// of L2Advertisements, BGPPeers and BGPAdvertisements; it also creates the
+// speakers' memberlist Secret when it is missing (never changing one that
+// exists). It takes a *slog.Logger and a prometheus.Registerer; it must not
+// announce addresses (that is the speaker's job) nor import
+// cmd/internal/daemon.
 //
 // # The allocation core
 //
@@ -37,7 +39,8 @@
 //     refused external-IP claim, which is released so that it is never
 //     announced.
 //
-// A cloud-provider LoadBalancer maps onto it directly: EnsureLoadBalancer and
+// A cloud-provider LoadBalancer maps onto it directly, as package
+// controller/cloudprovider does: EnsureLoadBalancer and
 // UpdateLoadBalancer call Core.EnsureLoadBalancer and return
 // &LoadBalancerStatus{Ingress: d.Ingress()} when d.Addresses is not empty and
 // d.Err otherwise (the upstream controller retries and records the error);

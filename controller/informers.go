@@ -111,7 +111,13 @@ func (c *Controller) setupInformers() {
 	add(secInf.Informer(), cache.ResourceEventHandlerFuncs{
 		AddFunc:    secretNamed,
 		UpdateFunc: func(_, obj any) { secretNamed(obj) },
-		DeleteFunc: secretNamed,
+		DeleteFunc: func(obj any) {
+			secretNamed(obj)
+			// A deleted memberlist Secret is made again (with a new key).
+			if o, err := metaOf(obj); err == nil && c.cfg.MemberlistSecretName != "" && o.GetName() == c.cfg.MemberlistSecretName {
+				c.objQueue.Add(objectKey{kindMemberlistSecret, o.GetName()})
+			}
+		},
 	})
 }
 

@@ -30,6 +30,12 @@ type Config struct {
 	// passwordSecretRef without a namespace points, and the only namespace
 	// whose Secrets the controller reads. Required.
 	Namespace string
+	// MemberlistSecretName, when set, names the Secret in Namespace that
+	// holds the speakers' gossip key (key MemberlistSecretKey). The leader
+	// creates it with a random key when it is missing, and again if it is
+	// deleted; it never changes an existing one. Empty: the controller
+	// leaves the Secret to the user.
+	MemberlistSecretName string
 	// Workers is the number of Services reconciled in parallel; default 4.
 	Workers int
 	// Resync is the informers' resync period, which re-checks every object

@@ -21,6 +21,7 @@ type options struct {
 	log           daemon.LogOptions
 	class         string
 	namespace     string
+	memberlist    string
 	workers       int
 	resync        time.Duration
 	leaderElect   controller.LeaderElection
@@ -60,6 +61,9 @@ func parseFlags(name string, args []string, out io.Writer) (options, error) {
 			"spec.externalIPs of Services that are not of type LoadBalancer.")
 	fs.StringVar(&o.namespace, "namespace", ns,
 		"The namespace Herald runs in, where a BGPPeer's passwordSecretRef without a namespace points; $POD_NAMESPACE when set.")
+	fs.StringVar(&o.memberlist, "memberlist-secret-name", "herald-memberlist",
+		"Secret in --namespace holding the speakers' gossip key (key \"key\"): the leader creates it with a random\n"+
+			"32-byte key when it is missing, and never changes an existing one. Empty: leave it to the user.")
 	fs.IntVar(&o.workers, "workers", controller.DefaultWorkers, "Number of Services reconciled in parallel.")
 	fs.DurationVar(&o.resync, "resync", 10*time.Minute,
 		"How often every object is reconciled again even without a change; 0 disables it.")

@@ -28,7 +28,7 @@ func TestParseFlags(t *testing.T) {
 			want: options{
 				apiQPS: 300, apiBurst: 600, metricsAddr: ":7472",
 				log:       daemon.LogOptions{Format: "json", Level: "info"},
-				namespace: "herald", workers: controller.DefaultWorkers, resync: 10 * time.Minute,
+				namespace: "herald", memberlist: "herald-memberlist", workers: controller.DefaultWorkers, resync: 10 * time.Minute,
 				leaderEnabled: true,
 				leaderElect: controller.LeaderElection{Enabled: true, LeaseName: "herald-controller", LeaseNamespace: "herald",
 					Identity: "herald-controller-abc", LeaseDuration: controller.DefaultLeaseDuration,
@@ -38,7 +38,8 @@ func TestParseFlags(t *testing.T) {
 		{
 			name: "everything set",
 			args: []string{"--kubeconfig=/k", "--load-balancer-class=herald.dev/x", "--leader-elect=false", "--workers=8",
-				"--resync=0", "--metrics-bind-address=", "--log-format=text", "--log-level=debug", "--leader-elect-lease-duration=20s"},
+				"--resync=0", "--metrics-bind-address=", "--log-format=text", "--log-level=debug", "--leader-elect-lease-duration=20s",
+				"--memberlist-secret-name="},
 			want: options{
 				kubeconfig: "/k", class: "herald.dev/x", apiQPS: 300, apiBurst: 600,
 				log:       daemon.LogOptions{Format: "text", Level: "debug"},
@@ -70,7 +71,7 @@ func TestHelpExplainsEveryFlag(t *testing.T) {
 	}
 	for _, flag := range []string{"--kubeconfig", "--leader-elect", "--leader-elect-lease-name", "--leader-elect-lease-namespace",
 		"--leader-elect-lease-duration", "--leader-elect-renew-deadline", "--leader-elect-retry-period", "--load-balancer-class",
-		"--metrics-bind-address", "--log-format", "--log-level", "--workers", "--resync"} {
+		"--metrics-bind-address", "--log-format", "--log-level", "--workers", "--resync", "--memberlist-secret-name"} {
 		if !strings.Contains(out.String(), flag+" ") {
 			t.Errorf("--help does not explain %s", flag)
 		}

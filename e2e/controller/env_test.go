@@ -78,6 +78,7 @@ func (r *running) stop(t *testing.T) error {
 	r.cancel()
 	select {
 	case err := <-r.done:
+		r.done <- err // for the cleanup, which waits for Run's result too
 		return err
 	case <-time.After(waitTimeout):
 		t.Fatal("controller did not stop")

@@ -32,6 +32,9 @@ const (
 	extService      = "external"
 	extPool         = "external-pool"
 	controllerIdent = "deploy-test-controller"
+	// memberlistSecret is the name deploy/controller/deployment.yaml passes
+	// as --memberlist-secret-name.
+	memberlistSecret = "herald-memberlist"
 )
 
 // The pools' addresses (fixturePool is 203.0.113.0/28).
@@ -89,8 +92,9 @@ func testControllerUnderRBAC(t *testing.T, cp *controlplane.ControlPlane) {
 	cfg.WarningHandler = rest.NoWarnings{}
 	var logs lockedBuffer
 	c, err := controller.New(controller.Config{
-		RESTConfig: cfg,
-		Namespace:  namespace,
+		RESTConfig:           cfg,
+		Namespace:            namespace,
+		MemberlistSecretName: memberlistSecret,
 		LeaderElection: controller.LeaderElection{
 			Enabled:        true,
 			LeaseName:      controllerLease,
@@ -159,6 +163,18 @@ func testControllerUnderRBAC(t *testing.T, cp *controlplane.ControlPlane) {
 			}
 			if h := ptr.Deref(lease.Spec.HolderIdentity, ""); h != controllerIdent {
 				return fmt.Errorf("lease holder is %q, want %q", h, controllerIdent)
+			}
+			return nil
+		})
+	})
+	t.Run("creates the speakers' memberlist Secret", func(t *testing.T) {
+		eventually(t, timeout, func() error {
+			sec, err := admin.CoreV1().Secrets(namespace).Get(ctx, memberlistSecret, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			if len(sec.Data[controller.MemberlistSecretKey]) == 0 {
+				return fmt.Errorf("secret %s has no key %q: %v", memberlistSecret, controller.MemberlistSecretKey, sec.Data)
 			}
 			return nil
 		})

@@ -379,6 +379,35 @@ func getAppSecret(ctx context.Context, c clients) error {
 	return err
 }
 
+// createSecretIn creates a Secret in ns, as the controller creates the speakers'
+// memberlist Secret; an existing one counts as created (the request was allowed).
+func createSecretIn(ns string) func(ctx context.Context, c clients) error {
+	return func(ctx context.Context, c clients) error {
+		_, err := c.kube.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Name: "made-by-" + c.account},
+			Data:       map[string][]byte{"key": []byte("rbac-test")},
+		}, metav1.CreateOptions{})
+		if apierrors.IsAlreadyExists(err) {
+			return nil
+		}
+		return err
+	}
+}
+
+func updateHeraldSecret(ctx context.Context, c clients) error {
+	sec, err := c.admin.CoreV1().Secrets(namespace).Get(ctx, heraldSecret, metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("admin get: %w", err)
+	}
+	sec.Labels = map[string]string{"touched-by": c.account}
+	_, err = c.kube.CoreV1().Secrets(namespace).Update(ctx, sec, metav1.UpdateOptions{})
+	return err
+}
+
+func deleteHeraldSecret(ctx context.Context, c clients) error {
+	return c.kube.CoreV1().Secrets(namespace).Delete(ctx, heraldSecret, metav1.DeleteOptions{})
+}
+
 // writeSpeakerStatus creates the record of a node and writes its status, as a speaker does.
 func writeSpeakerStatus(ctx context.Context, c clients) error {
 	statuses := c.herald.HeraldV1alpha1().SpeakerStatuses()
@@ -475,9 +504,13 @@ func controllerCases() []rbacCase {
 		{"patch an Event", a, true, patchEvent},
 		{"create, read and renew its Lease", a, true, leaderElection},
 		{"read and watch Secrets in herald-system", a, true, watchHeraldSecrets},
+		{"create a Secret in herald-system (the memberlist key)", a, true, createSecretIn(namespace)},
 
 		{"read Secrets in every namespace", a, false, listAllSecrets},
 		{"read a Secret in an application namespace", a, false, getAppSecret},
+		{"create a Secret in an application namespace", a, false, createSecretIn(appNamespace)},
+		{"update a Secret in herald-system", a, false, updateHeraldSecret},
+		{"delete a Secret in herald-system", a, false, deleteHeraldSecret},
 		{"read another Lease", a, false, getOtherLease},
 		{"create a Lease in another namespace", a, false, createLeaseElsewhere},
 		{"create a Service", a, false, createService},
@@ -514,6 +547,7 @@ func speakerCases() []rbacCase {
 		{"delete a Service", a, false, deleteService},
 		{"read Secrets in every namespace", a, false, listAllSecrets},
 		{"read a Secret in an application namespace", a, false, getAppSecret},
+		{"create a Secret in herald-system", a, false, createSecretIn(namespace)},
 		{"update an IPPool's status", a, false, updatePoolStatus},
 		{"add an IPPool's finalizer", a, false, addPoolFinalizer},
 		{"create an IPPool", a, false, createPool},
@@ -534,6 +568,9 @@ func testCanI(t *testing.T, cp *controlplane.ControlPlane) {
 		{[]string{"patch", "services", "--subresource=status", "-n", appNamespace, sa(controllerAccount)}, true},
 		{[]string{"list", "ippools.herald.dev", sa(controllerAccount)}, true},
 		{[]string{"list", "secrets", "--all-namespaces", sa(controllerAccount)}, false},
+		{[]string{"create", "secrets", "-n", namespace, sa(controllerAccount)}, true},
+		{[]string{"update", "secrets", "-n", namespace, sa(controllerAccount)}, false},
+		{[]string{"create", "secrets", "-n", appNamespace, sa(controllerAccount)}, false},
 		{[]string{"delete", "services", "-n", appNamespace, sa(controllerAccount)}, false},
 		{[]string{"patch", "services", "-n", appNamespace, sa(speakerAccount)}, false},
 		{[]string{"update", "services", "--subresource=status", "-n", appNamespace, sa(speakerAccount)}, false},
