@@ -46,6 +46,14 @@ func ResolveConflict(addr netip.Addr, self, other string, known bool) ConflictOu
 //     restarted winner often claims its addresses a moment before this
 //     node hears that it joined), is no longer alive: it crashed or left,
 //     and this node must take over at once, as after any failure;
+//   - the winner is alive here and the firm part of the hold has passed.
+//     This node's election picks itself only when the winner is not
+//     eligible in its view (its endpoint moved, kube-proxy says it cannot
+//     serve), so the winner, whose membership view is the same, is about
+//     to withdraw too. The firm part is 1 s, doubled for each new conflict
+//     over the address within strikeMemory (up to hold): a winner that
+//     keeps re-asserting from a stale view makes this node back off
+//     further instead of flapping;
 //   - hold has passed since the last conflict. This bounds the case where
 //     membership cannot tell (a partition: the winner looks dead from here
 //     although it still answers on the wire). If the winner still claims
@@ -55,8 +63,9 @@ func ResolveConflict(addr netip.Addr, self, other string, known bool) ConflictOu
 // holdBack is not safe for concurrent use; the speaker's reconcile
 // goroutine owns it.
 type holdBack struct {
-	hold  time.Duration
-	addrs map[netip.Addr]heldAddr
+	hold    time.Duration
+	addrs   map[netip.Addr]heldAddr
+	strikes map[netip.Addr]strike
 }
 
 type heldAddr struct {
@@ -64,35 +73,66 @@ type heldAddr struct {
 	// winnerWasAlive is true once membership has seen the winner alive
 	// since the conflict.
 	winnerWasAlive bool
+	firmUntil      time.Time
 	until          time.Time
 }
 
+// strike counts recent conflicts lost over an address.
+type strike struct {
+	n    int
+	last time.Time
+}
+
+const (
+	firmHold     = time.Second
+	strikeMemory = 30 * time.Second
+)
+
 func newHoldBack(hold time.Duration) *holdBack {
-	return &holdBack{hold: hold, addrs: map[netip.Addr]heldAddr{}}
+	return &holdBack{hold: hold, addrs: map[netip.Addr]heldAddr{}, strikes: map[netip.Addr]strike{}}
 }
 
 // yield holds addr back in favour of winner from now on.
 func (h *holdBack) yield(addr netip.Addr, winner string, winnerAlive bool, now time.Time) {
-	h.addrs[addr] = heldAddr{winner: winner, winnerWasAlive: winnerAlive, until: now.Add(h.hold)}
+	st := h.strikes[addr]
+	if now.Sub(st.last) > strikeMemory {
+		st.n = 0
+	}
+	firm := firmHold << min(st.n, 16)
+	st.n++
+	st.last = now
+	h.strikes[addr] = st
+	h.addrs[addr] = heldAddr{winner: winner, winnerWasAlive: winnerAlive, firmUntil: now.Add(min(firm, h.hold)), until: now.Add(h.hold)}
 }
 
 // active forgets the holds that ended (see holdBack) and returns the
-// addresses still held back, and the earliest time one ends (zero when none).
+// addresses still held back, and the earliest time a hold may end (zero
+// when none).
 func (h *holdBack) active(alive map[string]bool, now time.Time) (map[netip.Addr]bool, time.Time) {
 	out := map[netip.Addr]bool{}
 	var next time.Time
+	for a, st := range h.strikes {
+		if now.Sub(st.last) > strikeMemory {
+			delete(h.strikes, a)
+		}
+	}
 	for a, s := range h.addrs {
-		if !now.Before(s.until) || (s.winnerWasAlive && !alive[s.winner]) {
+		winnerAlive := alive[s.winner]
+		if !now.Before(s.until) || (s.winnerWasAlive && !winnerAlive) || (winnerAlive && !now.Before(s.firmUntil)) {
 			delete(h.addrs, a)
 			continue
 		}
-		if !s.winnerWasAlive && alive[s.winner] {
+		if !s.winnerWasAlive && winnerAlive {
 			s.winnerWasAlive = true
 			h.addrs[a] = s
 		}
 		out[a] = true
-		if next.IsZero() || s.until.Before(next) {
-			next = s.until
+		end := s.until
+		if winnerAlive {
+			end = s.firmUntil
+		}
+		if next.IsZero() || end.Before(next) {
+			next = end
 		}
 	}
 	return out, next

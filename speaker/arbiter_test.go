@@ -39,13 +39,15 @@ func TestHoldBack(t *testing.T) {
 	}
 	steps := []step{
 		{name: "nothing held", at: 0, alive: []string{"a", "b"}},
-		{name: "yield to a live winner", yield: &heldAddr{winner: "b", winnerWasAlive: true}, at: 0, alive: []string{"a", "b"}, want: []netip.Addr{lbV4}, wantNext: 5 * time.Second},
-		{name: "yield in a partition (winner looks dead)", yield6: &heldAddr{winner: "c"}, at: time.Second, alive: []string{"a", "b"}, want: []netip.Addr{lbV4, lbV6}, wantNext: 5 * time.Second},
-		{name: "the live winner dies: release at once; the partition hold stays", at: 2 * time.Second, alive: []string{"a"}, want: []netip.Addr{lbV6}, wantNext: 6 * time.Second},
-		{name: "the partition hold ends after hold", at: 6 * time.Second, alive: []string{"a"}},
-		{name: "yield to a winner not yet seen alive (it just restarted)", yield: &heldAddr{winner: "b"}, at: 7 * time.Second, alive: []string{"a"}, want: []netip.Addr{lbV4}, wantNext: 12 * time.Second},
-		{name: "the winner is seen joining: still held", at: 7100 * time.Millisecond, alive: []string{"a", "b"}, want: []netip.Addr{lbV4}, wantNext: 12 * time.Second},
-		{name: "the winner dies before the hold ends: released at once", at: 8 * time.Second, alive: []string{"a"}},
+		{name: "yield to a live winner: held firmly for a second", yield: &heldAddr{winner: "b", winnerWasAlive: true}, at: 0, alive: []string{"a", "b"}, want: []netip.Addr{lbV4}, wantNext: time.Second},
+		{name: "yield in a partition (winner looks dead): held for the whole hold", yield6: &heldAddr{winner: "c"}, at: 500 * time.Millisecond, alive: []string{"a", "b"}, want: []netip.Addr{lbV4, lbV6}, wantNext: time.Second},
+		{name: "the live winner's firm hold ends: released (it is not eligible here, so it withdraws)", at: time.Second, alive: []string{"a", "b"}, want: []netip.Addr{lbV6}, wantNext: 5500 * time.Millisecond},
+		{name: "the same winner re-asserts: twice as firm", yield: &heldAddr{winner: "b", winnerWasAlive: true}, at: 1500 * time.Millisecond, alive: []string{"a", "b"}, want: []netip.Addr{lbV4, lbV6}, wantNext: 3500 * time.Millisecond},
+		{name: "the winner dies before: released at once", at: 2 * time.Second, alive: []string{"a"}, want: []netip.Addr{lbV6}, wantNext: 5500 * time.Millisecond},
+		{name: "the partition hold ends after hold", at: 5500 * time.Millisecond, alive: []string{"a"}},
+		{name: "yield to a winner not yet seen alive (it just restarted)", yield: &heldAddr{winner: "b"}, at: 40 * time.Second, alive: []string{"a"}, want: []netip.Addr{lbV4}, wantNext: 45 * time.Second},
+		{name: "the winner is seen joining: held for the firm second", at: 40100 * time.Millisecond, alive: []string{"a", "b"}, want: []netip.Addr{lbV4}, wantNext: 41 * time.Second},
+		{name: "the winner dies before the hold ends: released at once", at: 40500 * time.Millisecond, alive: []string{"a"}},
 	}
 	for _, s := range steps {
 		now := t0.Add(s.at)
