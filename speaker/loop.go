@@ -53,6 +53,8 @@ type speaker struct {
 	members    *membership
 	l2         *layer2.Announcer
 	announcers []announcer
+	bgp        *bgpAnnouncer
+	bgpSeen    map[string]bgpWatch // owned by the loop
 	status     *statusWriter
 	recorder   record.EventRecorder
 	metrics    *metrics
@@ -92,11 +94,19 @@ func (s *speaker) loop(ctx context.Context) {
 	s.started = time.Now()
 	resync := time.NewTicker(s.cfg.ResyncInterval)
 	defer resync.Stop()
+	var bgpChanges <-chan struct{}
+	if s.bgp != nil {
+		bgpChanges = s.bgp.Changes()
+	}
+	s.bgpSeen = map[string]bgpWatch{}
 	s.poke()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-bgpChanges:
+			s.refreshBGP()
+			continue
 		case <-s.trigger:
 		case <-resync.C:
 		case c := <-s.l2.Conflicts():
@@ -379,9 +389,16 @@ func (s *speaker) statusOf(d Desired, members int, sessions []v1alpha1.BGPSessio
 			Message:            "The speaker runs; this record lists what it announces.",
 			LastTransitionTime: metav1.NewTime(s.started.Truncate(time.Second)),
 		}},
-		Members:     int32(members),
-		Layer2:      layer2Status(d, s.since),
-		BGPSessions: sessions,
+		Members:         int32(members),
+		Layer2:          layer2Status(d, s.since),
+		BGPSessions:     sessions,
+		BGPSessionCount: int32(len(sessions)),
+	}
+	st.Layer2Addresses = int32(distinctAddresses(st.Layer2))
+	for _, bs := range sessions {
+		if bs.State == "Established" {
+			st.BGPSessionsEstablished++
+		}
 	}
 	return st
 }

@@ -49,6 +49,18 @@ func layer2Status(d Desired, since map[netip.Addr]time.Time) []v1alpha1.Layer2An
 	return out
 }
 
+// distinctAddresses counts the addresses in a sorted layer-2 status list,
+// where an address shared by several Services has one entry per Service.
+func distinctAddresses(l2 []v1alpha1.Layer2Announcement) int {
+	n := 0
+	for i, a := range l2 {
+		if i == 0 || a.Address != l2[i-1].Address {
+			n++
+		}
+	}
+	return n
+}
+
 // statusWriter keeps this node's SpeakerStatus true. The reconcile loop
 // hands it the latest status (update never blocks); one goroutine writes
 // it, at most once per interval, so a burst of Service changes costs one

@@ -18,10 +18,10 @@ import (
 // +kubebuilder:resource:scope=Cluster,shortName=spst,categories=herald
 // +kubebuilder:subresource:status
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=".status.conditions[?(@.type==\"Ready\")].status",description="Whether the node's speaker runs and announces."
-// +kubebuilder:printcolumn:name="Layer2 Addresses",type=string,JSONPath=".status.layer2[*].address",description="The addresses this node answers ARP/NDP for."
-// +kubebuilder:printcolumn:name="Services",type=string,JSONPath=".status.layer2[*].service",description="The Services of those addresses, in the same order."
-// +kubebuilder:printcolumn:name="BGP Peers",type=string,JSONPath=".status.bgpSessions[*].peer",description="The BGPPeers this node has sessions with."
-// +kubebuilder:printcolumn:name="BGP States",type=string,JSONPath=".status.bgpSessions[*].state",description="The state of those sessions, in the same order."
+// +kubebuilder:printcolumn:name="Members",type=integer,JSONPath=".status.members",description="The live speakers this speaker sees, itself included."
+// +kubebuilder:printcolumn:name="Layer2",type=integer,JSONPath=".status.layer2Addresses",description="How many addresses this node answers ARP/NDP for (kubectl describe lists them)."
+// +kubebuilder:printcolumn:name="BGP Up",type=integer,JSONPath=".status.bgpSessionsEstablished",description="How many of this node's BGP sessions are Established."
+// +kubebuilder:printcolumn:name="BGP Sessions",type=integer,JSONPath=".status.bgpSessionCount",description="How many BGP sessions this node is configured with."
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=".metadata.creationTimestamp"
 type SpeakerStatus struct {
 	metav1.TypeMeta   `json:",inline"`
@@ -68,11 +68,24 @@ type SpeakerStatusStatus struct {
 	// +optional
 	Layer2 []Layer2Announcement `json:"layer2,omitempty"`
 
+	// Layer2Addresses is the number of distinct addresses in Layer2. It backs
+	// a printer column, since a column can show only one element of a list.
+	// +optional
+	Layer2Addresses int32 `json:"layer2Addresses,omitempty"`
+
 	// BGPSessions lists this node's BGP sessions, one per BGPPeer that
 	// selects the node, sorted by peer name.
 	// +listType=atomic
 	// +optional
 	BGPSessions []BGPSessionStatus `json:"bgpSessions,omitempty"`
+
+	// BGPSessionCount is the number of entries in BGPSessions.
+	// +optional
+	BGPSessionCount int32 `json:"bgpSessionCount,omitempty"`
+
+	// BGPSessionsEstablished is the number of BGPSessions in state Established.
+	// +optional
+	BGPSessionsEstablished int32 `json:"bgpSessionsEstablished,omitempty"`
 }
 
 // Layer2Announcement is one address this node announces at layer 2, for one
