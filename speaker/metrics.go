@@ -18,6 +18,11 @@ type metrics struct {
 	statusWrites     *prometheus.CounterVec
 	events           *prometheus.CounterVec
 	kubeProxyProbes  *prometheus.CounterVec
+
+	bgpSessionUp    *prometheus.GaugeVec
+	bgpAdvertised   *prometheus.GaugeVec
+	bgpBFDState     *prometheus.GaugeVec
+	bgpStateChanges *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer, stats func() layer2.Stats, members func() (alive, gone int)) *metrics {
@@ -55,8 +60,25 @@ func newMetrics(reg prometheus.Registerer, stats func() layer2.Stats, members fu
 			Name: "herald_speaker_kube_proxy_probes_total",
 			Help: "Probes of kube-proxy's health checks on this node, by kind (node, service) and result (healthy, unhealthy, error).",
 		}, []string{"kind", "result"}),
+		bgpSessionUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "herald_speaker_bgp_session_up",
+			Help: "1 when the BGP session with the peer (a BGPPeer's name) is Established, else 0.",
+		}, []string{"peer"}),
+		bgpAdvertised: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "herald_speaker_bgp_advertised_prefixes",
+			Help: "Prefixes advertised to the peer (0 while the session is not Established).",
+		}, []string{"peer"}),
+		bgpBFDState: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "herald_speaker_bgp_bfd_state",
+			Help: "1 for the BFD session's current state with the peer (Up, Down, Init, AdminDown), 0 for the others; absent when BFD is off.",
+		}, []string{"peer", "state"}),
+		bgpStateChanges: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_speaker_bgp_session_state_changes_total",
+			Help: "BGP sessions reaching (established) or leaving (dropped) the Established state, by peer.",
+		}, []string{"peer", "change"}),
 	}
 	reg.MustRegister(m.announced, m.ownershipChanges, m.conflicts, m.reconciles, m.reconcileSeconds, m.statusWrites, m.events, m.kubeProxyProbes,
+		m.bgpSessionUp, m.bgpAdvertised, m.bgpBFDState, m.bgpStateChanges,
 		&wireCollector{stats: stats}, &memberCollector{members: members})
 	return m
 }

@@ -27,6 +27,7 @@ import (
 
 	heraldclient "github.com/herald-dev/herald/config/generated/clientset/versioned"
 	heraldinformers "github.com/herald-dev/herald/config/generated/informers/externalversions"
+	"github.com/herald-dev/herald/speaker/bgp"
 	"github.com/herald-dev/herald/speaker/layer2"
 )
 
@@ -212,7 +213,14 @@ func Run(ctx context.Context, cfg Config) error {
 	defer stopAnnouncer()
 	s.l2 = layer2.NewAnnouncer(annCtx, cfg.Layer2)
 	s.announcers = []announcer{&layer2Announcer{a: s.l2}}
-	// BGP: append the BGP announcer here (see announcer).
+	// BGP: the GoBGP server starts with this node's first BGPPeer.
+	var idAddrs []netip.Addr
+	if a, ok := nodeAddress(self); ok {
+		idAddrs = append(idAddrs, a)
+	}
+	s.bgp = newBGPAnnouncer(bgp.RouterIDFor(cfg.NodeName, append(idAddrs, s.nodeIP)), log.With("component", "bgp"),
+		func(o bgp.Options) (bgpSpeaker, error) { return bgp.New(o) })
+	s.announcers = append(s.announcers, s.bgp)
 
 	s.metrics = newMetrics(cfg.Registry, s.l2.Stats, s.members.counts)
 	s.status = newStatusWriter(herald, s.statusLister, cfg.NodeName, cfg.StatusInterval, s.nodeUID, func(err error) {
@@ -252,6 +260,9 @@ func Run(ctx context.Context, cfg Config) error {
 	time.Sleep(cfg.HandoverGrace)
 	stopAnnouncer()
 	<-s.l2.Done()
+	bgpCtx, cancelBGP := context.WithTimeout(context.Background(), 5*time.Second)
+	s.bgp.Close(bgpCtx)
+	cancelBGP()
 	_ = s.members.Shutdown()
 	log.Info("handed over", "after", time.Since(start))
 	finalCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
