@@ -1,0 +1,304 @@
+package speaker_test
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/herald-dev/herald/config/v1alpha1"
+	"github.com/herald-dev/herald/e2e/bgp"
+	"github.com/herald-dev/herald/e2e/netlab"
+	"github.com/herald-dev/herald/e2e/speaker/speakerlab"
+	"github.com/herald-dev/herald/speaker"
+)
+
+// bgpSecretNamespace is where the speakers read Secrets (speakerlab starts
+// them with --namespace=herald-system).
+const bgpSecretNamespace = "herald-system"
+
+// bgpLab is a speaker lab with an FRR router on its LAN peering with every
+// node, and a routed pool advertised over BGP.
+type bgpLab struct {
+	*speakerlab.Lab
+	Router *netlab.Router
+}
+
+// routedAddr returns the i-th address of the routed pool.
+func routedAddr(i int) netip.Addr {
+	a := netlab.RoutedPoolV4.Addr()
+	for range i {
+		a = a.Next()
+	}
+	return a
+}
+
+// newBGPLab starts the speaker lab, an FRR router (AS 64512) with every node
+// as a neighbour (AS 64513, TCP MD5 password), the password Secret, the
+// BGPPeer, the IPPool "routed" and its BGPAdvertisement.
+func newBGPLab(t *testing.T, password string) *bgpLab {
+	t.Helper()
+	bgp.RequireFRR(t)
+	lab := speakerlab.New(t, speakerlab.Options{})
+	ctx := t.Context()
+
+	h := lab.Net.AddHost("router")
+	r4, r6 := netlab.LANAddrs(netlab.RouterHostNumber)
+	h.Attach(lab.ClientLink.Bridge, "eth0", r4, r6)
+	r := netlab.NewRouter(h)
+	var neighbors []netlab.BGPNeighborConfig
+	for _, n := range lab.Nodes {
+		neighbors = append(neighbors, netlab.BGPNeighborConfig{
+			Address: n.Addr4, ASN: bgp.NodeASN, Password: password, HoldTime: 9 * time.Second, KeepaliveTime: 3 * time.Second,
+		})
+	}
+	r.StartBGP(netlab.BGPConfig{ASN: bgp.RouterASN, Neighbors: neighbors})
+
+	if _, err := lab.Kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: bgpSecretNamespace}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatalf("create namespace: %v", err)
+	}
+	setPassword(t, lab, password)
+	hc := lab.Herald.HeraldV1alpha1()
+	peer := &v1alpha1.BGPPeer{
+		ObjectMeta: metav1.ObjectMeta{Name: "tor"},
+		Spec: v1alpha1.BGPPeerSpec{
+			PeerAddress: r4.Addr().String(), PeerASN: bgp.RouterASN, MyASN: bgp.NodeASN,
+			HoldTime: &metav1.Duration{Duration: 9 * time.Second}, KeepaliveTime: &metav1.Duration{Duration: 3 * time.Second},
+			PasswordSecretRef: &v1alpha1.SecretKeyReference{Name: "bgp-password"},
+		},
+	}
+	if _, err := hc.BGPPeers().Create(ctx, peer, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create BGPPeer: %v", err)
+	}
+	pool := &v1alpha1.IPPool{ObjectMeta: metav1.ObjectMeta{Name: "routed"}, Spec: v1alpha1.IPPoolSpec{Addresses: []string{netlab.RoutedPoolV4.String()}}}
+	if _, err := hc.IPPools().Create(ctx, pool, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create IPPool: %v", err)
+	}
+	ad := &v1alpha1.BGPAdvertisement{ObjectMeta: metav1.ObjectMeta{Name: "routed"}, Spec: v1alpha1.BGPAdvertisementSpec{IPPools: []string{"routed"}}}
+	if _, err := hc.BGPAdvertisements().Create(ctx, ad, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create BGPAdvertisement: %v", err)
+	}
+	return &bgpLab{Lab: lab, Router: r}
+}
+
+// setPassword creates or updates the BGPPeer's password Secret.
+func setPassword(t *testing.T, lab *speakerlab.Lab, password string) {
+	t.Helper()
+	api := lab.Kube.CoreV1().Secrets(bgpSecretNamespace)
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "bgp-password"}, Data: map[string][]byte{"password": []byte(password)}}
+	_, err := api.Create(t.Context(), s, metav1.CreateOptions{})
+	if apierrors.IsAlreadyExists(err) {
+		_, err = api.Update(t.Context(), s, metav1.UpdateOptions{})
+	}
+	if err != nil {
+		t.Fatalf("write Secret: %v", err)
+	}
+}
+
+// nextHopsAre waits until the router's route to prefix goes through exactly
+// the nodes in want (none: no route), as multipath next hops.
+func (l *bgpLab) nextHopsAre(t *testing.T, prefix netip.Prefix, timeout time.Duration, want ...string) {
+	t.Helper()
+	var wantHops []netip.Addr
+	for _, name := range want {
+		wantHops = append(wantHops, l.Node(name).Addr4)
+	}
+	slices.SortFunc(wantHops, netip.Addr.Compare)
+	var last []netip.Addr
+	err := netlab.Poll(t.Context(), timeout, 100*time.Millisecond, func(ctx context.Context) error {
+		got, err := l.nextHops(ctx, prefix)
+		if err != nil {
+			return err
+		}
+		last = got
+		if !slices.Equal(got, wantHops) {
+			return fmt.Errorf("%v via %v, want %v", prefix, got, wantHops)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("after %v: %v (last %v)\n%s", timeout, err, last, l.Logs())
+	}
+}
+
+// nextHops returns the next hops of the router's multipath (or best) paths
+// to prefix, sorted.
+func (l *bgpLab) nextHops(ctx context.Context, prefix netip.Prefix) ([]netip.Addr, error) {
+	route, ok, err := l.Router.Route(ctx, prefix)
+	if err != nil || !ok {
+		return nil, err
+	}
+	var out []netip.Addr
+	for _, p := range route.Paths {
+		if p.Valid && (p.Best || p.Multipath) {
+			out = append(out, p.NextHops...)
+		}
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return slices.Compact(out), nil
+}
+
+// sessions returns each node's BGP sessions from its SpeakerStatus.
+func sessions(ctx context.Context, lab *speakerlab.Lab) (map[string][]v1alpha1.BGPSessionStatus, error) {
+	list, err := lab.Herald.HeraldV1alpha1().SpeakerStatuses().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]v1alpha1.BGPSessionStatus{}
+	for _, s := range list.Items {
+		out[s.Name] = s.Status.BGPSessions
+	}
+	return out, nil
+}
+
+// sessionsAre waits until every node's SpeakerStatus shows one session with
+// the peer "tor" that check accepts.
+func sessionsAre(t *testing.T, lab *speakerlab.Lab, timeout time.Duration, check func(node string, s v1alpha1.BGPSessionStatus) error) {
+	t.Helper()
+	var last map[string][]v1alpha1.BGPSessionStatus
+	err := netlab.Poll(t.Context(), timeout, 200*time.Millisecond, func(ctx context.Context) error {
+		all, err := sessions(ctx, lab)
+		if err != nil {
+			return err
+		}
+		last = all
+		for _, n := range lab.Nodes {
+			ss := all[n.Name]
+			if len(ss) != 1 || ss[0].Peer != "tor" {
+				return fmt.Errorf("%s: sessions %+v, want one with tor", n.Name, ss)
+			}
+			if err := check(n.Name, ss[0]); err != nil {
+				return fmt.Errorf("%s: %w", n.Name, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("after %v: %v (last %+v)\n%s", timeout, err, last, lab.Logs())
+	}
+}
+
+func TestBGP(t *testing.T) {
+	const password = "lab-secret-1"
+	lab := newBGPLab(t, password)
+	ctx := t.Context()
+	clusterAddr, localAddr := routedAddr(2), routedAddr(3)
+	clusterPrefix, localPrefix := netip.PrefixFrom(clusterAddr, 32), netip.PrefixFrom(localAddr, 32)
+	if err := lab.CreateService(ctx, speakerlab.ServiceSpec{Name: "bgp-cluster", Addresses: []netip.Addr{clusterAddr}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := lab.SetEndpoints(ctx, "bgp-cluster", v4, speakerlab.EndpointState{Node: "node1"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := lab.CreateService(ctx, speakerlab.ServiceSpec{Name: "bgp-local", Local: true, Addresses: []netip.Addr{localAddr}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := lab.SetEndpoints(ctx, "bgp-local", v4, speakerlab.EndpointState{Node: "node2"}); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("sessions with the password from a Secret come up", func(t *testing.T) {
+		sessionsAre(t, lab.Lab, 60*time.Second, func(_ string, s v1alpha1.BGPSessionStatus) error {
+			if s.State != "Established" {
+				return fmt.Errorf("state %s (lastError %q), want Established", s.State, s.LastError)
+			}
+			if s.PeerAddress != lab.Router.Addr4().String() {
+				return fmt.Errorf("peerAddress %s", s.PeerAddress)
+			}
+			return nil
+		})
+	})
+	t.Run("cluster policy: one next hop per node", func(t *testing.T) {
+		lab.nextHopsAre(t, clusterPrefix, 20*time.Second, "node1", "node2", "node3")
+	})
+	t.Run("local policy: only the node with the ready endpoint", func(t *testing.T) {
+		lab.nextHopsAre(t, localPrefix, 20*time.Second, "node2")
+	})
+	t.Run("status shows prefix counts", func(t *testing.T) {
+		want := map[string]int32{"node1": 1, "node2": 2, "node3": 1}
+		sessionsAre(t, lab.Lab, 10*time.Second, func(node string, s v1alpha1.BGPSessionStatus) error {
+			if s.PrefixesAdvertised != want[node] {
+				return fmt.Errorf("prefixesAdvertised %d, want %d", s.PrefixesAdvertised, want[node])
+			}
+			return nil
+		})
+		for _, n := range lab.Nodes {
+			up, err := lab.Metric(ctx, n, "herald_speaker_bgp_session_up", `peer="tor"`)
+			if err != nil || up != 1 {
+				t.Errorf("%s: herald_speaker_bgp_session_up %v, %v; want 1", n.Name, up, err)
+			}
+			adv, err := lab.Metric(ctx, n, "herald_speaker_bgp_advertised_prefixes", `peer="tor"`)
+			if err != nil || adv != float64(want[n.Name]) {
+				t.Errorf("%s: herald_speaker_bgp_advertised_prefixes %v, %v; want %d", n.Name, adv, err, want[n.Name])
+			}
+		}
+	})
+	t.Run("local policy: the next hop follows the endpoint", func(t *testing.T) {
+		if err := lab.SetEndpoints(ctx, "bgp-local", v4, speakerlab.EndpointState{Node: "node3"}); err != nil {
+			t.Fatal(err)
+		}
+		lab.nextHopsAre(t, localPrefix, 10*time.Second, "node3")
+		if err := lab.SetEndpoints(ctx, "bgp-local", v4, speakerlab.EndpointState{Node: "node1"}, speakerlab.EndpointState{Node: "node3"}); err != nil {
+			t.Fatal(err)
+		}
+		lab.nextHopsAre(t, localPrefix, 10*time.Second, "node1", "node3")
+		if err := lab.SetEndpoints(ctx, "bgp-local", v4); err != nil {
+			t.Fatal(err)
+		}
+		lab.nextHopsAre(t, localPrefix, 10*time.Second)
+		lab.nextHopsAre(t, clusterPrefix, 5*time.Second, "node1", "node2", "node3")
+	})
+	t.Run("wrong password: sessions down with lastError, layer 2 unaffected, then recovery", func(t *testing.T) {
+		l2Addr := lbAddr(v4, 20)
+		if err := lab.CreateService(ctx, speakerlab.ServiceSpec{Name: "l2-during-bgp", Addresses: []netip.Addr{l2Addr}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := lab.SetEndpoints(ctx, "l2-during-bgp", v4, speakerlab.EndpointState{Node: "node2"}); err != nil {
+			t.Fatal(err)
+		}
+		setPassword(t, lab.Lab, "not-the-routers")
+		sessionsAre(t, lab.Lab, 90*time.Second, func(_ string, s v1alpha1.BGPSessionStatus) error {
+			if s.State == "Established" {
+				return fmt.Errorf("still Established")
+			}
+			if !strings.Contains(s.LastError, "password") {
+				return fmt.Errorf("lastError %q does not mention the password", s.LastError)
+			}
+			return nil
+		})
+		lab.nextHopsAre(t, clusterPrefix, 10*time.Second)
+		got, err := lab.Answering(ctx, l2Addr)
+		if err != nil || len(got) != 1 {
+			t.Errorf("layer-2 address %s answered by %v (%v), want one node", l2Addr, got, err)
+		}
+		events, err := lab.Kube.CoreV1().Events("").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.kind=BGPPeer,involvedObject.name=tor"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		failed := 0
+		for _, e := range events.Items {
+			if e.Reason == speaker.ReasonBGPSessionFailed {
+				failed++
+			}
+		}
+		if failed == 0 {
+			t.Errorf("no %s event on BGPPeer tor", speaker.ReasonBGPSessionFailed)
+		}
+
+		setPassword(t, lab.Lab, password)
+		sessionsAre(t, lab.Lab, 60*time.Second, func(_ string, s v1alpha1.BGPSessionStatus) error {
+			if s.State != "Established" {
+				return fmt.Errorf("state %s, want Established", s.State)
+			}
+			return nil
+		})
+		lab.nextHopsAre(t, clusterPrefix, 10*time.Second, "node1", "node2", "node3")
+	})
+}
