@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/herald-dev/herald/config/v1alpha1"
@@ -20,85 +18,29 @@ import (
 	"github.com/herald-dev/herald/speaker"
 )
 
-// bgpSecretNamespace is where the speakers read Secrets (speakerlab starts
-// them with --namespace=herald-system).
-const bgpSecretNamespace = "herald-system"
-
 // bgpLab is a speaker lab with an FRR router on its LAN peering with every
-// node, and a routed pool advertised over BGP.
+// node, and a routed pool advertised over BGP (speakerlab.StartRouter).
 type bgpLab struct {
 	*speakerlab.Lab
 	Router *netlab.Router
 }
 
-// routedAddr returns the i-th address of the routed pool.
-func routedAddr(i int) netip.Addr {
-	a := netlab.RoutedPoolV4.Addr()
-	for range i {
-		a = a.Next()
-	}
-	return a
-}
-
-// newBGPLab starts the speaker lab, an FRR router (AS 64512) with every node
-// as a neighbour (AS 64513, TCP MD5 password), the password Secret, the
-// BGPPeer, the IPPool "routed" and its BGPAdvertisement.
 func newBGPLab(t *testing.T, password string) *bgpLab {
 	t.Helper()
 	bgp.RequireFRR(t)
 	lab := speakerlab.New(t, speakerlab.Options{})
-	ctx := t.Context()
-
-	h := lab.Net.AddHost("router")
-	r4, r6 := netlab.LANAddrs(netlab.RouterHostNumber)
-	h.Attach(lab.ClientLink.Bridge, "eth0", r4, r6)
-	r := netlab.NewRouter(h)
-	var neighbors []netlab.BGPNeighborConfig
-	for _, n := range lab.Nodes {
-		neighbors = append(neighbors, netlab.BGPNeighborConfig{
-			Address: n.Addr4, ASN: bgp.NodeASN, Password: password, HoldTime: 9 * time.Second, KeepaliveTime: 3 * time.Second,
-		})
-	}
-	r.StartBGP(netlab.BGPConfig{ASN: bgp.RouterASN, Neighbors: neighbors})
-
-	if _, err := lab.Kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: bgpSecretNamespace}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		t.Fatalf("create namespace: %v", err)
-	}
-	setPassword(t, lab, password)
-	hc := lab.Herald.HeraldV1alpha1()
-	peer := &v1alpha1.BGPPeer{
-		ObjectMeta: metav1.ObjectMeta{Name: "tor"},
-		Spec: v1alpha1.BGPPeerSpec{
-			PeerAddress: r4.Addr().String(), PeerASN: bgp.RouterASN, MyASN: bgp.NodeASN,
-			HoldTime: &metav1.Duration{Duration: 9 * time.Second}, KeepaliveTime: &metav1.Duration{Duration: 3 * time.Second},
-			PasswordSecretRef: &v1alpha1.SecretKeyReference{Name: "bgp-password"},
-		},
-	}
-	if _, err := hc.BGPPeers().Create(ctx, peer, metav1.CreateOptions{}); err != nil {
-		t.Fatalf("create BGPPeer: %v", err)
-	}
-	pool := &v1alpha1.IPPool{ObjectMeta: metav1.ObjectMeta{Name: "routed"}, Spec: v1alpha1.IPPoolSpec{Addresses: []string{netlab.RoutedPoolV4.String()}}}
-	if _, err := hc.IPPools().Create(ctx, pool, metav1.CreateOptions{}); err != nil {
-		t.Fatalf("create IPPool: %v", err)
-	}
-	ad := &v1alpha1.BGPAdvertisement{ObjectMeta: metav1.ObjectMeta{Name: "routed"}, Spec: v1alpha1.BGPAdvertisementSpec{IPPools: []string{"routed"}}}
-	if _, err := hc.BGPAdvertisements().Create(ctx, ad, metav1.CreateOptions{}); err != nil {
-		t.Fatalf("create BGPAdvertisement: %v", err)
+	r, err := lab.StartRouter(t.Context(), password)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return &bgpLab{Lab: lab, Router: r}
 }
 
-// setPassword creates or updates the BGPPeer's password Secret.
+// setPassword updates the BGPPeer's password Secret.
 func setPassword(t *testing.T, lab *speakerlab.Lab, password string) {
 	t.Helper()
-	api := lab.Kube.CoreV1().Secrets(bgpSecretNamespace)
-	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "bgp-password"}, Data: map[string][]byte{"password": []byte(password)}}
-	_, err := api.Create(t.Context(), s, metav1.CreateOptions{})
-	if apierrors.IsAlreadyExists(err) {
-		_, err = api.Update(t.Context(), s, metav1.UpdateOptions{})
-	}
-	if err != nil {
-		t.Fatalf("write Secret: %v", err)
+	if err := lab.SetBGPPassword(t.Context(), password); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -128,21 +70,9 @@ func (l *bgpLab) nextHopsAre(t *testing.T, prefix netip.Prefix, timeout time.Dur
 	}
 }
 
-// nextHops returns the next hops of the router's multipath (or best) paths
-// to prefix, sorted.
+// nextHops returns the router's next hops to prefix, sorted.
 func (l *bgpLab) nextHops(ctx context.Context, prefix netip.Prefix) ([]netip.Addr, error) {
-	route, ok, err := l.Router.Route(ctx, prefix)
-	if err != nil || !ok {
-		return nil, err
-	}
-	var out []netip.Addr
-	for _, p := range route.Paths {
-		if p.Valid && (p.Best || p.Multipath) {
-			out = append(out, p.NextHops...)
-		}
-	}
-	slices.SortFunc(out, netip.Addr.Compare)
-	return slices.Compact(out), nil
+	return speakerlab.NextHops(ctx, l.Router, prefix)
 }
 
 // sessions returns each node's BGP sessions from its SpeakerStatus.
@@ -189,7 +119,7 @@ func TestBGP(t *testing.T) {
 	const password = "lab-secret-1"
 	lab := newBGPLab(t, password)
 	ctx := t.Context()
-	clusterAddr, localAddr := routedAddr(2), routedAddr(3)
+	clusterAddr, localAddr := speakerlab.RoutedAddr(2), speakerlab.RoutedAddr(3)
 	clusterPrefix, localPrefix := netip.PrefixFrom(clusterAddr, 32), netip.PrefixFrom(localAddr, 32)
 	if err := lab.CreateService(ctx, speakerlab.ServiceSpec{Name: "bgp-cluster", Addresses: []netip.Addr{clusterAddr}}); err != nil {
 		t.Fatal(err)
