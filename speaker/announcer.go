@@ -5,7 +5,6 @@ import (
 	"net/netip"
 	"slices"
 
-	"github.com/herald-dev/herald/config/v1alpha1"
 	"github.com/herald-dev/herald/speaker/layer2"
 )
 
@@ -15,20 +14,11 @@ import (
 // for long (the reconcile loop calls every announcer in turn). Errors are
 // logged and the next reconcile calls Set again.
 //
-// Layer 2 is layer2Announcer. BGP plugs in here too: an adapter around
-// speaker/bgp's Speaker whose Set turns Desired.BGP and Desired.BGPPeers
-// into that package's peers and announcements (bgp.PeerFromConfig,
-// bgp.AdvertisementFromConfig), added to the list in Run. If it also
-// implements sessionReporter, its sessions appear in this node's
-// SpeakerStatus.
+// Layer 2 is layer2Announcer, BGP bgpAnnouncer (whose sessions, with the
+// BGPPeers the configuration left out, appear in this node's
+// SpeakerStatus; see bgpStatuses).
 type announcer interface {
 	Set(ctx context.Context, d Desired) error
-}
-
-// sessionReporter is implemented by announcers that have sessions to show
-// in the SpeakerStatus (BGP).
-type sessionReporter interface {
-	BGPSessions() []v1alpha1.BGPSessionStatus
 }
 
 // layer2Announcer adapts layer2.Announcer to announcer. It skips Set when

@@ -5,12 +5,16 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/herald-dev/herald/config"
+	"github.com/herald-dev/herald/config/v1alpha1"
 	"github.com/herald-dev/herald/speaker/bgp"
 )
 
@@ -182,5 +186,41 @@ func TestObserveBGP(t *testing.T) {
 		if diff := cmp.Diff(st.want, got); diff != "" {
 			t.Errorf("%s (-want +got):\n%s", st.name, diff)
 		}
+	}
+}
+
+func TestUnusablePeers(t *testing.T) {
+	peer := func(name, addr, secret string, sel ...metav1.LabelSelector) *v1alpha1.BGPPeer {
+		return &v1alpha1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: v1alpha1.BGPPeerSpec{
+			PeerAddress: addr, PeerASN: 64512, MyASN: 64513, NodeSelectors: sel,
+			PasswordSecretRef: &v1alpha1.SecretKeyReference{Name: secret},
+		}}
+	}
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "herald-system", Name: "present"}, Data: map[string][]byte{"password": []byte("x")}}
+	rack2 := metav1.LabelSelector{MatchLabels: map[string]string{"rack": "2"}}
+	raw := []*v1alpha1.BGPPeer{
+		peer("good", "198.51.100.1", "present"),
+		peer("no-secret", "198.51.100.2", "absent"),
+		peer("no-secret-other-rack", "198.51.100.3", "absent", rack2),
+	}
+	m := config.Build(config.Snapshot{SecretNamespace: "herald-system", BGPPeers: raw, Secrets: []*corev1.Secret{secret}})
+	self := map[string]string{"rack": "1"}
+	active := m.BGPPeersForNode(self)
+	got := unusablePeers(raw, m, self, active)
+	type row struct {
+		Name, Addr string
+		State      bgp.SessionState
+		Secret     bool
+	}
+	var rows []row
+	for _, st := range got {
+		rows = append(rows, row{st.Name, st.Address.String(), st.State, strings.Contains(st.ConfigError, "Secret herald-system/absent")})
+	}
+	want := []row{{"no-secret", "198.51.100.2", bgp.StateNotConfigured, true}}
+	if diff := cmp.Diff(want, rows); diff != "" {
+		t.Errorf("unusable peers (-want +got):\n%s\n%+v", diff, got)
+	}
+	if got := unusablePeers(raw, m, map[string]string{"rack": "2"}, m.BGPPeersForNode(map[string]string{"rack": "2"})); len(got) != 2 {
+		t.Errorf("rack 2: %d unusable peers, want 2: %+v", len(got), got)
 	}
 }

@@ -1,10 +1,17 @@
 package speaker
 
 import (
+	"net/netip"
 	"reflect"
+	"slices"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 
+	"github.com/herald-dev/herald/config"
+	"github.com/herald-dev/herald/config/v1alpha1"
 	"github.com/herald-dev/herald/speaker/bgp"
 )
 
@@ -85,10 +92,7 @@ var bfdStates = []bgp.BFDState{bgp.BFDUp, bgp.BFDDown, bgp.BFDInit, bgp.BFDAdmin
 // and hands a changed session list to the status writer (which coalesces
 // writes as for layer 2).
 func (s *speaker) refreshBGP() {
-	if s.bgp == nil {
-		return
-	}
-	sts := s.bgp.Statuses()
+	sts := s.bgpStatuses()
 	o := observeBGP(s.bgpSeen, sts)
 	m := s.metrics
 	for _, st := range sts {
@@ -142,4 +146,81 @@ func (s *speaker) peerEvent(name, typ, reason, msg string) {
 	}
 	s.recorder.Event(ref, typ, reason, msg)
 	s.metrics.events.WithLabelValues(reason).Inc()
+}
+
+// unusablePeers returns a NotConfigured status, with the configuration's
+// problems as its error, for each BGPPeer that selects this node but that the
+// model left out (a missing password Secret, an invalid field) or gave to
+// another peer on this node (a duplicate address): such a peer has no
+// session, and without this the node's status would not show it. Peers whose
+// node selectors cannot be parsed are skipped (their problem is on the
+// BGPPeer's condition). Sorted by name.
+func unusablePeers(raw []*v1alpha1.BGPPeer, m *config.Model, selfLabels map[string]string, active []config.BGPPeer) []bgp.PeerStatus {
+	if m == nil {
+		return nil
+	}
+	var out []bgp.PeerStatus
+	for _, p := range raw {
+		if p == nil || slices.ContainsFunc(active, func(a config.BGPPeer) bool { return a.Name == p.Name }) {
+			continue
+		}
+		var msgs []string
+		for _, pr := range m.ProblemsFor(config.ObjectRef{Kind: config.KindBGPPeer, Name: p.Name}) {
+			if pr.Type == v1alpha1.ConditionReady && pr.Status == metav1.ConditionFalse {
+				msgs = append(msgs, pr.Message)
+			}
+		}
+		if len(msgs) == 0 || !selectsNode(p.Spec.NodeSelectors, selfLabels) {
+			continue
+		}
+		st := bgp.PeerStatus{Name: p.Name, State: bgp.StateNotConfigured, ConfigError: "the BGPPeer is not usable: " + strings.Join(msgs, "; ")}
+		st.Address, _ = netip.ParseAddr(p.Spec.PeerAddress)
+		out = append(out, st)
+	}
+	slices.SortFunc(out, func(a, b bgp.PeerStatus) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// selectsNode reports whether nodeSelectors select a node with these labels:
+// an empty list selects every node; an invalid selector selects none.
+func selectsNode(sels []metav1.LabelSelector, nodeLabels map[string]string) bool {
+	if len(sels) == 0 {
+		return true
+	}
+	for i := range sels {
+		sel, err := metav1.LabelSelectorAsSelector(&sels[i])
+		if err == nil && sel.Matches(labels.Set(nodeLabels)) {
+			return true
+		}
+	}
+	return false
+}
+
+// bgpStatuses returns the BGP server's sessions and the unusable peers,
+// sorted by name.
+func (s *speaker) bgpStatuses() []bgp.PeerStatus {
+	var out []bgp.PeerStatus
+	if s.bgp != nil {
+		out = append(out, s.bgp.Statuses()...)
+	}
+	out = append(out, s.badPeers...)
+	slices.SortStableFunc(out, func(a, b bgp.PeerStatus) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// updateUnusablePeers recomputes the unusable peers after a reconcile and,
+// when they changed, asks for a refresh of the sessions.
+func (s *speaker) updateUnusablePeers(d Desired) {
+	var selfLabels map[string]string
+	if n, err := s.nodes.Get(s.cfg.NodeName); err == nil {
+		selfLabels = n.Labels
+	}
+	raw, _ := s.peers.List(labels.Everything())
+	bad := unusablePeers(raw, s.model, selfLabels, d.BGPPeers)
+	if !reflect.DeepEqual(bad, s.badPeers) {
+		s.badPeers = bad
+		if s.bgp != nil {
+			s.bgp.notify()
+		}
+	}
 }

@@ -27,6 +27,7 @@ import (
 	heraldclient "github.com/herald-dev/herald/config/generated/clientset/versioned"
 	heraldlisters "github.com/herald-dev/herald/config/generated/listers/config/v1alpha1"
 	"github.com/herald-dev/herald/config/v1alpha1"
+	"github.com/herald-dev/herald/speaker/bgp"
 	"github.com/herald-dev/herald/speaker/layer2"
 )
 
@@ -55,6 +56,7 @@ type speaker struct {
 	announcers []announcer
 	bgp        *bgpAnnouncer
 	bgpSeen    map[string]bgpWatch // owned by the loop
+	badPeers   []bgp.PeerStatus    // owned by the loop, see unusablePeers
 	status     *statusWriter
 	recorder   record.EventRecorder
 	metrics    *metrics
@@ -176,6 +178,7 @@ func (s *speaker) reconcile(ctx context.Context) (took time.Duration) {
 	}
 	s.health.ready.Store(true)
 	s.publishLocal(services, macs)
+	s.updateUnusablePeers(d)
 	// The status is rebuilt only when something in it changed: with
 	// thousands of addresses, building it costs more than the compare.
 	sessions := s.bgpSessions()
@@ -370,15 +373,9 @@ func (s *speaker) event(keys []ServiceKey, typ, reason, msg string) {
 	}
 }
 
-// bgpSessions collects the sessions of the announcers that have some.
+// bgpSessions returns the BGP sessions as the SpeakerStatus shows them.
 func (s *speaker) bgpSessions() []v1alpha1.BGPSessionStatus {
-	var out []v1alpha1.BGPSessionStatus
-	for _, a := range s.announcers {
-		if r, ok := a.(sessionReporter); ok {
-			out = append(out, r.BGPSessions()...)
-		}
-	}
-	return out
+	return sessionStatuses(s.bgpStatuses())
 }
 
 // statusOf returns this node's SpeakerStatus for d.

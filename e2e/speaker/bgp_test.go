@@ -231,4 +231,24 @@ func TestBGP(t *testing.T) {
 		})
 		lab.nextHopsAre(t, clusterPrefix, 10*time.Second, "node1", "node2", "node3")
 	})
+	t.Run("missing Secret: NotConfigured with lastError, then recovery", func(t *testing.T) {
+		if err := lab.Kube.CoreV1().Secrets(speakerlab.SecretNamespace).Delete(ctx, speakerlab.PasswordSecret, metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		sessionsAre(t, lab.Lab, 30*time.Second, func(_ string, s v1alpha1.BGPSessionStatus) error {
+			if s.State != "NotConfigured" || !strings.Contains(s.LastError, speakerlab.PasswordSecret) {
+				return fmt.Errorf("state %s, lastError %q; want NotConfigured naming the Secret", s.State, s.LastError)
+			}
+			return nil
+		})
+		lab.nextHopsAre(t, clusterPrefix, 10*time.Second)
+		setPassword(t, lab.Lab, password)
+		sessionsAre(t, lab.Lab, 60*time.Second, func(_ string, s v1alpha1.BGPSessionStatus) error {
+			if s.State != "Established" {
+				return fmt.Errorf("state %s, want Established", s.State)
+			}
+			return nil
+		})
+		lab.nextHopsAre(t, clusterPrefix, 10*time.Second, "node1", "node2", "node3")
+	})
 }
