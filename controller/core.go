@@ -181,9 +181,9 @@ func (c *Core) ensure(svc *corev1.Service, w *Want, kind ipam.Kind) Decision {
 		return d
 	}
 	d.Wanted = true
-	condType, verb, okReason := ConditionAddressAllocated, verbAllocated, ReasonAllocated
+	condType, verb, okReason := config.ConditionAddressAllocated, config.VerbAllocated, ReasonAllocated
 	if kind == ipam.ExternalIP {
-		condType, verb, okReason = ConditionExternalIPsAccepted, verbAccepted, ReasonExternalIPsAccepted
+		condType, verb, okReason = config.ConditionExternalIPsAccepted, config.VerbAccepted, ReasonExternalIPsAccepted
 		if w.Requested {
 			okReason = ReasonExternalIPAllocated
 		}
@@ -196,7 +196,7 @@ func (c *Core) ensure(svc *corev1.Service, w *Want, kind ipam.Kind) Decision {
 		d.Condition.Reason = reason
 		if had {
 			d.Condition.Status = metav1.ConditionTrue
-			d.Condition.Message = grantSentence(verb, before.Addresses, before.Pool) + " " + problem +
+			d.Condition.Message = config.GrantSentence(verb, before.Addresses, before.Pool) + " " + problem +
 				" The Service keeps " + plural(len(before.Addresses), "this address", "these addresses") + " until that is resolved."
 		} else {
 			d.Condition.Status = metav1.ConditionFalse
@@ -236,7 +236,7 @@ func (c *Core) ensure(svc *corev1.Service, w *Want, kind ipam.Kind) Decision {
 			d.Freed = d.Changed
 			d.Err = err
 			d.Condition.Status, d.Condition.Reason = metav1.ConditionFalse, reason
-			d.Condition.Message = "Not claimed, so not to be announced: " + joinAddrs(w.Request.Addresses) + ". " + msg
+			d.Condition.Message = "Not claimed, so not to be announced: " + config.JoinAddrs(w.Request.Addresses) + ". " + msg
 			return d
 		}
 		return keep(reason, msg, err)
@@ -248,7 +248,7 @@ func (c *Core) ensure(svc *corev1.Service, w *Want, kind ipam.Kind) Decision {
 	}
 	d.Condition.Status = metav1.ConditionTrue
 	d.Condition.Reason = okReason
-	d.Condition.Message = grantSentence(verb, res.Addresses, res.Pool)
+	d.Condition.Message = config.GrantSentence(verb, res.Addresses, res.Pool)
 	if res.Degraded != nil {
 		d.Waiting = true
 		d.Err = res.Degraded
@@ -346,14 +346,14 @@ func (c *Core) Import(services []*corev1.Service) ImportReport {
 		rep.Services++
 		in := Desired(svc, ipam.Subject{Namespace: svc.Namespace}, c.class)
 		if in.LoadBalancer != nil {
-			if addrs := LoadBalancerAddresses(svc); len(addrs) > 0 {
-				g, _ := grantOf(svc, ConditionAddressAllocated)
+			if addrs := config.LoadBalancerAddresses(svc); len(addrs) > 0 {
+				g, _ := config.GrantOf(svc, config.ConditionAddressAllocated)
 				c.importOne(&rep, in.LoadBalancer.Request, g.Pool, addrs)
 			}
 		}
 		if in.ExternalIPs != nil {
-			if addrs := AcceptedExternalIPs(svc); len(addrs) > 0 {
-				g, _ := grantOf(svc, ConditionExternalIPsAccepted)
+			if addrs := config.AcceptedExternalIPs(svc); len(addrs) > 0 {
+				g, _ := config.GrantOf(svc, config.ConditionExternalIPsAccepted)
 				c.importOne(&rep, in.ExternalIPs.Request, g.Pool, addrs)
 			}
 		}

@@ -131,7 +131,7 @@ func runCore(t *testing.T, steps []coreStep) {
 				t.Errorf("decision error %v is not %v", d.Err, st.wantErr)
 			}
 			if d.Condition.Status == metav1.ConditionTrue {
-				g, ok := ParseGrant(d.Condition.Message)
+				g, ok := config.ParseGrant(d.Condition.Message)
 				if !ok || !slicesEqualAddrs(g.Addresses, d.Addresses) || g.Pool != d.Pool {
 					t.Errorf("condition message %q does not record %v from %q", d.Condition.Message, d.Addresses, d.Pool)
 				}
@@ -341,12 +341,12 @@ func TestCoreImport(t *testing.T) {
 func TestCoreImportExternalIPs(t *testing.T) {
 	accepted := func(ips ...string) svcOpt {
 		return func(s *corev1.Service) {
-			s.Status.Conditions = append(s.Status.Conditions, metav1.Condition{Type: ConditionExternalIPsAccepted, Status: metav1.ConditionTrue,
-				Reason: ReasonExternalIPsAccepted, Message: grantSentence(verbAccepted, addrs(ips...), "ext")})
+			s.Status.Conditions = append(s.Status.Conditions, metav1.Condition{Type: config.ConditionExternalIPsAccepted, Status: metav1.ConditionTrue,
+				Reason: ReasonExternalIPsAccepted, Message: config.GrantSentence(config.VerbAccepted, addrs(ips...), "ext")})
 		}
 	}
 	refusedCond := func(s *corev1.Service) {
-		s.Status.Conditions = append(s.Status.Conditions, metav1.Condition{Type: ConditionExternalIPsAccepted, Status: metav1.ConditionFalse,
+		s.Status.Conditions = append(s.Status.Conditions, metav1.Condition{Type: config.ConditionExternalIPsAccepted, Status: metav1.ConditionFalse,
 			Reason: ReasonExternalIPInUse, Message: "no"})
 	}
 	c := NewCore("")

@@ -182,7 +182,7 @@ func requestedAddresses(svc *corev1.Service, annotated []netip.Addr, families []
 		case !slices.Contains(addrs, ip):
 			return nil, &Refusal{Reason: ReasonLoadBalancerIPMismatch, Message: fmt.Sprintf(
 				"spec.loadBalancerIP %s is not among the addresses of annotation %s (%s): make them agree or remove one; nothing changes until then",
-				ip, config.AnnotationAddresses, joinAddrs(addrs))}
+				ip, config.AnnotationAddresses, config.JoinAddrs(addrs))}
 		}
 	}
 	for _, a := range addrs {
@@ -276,14 +276,6 @@ func annotationMessage(err error) string {
 		msgs = append(msgs, msg)
 	}
 	return strings.Join(msgs, "; ")
-}
-
-func joinAddrs(addrs []netip.Addr) string {
-	parts := make([]string, len(addrs))
-	for i, a := range addrs {
-		parts[i] = a.String()
-	}
-	return strings.Join(parts, ", ")
 }
 
 func familyWords(fams []ipam.Family) string {

@@ -60,7 +60,7 @@
 // address came from.
 //
 // spec.externalIPs is written by users, so a speaker must not trust it: it
-// announces only AcceptedExternalIPs(svc), the addresses listed by a True
+// announces only config.AcceptedExternalIPs(svc), the addresses listed by a True
 // herald.dev/ExternalIPsAccepted condition (`Accepted <addresses> from
 // IPPool "<pool>".`) that are still in spec.externalIPs. The controller
 // writes that condition through the status subresource, and is its only

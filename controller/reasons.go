@@ -9,20 +9,7 @@ import (
 // Condition types the controller writes into a Service's status.conditions.
 // Their Reason is the same stable CamelCase word as the Event that announced
 // the decision, so `kubectl get svc -o yaml` and `kubectl describe svc` agree.
-const (
-	// ConditionAddressAllocated says whether a Service of type LoadBalancer
-	// has the addresses it asks for. True: the message reads
-	// `Allocated <addr>[, <addr>] from IPPool "<pool>".` False: the reason says
-	// why not, and the message whether the Service keeps an earlier address.
-	ConditionAddressAllocated = "herald.dev/AddressAllocated"
-
-	// ConditionExternalIPsAccepted says whether the addresses in a Service's
-	// spec.externalIPs are claimed in IPAM, so that speakers may announce
-	// them. True: the message reads `Accepted <addr>[, <addr>] from IPPool
-	// "<pool>".` and lists exactly the claimed addresses. False: none is
-	// claimed, and speakers must announce none (see AcceptedExternalIPs).
-	ConditionExternalIPsAccepted = "herald.dev/ExternalIPsAccepted"
-)
+const ()
 
 // Reasons of the Service conditions and Events. They are stable and safe to
 // match on.

@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/cache"
 
+	"github.com/herald-dev/herald/config"
 	"github.com/herald-dev/herald/ipam"
 )
 
@@ -118,9 +119,9 @@ func desiredStatus(svc *corev1.Service, d ServiceDecision) (corev1.ServiceStatus
 		}
 	}
 	for _, dec := range []Decision{d.LoadBalancer, d.ExternalIPs} {
-		condType := ConditionAddressAllocated
+		condType := config.ConditionAddressAllocated
 		if dec.Kind == ipam.ExternalIP {
-			condType = ConditionExternalIPsAccepted
+			condType = config.ConditionExternalIPsAccepted
 		}
 		if !dec.Wanted {
 			if meta.RemoveStatusCondition(&st.Conditions, condType) {

@@ -3,12 +3,10 @@ package speaker
 import (
 	"net/netip"
 	"slices"
-	"strconv"
 	"strings"
 
+	"github.com/herald-dev/herald/config"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // ServiceKey names a Service.
@@ -52,11 +50,6 @@ func (s Service) endpointsFor(addr netip.Addr) []Endpoint {
 	return s.EndpointsV6
 }
 
-// ConditionExternalIPsAccepted is the Service condition the controller sets
-// when it claimed a Service's spec.externalIPs. The speaker announces an
-// external IP only when this condition is True and its message lists it.
-const ConditionExternalIPsAccepted = "herald.dev/ExternalIPsAccepted"
-
 // ServesClass reports whether a speaker serving loadBalancerClass class
 // (empty: Services without a class) handles svc. A Service without a class
 // is served by speakers without one; with a class, only by speakers of that
@@ -71,88 +64,13 @@ func ServesClass(svc *corev1.Service, class string) bool {
 // ServiceAddresses returns the addresses a speaker may announce for svc:
 // the IPs of status.loadBalancer.ingress when svc is of type LoadBalancer,
 // and the entries of spec.externalIPs that the controller accepted (see
-// AcceptedExternalIPs). The result is unmapped, unique and sorted.
+// config.AcceptedExternalIPs). The result is unmapped, unique and sorted.
 func ServiceAddresses(svc *corev1.Service) []netip.Addr {
 	var out []netip.Addr
 	if svc.Spec.Type == corev1.ServiceTypeLoadBalancer {
-		for _, ing := range svc.Status.LoadBalancer.Ingress {
-			if a, err := netip.ParseAddr(ing.IP); err == nil {
-				out = append(out, a.Unmap().WithZone(""))
-			}
-		}
+		out = append(out, config.LoadBalancerAddresses(svc)...)
 	}
-	out = append(out, AcceptedExternalIPs(svc)...)
+	out = append(out, config.AcceptedExternalIPs(svc)...)
 	slices.SortFunc(out, netip.Addr.Compare)
 	return slices.Compact(out)
-}
-
-// AcceptedExternalIPs returns the entries of svc's spec.externalIPs that a
-// True herald.dev/ExternalIPsAccepted condition lists, the only external IPs
-// a speaker may announce: anyone who may edit a Service may write
-// spec.externalIPs, but only the controller writes the condition, through
-// the status subresource, after claiming the address in a pool that allows
-// it (CVE-2020-8554).
-//
-// The condition's message starts with the sentence the controller writes,
-//
-//	Accepted 203.0.113.5, 2001:db8::5 from IPPool "external".
-//
-// This is a copy of the part of controller.ParseGrant the speaker needs, so
-// that the speaker does not depend on the controller package; the e2e test
-// TestAcceptedExternalIPsMatchesController checks that both read the same
-// messages alike.
-func AcceptedExternalIPs(svc *corev1.Service) []netip.Addr {
-	c := meta.FindStatusCondition(svc.Status.Conditions, ConditionExternalIPsAccepted)
-	if c == nil || c.Status != metav1.ConditionTrue {
-		return nil
-	}
-	accepted, ok := parseAccepted(c.Message)
-	if !ok {
-		return nil
-	}
-	var out []netip.Addr
-	for _, s := range svc.Spec.ExternalIPs {
-		a, err := netip.ParseAddr(strings.TrimSpace(s))
-		if err != nil {
-			continue
-		}
-		a = a.Unmap()
-		if slices.Contains(accepted, a) && !slices.Contains(out, a) {
-			out = append(out, a)
-		}
-	}
-	return out
-}
-
-// parseAccepted reads `Accepted <addr>[, <addr>] from IPPool "<pool>".` at
-// the start of msg (or `Allocated ...`, which the controller's parser takes
-// too, for an external IP it allocated).
-func parseAccepted(msg string) ([]netip.Addr, bool) {
-	rest, ok := strings.CutPrefix(msg, "Accepted ")
-	if !ok {
-		rest, ok = strings.CutPrefix(msg, "Allocated ")
-	}
-	if !ok {
-		return nil, false
-	}
-	list, pool, ok := strings.Cut(rest, " from IPPool ")
-	if !ok || !strings.HasPrefix(pool, `"`) {
-		return nil, false
-	}
-	end := strings.Index(pool[1:], `"`)
-	if end < 0 {
-		return nil, false
-	}
-	if _, err := strconv.Unquote(pool[:end+2]); err != nil {
-		return nil, false
-	}
-	var out []netip.Addr
-	for _, s := range strings.Split(list, ", ") {
-		a, err := netip.ParseAddr(s)
-		if err != nil {
-			return nil, false
-		}
-		out = append(out, a.Unmap())
-	}
-	return out, true
 }

@@ -4,13 +4,14 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/herald-dev/herald/config"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 func TestServiceAddresses(t *testing.T) {
 	accepted := func(status metav1.ConditionStatus, msg string) []metav1.Condition {
-		return []metav1.Condition{{Type: ConditionExternalIPsAccepted, Status: status, Message: msg}}
+		return []metav1.Condition{{Type: config.ConditionExternalIPsAccepted, Status: status, Message: msg}}
 	}
 	lb := func(ips ...string) corev1.LoadBalancerStatus {
 		var s corev1.LoadBalancerStatus
@@ -97,20 +98,4 @@ func TestServesClass(t *testing.T) {
 			t.Errorf("ServesClass(class %v, speaker %q) = %v, want %v", tt.svcClass, tt.speakerClass, got, tt.want)
 		}
 	}
-}
-
-func FuzzParseAccepted(f *testing.F) {
-	f.Add(`Accepted 203.0.113.5, 2001:db8::5 from IPPool "external".`)
-	f.Add(`Accepted  from IPPool "`)
-	f.Fuzz(func(t *testing.T, msg string) {
-		addrs, ok := parseAccepted(msg)
-		if !ok && addrs != nil {
-			t.Errorf("parseAccepted(%q) = %v, false: addresses with a failure", msg, addrs)
-		}
-		for _, a := range addrs {
-			if a != a.Unmap() {
-				t.Errorf("parseAccepted(%q) returned a mapped address %v", msg, a)
-			}
-		}
-	})
 }

@@ -9,6 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/cache"
 
+	"github.com/herald-dev/herald/config"
 	"github.com/herald-dev/herald/config/v1alpha1"
 )
 
@@ -73,7 +74,7 @@ func trimService(s *corev1.Service) *corev1.Service {
 			out.Status.LoadBalancer.Ingress = append(out.Status.LoadBalancer.Ingress, corev1.LoadBalancerIngress{IP: ing.IP})
 		}
 	}
-	if c := meta.FindStatusCondition(s.Status.Conditions, ConditionExternalIPsAccepted); c != nil {
+	if c := meta.FindStatusCondition(s.Status.Conditions, config.ConditionExternalIPsAccepted); c != nil {
 		out.Status.Conditions = []metav1.Condition{{Type: c.Type, Status: c.Status, Message: c.Message}}
 	}
 	return out

@@ -9,6 +9,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/herald-dev/herald/config"
 	"github.com/herald-dev/herald/config/v1alpha1"
 )
 
@@ -28,7 +29,7 @@ func TestTransformsKeepWhatTheSpeakerReads(t *testing.T) {
 			LoadBalancer: corev1.LoadBalancerStatus{Ingress: []corev1.LoadBalancerIngress{{IP: "198.51.100.130", Hostname: "x"}, {Hostname: "only-name"}}},
 			Conditions: []metav1.Condition{
 				{Type: "herald.dev/AddressAllocated", Status: metav1.ConditionTrue, Message: "Allocated ..."},
-				{Type: ConditionExternalIPsAccepted, Status: metav1.ConditionTrue, Message: `Accepted 203.0.113.5 from IPPool "x".`, Reason: "Accepted"},
+				{Type: config.ConditionExternalIPsAccepted, Status: metav1.ConditionTrue, Message: `Accepted 203.0.113.5 from IPPool "x".`, Reason: "Accepted"},
 			},
 		},
 	}
@@ -48,7 +49,7 @@ func TestTransformsKeepWhatTheSpeakerReads(t *testing.T) {
 		},
 		Status: corev1.ServiceStatus{
 			LoadBalancer: corev1.LoadBalancerStatus{Ingress: []corev1.LoadBalancerIngress{{IP: "198.51.100.130"}}},
-			Conditions:   []metav1.Condition{{Type: ConditionExternalIPsAccepted, Status: metav1.ConditionTrue, Message: `Accepted 203.0.113.5 from IPPool "x".`}},
+			Conditions:   []metav1.Condition{{Type: config.ConditionExternalIPsAccepted, Status: metav1.ConditionTrue, Message: `Accepted 203.0.113.5 from IPPool "x".`}},
 		},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {

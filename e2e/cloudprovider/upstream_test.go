@@ -168,7 +168,7 @@ func TestUpstreamServiceController(t *testing.T) {
 		go func() { done <- c.Run(ctx) }()
 		t.Cleanup(func() { cancel(); <-done })
 		svc = e.waitIngress(t, "classed", reservedAddr)
-		cond := meta.FindStatusCondition(svc.Status.Conditions, controller.ConditionAddressAllocated)
+		cond := meta.FindStatusCondition(svc.Status.Conditions, config.ConditionAddressAllocated)
 		if cond == nil || cond.Reason != controller.ReasonAllocated {
 			t.Errorf("herald-controller's condition on classed: %+v", cond)
 		}

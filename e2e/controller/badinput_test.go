@@ -7,6 +7,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/herald-dev/herald/config"
 	"github.com/herald-dev/herald/controller"
 )
 
@@ -33,7 +34,7 @@ func TestBadInput(t *testing.T) {
 
 	warns := func(t *testing.T, name, reason string, contains ...string) {
 		t.Helper()
-		e.waitCondition(t, ns, name, controller.ConditionAddressAllocated, metav1.ConditionFalse, reason)
+		e.waitCondition(t, ns, name, config.ConditionAddressAllocated, metav1.ConditionFalse, reason)
 		e.waitEvent(t, ns, name, corev1.EventTypeWarning, reason, contains...)
 		if s := e.getService(t, ns, name); len(s.Status.LoadBalancer.Ingress) != 0 {
 			t.Errorf("refused Service got ingress %v", ingressIPs(s))
@@ -92,7 +93,7 @@ func TestBadInput(t *testing.T) {
 		e.createService(t, ns, "agreed", annotate("herald.dev/addresses", "198.51.100.3"))
 		e.waitIngress(t, ns, "agreed", "198.51.100.3")
 		e.updateService(t, ns, "agreed", func(s *corev1.Service) { s.Spec.LoadBalancerIP = "198.51.100.4" })
-		c := e.waitCondition(t, ns, "agreed", controller.ConditionAddressAllocated, metav1.ConditionTrue, controller.ReasonLoadBalancerIPMismatch)
+		c := e.waitCondition(t, ns, "agreed", config.ConditionAddressAllocated, metav1.ConditionTrue, controller.ReasonLoadBalancerIPMismatch)
 		if !strings.Contains(c.Message, "keeps this address") {
 			t.Errorf("condition message %q does not say the address is kept", c.Message)
 		}
@@ -113,7 +114,7 @@ func TestBadInput(t *testing.T) {
 			s.Spec.Ports = nil
 			s.Spec.ExternalIPs = []string{"203.0.113.250"}
 		})
-		e.waitCondition(t, ns, "no-ports", controller.ConditionExternalIPsAccepted, metav1.ConditionFalse, controller.ReasonExternalIPNotInAnyPool)
+		e.waitCondition(t, ns, "no-ports", config.ConditionExternalIPsAccepted, metav1.ConditionFalse, controller.ReasonExternalIPNotInAnyPool)
 		select {
 		case err := <-r.done:
 			t.Fatalf("the controller stopped: %v", err)

@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/herald-dev/herald/config"
 	"github.com/herald-dev/herald/config/v1alpha1"
 	"github.com/herald-dev/herald/controller"
 )
@@ -33,17 +34,17 @@ func TestExternalIPs(t *testing.T) {
 	// reads them, are exactly want.
 	accepted := func(t *testing.T, namespace, name, reason string, want ...string) {
 		t.Helper()
-		e.waitCondition(t, namespace, name, controller.ConditionExternalIPsAccepted, metav1.ConditionTrue, reason)
+		e.waitCondition(t, namespace, name, config.ConditionExternalIPsAccepted, metav1.ConditionTrue, reason)
 		eventually(t, "accepted external IPs", func() (bool, string) {
-			got := addrStrings(controller.AcceptedExternalIPs(e.getService(t, namespace, name)))
+			got := addrStrings(config.AcceptedExternalIPs(e.getService(t, namespace, name)))
 			return slices.Equal(got, want), fmt.Sprint(got)
 		})
 	}
 	refused := func(t *testing.T, namespace, name, reason string, contains ...string) {
 		t.Helper()
-		e.waitCondition(t, namespace, name, controller.ConditionExternalIPsAccepted, metav1.ConditionFalse, reason)
+		e.waitCondition(t, namespace, name, config.ConditionExternalIPsAccepted, metav1.ConditionFalse, reason)
 		e.waitEvent(t, namespace, name, corev1.EventTypeWarning, reason, contains...)
-		if got := controller.AcceptedExternalIPs(e.getService(t, namespace, name)); len(got) != 0 {
+		if got := config.AcceptedExternalIPs(e.getService(t, namespace, name)); len(got) != 0 {
 			t.Errorf("a refused Service has accepted external IPs %v", got)
 		}
 	}

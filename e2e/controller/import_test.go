@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
+	"github.com/herald-dev/herald/config"
 	"github.com/herald-dev/herald/controller"
 )
 
@@ -47,8 +48,8 @@ func TestImport(t *testing.T) {
 	e.waitIngress(t, ns, "older", "198.51.100.5")
 	e.waitIngress(t, ns, "alone", "198.51.100.12")
 	e.waitIngress(t, ns, "outside", "203.0.113.99")
-	c := e.waitCondition(t, ns, "outside", controller.ConditionAddressAllocated, metav1.ConditionTrue, controller.ReasonAllocated)
-	if g, ok := controller.ParseGrant(c.Message); !ok || g.Pool != "" {
+	c := e.waitCondition(t, ns, "outside", config.ConditionAddressAllocated, metav1.ConditionTrue, controller.ReasonAllocated)
+	if g, ok := config.ParseGrant(c.Message); !ok || g.Pool != "" {
 		t.Errorf("condition of an address in no pool: %q", c.Message)
 	}
 	// The younger Service gets another address, never the contested one.

@@ -7,6 +7,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/herald-dev/herald/config"
 	"github.com/herald-dev/herald/controller"
 )
 
@@ -28,8 +29,8 @@ func TestLoadBalancer(t *testing.T) {
 		if m := svc.Status.LoadBalancer.Ingress[0].IPMode; m == nil || *m != corev1.LoadBalancerIPModeVIP {
 			t.Errorf("ipMode = %v, want VIP", m)
 		}
-		c := e.waitCondition(t, ns, "first", controller.ConditionAddressAllocated, metav1.ConditionTrue, controller.ReasonAllocated)
-		g, ok := controller.ParseGrant(c.Message)
+		c := e.waitCondition(t, ns, "first", config.ConditionAddressAllocated, metav1.ConditionTrue, controller.ReasonAllocated)
+		g, ok := config.ParseGrant(c.Message)
 		if !ok || g.Pool != "main" {
 			t.Errorf("condition message %q does not name pool main", c.Message)
 		}
@@ -76,7 +77,7 @@ func TestLoadBalancer(t *testing.T) {
 		e.createService(t, ns, "third")
 		e.waitAnyIngress(t, ns, "third", 1)
 		e.createService(t, ns, "waiting")
-		e.waitCondition(t, ns, "waiting", controller.ConditionAddressAllocated, metav1.ConditionFalse, controller.ReasonPoolExhausted)
+		e.waitCondition(t, ns, "waiting", config.ConditionAddressAllocated, metav1.ConditionFalse, controller.ReasonPoolExhausted)
 		e.waitEvent(t, ns, "waiting", corev1.EventTypeWarning, controller.ReasonPoolExhausted, `"main"`)
 		e.deleteService(t, ns, "first")
 		e.waitIngress(t, ns, "waiting", "198.51.100.10")
@@ -97,7 +98,7 @@ func TestLoadBalancer(t *testing.T) {
 
 	t.Run("a new pool serves a waiting Service", func(t *testing.T) {
 		e.createService(t, ns, "needs-more")
-		e.waitCondition(t, ns, "needs-more", controller.ConditionAddressAllocated, metav1.ConditionFalse, controller.ReasonPoolExhausted)
+		e.waitCondition(t, ns, "needs-more", config.ConditionAddressAllocated, metav1.ConditionFalse, controller.ReasonPoolExhausted)
 		e.createPool(t, "more", []string{"203.0.113.64/30"})
 		e.waitIngress(t, ns, "needs-more", "203.0.113.64")
 	})

@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/herald-dev/herald/config"
 	"github.com/herald-dev/herald/config/v1alpha1"
 	"github.com/herald-dev/herald/controller"
 )
@@ -78,7 +79,7 @@ func TestPools(t *testing.T) {
 			t.Errorf("AddressesOutsidePool message %q does not name the address and Service", msg)
 		}
 		// The Service keeps its address, and its condition still says so.
-		e.waitCondition(t, ns, "in-edited", controller.ConditionAddressAllocated, metav1.ConditionTrue, controller.ReasonAllocated)
+		e.waitCondition(t, ns, "in-edited", config.ConditionAddressAllocated, metav1.ConditionTrue, controller.ReasonAllocated)
 		if got := ingressIPs(e.getService(t, ns, "in-edited")); !slices.Equal(got, []string{"203.0.113.18"}) {
 			t.Errorf("ingress after the edit %v, want 203.0.113.18", got)
 		}
@@ -86,7 +87,7 @@ func TestPools(t *testing.T) {
 		e.updatePool(t, "edited", func(p *v1alpha1.IPPool) { p.Spec.Addresses = []string{"203.0.113.16/30"} })
 		e.waitPoolCondition(t, "edited", v1alpha1.ConditionAddressesOutsidePool, metav1.ConditionFalse, controller.ReasonAllAddressesInPool)
 		e.createService(t, ns, "wants-18", withLBIP("203.0.113.18"), annotate("herald.dev/pool", "edited"))
-		e.waitCondition(t, ns, "wants-18", controller.ConditionAddressAllocated, metav1.ConditionFalse, controller.ReasonAddressInUse)
+		e.waitCondition(t, ns, "wants-18", config.ConditionAddressAllocated, metav1.ConditionFalse, controller.ReasonAddressInUse)
 	})
 
 	t.Run("deletion waits for the last address", func(t *testing.T) {
@@ -103,7 +104,7 @@ func TestPools(t *testing.T) {
 		}
 		// A deleted pool allocates nothing new.
 		e.createService(t, ns, "late", annotate("herald.dev/pool", "doomed"))
-		e.waitCondition(t, ns, "late", controller.ConditionAddressAllocated, metav1.ConditionFalse, controller.ReasonPoolNotAllowed)
+		e.waitCondition(t, ns, "late", config.ConditionAddressAllocated, metav1.ConditionFalse, controller.ReasonPoolNotAllowed)
 		// Its Services keep their addresses until they let go.
 		e.deleteService(t, ns, "holder")
 		e.waitPoolCondition(t, "doomed", v1alpha1.ConditionDeletionBlocked, metav1.ConditionTrue, v1alpha1.ReasonAddressesInUse)
