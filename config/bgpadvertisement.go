@@ -1,6 +1,7 @@
 package config
 
 import (
+	"cmp"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -226,21 +227,11 @@ func buildBGPAdvertisements(in []*v1alpha1.BGPAdvertisement, pools []pool, peers
 func compareLarge(a, b LargeCommunity) int {
 	switch {
 	case a.Global != b.Global:
-		return cmpUint(a.Global, b.Global)
+		return cmp.Compare(a.Global, b.Global)
 	case a.Local1 != b.Local1:
-		return cmpUint(a.Local1, b.Local1)
+		return cmp.Compare(a.Local1, b.Local1)
 	}
-	return cmpUint(a.Local2, b.Local2)
-}
-
-func cmpUint(a, b uint32) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
+	return cmp.Compare(a.Local2, b.Local2)
 }
 
 // aggregationProblem checks that the aggregate prefix of every address of

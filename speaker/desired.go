@@ -1,6 +1,7 @@
 package speaker
 
 import (
+	"cmp"
 	"net/netip"
 	"slices"
 
@@ -138,7 +139,7 @@ func Compute(in Inputs) Desired {
 	slices.SortFunc(addrs, netip.Addr.Compare)
 
 	nodes := slices.Clone(in.Nodes)
-	slices.SortFunc(nodes, func(a, b Node) int { return compareStrings(a.State.Name, b.State.Name) })
+	slices.SortFunc(nodes, func(a, b Node) int { return cmp.Compare(a.State.Name, b.State.Name) })
 	m := newMatcher(in.Model, nodes, in.DataPlaneDown)
 	for _, addr := range addrs {
 		pool, ok := in.Model.PoolFor(addr)
@@ -300,14 +301,4 @@ func (m *matcher) bgpNodes(pool string) nodeSet {
 	}
 	m.bgp[pool] = newNodeSet(states, m.down)
 	return m.bgp[pool]
-}
-
-func compareStrings(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }

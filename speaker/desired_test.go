@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -232,7 +233,7 @@ func TestCompute(t *testing.T) {
 			}
 			slices.SortFunc(got, func(a, b announcement) int {
 				if a.Node != b.Node {
-					return compareStrings(a.Node, b.Node)
+					return strings.Compare(a.Node, b.Node)
 				}
 				return a.Addr.Compare(b.Addr)
 			})
