@@ -9,6 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/herald-dev/herald/config"
+	"github.com/herald-dev/herald/config/v1alpha1"
 )
 
 // syncObjectStatus writes the conditions the configuration model decides
@@ -16,45 +17,55 @@ import (
 // The controller is the only writer of these conditions.
 func (c *Controller) syncObjectStatus(ctx context.Context, key objectKey) error {
 	model := c.core.Model()
-	ref := config.ObjectRef{Kind: key.Kind, Name: key.Name}
-	opts := metav1.UpdateOptions{FieldManager: FieldManager}
 	v1 := c.herald.HeraldV1alpha1()
-	var err error
 	switch key.Kind {
 	case config.KindL2Advertisement:
-		obj, gerr := c.l2s.Get(key.Name)
-		if gerr != nil {
-			return listerErr(gerr, key)
-		}
-		st := obj.Status.DeepCopy()
-		if applyConditions(&st.Conditions, &st.ObservedGeneration, model.Conditions(ref, obj.Generation), obj.Generation) {
-			upd := obj.DeepCopy()
-			upd.Status = *st
-			_, err = v1.L2Advertisements().UpdateStatus(ctx, upd, opts)
-		}
+		return writeConditions(ctx, model, key, c.l2s.Get, v1.L2Advertisements().UpdateStatus,
+			func(o *v1alpha1.L2Advertisement) (*[]metav1.Condition, *int64) {
+				return &o.Status.Conditions, &o.Status.ObservedGeneration
+			})
 	case config.KindBGPPeer:
-		obj, gerr := c.peers.Get(key.Name)
-		if gerr != nil {
-			return listerErr(gerr, key)
-		}
-		st := obj.Status.DeepCopy()
-		if applyConditions(&st.Conditions, &st.ObservedGeneration, model.Conditions(ref, obj.Generation), obj.Generation) {
-			upd := obj.DeepCopy()
-			upd.Status = *st
-			_, err = v1.BGPPeers().UpdateStatus(ctx, upd, opts)
-		}
+		return writeConditions(ctx, model, key, c.peers.Get, v1.BGPPeers().UpdateStatus,
+			func(o *v1alpha1.BGPPeer) (*[]metav1.Condition, *int64) {
+				return &o.Status.Conditions, &o.Status.ObservedGeneration
+			})
 	case config.KindBGPAdvertisement:
-		obj, gerr := c.bgpAds.Get(key.Name)
-		if gerr != nil {
-			return listerErr(gerr, key)
-		}
-		st := obj.Status.DeepCopy()
-		if applyConditions(&st.Conditions, &st.ObservedGeneration, model.Conditions(ref, obj.Generation), obj.Generation) {
-			upd := obj.DeepCopy()
-			upd.Status = *st
-			_, err = v1.BGPAdvertisements().UpdateStatus(ctx, upd, opts)
-		}
+		return writeConditions(ctx, model, key, c.bgpAds.Get, v1.BGPAdvertisements().UpdateStatus,
+			func(o *v1alpha1.BGPAdvertisement) (*[]metav1.Condition, *int64) {
+				return &o.Status.Conditions, &o.Status.ObservedGeneration
+			})
 	}
+	return nil
+}
+
+// statusObject is a Herald object whose status carries conditions: a
+// pointer to L2Advertisement, BGPPeer or BGPAdvertisement.
+type statusObject[T any] interface {
+	*T
+	metav1.Object
+	DeepCopy() *T
+}
+
+// writeConditions reads key's object from the lister, sets the conditions
+// the model decides on a copy of its status (status says where they live),
+// and writes it through the status subresource when anything changed. An
+// object gone (from the lister, or by the time of the write) is not an error.
+func writeConditions[T any, P statusObject[T]](ctx context.Context, model *config.Model, key objectKey,
+	get func(name string) (P, error),
+	update func(context.Context, P, metav1.UpdateOptions) (P, error),
+	status func(P) (*[]metav1.Condition, *int64),
+) error {
+	obj, err := get(key.Name)
+	if err != nil {
+		return listerErr(err, key)
+	}
+	upd := P(obj.DeepCopy())
+	conds, observed := status(upd)
+	gen := upd.GetGeneration()
+	if !applyConditions(conds, observed, model.Conditions(config.ObjectRef{Kind: key.Kind, Name: key.Name}, gen), gen) {
+		return nil
+	}
+	_, err = update(ctx, upd, metav1.UpdateOptions{FieldManager: FieldManager})
 	if err = ignoreNotFound(err); err != nil {
 		return fmt.Errorf("controller: write status of %s %s: %w", key.Kind, key.Name, err)
 	}
