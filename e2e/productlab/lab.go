@@ -1,0 +1,619 @@
+// Package productlab runs the whole product in the network lab, as a user would
+// run it on a cluster: a real control plane (etcd and kube-apiserver), three node
+// hosts each running the real kube-proxy (iptables mode) and herald-speaker, the
+// herald-controller binary, pods behind the nodes, an FRR router and a client on
+// the LAN. Nothing is faked but the kubelet: the lab writes the Node objects and,
+// as the endpointslice controller would, the EndpointSlices of the pods it starts.
+//
+// The end-to-end suite (package suite) and the measurement command
+// cmd/measure-e2e use it; cmd/lab (make lab) builds the same thing for people.
+package productlab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	heraldclient "github.com/herald-dev/herald/config/generated/clientset/versioned"
+	"github.com/herald-dev/herald/e2e/controlplane"
+	"github.com/herald-dev/herald/e2e/netlab"
+)
+
+const (
+	// ControllerPackage and SpeakerPackage are the product's binaries, built once
+	// per run.
+	ControllerPackage = "github.com/herald-dev/herald/cmd/herald-controller"
+	SpeakerPackage    = "github.com/herald-dev/herald/cmd/herald-speaker"
+	// Namespace is where Herald runs (its Secrets, Leases and events).
+	Namespace = "herald-system"
+	// SpeakerMetrics is where each speaker serves /metrics, /healthz and /readyz
+	// inside its node's namespace.
+	SpeakerMetrics = "127.0.0.1:7473"
+	// ControllerMetrics is where each controller replica serves the same, inside the
+	// control-plane host (replica i listens on port 7472+10*i).
+	ControllerMetrics = "127.0.0.1:7472"
+)
+
+// Options configures New.
+type Options struct {
+	// Nodes is the number of node hosts (default 3).
+	Nodes int
+	// ControllerReplicas is how many herald-controller processes run, with leader
+	// election (default 1).
+	ControllerReplicas int
+	// ControllerArgs and SpeakerArgs are extra flags for every controller and
+	// speaker.
+	ControllerArgs, SpeakerArgs []string
+	// Dir keeps the logs and the control plane's data; default t.TempDir().
+	Dir string
+}
+
+// Lab is the running product.
+type Lab struct {
+	T       netlab.T
+	CP      *controlplane.ControlPlane
+	Cluster *netlab.Cluster
+	Kube    kubernetes.Interface
+	Herald  heraldclient.Interface
+	// Client is the outside client on the LAN (Cluster.Client).
+	Client *netlab.Host
+
+	*state
+}
+
+// state is what every view of the lab (see For) shares.
+type state struct {
+	opts          Options
+	controllerBin string
+	speakerBin    string
+
+	mu          sync.Mutex
+	controllers []*netlab.Process // by replica; nil when stopped
+	speakers    map[string]*netlab.Process
+	web         []*netlab.Pod
+}
+
+// For returns a view of the lab that reports to t: a subtest uses the suite's lab
+// through l.For(t), so that its failures end the subtest, not the suite. (Failures
+// inside netlab's own calls, such as starting a pod, still go to the T the lab was
+// built with.)
+func (l *Lab) For(t netlab.T) *Lab {
+	c := *l
+	c.T = t
+	return &c
+}
+
+// Require fails (CI=true) or skips t unless the machine has what the lab needs:
+// root, the commands, and the control-plane binaries.
+func Require(t netlab.T) controlplane.Binaries {
+	t.Helper()
+	netlab.RequireRoot(t)
+	netlab.RequireCommands(t, "ip", "sysctl", "arping", "ndisc6", "iptables", "ip6tables", "tcpdump")
+	bins, err := controlplane.FindBinaries("")
+	if errors.Is(err, controlplane.ErrBinariesMissing) {
+		netlab.Missing(t, err.Error())
+	} else if err != nil {
+		t.Fatalf("%v", err)
+	}
+	return bins
+}
+
+// New builds the lab and waits until every speaker and the controller are ready.
+// It creates no Herald configuration: tests apply the IPPools and advertisements
+// they need. Everything is removed in t's cleanup.
+func New(t netlab.T, opts Options) *Lab {
+	t.Helper()
+	bins := Require(t)
+	if opts.Nodes == 0 {
+		opts.Nodes = 3
+	}
+	if opts.ControllerReplicas == 0 {
+		opts.ControllerReplicas = 1
+	}
+	if opts.Dir == "" {
+		opts.Dir = t.TempDir()
+	}
+	ctx := t.Context()
+	l := &Lab{T: t, state: &state{opts: opts, speakers: map[string]*netlab.Process{}}}
+	l.controllerBin = netlab.BuildGo(t, ControllerPackage)
+	l.speakerBin = netlab.BuildGo(t, SpeakerPackage)
+
+	cp, err := controlplane.Start(ctx, controlplane.Options{Dir: filepath.Join(opts.Dir, "controlplane")})
+	if err != nil {
+		t.Fatalf("productlab: start the control plane: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := cp.Stop(); err != nil {
+			t.Logf("productlab: stop the control plane: %v", err)
+		}
+	})
+	l.CP = cp
+	l.Kube = kubernetes.NewForConfigOrDie(cp.Config())
+	l.Herald = heraldclient.NewForConfigOrDie(cp.Config())
+
+	l.Cluster = netlab.NewCluster(t, netlab.ClusterOptions{
+		Nodes:      opts.Nodes,
+		RESTConfig: cp.Config(),
+		KubeProxy:  bins.KubeProxy,
+		Lab:        netlab.Options{Dir: filepath.Join(opts.Dir, "net")},
+	})
+	l.Client = l.Cluster.Client
+
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: Namespace}}
+	if _, err := l.Kube.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatalf("productlab: create namespace %s: %v", Namespace, err)
+	}
+	l.controllers = make([]*netlab.Process, opts.ControllerReplicas)
+	for i := range opts.ControllerReplicas {
+		l.StartController(i)
+	}
+	for _, n := range l.Cluster.Nodes {
+		l.StartSpeaker(n)
+	}
+	for _, n := range l.Cluster.Nodes {
+		l.WaitSpeakerReady(n)
+	}
+	for i := range opts.ControllerReplicas {
+		l.WaitControllerReady(i)
+	}
+	return l
+}
+
+// Node returns the node named name (node1, node2, ...).
+func (l *Lab) Node(name string) *netlab.Node {
+	l.T.Helper()
+	for _, n := range l.Cluster.Nodes {
+		if n.Name() == name {
+			return n
+		}
+	}
+	l.T.Fatalf("productlab: no node %q", name)
+	return nil
+}
+
+// controllerMetrics returns where replica i serves /metrics in the control-plane host.
+func controllerMetrics(i int) string {
+	return fmt.Sprintf("127.0.0.1:%d", 7472+10*i)
+}
+
+// ControllerMetricsAddr returns where controller replica i serves /metrics,
+// /healthz and /readyz inside the control-plane host (Cluster.ControlPlane).
+func ControllerMetricsAddr(i int) string { return controllerMetrics(i) }
+
+// StartController starts controller replica i (not waiting for it).
+func (l *Lab) StartController(i int) *netlab.Process {
+	l.T.Helper()
+	args := append([]string{l.controllerBin,
+		"--kubeconfig=" + l.Cluster.NodeKubeconfig,
+		"--namespace=" + Namespace,
+		"--metrics-bind-address=" + controllerMetrics(i),
+		"--log-format=text",
+	}, l.opts.ControllerArgs...)
+	p := l.Cluster.ControlPlane.StartProcess(netlab.ProcessSpec{
+		Name: fmt.Sprintf("controller-%d", i),
+		Args: args,
+		Env:  []string{fmt.Sprintf("POD_NAME=herald-controller-%d", i)},
+	})
+	l.mu.Lock()
+	l.controllers[i] = p
+	l.mu.Unlock()
+	return p
+}
+
+// Controller returns controller replica i's process, or nil when it is stopped.
+func (l *Lab) Controller(i int) *netlab.Process {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.controllers[i]
+}
+
+// StopController stops replica i: gracefully (SIGTERM) or with SIGKILL.
+func (l *Lab) StopController(i int, graceful bool) {
+	l.T.Helper()
+	l.mu.Lock()
+	p := l.controllers[i]
+	l.controllers[i] = nil
+	l.mu.Unlock()
+	if p == nil {
+		return
+	}
+	var err error
+	if graceful {
+		err = p.Stop(15 * time.Second)
+	} else {
+		err = p.Kill()
+	}
+	if err != nil {
+		l.T.Logf("productlab: stop controller %d: %v", i, err)
+	}
+}
+
+// WaitControllerReady waits until replica i answers /healthz.
+func (l *Lab) WaitControllerReady(i int) {
+	l.T.Helper()
+	h := l.Cluster.ControlPlane
+	netlab.Eventually(l.T, 60*time.Second, func(ctx context.Context) error {
+		p := l.Controller(i)
+		if p == nil || p.Exited() {
+			return fmt.Errorf("controller %d is not running", i)
+		}
+		code, body, err := h.HTTPGet(ctx, "http://"+controllerMetrics(i)+"/healthz")
+		if err != nil {
+			return err
+		}
+		if code != 200 {
+			return fmt.Errorf("controller %d: /healthz answered %d: %s", i, code, body)
+		}
+		return nil
+	})
+}
+
+// StartSpeaker starts the speaker on n (not waiting for it), with the lab's and
+// extra flags.
+func (l *Lab) StartSpeaker(n *netlab.Node, extra ...string) *netlab.Process {
+	l.T.Helper()
+	args := []string{l.speakerBin,
+		"--node-name=" + n.Name(),
+		"--kubeconfig=" + l.Cluster.NodeKubeconfig,
+		"--namespace=" + Namespace,
+		"--metrics-address=" + SpeakerMetrics,
+		"--log-format=text",
+	}
+	args = append(append(args, l.opts.SpeakerArgs...), extra...)
+	p := n.StartProcess(netlab.ProcessSpec{Name: "speaker", Args: args})
+	l.mu.Lock()
+	l.speakers[n.Name()] = p
+	l.mu.Unlock()
+	return p
+}
+
+// Speaker returns n's speaker process, or nil when it is stopped.
+func (l *Lab) Speaker(n *netlab.Node) *netlab.Process {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.speakers[n.Name()]
+}
+
+// StopSpeaker stops n's speaker with SIGTERM (a drained node: the speaker hands its
+// addresses over before it exits) and waits until it exits.
+func (l *Lab) StopSpeaker(n *netlab.Node) {
+	l.T.Helper()
+	if p := l.takeSpeaker(n); p != nil {
+		if err := p.Stop(15 * time.Second); err != nil {
+			l.T.Logf("productlab: stop speaker on %s: %v", n.Name(), err)
+		}
+	}
+}
+
+// KillSpeaker kills n's speaker with SIGKILL and waits until it is gone.
+func (l *Lab) KillSpeaker(n *netlab.Node) {
+	l.T.Helper()
+	if p := l.takeSpeaker(n); p != nil {
+		if err := p.Kill(); err != nil {
+			l.T.Fatalf("productlab: kill speaker on %s: %v", n.Name(), err)
+		}
+	}
+}
+
+func (l *Lab) takeSpeaker(n *netlab.Node) *netlab.Process {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	p := l.speakers[n.Name()]
+	delete(l.speakers, n.Name())
+	return p
+}
+
+// WaitSpeakerReady waits until n's speaker answers /readyz.
+func (l *Lab) WaitSpeakerReady(n *netlab.Node) {
+	l.T.Helper()
+	netlab.Eventually(l.T, 60*time.Second, func(ctx context.Context) error {
+		p := l.Speaker(n)
+		if p == nil || p.Exited() {
+			return fmt.Errorf("speaker on %s is not running", n.Name())
+		}
+		code, body, err := n.HTTPGet(ctx, "http://"+SpeakerMetrics+"/readyz")
+		if err != nil {
+			return err
+		}
+		if code != 200 {
+			return fmt.Errorf("speaker on %s: /readyz answered %d: %s", n.Name(), code, body)
+		}
+		return nil
+	})
+}
+
+// Apply applies YAML manifests with kubectl (server-side apply), failing t on error.
+func (l *Lab) Apply(manifests string) {
+	l.T.Helper()
+	f := filepath.Join(l.T.TempDir(), fmt.Sprintf("apply-%d.yaml", time.Now().UnixNano()))
+	if err := os.WriteFile(f, []byte(manifests), 0o644); err != nil {
+		l.T.Fatalf("%v", err)
+	}
+	out, err := l.CP.Kubectl(l.T.Context(), "apply", "--server-side", "--force-conflicts", "-f", f).CombinedOutput()
+	if err != nil {
+		l.T.Fatalf("productlab: kubectl apply: %v\n%s\n%s", err, out, manifests)
+	}
+}
+
+// Kubectl runs kubectl with args (within 60 s, so that it works in cleanups too) and
+// returns its combined output and error.
+func (l *Lab) Kubectl(args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	out, err := l.CP.Kubectl(ctx, args...).CombinedOutput()
+	return string(out), err
+}
+
+// WaitAddresses waits until the Service namespace/name has want addresses in
+// status.loadBalancer.ingress (want 0 waits for at least one) and returns them.
+func (l *Lab) WaitAddresses(namespace, name string, want int, timeout time.Duration) []netip.Addr {
+	l.T.Helper()
+	var addrs []netip.Addr
+	netlab.Eventually(l.T, timeout, func(ctx context.Context) error {
+		svc, err := l.Kube.CoreV1().Services(namespace).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		addrs = IngressAddrs(svc)
+		if len(addrs) == 0 || (want > 0 && len(addrs) != want) {
+			return fmt.Errorf("service %s/%s has ingress %v, want %d addresses; conditions %v",
+				namespace, name, addrs, want, svc.Status.Conditions)
+		}
+		return nil
+	})
+	return addrs
+}
+
+// IngressAddrs returns the IP addresses in svc's status.loadBalancer.ingress.
+func IngressAddrs(svc *corev1.Service) []netip.Addr {
+	var addrs []netip.Addr
+	for _, in := range svc.Status.LoadBalancer.Ingress {
+		if a, err := netip.ParseAddr(in.IP); err == nil {
+			addrs = append(addrs, a)
+		}
+	}
+	return addrs
+}
+
+// WebPort is the port the lab's web pods serve.
+const WebPort = netlab.PodServerPort
+
+// WebPods returns the lab's shared web pods, one on node1 and one on node2, serving
+// WebPort, starting them on first use. Node hosts have room for 13 pods each for
+// the lab's whole life, so Services that need no pods of their own share these:
+// write their EndpointSlices with Backend.
+func (l *Lab) WebPods() []*netlab.Pod {
+	l.T.Helper()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.web == nil {
+		for _, n := range l.Cluster.Nodes[:min(2, len(l.Cluster.Nodes))] {
+			p := n.AddPod("web-" + n.Name())
+			p.Serve(WebPort)
+			l.web = append(l.web, p)
+		}
+	}
+	return slices.Clone(l.web)
+}
+
+// Backend makes existing pods (for example WebPods) the ready endpoints of the
+// Service namespace/name, whose targetPort must be port, and returns them as an App.
+// Remove on such an App takes the pods out of its EndpointSlices but leaves them
+// serving.
+func (l *Lab) Backend(namespace, service string, port int, pods ...*netlab.Pod) *App {
+	l.T.Helper()
+	a := &App{lab: l, Namespace: namespace, Service: service, Port: port,
+		state: map[*netlab.Pod]netlab.EndpointState{}, owned: map[*netlab.Pod]bool{}}
+	for _, p := range pods {
+		a.pods = append(a.pods, p)
+		a.state[p] = netlab.EndpointReady
+	}
+	a.Sync()
+	return a
+}
+
+// App is a set of pods behind a Service, each serving Port and answering with its
+// name and the client's address (see netlab.ParsePodReply).
+type App struct {
+	lab       *Lab
+	Namespace string
+	Service   string
+	Port      int
+
+	mu    sync.Mutex
+	pods  []*netlab.Pod
+	state map[*netlab.Pod]netlab.EndpointState
+	owned map[*netlab.Pod]bool // pods AddPod started
+}
+
+// NewApp starts one pod on each of nodes serving port and writes the Service's
+// EndpointSlices with every pod ready. The Service must exist with a numeric
+// targetPort equal to port.
+func (l *Lab) NewApp(namespace, service string, port int, nodes ...*netlab.Node) *App {
+	l.T.Helper()
+	a := &App{lab: l, Namespace: namespace, Service: service, Port: port,
+		state: map[*netlab.Pod]netlab.EndpointState{}, owned: map[*netlab.Pod]bool{}}
+	for _, n := range nodes {
+		a.AddPod(n, netlab.EndpointReady)
+	}
+	return a
+}
+
+// AddPod starts a pod on n serving the app's port, gives it state, and writes the
+// EndpointSlices.
+func (a *App) AddPod(n *netlab.Node, state netlab.EndpointState) *netlab.Pod {
+	t := a.lab.T
+	t.Helper()
+	a.mu.Lock()
+	name := fmt.Sprintf("%s-%s-%d", a.Service, n.Name(), len(n.Pods())+1)
+	a.mu.Unlock()
+	p := n.AddPod(name)
+	p.Serve(a.Port)
+	a.mu.Lock()
+	a.pods = append(a.pods, p)
+	a.state[p] = state
+	a.owned[p] = true
+	a.mu.Unlock()
+	a.Sync()
+	return p
+}
+
+// Pods returns the app's pods, oldest first (removed ones excluded).
+func (a *App) Pods() []*netlab.Pod {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Clone(a.pods)
+}
+
+// Set changes the endpoint states of pods and writes the EndpointSlices once.
+func (a *App) Set(state netlab.EndpointState, pods ...*netlab.Pod) {
+	a.lab.T.Helper()
+	a.mu.Lock()
+	for _, p := range pods {
+		a.state[p] = state
+	}
+	a.mu.Unlock()
+	a.Sync()
+}
+
+// Remove takes pods out of the EndpointSlices, then stops the servers of those the
+// app started (AddPod), as the kubelet does once a pod's containers have exited.
+func (a *App) Remove(pods ...*netlab.Pod) {
+	a.lab.T.Helper()
+	a.mu.Lock()
+	a.pods = slices.DeleteFunc(a.pods, func(p *netlab.Pod) bool { return slices.Contains(pods, p) })
+	var stop []*netlab.Pod
+	for _, p := range pods {
+		delete(a.state, p)
+		if a.owned[p] {
+			stop = append(stop, p)
+			delete(a.owned, p)
+		}
+	}
+	a.mu.Unlock()
+	a.Sync()
+	for _, p := range stop {
+		if p.Server != nil {
+			_ = p.Server.Stop(5 * time.Second)
+		}
+	}
+}
+
+// Sync writes the Service's EndpointSlices from the app's pods and their states.
+func (a *App) Sync() {
+	t := a.lab.T
+	t.Helper()
+	a.mu.Lock()
+	eps := make([]netlab.Endpoint, 0, len(a.pods))
+	for _, p := range a.pods {
+		eps = append(eps, netlab.Endpoint{Pod: p, State: a.state[p]})
+	}
+	a.mu.Unlock()
+	if err := a.lab.Cluster.SetEndpoints(t.Context(), a.Namespace, a.Service, eps...); err != nil {
+		t.Fatalf("%v", err)
+	}
+}
+
+// Connect opens one TCP connection from the client to addr:port and returns the
+// pod's answer.
+func (l *Lab) Connect(ctx context.Context, addr netip.Addr, port int) (netlab.PodReply, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	return l.Client.ConnectPod(ctx, netip.AddrPortFrom(addr, uint16(port)))
+}
+
+// WaitConnect waits until a TCP connection from the client to addr:port reaches a
+// pod whose name satisfies ok (any pod when ok is nil) and returns its answer.
+func (l *Lab) WaitConnect(addr netip.Addr, port int, timeout time.Duration, ok func(netlab.PodReply) error) netlab.PodReply {
+	l.T.Helper()
+	var reply netlab.PodReply
+	netlab.Eventually(l.T, timeout, func(ctx context.Context) error {
+		r, err := l.Connect(ctx, addr, port)
+		if err != nil {
+			return err
+		}
+		if ok != nil {
+			if err := ok(r); err != nil {
+				return err
+			}
+		}
+		reply = r
+		return nil
+	})
+	return reply
+}
+
+// ServiceEvents returns "<reason>: <message>" for each event about the Service.
+func (l *Lab) ServiceEvents(ctx context.Context, namespace, name string) ([]string, error) {
+	evs, err := l.Kube.CoreV1().Events(namespace).List(ctx, metav1.ListOptions{
+		FieldSelector: "involvedObject.kind=Service,involvedObject.name=" + name,
+	})
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, e := range evs.Items {
+		out = append(out, e.Reason+": "+e.Message)
+	}
+	return out, nil
+}
+
+// WaitEvent waits until an event about the Service has reason and a message
+// containing substr, and returns its message.
+func (l *Lab) WaitEvent(namespace, name, reason, substr string, timeout time.Duration) string {
+	l.T.Helper()
+	var found string
+	netlab.Eventually(l.T, timeout, func(ctx context.Context) error {
+		evs, err := l.ServiceEvents(ctx, namespace, name)
+		if err != nil {
+			return err
+		}
+		for _, e := range evs {
+			if strings.HasPrefix(e, reason+": ") && strings.Contains(e, substr) {
+				found = strings.TrimPrefix(e, reason+": ")
+				return nil
+			}
+		}
+		return fmt.Errorf("no %s event containing %q about %s/%s; events: %q", reason, substr, namespace, name, evs)
+	})
+	return found
+}
+
+// Logs returns the tail of every speaker's and controller's log, for failure
+// messages.
+func (l *Lab) Logs(lines int) string {
+	l.mu.Lock()
+	var procs []*netlab.Process
+	for _, p := range l.controllers {
+		if p != nil {
+			procs = append(procs, p)
+		}
+	}
+	for _, n := range l.Cluster.Nodes {
+		if p := l.speakers[n.Name()]; p != nil {
+			procs = append(procs, p)
+		}
+	}
+	l.mu.Unlock()
+	var b strings.Builder
+	for _, p := range procs {
+		log := strings.Split(strings.TrimRight(p.Log(), "\n"), "\n")
+		if len(log) > lines {
+			log = log[len(log)-lines:]
+		}
+		fmt.Fprintf(&b, "--- %s on %s\n%s\n", p.Name(), p.Host().Name(), strings.Join(log, "\n"))
+	}
+	return b.String()
+}
