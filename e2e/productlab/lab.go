@@ -56,8 +56,12 @@ type Options struct {
 	// ControllerArgs and SpeakerArgs are extra flags for every controller and
 	// speaker.
 	ControllerArgs, SpeakerArgs []string
-	// Dir keeps the logs and the control plane's data; default t.TempDir().
+	// Dir keeps the logs and the control plane's data (in Dir/controlplane and
+	// Dir/net); default t.TempDir().
 	Dir string
+	// OnNetwork, when set, is called once the network and kube-proxy are up, before
+	// Herald starts (make lab records the lab's namespace prefix there).
+	OnNetwork func(*netlab.Cluster) error
 }
 
 // Lab is the running product.
@@ -150,6 +154,11 @@ func New(t netlab.T, opts Options) *Lab {
 		Lab:        netlab.Options{Dir: filepath.Join(opts.Dir, "net")},
 	})
 	l.Client = l.Cluster.Client
+	if opts.OnNetwork != nil {
+		if err := opts.OnNetwork(l.Cluster); err != nil {
+			t.Fatalf("productlab: %v", err)
+		}
+	}
 
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: Namespace}}
 	if _, err := l.Kube.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
@@ -22,13 +21,11 @@ import (
 	"github.com/herald-dev/herald/config/v1alpha1"
 	"github.com/herald-dev/herald/e2e/controlplane"
 	"github.com/herald-dev/herald/e2e/netlab"
+	"github.com/herald-dev/herald/e2e/productlab"
 )
 
 const (
-	controllerPackage = "github.com/herald-dev/herald/cmd/herald-controller"
-	speakerPackage    = "github.com/herald-dev/herald/cmd/herald-speaker"
-	heraldNamespace   = "herald-system"
-	speakerMetrics    = "127.0.0.1:7473"
+	heraldNamespace = productlab.Namespace
 	// podNodes is how many nodes (node1, node2, ...) run pods; the others have none.
 	podNodes = 2
 )
@@ -96,69 +93,20 @@ func serve() error {
 // build starts everything and applies examples/. Failures of netlab calls end the
 // process through the session's Fatalf (which tears down what was built).
 func (l *lab) build(ctx context.Context) error {
-	progress("starting etcd and kube-apiserver")
-	cpDir := statePath("controlplane")
-	_ = os.RemoveAll(cpDir) // a fresh cluster every time
-	cp, err := controlplane.Start(ctx, controlplane.Options{Dir: cpDir})
-	if err != nil {
-		return fmt.Errorf("start the control plane: %w", err)
-	}
-	l.sess.Cleanup(func() { _ = cp.Stop() })
-	l.cp = cp
-	l.kube = kubernetes.NewForConfigOrDie(cp.Config())
-	l.herald = heraldclient.NewForConfigOrDie(cp.Config())
-
-	progress("building herald-controller and herald-speaker")
-	controllerBin := netlab.BuildGo(l.sess, controllerPackage)
-	speakerBin := netlab.BuildGo(l.sess, speakerPackage)
-
-	progress("building the network: router, control-plane host, client, 3 nodes with kube-proxy")
-	c := netlab.NewCluster(l.sess, netlab.ClusterOptions{
-		Nodes:      3,
-		RESTConfig: cp.Config(),
-		KubeProxy:  cp.Binaries.KubeProxy,
-		Lab:        netlab.Options{Dir: statePath("logs")},
-	})
-	l.cluster = c
-	if err := os.WriteFile(statePath(prefixFile), []byte(c.Lab.Prefix()+"\n"), 0o644); err != nil {
-		return fmt.Errorf("write the prefix file: %w", err)
-	}
-
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: heraldNamespace}}
-	if _, err := l.kube.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("create namespace %s: %w", heraldNamespace, err)
-	}
-
-	progress("starting herald-controller in the control-plane host")
-	c.ControlPlane.StartProcess(netlab.ProcessSpec{Name: "controller", Args: []string{controllerBin,
-		"--kubeconfig=" + c.NodeKubeconfig,
-		"--namespace=" + heraldNamespace,
-		"--metrics-bind-address=127.0.0.1:7472",
-		"--log-format=text",
-	}, Env: []string{"POD_NAME=herald-controller-lab"}})
-
-	progress("starting herald-speaker on every node")
-	for _, n := range c.Nodes {
-		n.StartProcess(netlab.ProcessSpec{Name: "speaker", Args: []string{speakerBin,
-			"--node-name=" + n.Name(),
-			"--kubeconfig=" + c.NodeKubeconfig,
-			"--namespace=" + heraldNamespace,
-			"--metrics-address=" + speakerMetrics,
-			"--log-format=text",
-		}})
-	}
-	for _, n := range c.Nodes {
-		netlab.Eventually(l.sess, 60*time.Second, func(ctx context.Context) error {
-			code, body, err := n.HTTPGet(ctx, "http://"+speakerMetrics+"/readyz")
-			if err != nil {
-				return err
-			}
-			if code != 200 {
-				return fmt.Errorf("speaker on %s: /readyz answered %d: %s", n.Name(), code, body)
+	progress("building herald-controller and herald-speaker; starting etcd and kube-apiserver; " +
+		"building the network (router, control-plane host, client, 3 nodes with kube-proxy); starting Herald")
+	_ = os.RemoveAll(statePath("controlplane")) // a fresh cluster every time
+	pl := productlab.New(l.sess, productlab.Options{
+		Dir: StateDir,
+		OnNetwork: func(c *netlab.Cluster) error {
+			if err := os.WriteFile(statePath(prefixFile), []byte(c.Lab.Prefix()+"\n"), 0o644); err != nil {
+				return fmt.Errorf("write the prefix file: %w", err)
 			}
 			return nil
-		})
-	}
+		},
+	})
+	l.cp, l.cluster, l.kube, l.herald = pl.CP, pl.Cluster, pl.Kube, pl.Herald
+	cp := l.cp
 
 	progress("applying examples/")
 	out, err := cp.Kubectl(ctx, "apply", "-f", filepath.Join(l.root, "examples")).CombinedOutput()
@@ -171,7 +119,7 @@ func (l *lab) build(ctx context.Context) error {
 
 	l.routerNote = l.startRouter(ctx)
 
-	progress("starting pods on %s and writing EndpointSlices", strings.Join(c.NodeNames()[:podNodes], ", "))
+	progress("starting pods on %s and writing EndpointSlices", strings.Join(l.cluster.NodeNames()[:podNodes], ", "))
 	return l.addPods(ctx)
 }
 
@@ -455,6 +403,6 @@ Play with it:
   ip netns exec %s-client curl -s telnet://<address>:<port>   (the client's namespace)
 Logs: %s
 Remove it: sudo make lab-down
-`, l.cp.Kubeconfig, l.cp.Binaries.Kubectl, c.Lab.Prefix(), statePath("logs"))
+`, l.cp.Kubeconfig, l.cp.Binaries.Kubectl, c.Lab.Prefix(), statePath("net"))
 	return b.String()
 }

@@ -156,7 +156,7 @@ func keepLogs() {
 	if err := os.MkdirAll(dst, 0o755); err != nil {
 		return
 	}
-	for _, name := range []string{logFile, "logs", "controlplane/etcd.log", "controlplane/kube-apiserver.log"} {
+	for _, name := range []string{logFile, "net", "controlplane/etcd.log", "controlplane/kube-apiserver.log"} {
 		_ = exec.Command("cp", "-a", statePath(name), dst).Run()
 	}
 	fmt.Fprintf(os.Stderr, "lab: logs kept in %s\n", dst)
