@@ -1,0 +1,109 @@
+package productlab
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/herald-dev/herald/e2e/netlab"
+)
+
+// LongestOutage returns the longest client-observed outage that ends after from:
+// the largest gap between the starts of two consecutive successful attempts, the
+// second one after from, less one probing interval (so that a run of successes,
+// one every interval, is an outage of 0). A gap that began before from counts
+// whole. Unlike Outage it also sees an outage that starts well after from, as when
+// an endpoint is removed some time after it started terminating. ok is false when
+// no attempt succeeded after from.
+func LongestOutage(as []Attempt, from time.Time, interval time.Duration) (d time.Duration, ok bool) {
+	var prev time.Time
+	for _, a := range as {
+		if !a.OK() {
+			continue
+		}
+		if a.Start.After(from) {
+			ok = true
+			last := prev
+			if last.IsZero() {
+				last = from
+			}
+			d = max(d, a.Start.Sub(last)-interval)
+		}
+		prev = a.Start
+	}
+	return max(d, 0), ok
+}
+
+// FailedAfter counts the attempts started after from that did not reach a pod.
+func FailedAfter(as []Attempt, from time.Time) int {
+	n := 0
+	for _, a := range as {
+		if !a.OK() && a.Start.After(from) {
+			n++
+		}
+	}
+	return n
+}
+
+// GratuitousARP returns the first gratuitous ARP for addr in pkts (a capture with
+// filter "arp") sent after after by a MAC other than not (a node's MAC; nil for
+// any): a broadcast reply "addr is-at", or a broadcast request for addr from addr.
+// Replies to someone's request are not gratuitous.
+func GratuitousARP(pkts []netlab.Packet, addr netip.Addr, after time.Time, not string) (netlab.Packet, bool) {
+	a := addr.String()
+	for _, p := range pkts {
+		if !p.Time.After(after) || p.Dst.String() != "ff:ff:ff:ff:ff:ff" || (not != "" && strings.EqualFold(p.Src.String(), not)) {
+			continue
+		}
+		if strings.HasPrefix(p.Line, "Reply "+a+" is-at") ||
+			strings.HasPrefix(p.Line, "Request who-has "+a+" tell "+a+",") {
+			return p, true
+		}
+	}
+	return netlab.Packet{}, false
+}
+
+// NodeOfAddr returns the node that owns a as its LAN address or as the address of
+// its pod bridge (what a pod sees as the source of traffic kube-proxy masqueraded
+// on that node), or nil.
+func (l *Lab) NodeOfAddr(a netip.Addr) *netlab.Node {
+	for _, n := range l.Cluster.Nodes {
+		if n.Addr4() == a || n.Addr6() == a {
+			return n
+		}
+		for _, p := range n.PodCIDRs {
+			if p.Addr().Next() == a {
+				return n
+			}
+		}
+	}
+	return nil
+}
+
+// RouterPath asks the router's kernel which next hop it forwards a packet from src
+// to dst through, as if it arrived on its LAN interface (`ip route get dst from src
+// iif eth0`, the same multipath hash as forwarding), and returns that node.
+func (l *Lab) RouterPath(ctx context.Context, src, dst netip.Addr) (*netlab.Node, error) {
+	out, err := l.Cluster.Router.Run(ctx, "ip", "-j", "route", "get", dst.String(), "from", src.String(), "iif", "eth0")
+	if err != nil {
+		return nil, fmt.Errorf("productlab: router path from %s to %s: %w", src, dst, err)
+	}
+	var routes []struct {
+		Gateway string `json:"gateway"`
+	}
+	if err := json.Unmarshal([]byte(out), &routes); err != nil || len(routes) != 1 {
+		return nil, fmt.Errorf("productlab: router path from %s to %s: unexpected ip output %q", src, dst, out)
+	}
+	gw, err := netip.ParseAddr(routes[0].Gateway)
+	if err != nil {
+		return nil, fmt.Errorf("productlab: router path from %s to %s: no gateway in %q", src, dst, out)
+	}
+	n := l.NodeOfAddr(gw)
+	if n == nil {
+		return nil, fmt.Errorf("productlab: router path from %s to %s: gateway %s is no node", src, dst, gw)
+	}
+	return n, nil
+}

@@ -1,0 +1,64 @@
+package productlab
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/herald-dev/herald/e2e/netlab"
+)
+
+func TestLongestOutage(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	ms := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Millisecond) }
+	ok := func(n int) Attempt { return Attempt{Start: ms(n), Pod: "p"} }
+	bad := func(n int) Attempt { return Attempt{Start: ms(n), Err: errors.New("x")} }
+	const iv = 10 * time.Millisecond
+	tests := []struct {
+		name   string
+		as     []Attempt
+		from   int
+		want   time.Duration
+		wantOK bool
+	}{
+		{"no outage", []Attempt{ok(0), ok(10), ok(20), ok(30)}, 15, 0, true},
+		{"outage across from", []Attempt{ok(0), ok(10), bad(20), bad(30), ok(40)}, 15, 20 * time.Millisecond, true},
+		{"later outage is longer", []Attempt{ok(0), ok(10), bad(20), ok(30), bad(40), bad(50), bad(60), ok(70)}, 15, 30 * time.Millisecond, true},
+		{"outage before from only", []Attempt{ok(0), bad(10), bad(20), ok(30), ok(40), ok(50)}, 35, 0, true},
+		{"no success after", []Attempt{ok(0), bad(20)}, 15, 0, false},
+		{"no success before", []Attempt{bad(0), bad(10), ok(40)}, 5, 25 * time.Millisecond, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, gotOK := LongestOutage(tt.as, ms(tt.from), iv)
+			if got != tt.want || gotOK != tt.wantOK {
+				t.Errorf("LongestOutage = %v, %v; want %v, %v", got, gotOK, tt.want, tt.wantOK)
+			}
+		})
+	}
+}
+
+func TestGratuitousARP(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	bcast, _ := net.ParseMAC("ff:ff:ff:ff:ff:ff")
+	old, _ := net.ParseMAC("02:68:6c:00:00:01")
+	nw, _ := net.ParseMAC("02:68:6c:00:00:02")
+	client, _ := net.ParseMAC("02:68:6c:00:00:03")
+	addr := netip.MustParseAddr("198.51.100.130")
+	pkts := []netlab.Packet{
+		{Time: t0.Add(1), Src: nw, Dst: bcast, Line: "Reply 198.51.100.130 is-at 02:68:6c:00:00:02, length 28"},  // before
+		{Time: t0.Add(2), Src: old, Dst: bcast, Line: "Reply 198.51.100.130 is-at 02:68:6c:00:00:01, length 28"}, // the old owner
+		{Time: t0.Add(3), Src: nw, Dst: client, Line: "Reply 198.51.100.130 is-at 02:68:6c:00:00:02, length 28"}, // an answer
+		{Time: t0.Add(4), Src: nw, Dst: bcast, Line: "Reply 198.51.100.131 is-at 02:68:6c:00:00:02, length 28"},  // another address
+		{Time: t0.Add(5), Src: nw, Dst: bcast, Line: "Request who-has 198.51.100.130 tell 198.51.100.130, length 28"},
+	}
+	p, ok := GratuitousARP(pkts, addr, t0.Add(1), old.String())
+	if !ok || !p.Time.Equal(t0.Add(5)) {
+		t.Errorf("GratuitousARP = %+v, %v; want the packet at +5ns", p, ok)
+	}
+	if _, ok := GratuitousARP(pkts, addr, t0.Add(5), ""); ok {
+		t.Errorf("GratuitousARP after the last packet found one")
+	}
+}
