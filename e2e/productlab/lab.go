@@ -14,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -346,11 +345,11 @@ func (l *Lab) WaitSpeakerReady(n *netlab.Node) {
 // Apply applies YAML manifests with kubectl (server-side apply), failing t on error.
 func (l *Lab) Apply(manifests string) {
 	l.T.Helper()
-	f := filepath.Join(l.T.TempDir(), fmt.Sprintf("apply-%d.yaml", time.Now().UnixNano()))
-	if err := os.WriteFile(f, []byte(manifests), 0o644); err != nil {
-		l.T.Fatalf("%v", err)
-	}
-	out, err := l.CP.Kubectl(l.T.Context(), "apply", "--server-side", "--force-conflicts", "-f", f).CombinedOutput()
+	// The manifests go on stdin: kubectl splits -f at commas, which a file under
+	// t.TempDir() has when the subtest's name does.
+	cmd := l.CP.Kubectl(l.T.Context(), "apply", "--server-side", "--force-conflicts", "-f", "-")
+	cmd.Stdin = strings.NewReader(manifests)
+	out, err := cmd.CombinedOutput()
 	if err != nil {
 		l.T.Fatalf("productlab: kubectl apply: %v\n%s\n%s", err, out, manifests)
 	}
