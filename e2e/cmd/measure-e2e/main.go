@@ -1,0 +1,122 @@
+// Command measure-e2e measures the whole product as a client sees it (run as
+// root, from the e2e module):
+//
+//	go run ./cmd/measure-e2e [-l2-trials 20] [-graceful-trials 20] [-speaker-kill-trials 5] \
+//	    [-bgp-trials 20] [-endpoint-trials 20] [-create-trials 20]
+//
+// It builds the product lab (package productlab): a real control plane, three
+// nodes each running the real kube-proxy and herald-speaker, herald-controller,
+// an FRR router (zebra, bfdd, bgpd; BFD 300 ms x 3 with every node) and a
+// client on the LAN. The client observes every outage the way a user would:
+// a new TCP connection to the Service's address every -interval (default
+// 10 ms), each with -timeout (200 ms); an outage is the longest gap between
+// two successful connections after the event, less one interval.
+//
+// Measurements, each over its own number of trials, as p50/p99/max:
+//
+//   - layer 2, node failure: the announcing node's LAN port is taken off the
+//     bridge and its speaker killed with SIGKILL; the client's outage and the
+//     takeover time (the kill until the client's tcpdump sees the new
+//     owner's gratuitous ARP);
+//   - layer 2, graceful stop: SIGTERM to the announcing speaker;
+//   - layer 2, speaker killed with the node up (kube-proxy there still
+//     forwards, so clients should see nothing);
+//   - BGP with BFD, node failure, for a Cluster-policy Service advertised by
+//     all three nodes (ECMP at the router): the node the client's flow goes
+//     through is cut off and its speaker killed;
+//   - BGP, the last local endpoint of a Local-policy Service removed on the
+//     node the client's flow goes through: the way a pod is deleted
+//     (terminating but serving for -grace, then gone and its server
+//     stopped), and abruptly (gone and stopped at once);
+//   - Service creation to the client's first successful connection, for a
+//     layer-2 and a BGP Service (pods already serving; the EndpointSlices are
+//     written right after the create, as the endpointslice controller would).
+//
+// The layer-2 and Cluster-policy BGP Services have their pods on node1 and
+// node2 and are arranged so that the failing node is node3, which runs none
+// of their pods: no kubelet or node lifecycle controller runs here, so a pod
+// on a failed node would stay in the EndpointSlices and kube-proxy on the
+// surviving nodes would keep sending some connections to it (in a real
+// cluster for 40 s or more), which is not Herald's failover. For layer 2 the
+// Service requests an address whose election ranks node3 first; for BGP the
+// client's source address is chosen so that the router's multipath hash (L3,
+// the kernel's default) sends the flow through node3, and each trial checks
+// it (the router's `ip route get` and the source address the pod saw).
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/herald-dev/herald/e2e/netlab"
+	"github.com/herald-dev/herald/e2e/productlab"
+)
+
+// config holds the command's flags.
+type options struct {
+	l2Trials, gracefulTrials, speakerKillTrials int
+	bgpTrials, endpointTrials, createTrials     int
+	interval, timeout, grace, settle            time.Duration
+	dir                                         string
+}
+
+func main() {
+	var cfg options
+	flag.IntVar(&cfg.l2Trials, "l2-trials", 20, "layer-2 node-failure trials (0 skips)")
+	flag.IntVar(&cfg.gracefulTrials, "graceful-trials", 20, "layer-2 graceful-stop trials")
+	flag.IntVar(&cfg.speakerKillTrials, "speaker-kill-trials", 5, "layer-2 'speaker killed, node up' trials")
+	flag.IntVar(&cfg.bgpTrials, "bgp-trials", 20, "BGP+BFD node-failure trials")
+	flag.IntVar(&cfg.endpointTrials, "endpoint-trials", 20, "BGP last-local-endpoint trials, each way (graceful and abrupt)")
+	flag.IntVar(&cfg.createTrials, "create-trials", 20, "Service creation trials, each of layer 2 and BGP")
+	flag.DurationVar(&cfg.interval, "interval", 10*time.Millisecond, "the client's probing interval")
+	flag.DurationVar(&cfg.timeout, "timeout", 200*time.Millisecond, "timeout of each probe connection")
+	flag.DurationVar(&cfg.grace, "grace", 3*time.Second, "how long a deleted pod stays terminating but serving")
+	flag.DurationVar(&cfg.settle, "settle", 5*time.Second, "how long BGP and BFD must stay up before a BGP trial")
+	flag.StringVar(&cfg.dir, "dir", "", "directory for logs (default a new temporary one)")
+	flag.Parse()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if cfg.dir == "" {
+		d, err := os.MkdirTemp("", "measure-e2e-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		cfg.dir = d
+	}
+	sess, err := netlab.NewSession(ctx, "measure-e2e", cfg.dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	defer sess.Close()
+
+	started := time.Now()
+	fmt.Printf("measure-e2e: started %s; building the lab, logs in %s\n", started.UTC().Format(time.RFC3339), cfg.dir)
+	l := productlab.New(sess, productlab.Options{Dir: cfg.dir})
+	m := &measurement{cfg: cfg, sess: sess, lab: l}
+	m.setUp(ctx)
+	fmt.Printf("lab up after %v (prefix %s)\n", time.Since(started).Round(time.Second), l.Cluster.Lab.Prefix())
+
+	var results []*result
+	results = append(results, m.layer2(ctx)...)
+	results = append(results, m.createServices(ctx, false)...)
+	results = append(results, m.bgpNodeFailure(ctx))
+	results = append(results, m.lastEndpoint(ctx, true), m.lastEndpoint(ctx, false))
+	results = append(results, m.createServices(ctx, true)...)
+
+	fmt.Printf("\nfinished %s after %v\n\n", time.Now().UTC().Format(time.RFC3339), time.Since(started).Round(time.Second))
+	fmt.Println("| measurement | trials | p50 | p99 | max | target |")
+	fmt.Println("|---|---|---|---|---|---|")
+	for _, r := range results {
+		if r != nil && (len(r.ds) > 0 || r.lost > 0) {
+			fmt.Println(r.row())
+		}
+	}
+}

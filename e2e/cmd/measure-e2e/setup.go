@@ -1,0 +1,230 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"slices"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/herald-dev/herald/config"
+	"github.com/herald-dev/herald/e2e/netlab"
+	"github.com/herald-dev/herald/e2e/productlab"
+	"github.com/herald-dev/herald/speaker"
+)
+
+const (
+	namespace  = "default"
+	l2Pool     = "measure-l2"
+	routedPool = "measure-routed"
+	routerASN  = 64512
+	nodeASN    = 64513
+	// servicePort is the port clients connect to; pods serve productlab.WebPort.
+	servicePort = 80
+	// failNode is the node the failure measurements fail: it runs no pod of
+	// the Services they use.
+	failNode = "node3"
+)
+
+// measurement is the running lab and what the phases share.
+type measurement struct {
+	cfg  options
+	sess *netlab.Session
+	lab  *productlab.Lab
+	web  []*netlab.Pod
+
+	localAddr netip.Addr
+	localPods []*netlab.Pod
+}
+
+func (m *measurement) fatalf(format string, args ...any) {
+	m.sess.Fatalf(format+"\n--- logs (tails)\n%s", append(args, m.lab.Logs(15))...)
+}
+
+// setUp configures Herald (a layer-2 pool and L2Advertisement, a routed pool,
+// its BGPAdvertisement and a BGPPeer with BFD towards the router), starts FRR
+// on the router with every node as a BFD-watched neighbour whose routes it
+// installs in its kernel, and starts the web pods on node1 and node2.
+func (m *measurement) setUp(ctx context.Context) {
+	l := m.lab
+	var nbrs []netlab.BGPNeighborConfig
+	for _, n := range l.Cluster.Nodes {
+		nbrs = append(nbrs, netlab.BGPNeighborConfig{
+			Address: n.Addr4(), ASN: nodeASN, HoldTime: 9 * time.Second, KeepaliveTime: 3 * time.Second, BFD: true,
+		})
+	}
+	l.Cluster.Router.StartBGP(netlab.BGPConfig{ASN: routerASN, Neighbors: nbrs, InstallRoutes: true})
+	l.Apply(fmt.Sprintf(`
+apiVersion: herald.dev/v1alpha1
+kind: IPPool
+metadata: {name: %[1]s}
+spec:
+  addresses: ["%[3]s"]
+---
+apiVersion: herald.dev/v1alpha1
+kind: L2Advertisement
+metadata: {name: %[1]s}
+spec:
+  ipPools: [%[1]s]
+---
+apiVersion: herald.dev/v1alpha1
+kind: IPPool
+metadata: {name: %[2]s}
+spec:
+  addresses: ["%[4]s"]
+---
+apiVersion: herald.dev/v1alpha1
+kind: BGPAdvertisement
+metadata: {name: %[2]s}
+spec:
+  ipPools: [%[2]s]
+---
+apiVersion: herald.dev/v1alpha1
+kind: BGPPeer
+metadata: {name: router}
+spec:
+  peerAddress: "%[5]s"
+  peerASN: %[6]d
+  myASN: %[7]d
+  holdTime: 9s
+  keepaliveTime: 3s
+  bfd: {minRx: 300ms, minTx: 300ms, multiplier: 3}
+`, l2Pool, routedPool, netlab.L2PoolV4, netlab.RoutedPoolV4, l.Cluster.Router.Addr4(), routerASN, nodeASN))
+	m.web = l.WebPods()
+}
+
+// serviceSpec describes a Service the measurements create.
+type serviceSpec struct {
+	name  string
+	pool  string
+	local bool
+	addr  netip.Addr // requested; the zero Addr lets the controller allocate
+}
+
+// newService returns the Service object for spec: type LoadBalancer, port
+// servicePort to productlab.WebPort, no node ports.
+func newService(spec serviceSpec) *corev1.Service {
+	ann := map[string]string{config.AnnotationPool: spec.pool}
+	if spec.addr.IsValid() {
+		ann[config.AnnotationAddresses] = spec.addr.String()
+	}
+	policy := corev1.ServiceExternalTrafficPolicyCluster
+	if spec.local {
+		policy = corev1.ServiceExternalTrafficPolicyLocal
+	}
+	no := false
+	return &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: spec.name, Namespace: namespace, Annotations: ann},
+		Spec: corev1.ServiceSpec{
+			Type:                          corev1.ServiceTypeLoadBalancer,
+			AllocateLoadBalancerNodePorts: &no,
+			ExternalTrafficPolicy:         policy,
+			Selector:                      map[string]string{"app": spec.name},
+			Ports: []corev1.ServicePort{{
+				Name: "http", Protocol: corev1.ProtocolTCP, Port: servicePort, TargetPort: intstr.FromInt32(productlab.WebPort),
+			}},
+		},
+	}
+}
+
+// createService creates the Service, writes its EndpointSlices with eps, and
+// waits until it has an address and a client connection reaches a pod.
+func (m *measurement) createService(ctx context.Context, spec serviceSpec, eps ...netlab.Endpoint) netip.Addr {
+	l := m.lab
+	if _, err := l.Kube.CoreV1().Services(namespace).Create(ctx, newService(spec), metav1.CreateOptions{}); err != nil {
+		m.fatalf("create Service %s: %v", spec.name, err)
+	}
+	if err := l.Cluster.SetEndpoints(ctx, namespace, spec.name, eps...); err != nil {
+		m.fatalf("%v", err)
+	}
+	addr := l.WaitAddresses(namespace, spec.name, 1, 60*time.Second)[0]
+	l.WaitConnect(addr, servicePort, 60*time.Second, nil)
+	return addr
+}
+
+// readyEndpoints returns pods as ready endpoints.
+func readyEndpoints(pods ...*netlab.Pod) []netlab.Endpoint {
+	var eps []netlab.Endpoint
+	for _, p := range pods {
+		eps = append(eps, netlab.Endpoint{Pod: p, State: netlab.EndpointReady})
+	}
+	return eps
+}
+
+// l2AddrRankingFirst returns the first address of the layer-2 pool from its
+// 10th on whose election ranks node first among all nodes.
+func (m *measurement) l2AddrRankingFirst(node string) netip.Addr {
+	names := m.lab.Cluster.NodeNames()
+	a := netlab.L2PoolV4.Addr()
+	for range 10 {
+		a = a.Next()
+	}
+	for ; netlab.L2PoolV4.Contains(a); a = a.Next() {
+		if speaker.Ranking(a, names)[0] == node {
+			return a
+		}
+	}
+	m.fatalf("no address of %s is ranked first by %s", netlab.L2PoolV4, node)
+	return netip.Addr{}
+}
+
+// recovered waits until an attempt of p started after from succeeded, up to
+// limit, and reports whether one did.
+func recovered(p *productlab.Prober, from time.Time, limit time.Duration) bool {
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		for _, a := range p.Attempts() {
+			if a.OK() && a.Start.After(from) {
+				return true
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return false
+}
+
+// kernelNextHops returns the gateways of the router's kernel route to prefix.
+func (m *measurement) kernelNextHops(ctx context.Context, prefix netip.Prefix) ([]netip.Addr, error) {
+	out, err := m.lab.Cluster.Router.Run(ctx, "ip", "-j", "route", "show", "exact", prefix.String())
+	if err != nil {
+		return nil, err
+	}
+	var routes []struct {
+		Gateway  string `json:"gateway"`
+		Nexthops []struct {
+			Gateway string `json:"gateway"`
+		} `json:"nexthops"`
+	}
+	if err := json.Unmarshal([]byte(out), &routes); err != nil {
+		return nil, fmt.Errorf("router routes to %s: %w: %q", prefix, err, out)
+	}
+	var hops []netip.Addr
+	for _, r := range routes {
+		gws := []string{r.Gateway}
+		for _, nh := range r.Nexthops {
+			gws = append(gws, nh.Gateway)
+		}
+		for _, g := range gws {
+			if a, err := netip.ParseAddr(g); err == nil {
+				hops = append(hops, a)
+			}
+		}
+	}
+	slices.SortFunc(hops, netip.Addr.Compare)
+	return slices.Compact(hops), nil
+}
+
+// nodeAddrs returns the nodes' LAN addresses, sorted.
+func nodeAddrs(nodes ...*netlab.Node) []netip.Addr {
+	var out []netip.Addr
+	for _, n := range nodes {
+		out = append(out, n.Addr4())
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return out
+}
