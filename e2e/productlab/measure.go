@@ -12,29 +12,32 @@ import (
 )
 
 // LongestOutage returns the longest client-observed outage that ends after from:
-// the largest gap between the starts of two consecutive successful attempts, the
-// second one after from, less one probing interval (so that a run of successes,
-// one every interval, is an outage of 0). A gap that began before from counts
-// whole. Unlike Outage it also sees an outage that starts well after from, as when
-// an endpoint is removed some time after it started terminating. ok is false when
-// no attempt succeeded after from.
-func LongestOutage(as []Attempt, from time.Time, interval time.Duration) (d time.Duration, ok bool) {
-	var prev time.Time
+// over every run of consecutive failed attempts (in start order) that a successful
+// attempt started after from ends, the time from the start of the run's first
+// failure to the start of that success. Attempts that were merely late (the
+// prober's own scheduling on a busy machine) make no outage; a run of k failures
+// one interval apart, then a success, is an outage of k intervals, as Outage
+// counts it. A run that began before from counts whole. Unlike Outage it also sees
+// an outage that starts well after from, as when an endpoint is removed some time
+// after it started terminating. ok is false when no attempt succeeded after from.
+func LongestOutage(as []Attempt, from time.Time) (d time.Duration, ok bool) {
+	var runStart time.Time
 	for _, a := range as {
 		if !a.OK() {
+			if runStart.IsZero() {
+				runStart = a.Start
+			}
 			continue
 		}
 		if a.Start.After(from) {
 			ok = true
-			last := prev
-			if last.IsZero() {
-				last = from
+			if !runStart.IsZero() {
+				d = max(d, a.Start.Sub(runStart))
 			}
-			d = max(d, a.Start.Sub(last)-interval)
 		}
-		prev = a.Start
+		runStart = time.Time{}
 	}
-	return max(d, 0), ok
+	return d, ok
 }
 
 // FailedAfter counts the attempts started after from that did not reach a pod.

@@ -15,7 +15,6 @@ func TestLongestOutage(t *testing.T) {
 	ms := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Millisecond) }
 	ok := func(n int) Attempt { return Attempt{Start: ms(n), Pod: "p"} }
 	bad := func(n int) Attempt { return Attempt{Start: ms(n), Err: errors.New("x")} }
-	const iv = 10 * time.Millisecond
 	tests := []struct {
 		name   string
 		as     []Attempt
@@ -24,15 +23,17 @@ func TestLongestOutage(t *testing.T) {
 		wantOK bool
 	}{
 		{"no outage", []Attempt{ok(0), ok(10), ok(20), ok(30)}, 15, 0, true},
+		{"late probes are no outage", []Attempt{ok(0), ok(10), ok(60), ok(70)}, 15, 0, true},
 		{"outage across from", []Attempt{ok(0), ok(10), bad(20), bad(30), ok(40)}, 15, 20 * time.Millisecond, true},
 		{"later outage is longer", []Attempt{ok(0), ok(10), bad(20), ok(30), bad(40), bad(50), bad(60), ok(70)}, 15, 30 * time.Millisecond, true},
 		{"outage before from only", []Attempt{ok(0), bad(10), bad(20), ok(30), ok(40), ok(50)}, 35, 0, true},
+		{"run that began before from counts whole", []Attempt{ok(0), bad(10), bad(20), ok(30)}, 15, 20 * time.Millisecond, true},
 		{"no success after", []Attempt{ok(0), bad(20)}, 15, 0, false},
-		{"no success before", []Attempt{bad(0), bad(10), ok(40)}, 5, 25 * time.Millisecond, true},
+		{"no success before", []Attempt{bad(0), bad(10), ok(40)}, 5, 40 * time.Millisecond, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, gotOK := LongestOutage(tt.as, ms(tt.from), iv)
+			got, gotOK := LongestOutage(tt.as, ms(tt.from))
 			if got != tt.want || gotOK != tt.wantOK {
 				t.Errorf("LongestOutage = %v, %v; want %v, %v", got, gotOK, tt.want, tt.wantOK)
 			}

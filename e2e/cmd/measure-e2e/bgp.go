@@ -59,7 +59,7 @@ func (m *measurement) bgpNodeFailure(ctx context.Context) *result {
 		cancel()
 		time.Sleep(500 * time.Millisecond)
 		as := p.Stop()
-		d, _ := productlab.LongestOutage(as, event, m.cfg.interval)
+		d, _ := productlab.LongestOutage(as, event)
 		failed := productlab.FailedAfter(as, event)
 		line := fmt.Sprintf("BGP node failure, trial %d/%d: client %s via %s; ", i+1, trials, src, fail.Name())
 		if ok {
@@ -242,7 +242,7 @@ func (m *measurement) lastEndpoint(ctx context.Context, graceful bool) *result {
 		ok := recovered(p, last, 15*time.Second)
 		time.Sleep(time.Second)
 		as := p.Stop()
-		d, _ := productlab.LongestOutage(as, event, m.cfg.interval)
+		d, _ := productlab.LongestOutage(as, event)
 		failed := productlab.FailedAfter(as, event)
 		line := fmt.Sprintf("BGP last local endpoint (%s), trial %d/%d: flow via %s (router: %s); ",
 			map[bool]string{true: "graceful", false: "abrupt"}[graceful], i+1, trials, gone.Node.Name(), routerSays)

@@ -98,7 +98,7 @@ func (m *measurement) l2Trial(ctx context.Context, k l2Kind, i, trials int, addr
 	}
 	time.Sleep(500 * time.Millisecond)
 	as := p.Stop()
-	d, _ := productlab.LongestOutage(as, event, m.cfg.interval)
+	d, _ := productlab.LongestOutage(as, event)
 	failed := productlab.FailedAfter(as, event)
 
 	line := fmt.Sprintf("layer 2, %s, trial %d/%d: owner %s; ", k, i+1, trials, owner.Name())

@@ -9,8 +9,11 @@
 // an FRR router (zebra, bfdd, bgpd; BFD 300 ms x 3 with every node) and a
 // client on the LAN. The client observes every outage the way a user would:
 // a new TCP connection to the Service's address every -interval (default
-// 10 ms), each with -timeout (200 ms); an outage is the longest gap between
-// two successful connections after the event, less one interval.
+// 10 ms), each with -timeout (200 ms). A trial's outage is its longest run of
+// failed connections: from the start of the run's first failed connection to
+// the start of the next successful one (productlab.LongestOutage). Each trial
+// prints one line; a summary table follows. p99 is by nearest rank: with 20
+// trials it is the largest.
 //
 // Measurements, each over its own number of trials, as p50/p99/max:
 //
