@@ -208,6 +208,23 @@ func testBGP(t *testing.T, l *productlab.Lab) {
 	web := l.WebPods()
 	nodes := l.Cluster.Nodes
 	node1, node2, node3 := nodes[0], nodes[1], nodes[2]
+	// The Services every scenario may use: bgp-cluster (IPv4) and bgp-v6 (IPv6),
+	// Cluster policy, served by the web pods on node1 and node2; bgp-local (IPv4,
+	// Local policy) gets its pods in its scenario.
+	l.Apply(bgpService("bgp-cluster", false, false) + "---\n" + bgpService("bgp-v6", true, false) + "---\n" + bgpService("bgp-local", false, true))
+	clusterAddr := l.WaitAddresses(bgpNamespace, "bgp-cluster", 1, 30*time.Second)[0]
+	v6Addr := l.WaitAddresses(bgpNamespace, "bgp-v6", 1, 30*time.Second)[0]
+	localAddr := l.WaitAddresses(bgpNamespace, "bgp-local", 1, 30*time.Second)[0]
+	for _, c := range []struct {
+		addr netip.Addr
+		pool string
+	}{{clusterAddr, "203.0.113.128/26"}, {v6Addr, "2001:db8:200::/120"}, {localAddr, "203.0.113.128/26"}} {
+		if !netip.MustParsePrefix(c.pool).Contains(c.addr) {
+			t.Fatalf("a Service got %v, outside its pool %s", c.addr, c.pool)
+		}
+	}
+	l.Backend(bgpNamespace, "bgp-cluster", productlab.WebPort, web...)
+	l.Backend(bgpNamespace, "bgp-v6", productlab.WebPort, web...)
 
 	t.Run("sessions are Established with the password from a Secret", func(t *testing.T) {
 		tl := l.For(t)
@@ -248,15 +265,8 @@ func testBGP(t *testing.T, l *productlab.Lab) {
 		}
 	})
 
-	var clusterAddr netip.Addr
 	t.Run("Cluster policy: one ECMP next hop per node at FRR and the client reaches a pod", func(t *testing.T) {
 		tl := l.For(t)
-		tl.Apply(bgpService("bgp-cluster", false, false))
-		clusterAddr = tl.WaitAddresses(bgpNamespace, "bgp-cluster", 1, 30*time.Second)[0]
-		if !netip.MustParsePrefix("203.0.113.128/26").Contains(clusterAddr) {
-			t.Fatalf("bgp-cluster got %v, outside its pool %s", clusterAddr, bgpPoolV4)
-		}
-		tl.Backend(bgpNamespace, "bgp-cluster", productlab.WebPort, web...)
 		prefix := netip.PrefixFrom(clusterAddr, 32)
 		tl.WaitRouterNextHops(prefix, 30*time.Second, true, node1, node2, node3)
 		route, _, err := r.Route(t.Context(), prefix)
@@ -299,8 +309,7 @@ func testBGP(t *testing.T, l *productlab.Lab) {
 
 	t.Run("Local policy: next hops are the nodes with a ready pod and the pod sees the client", func(t *testing.T) {
 		tl := l.For(t)
-		tl.Apply(bgpService("bgp-local", false, true))
-		addr := tl.WaitAddresses(bgpNamespace, "bgp-local", 1, 30*time.Second)[0]
+		addr := localAddr
 		prefix := netip.PrefixFrom(addr, 32)
 		app := tl.Backend(bgpNamespace, "bgp-local", productlab.WebPort, web[1]) // web-node2
 		tl.WaitRouterNextHops(prefix, 30*time.Second, true, node2)
@@ -339,17 +348,10 @@ func testBGP(t *testing.T, l *productlab.Lab) {
 		}
 	})
 
-	var v6Addr netip.Addr
 	t.Run("IPv6: routes over the IPv6 session with the nodes' IPv6 addresses as next hops", func(t *testing.T) {
 		tl := l.For(t)
-		tl.Apply(bgpService("bgp-v6", true, false))
-		v6Addr = tl.WaitAddresses(bgpNamespace, "bgp-v6", 1, 30*time.Second)[0]
-		if !netip.MustParsePrefix("2001:db8:200::/120").Contains(v6Addr) {
-			t.Fatalf("bgp-v6 got %v, outside its pool %s", v6Addr, bgpPoolV6)
-		}
-		tl.Backend(bgpNamespace, "bgp-v6", productlab.WebPort, web...)
 		prefix := netip.PrefixFrom(v6Addr, 128)
-		tl.WaitRouterNextHops(prefix, 30*time.Second, false, node1, node2, node3)
+		tl.WaitRouterNextHops(prefix, 30*time.Second, true, node1, node2, node3)
 		route, _, err := r.Route(t.Context(), prefix)
 		if err != nil {
 			t.Fatal(err)
@@ -366,9 +368,6 @@ func testBGP(t *testing.T, l *productlab.Lab) {
 
 	t.Run("communities and localPref arrive at FRR", func(t *testing.T) {
 		tl := l.For(t)
-		if !clusterAddr.IsValid() || !v6Addr.IsValid() {
-			t.Fatal("needs the Services of the Cluster policy and IPv6 scenarios")
-		}
 		tl.Apply(bgpAdvertisements(
 			`  communities: ["64513:100", "64513:200"]
   largeCommunities: ["64513:1:100"]`,
@@ -404,9 +403,6 @@ func testBGP(t *testing.T, l *productlab.Lab) {
 
 	t.Run("a wrong password keeps the sessions down and says so; the right one restores them", func(t *testing.T) {
 		tl := l.For(t)
-		if !clusterAddr.IsValid() {
-			t.Fatal("needs the Service of the Cluster policy scenario")
-		}
 		prefix := netip.PrefixFrom(clusterAddr, 32)
 		changed := time.Now().Truncate(time.Second)
 		tl.Apply(bgpObjects("not-the-routers-password"))
@@ -466,9 +462,6 @@ func testBGP(t *testing.T, l *productlab.Lab) {
 
 	t.Run("BFD: a node cut off loses its next hop and the client keeps reaching the Service", func(t *testing.T) {
 		tl := l.For(t)
-		if !clusterAddr.IsValid() {
-			t.Fatal("needs the Service of the Cluster policy scenario")
-		}
 		prefix := netip.PrefixFrom(clusterAddr, 32)
 		tl.WaitBGPSessions(60*time.Second, bgpPeers, func(_ string, s v1alpha1.BGPSessionStatus) error {
 			if s.State != "Established" || (s.Peer == bgpPeerV4 && s.BFDState != "Up") {
