@@ -185,7 +185,9 @@ func (c *Core) ensure(svc *corev1.Service, w *Want, kind ipam.Kind) Decision {
 	if kind == ipam.ExternalIP {
 		condType, verb, okReason = config.ConditionExternalIPsAccepted, config.VerbAccepted, ReasonExternalIPsAccepted
 		if w.Requested {
-			okReason = ReasonExternalIPAllocated
+			// Herald chose the address: the grant says so, as the Service
+			// status contract (config.ConditionExternalIPsAccepted) has it.
+			verb, okReason = config.VerbAllocated, ReasonExternalIPAllocated
 		}
 	}
 	d.Condition.Type = condType

@@ -264,9 +264,11 @@ func TestCoreExternalIPs(t *testing.T) {
 		{name: "an allocation from any pool finds none with autoAssign", svc: service("ns", "g", clusterIP, annotate("herald.dev/allocate-external-ip", "true")), kind: ipam.ExternalIP,
 			wantReason: ReasonExternalIPNotAllowed, wantStatus: isFalse, wantWaiting: true, wantMessage: "autoAssign"},
 		{name: "an allocation from a named pool", svc: service("ns", "g", clusterIP, annotate("herald.dev/allocate-external-ip", "ext")), kind: ipam.ExternalIP,
-			want: []string{"203.0.113.0"}, wantReason: ReasonExternalIPAllocated, wantStatus: isTrue, wantWrite: true},
+			want: []string{"203.0.113.0"}, wantReason: ReasonExternalIPAllocated, wantStatus: isTrue, wantWrite: true,
+			wantMessage: `Allocated 203.0.113.0 from IPPool "ext".`},
 		{name: "once written, it is claimed", svc: service("ns", "g", clusterIP, annotate("herald.dev/allocate-external-ip", "ext"), withExternalIPs("203.0.113.0")), kind: ipam.ExternalIP,
-			want: []string{"203.0.113.0"}, wantReason: ReasonExternalIPAllocated, wantStatus: isTrue},
+			want: []string{"203.0.113.0"}, wantReason: ReasonExternalIPAllocated, wantStatus: isTrue,
+			wantMessage: `Allocated 203.0.113.0 from IPPool "ext".`},
 		{name: "the pool stops allowing the namespace", pools: []*v1alpha1.IPPool{
 			ippool("lb", []string{"198.51.100.0/28"}),
 			ippool("ext", []string{"203.0.113.0/28", "2001:db8:2::/120"}, externalFor("other"), noAutoAssign()),
