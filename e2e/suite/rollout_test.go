@@ -113,6 +113,9 @@ func (r *rollout) finish() (failed, attempts []productlab.Attempt) {
 	failed = productlab.Failed(attempts)
 	r.t.Logf("rollout: %d of %d client connections failed (one every %v, %v timeout) over %v; the address moved %d times; timeline:\n%s",
 		len(failed), len(attempts), rolloutInterval, rolloutTimeout, time.Since(r.start).Round(time.Millisecond), r.moves, strings.Join(r.timeline, "\n"))
+	if len(failed) > 0 {
+		r.t.Logf("failed connections (time since the start): %v", describeFailures(failed, r.start))
+	}
 	return failed, attempts
 }
 
