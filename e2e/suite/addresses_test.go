@@ -36,9 +36,9 @@ const (
 	addrGroupLabel = "e2e.herald.dev/group"
 )
 
-// wait is how long the scenarios wait for the product to act: generous,
+// patience is how long the scenarios wait for the product to act: generous,
 // because other labs share the machine's two cores.
-const wait = 60 * time.Second
+const patience = 60 * time.Second
 
 // testService is a Service the suite's address scenarios apply with kubectl.
 type testService struct {
@@ -135,7 +135,7 @@ func getService(t *testing.T, l *productlab.Lab, ns, name string) *corev1.Servic
 func waitAllocated(t *testing.T, l *productlab.Lab, ns, name, pool string, want ...netip.Addr) serviceState {
 	t.Helper()
 	var st serviceState
-	productlab.WaitFor(t, wait, func(ctx context.Context) error {
+	productlab.WaitFor(t, patience, func(ctx context.Context) error {
 		s, err := l.Kube.CoreV1().Services(ns).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
 			return err
@@ -175,7 +175,7 @@ func assertUnchanged(t *testing.T, l *productlab.Lab, ns string, before map[stri
 // reach waits until the client reaches one of the web pods through addr:port.
 func reach(t *testing.T, l *productlab.Lab, addr netip.Addr, port int) netlab.PodReply {
 	t.Helper()
-	r := l.WaitConnect(addr, port, wait, nil)
+	r := l.WaitConnect(addr, port, patience, nil)
 	if !strings.HasPrefix(r.Pod, "web-") {
 		t.Fatalf("%v:%d answered by pod %s, want one of the web pods", addr, port, r.Pod)
 	}
@@ -197,7 +197,7 @@ spec:
 	removeAtEnd(t, l, []string{addrNS + "/*", addrTeamNS + "/*"}, "l2advertisement/addresses")
 	pool := func(t *testing.T, name string, spec string, addrs ...string) {
 		t.Helper()
-		l.Apply(fmt.Sprintf(`
+		l.For(t).Apply(fmt.Sprintf(`
 apiVersion: herald.dev/v1alpha1
 kind: IPPool
 metadata:
@@ -223,7 +223,7 @@ spec:
 		pool(t, poolName, "  autoAssign: false\n", "198.51.100.144/30")
 		// Whatever happens, both replicas run again when the scenario ends.
 		t.Cleanup(func() {
-			if err := l.RestoreControllers(wait); err != nil {
+			if err := l.RestoreControllers(patience); err != nil {
 				t.Error(err)
 			}
 		})
@@ -248,7 +248,7 @@ spec:
 
 		// newService checks that the acting leader serves a new Service, then
 		// deletes it (the pool has room for one more).
-		newService := func(name string) {
+		newService := func(t *testing.T, l *productlab.Lab, name string) {
 			t.Helper()
 			apply(t, testService{Namespace: addrNS, Name: name, Annotations: pinned(poolName)})
 			st := waitAllocated(t, l, addrNS, name, poolName)
@@ -261,7 +261,7 @@ spec:
 			}
 		}
 
-		leader := l.WaitLeader(-1, wait)
+		leader := l.WaitLeader(-1, patience)
 		standby := 1 - leader
 		if v, err := l.ControllerMetric(t.Context(), standby, "herald_controller_leader"); err != nil || v != 0 {
 			t.Errorf("standby replica %d: herald_controller_leader %v (%v), want 0", standby, v, err)
@@ -271,23 +271,23 @@ spec:
 		t.Run("the leader stops gracefully", func(t *testing.T) {
 			l := l.For(t)
 			l.StopController(leader, true)
-			next := l.WaitLeader(leader, wait)
+			next := l.WaitLeader(leader, patience)
 			t.Logf("replica %d took over from replica %d", next, leader)
 			l.StartController(leader)
 			l.WaitControllerReady(leader)
 			assertUnchanged(t, l, addrNS, before, "after the graceful handover")
-			newService("after-handover")
+			newService(t, l, "after-handover")
 			leader = next
 		})
 		t.Run("the leader is killed", func(t *testing.T) {
 			l := l.For(t)
 			l.StopController(leader, false)
-			next := l.WaitLeader(leader, wait)
+			next := l.WaitLeader(leader, patience)
 			t.Logf("replica %d took over from killed replica %d", next, leader)
 			l.StartController(leader)
 			l.WaitControllerReady(leader)
 			assertUnchanged(t, l, addrNS, before, "after the leader was killed")
-			newService("after-kill")
+			newService(t, l, "after-kill")
 			leader = next
 		})
 		t.Run("both replicas restart", func(t *testing.T) {
@@ -296,10 +296,10 @@ spec:
 			l.StopController(1, true)
 			l.StartController(0)
 			l.StartController(1)
-			next := l.WaitLeader(-1, wait)
+			next := l.WaitLeader(-1, patience)
 			t.Logf("replica %d leads after the restart", next)
 			assertUnchanged(t, l, addrNS, before, "after both replicas restarted")
-			newService("after-restart")
+			newService(t, l, "after-restart")
 		})
 
 		stopped = true
@@ -338,8 +338,8 @@ spec:
 		clash := maps.Clone(key)
 		clash["herald.dev/addresses"] = shared.String()
 		apply(t, testService{Namespace: addrNS, Name: "share-clash", Ports: []int{80}, Annotations: clash})
-		l.WaitServiceCondition(addrNS, "share-clash", config.ConditionAddressAllocated, metav1.ConditionFalse, controller.ReasonSharingRefused, wait)
-		l.WaitServiceEvent(addrNS, "share-clash", corev1.EventTypeWarning, controller.ReasonSharingRefused, wait, "TCP/80")
+		l.WaitServiceCondition(addrNS, "share-clash", config.ConditionAddressAllocated, metav1.ConditionFalse, controller.ReasonSharingRefused, patience)
+		l.WaitServiceEvent(addrNS, "share-clash", corev1.EventTypeWarning, controller.ReasonSharingRefused, patience, "TCP/80")
 		if got := config.LoadBalancerAddresses(getService(t, l, addrNS, "share-clash")); len(got) != 0 {
 			t.Errorf("share-clash got %v although its port clashes", got)
 		}
@@ -356,8 +356,8 @@ spec:
 		// addresses-team, which only Services in addresses-team may use.
 		pool(t, "addresses-team", fmt.Sprintf("  serviceAllocation:\n    namespaces: [%s]\n    priority: 10\n", addrTeamNS), "198.51.100.149/32")
 		pool(t, "addresses-any", "  serviceAllocation:\n    priority: 20\n", "198.51.100.150/31")
-		l.WaitPoolCondition("addresses-team", v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonValid, wait)
-		l.WaitPoolCondition("addresses-any", v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonValid, wait)
+		l.WaitPoolCondition("addresses-team", v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonValid, patience)
+		l.WaitPoolCondition("addresses-any", v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonValid, patience)
 
 		// Another namespace's Service cannot have the team's free address.
 		apply(t, testService{Namespace: addrNS, Name: "outsider"})
@@ -387,7 +387,7 @@ spec:
 		for name, want := range map[string]netip.Addr{"requested-annotation": byAnnotation, "requested-field": byField} {
 			l.Backend(addrNS, name, productlab.WebPort, web...)
 			waitAllocated(t, l, addrNS, name, requestedPool, want)
-			node := l.WaitAnnouncer(want, wait, nil)
+			node := l.WaitAnnouncer(want, patience, nil)
 			r := reach(t, l, want, 80)
 			t.Logf("%s: %v announced by %s, the client reached %s", name, want, node, r.Pod)
 		}
@@ -437,11 +437,11 @@ spec:
 		apply(t, testService{Namespace: addrNS, Name: "small-1", Annotations: pinned(poolName)})
 		first := waitAllocated(t, l, addrNS, "small-1", poolName, netip.MustParseAddr("198.51.100.156"))
 		apply(t, testService{Namespace: addrNS, Name: "small-2", Annotations: pinned(poolName)})
-		_, c := l.WaitServiceCondition(addrNS, "small-2", config.ConditionAddressAllocated, metav1.ConditionFalse, controller.ReasonPoolExhausted, wait)
+		_, c := l.WaitServiceCondition(addrNS, "small-2", config.ConditionAddressAllocated, metav1.ConditionFalse, controller.ReasonPoolExhausted, patience)
 		if !strings.Contains(c.Message, `"`+poolName+`"`) {
 			t.Errorf("PoolExhausted condition %q does not name the pool", c.Message)
 		}
-		l.WaitServiceEvent(addrNS, "small-2", corev1.EventTypeWarning, controller.ReasonPoolExhausted, wait, `"`+poolName+`"`)
+		l.WaitServiceEvent(addrNS, "small-2", corev1.EventTypeWarning, controller.ReasonPoolExhausted, patience, `"`+poolName+`"`)
 		if got := config.LoadBalancerAddresses(getService(t, l, addrNS, "small-2")); len(got) != 0 {
 			t.Fatalf("small-2 got %v from an exhausted pool", got)
 		}
@@ -451,7 +451,7 @@ spec:
 		// stays where it is, untouched.
 		pool(t, poolName, "  autoAssign: false\n", "198.51.100.156/31")
 		waitAllocated(t, l, addrNS, "small-2", poolName, netip.MustParseAddr("198.51.100.157"))
-		l.WaitServiceEvent(addrNS, "small-2", corev1.EventTypeNormal, controller.ReasonAllocated, wait, "198.51.100.157")
+		l.WaitServiceEvent(addrNS, "small-2", corev1.EventTypeNormal, controller.ReasonAllocated, patience, "198.51.100.157")
 		waitPoolCounts(t, l, poolName, v1alpha1.AddressCounts{Total: "2", Used: "2", Free: "0"})
 		assertUnchanged(t, l, addrNS, map[string]serviceState{"small-1": first}, "after the pool grew")
 		l.Backend(addrNS, "small-2", productlab.WebPort, web...)
@@ -470,7 +470,7 @@ spec:
 		if out, err := l.Kubectl("delete", "ippool", poolName, "--wait=false"); err != nil {
 			t.Fatalf("delete ippool: %v\n%s", err, out)
 		}
-		p := l.WaitPoolCondition(poolName, v1alpha1.ConditionDeletionBlocked, metav1.ConditionTrue, v1alpha1.ReasonAddressesInUse, wait)
+		p := l.WaitPoolCondition(poolName, v1alpha1.ConditionDeletionBlocked, metav1.ConditionTrue, v1alpha1.ReasonAddressesInUse, patience)
 		if msg := apimeta.FindStatusCondition(p.Status.Conditions, v1alpha1.ConditionDeletionBlocked).Message; !strings.Contains(msg, addrNS+"/doomed-holder") {
 			t.Errorf("DeletionBlocked message %q does not name the Service holding the pool", msg)
 		}
@@ -480,7 +480,7 @@ spec:
 		// A pool being deleted hands out nothing new; its Service keeps its
 		// address and stays reachable.
 		apply(t, testService{Namespace: addrNS, Name: "doomed-late", Annotations: pinned(poolName)})
-		l.WaitServiceCondition(addrNS, "doomed-late", config.ConditionAddressAllocated, metav1.ConditionFalse, controller.ReasonPoolNotAllowed, wait)
+		l.WaitServiceCondition(addrNS, "doomed-late", config.ConditionAddressAllocated, metav1.ConditionFalse, controller.ReasonPoolNotAllowed, patience)
 		assertUnchanged(t, l, addrNS, map[string]serviceState{"doomed-holder": held}, "while its pool is deleted")
 		reach(t, l, held.ingress[0], 80)
 
@@ -488,15 +488,15 @@ spec:
 		if out, err := l.Kubectl("delete", "-n", addrNS, "service/doomed-holder"); err != nil {
 			t.Fatalf("delete service: %v\n%s", err, out)
 		}
-		l.WaitPoolGone(poolName, wait)
-		l.WaitServiceCondition(addrNS, "doomed-late", config.ConditionAddressAllocated, metav1.ConditionFalse, controller.ReasonPoolNotFound, wait)
+		l.WaitPoolGone(poolName, patience)
+		l.WaitServiceCondition(addrNS, "doomed-late", config.ConditionAddressAllocated, metav1.ConditionFalse, controller.ReasonPoolNotFound, patience)
 	})
 }
 
 // waitPoolCounts waits until the IPPool's IPv4 counts are want.
 func waitPoolCounts(t *testing.T, l *productlab.Lab, name string, want v1alpha1.AddressCounts) {
 	t.Helper()
-	productlab.WaitFor(t, wait, func(ctx context.Context) error {
+	productlab.WaitFor(t, patience, func(ctx context.Context) error {
 		p, err := l.Herald.HeraldV1alpha1().IPPools().Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
 			return err

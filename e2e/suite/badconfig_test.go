@@ -80,7 +80,7 @@ spec:
   ipPools: [bad-config-later]
 `)
 		removeAtEnd(t, l, nil, "l2advertisement/bad-config-missing")
-		c := l.WaitL2AdvertisementReady("bad-config-missing", metav1.ConditionFalse, v1alpha1.ReasonPoolNotFound, wait)
+		c := l.WaitL2AdvertisementReady("bad-config-missing", metav1.ConditionFalse, v1alpha1.ReasonPoolNotFound, patience)
 		if !strings.Contains(c.Message, "bad-config-later") {
 			t.Errorf("PoolNotFound message %q does not name the missing pool", c.Message)
 		}
@@ -89,7 +89,7 @@ spec:
 		}
 		// Creating the pool fixes it.
 		pool(t, "bad-config-later", nil, "198.51.100.170/31")
-		l.WaitL2AdvertisementReady("bad-config-missing", metav1.ConditionTrue, v1alpha1.ReasonValid, wait)
+		l.WaitL2AdvertisementReady("bad-config-missing", metav1.ConditionTrue, v1alpha1.ReasonValid, patience)
 	})
 
 	t.Run("a pool edit that would take an address in use", func(t *testing.T) {
@@ -106,7 +106,7 @@ spec:
 		// The edit leaves .174 outside the pool: the pool says so, the Service
 		// keeps the address and the client still reaches it.
 		pool(t, "bad-config-edit", editServices, "198.51.100.172/31")
-		p := l.WaitPoolCondition("bad-config-edit", v1alpha1.ConditionAddressesOutsidePool, metav1.ConditionTrue, v1alpha1.ReasonAddressesInUse, wait)
+		p := l.WaitPoolCondition("bad-config-edit", v1alpha1.ConditionAddressesOutsidePool, metav1.ConditionTrue, v1alpha1.ReasonAddressesInUse, patience)
 		msg := apimeta.FindStatusCondition(p.Status.Conditions, v1alpha1.ConditionAddressesOutsidePool).Message
 		if !strings.Contains(msg, held.String()) || !strings.Contains(msg, badNS+"/edit-holder") {
 			t.Errorf("AddressesOutsidePool message %q does not name %v and %s/edit-holder", msg, held, badNS)
@@ -116,12 +116,12 @@ spec:
 		// Nothing new is allocated there.
 		l.Apply(testService{Namespace: badNS, Name: "edit-wants-174",
 			Annotations: map[string]string{"herald.dev/pool": "bad-config-edit", "herald.dev/addresses": held.String()}}.YAML())
-		_, c := l.WaitServiceCondition(badNS, "edit-wants-174", config.ConditionAddressAllocated, metav1.ConditionFalse, controller.ReasonAddressNotInAnyPool, wait)
+		_, c := l.WaitServiceCondition(badNS, "edit-wants-174", config.ConditionAddressAllocated, metav1.ConditionFalse, controller.ReasonAddressNotInAnyPool, patience)
 		t.Logf("a Service asking for %v is told: %s", held, c.Message)
 
 		// Undoing the edit clears the condition; still nothing moved.
 		pool(t, "bad-config-edit", editServices, "198.51.100.172/30")
-		l.WaitPoolCondition("bad-config-edit", v1alpha1.ConditionAddressesOutsidePool, metav1.ConditionFalse, controller.ReasonAllAddressesInPool, wait)
+		l.WaitPoolCondition("bad-config-edit", v1alpha1.ConditionAddressesOutsidePool, metav1.ConditionFalse, controller.ReasonAllAddressesInPool, patience)
 		assertUnchanged(t, l, badNS, map[string]serviceState{"edit-holder": holder}, "after the edit was undone")
 	})
 
@@ -131,11 +131,11 @@ spec:
 		// told why.
 		l.Apply(testService{Namespace: badNS, Name: "malformed",
 			Annotations: map[string]string{"herald.dev/pool": "bad-config", "herald.dev/addresses": "198.51.100.300"}}.YAML())
-		_, c := l.WaitServiceCondition(badNS, "malformed", config.ConditionAddressAllocated, metav1.ConditionFalse, controller.ReasonInvalidAnnotation, wait)
+		_, c := l.WaitServiceCondition(badNS, "malformed", config.ConditionAddressAllocated, metav1.ConditionFalse, controller.ReasonInvalidAnnotation, patience)
 		if !strings.Contains(c.Message, "herald.dev/addresses") {
 			t.Errorf("InvalidAnnotation message %q does not name the annotation", c.Message)
 		}
-		l.WaitServiceEvent(badNS, "malformed", corev1.EventTypeWarning, controller.ReasonInvalidAnnotation, wait, "herald.dev/addresses", "198.51.100.300")
+		l.WaitServiceEvent(badNS, "malformed", corev1.EventTypeWarning, controller.ReasonInvalidAnnotation, patience, "herald.dev/addresses", "198.51.100.300")
 		if got := config.LoadBalancerAddresses(getService(t, l, badNS, "malformed")); len(got) != 0 {
 			t.Errorf("malformed got %v", got)
 		}
@@ -147,9 +147,9 @@ spec:
 		annotated := waitAllocated(t, l, badNS, "annotated", "bad-config")
 		l.Apply(testService{Namespace: badNS, Name: "annotated",
 			Annotations: map[string]string{"herald.dev/pool": "bad-config", "herald.dev/sharing-key": "not a key!"}}.YAML())
-		_, c = l.WaitServiceCondition(badNS, "annotated", config.ConditionAddressAllocated, metav1.ConditionTrue, controller.ReasonInvalidAnnotation, wait)
+		_, c = l.WaitServiceCondition(badNS, "annotated", config.ConditionAddressAllocated, metav1.ConditionTrue, controller.ReasonInvalidAnnotation, patience)
 		t.Logf("annotated with a bad sharing key: %s", c.Message)
-		l.WaitServiceEvent(badNS, "annotated", corev1.EventTypeWarning, controller.ReasonInvalidAnnotation, wait, "herald.dev/sharing-key")
+		l.WaitServiceEvent(badNS, "annotated", corev1.EventTypeWarning, controller.ReasonInvalidAnnotation, patience, "herald.dev/sharing-key")
 		if got := config.LoadBalancerAddresses(getService(t, l, badNS, "annotated")); len(got) != 1 || got[0] != annotated.ingress[0] {
 			t.Errorf("annotated holds %v after its annotation broke, want %v", got, annotated.ingress)
 		}
@@ -164,7 +164,7 @@ spec:
 		// rest. Both say so, naming the other.
 		overlapServices := []string{badNS + "/overlap-old", badNS + "/overlap-new"}
 		pool(t, "bad-config-overlap-a", overlapServices, `"2001:db8:1::1:200/121"`)
-		l.WaitPoolCondition("bad-config-overlap-a", v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonValid, wait)
+		l.WaitPoolCondition("bad-config-overlap-a", v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonValid, patience)
 		v6 := []string{"ipFamilyPolicy: SingleStack", "ipFamilies: [IPv6]"}
 		l.Apply(testService{Namespace: badNS, Name: "overlap-old", Annotations: pinned("bad-config-overlap-a"), Spec: v6}.YAML())
 		l.Backend(badNS, "overlap-old", productlab.WebPort, web...)
@@ -172,7 +172,7 @@ spec:
 
 		pool(t, "bad-config-overlap-b", overlapServices, `"2001:db8:1::1:200/120"`)
 		for pool, other := range map[string]string{"bad-config-overlap-a": "bad-config-overlap-b", "bad-config-overlap-b": "bad-config-overlap-a"} {
-			p := l.WaitPoolCondition(pool, v1alpha1.ConditionOverlapping, metav1.ConditionTrue, v1alpha1.ReasonOverlapsOtherPool, wait)
+			p := l.WaitPoolCondition(pool, v1alpha1.ConditionOverlapping, metav1.ConditionTrue, v1alpha1.ReasonOverlapsOtherPool, patience)
 			if msg := apimeta.FindStatusCondition(p.Status.Conditions, v1alpha1.ConditionOverlapping).Message; !strings.Contains(msg, `"`+other+`"`) {
 				t.Errorf("pool %s: Overlapping message %q does not name %s", pool, msg, other)
 			}
@@ -184,7 +184,7 @@ spec:
 			t.Errorf("the newer pool handed out %v, an address the older pool keeps", newer.ingress[0])
 		}
 		assertUnchanged(t, l, badNS, map[string]serviceState{"overlap-old": old}, "after an overlapping pool appeared")
-		node := l.WaitAnnouncer(old.ingress[0], wait, nil)
+		node := l.WaitAnnouncer(old.ingress[0], patience, nil)
 		r := reach(t, l, old.ingress[0], 80)
 		t.Logf("%v is announced over NDP by %s; the client reached %s", old.ingress[0], node, r.Pod)
 
@@ -195,7 +195,7 @@ spec:
 		if out, err := l.Kubectl("delete", "ippool/bad-config-overlap-b", "--timeout=50s"); err != nil {
 			t.Fatalf("delete ippool: %v\n%s", err, out)
 		}
-		l.WaitPoolCondition("bad-config-overlap-a", v1alpha1.ConditionOverlapping, metav1.ConditionFalse, v1alpha1.ReasonNoOverlap, wait)
+		l.WaitPoolCondition("bad-config-overlap-a", v1alpha1.ConditionOverlapping, metav1.ConditionFalse, v1alpha1.ReasonNoOverlap, patience)
 	})
 
 	t.Run("pools the CRD refuses", func(t *testing.T) {
@@ -232,7 +232,7 @@ spec:
 // waitPoolIPv6Total waits until the IPPool counts total IPv6 addresses.
 func waitPoolIPv6Total(t *testing.T, l *productlab.Lab, name, total string) {
 	t.Helper()
-	productlab.WaitFor(t, wait, func(ctx context.Context) error {
+	productlab.WaitFor(t, patience, func(ctx context.Context) error {
 		p, err := l.Herald.HeraldV1alpha1().IPPools().Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
 			return err

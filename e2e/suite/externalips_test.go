@@ -48,7 +48,7 @@ func setNamespaceLabel(t *testing.T, l *productlab.Lab, ns string, allowed bool)
 // want.
 func waitAccepted(t *testing.T, l *productlab.Lab, ns, name, reason string, want ...netip.Addr) {
 	t.Helper()
-	_, c := l.WaitServiceCondition(ns, name, config.ConditionExternalIPsAccepted, metav1.ConditionTrue, reason, wait)
+	_, c := l.WaitServiceCondition(ns, name, config.ConditionExternalIPsAccepted, metav1.ConditionTrue, reason, patience)
 	verb := config.VerbAccepted
 	if reason == controller.ReasonExternalIPAllocated {
 		verb = config.VerbAllocated
@@ -56,7 +56,7 @@ func waitAccepted(t *testing.T, l *productlab.Lab, ns, name, reason string, want
 	if sentence := config.GrantSentence(verb, want, extPool); !strings.HasPrefix(c.Message, sentence) {
 		t.Errorf("ExternalIPsAccepted message %q does not start with %q", c.Message, sentence)
 	}
-	productlab.WaitFor(t, wait, func(ctx context.Context) error {
+	productlab.WaitFor(t, patience, func(ctx context.Context) error {
 		s, err := l.Kube.CoreV1().Services(ns).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
 			return err
@@ -87,7 +87,7 @@ func assertNotAnnounced(t *testing.T, l *productlab.Lab, addr netip.Addr, ns, na
 // waitNotAnnounced waits until nobody answers the client's ARP for addr.
 func waitNotAnnounced(t *testing.T, l *productlab.Lab, addr netip.Addr) {
 	t.Helper()
-	productlab.WaitFor(t, wait, func(ctx context.Context) error {
+	productlab.WaitFor(t, patience, func(ctx context.Context) error {
 		names, err := l.Answering(ctx, addr)
 		if errors.Is(err, netlab.ErrNoAnswer) {
 			return nil
@@ -130,9 +130,9 @@ spec:
 		l.Apply(externalService(extAllowedNS, "ext-allowed", allowed).YAML())
 		l.Backend(extAllowedNS, "ext-allowed", productlab.WebPort, web...)
 		waitAccepted(t, l, extAllowedNS, "ext-allowed", controller.ReasonExternalIPsAccepted, allowed)
-		l.WaitServiceEvent(extAllowedNS, "ext-allowed", corev1.EventTypeNormal, controller.ReasonExternalIPsAccepted, wait, allowed.String())
-		node := l.WaitAnnouncer(allowed, wait, nil)
-		l.WaitStatusAnnouncer(allowed, extAllowedNS, "ext-allowed", node, wait)
+		l.WaitServiceEvent(extAllowedNS, "ext-allowed", corev1.EventTypeNormal, controller.ReasonExternalIPsAccepted, patience, allowed.String())
+		node := l.WaitAnnouncer(allowed, patience, nil)
+		l.WaitStatusAnnouncer(allowed, extAllowedNS, "ext-allowed", node, patience)
 		r := reach(t, l, allowed, 80)
 		t.Logf("%v is announced by %s; through kube-proxy the client reached %s", allowed, node, r.Pod)
 	})
@@ -141,11 +141,11 @@ spec:
 		l := l.For(t)
 		l.Apply(externalService(extOtherNS, "ext-other", other).YAML())
 		l.Backend(extOtherNS, "ext-other", productlab.WebPort, web...)
-		_, c := l.WaitServiceCondition(extOtherNS, "ext-other", config.ConditionExternalIPsAccepted, metav1.ConditionFalse, controller.ReasonExternalIPNotAllowed, wait)
+		_, c := l.WaitServiceCondition(extOtherNS, "ext-other", config.ConditionExternalIPsAccepted, metav1.ConditionFalse, controller.ReasonExternalIPNotAllowed, patience)
 		if !strings.Contains(c.Message, other.String()) || !strings.Contains(c.Message, extOtherNS) {
 			t.Errorf("ExternalIPNotAllowed message %q names neither the address %v nor the namespace %s", c.Message, other, extOtherNS)
 		}
-		l.WaitServiceEvent(extOtherNS, "ext-other", corev1.EventTypeWarning, controller.ReasonExternalIPNotAllowed, wait, other.String())
+		l.WaitServiceEvent(extOtherNS, "ext-other", corev1.EventTypeWarning, controller.ReasonExternalIPNotAllowed, patience, other.String())
 		if got := config.AcceptedExternalIPs(getService(t, l, extOtherNS, "ext-other")); len(got) != 0 {
 			t.Errorf("a refused Service has accepted external IPs %v", got)
 		}
@@ -163,19 +163,19 @@ spec:
 		l := l.For(t)
 		setNamespaceLabel(t, l, extOtherNS, true)
 		waitAccepted(t, l, extOtherNS, "ext-other", controller.ReasonExternalIPsAccepted, other)
-		node := l.WaitAnnouncer(other, wait, nil)
+		node := l.WaitAnnouncer(other, patience, nil)
 		r := reach(t, l, other, 80)
 		t.Logf("once %s was labelled, %v was announced by %s and the client reached %s", extOtherNS, other, node, r.Pod)
 
 		setNamespaceLabel(t, l, extAllowedNS, false)
-		_, c := l.WaitServiceCondition(extAllowedNS, "ext-allowed", config.ConditionExternalIPsAccepted, metav1.ConditionFalse, controller.ReasonExternalIPNotAllowed, wait)
+		_, c := l.WaitServiceCondition(extAllowedNS, "ext-allowed", config.ConditionExternalIPsAccepted, metav1.ConditionFalse, controller.ReasonExternalIPNotAllowed, patience)
 		t.Logf("ext-allowed after its namespace lost the label: %s", c.Message)
-		l.WaitServiceEvent(extAllowedNS, "ext-allowed", corev1.EventTypeWarning, controller.ReasonExternalIPNotAllowed, wait, allowed.String())
+		l.WaitServiceEvent(extAllowedNS, "ext-allowed", corev1.EventTypeWarning, controller.ReasonExternalIPNotAllowed, patience, allowed.String())
 		waitNotAnnounced(t, l, allowed)
 		assertNotAnnounced(t, l, allowed, extAllowedNS, "ext-allowed")
 		setNamespaceLabel(t, l, extAllowedNS, true)
 		waitAccepted(t, l, extAllowedNS, "ext-allowed", controller.ReasonExternalIPsAccepted, allowed)
-		l.WaitAnnouncer(allowed, wait, nil)
+		l.WaitAnnouncer(allowed, patience, nil)
 	})
 
 	t.Run("an external IP allocated on request", func(t *testing.T) {
@@ -184,7 +184,7 @@ spec:
 			Annotations: map[string]string{"herald.dev/allocate-external-ip": extPool}}.YAML())
 		l.Backend(extAllowedNS, "ext-requested", productlab.WebPort, web...)
 		var addr netip.Addr
-		productlab.WaitFor(t, wait, func(ctx context.Context) error {
+		productlab.WaitFor(t, patience, func(ctx context.Context) error {
 			s, err := l.Kube.CoreV1().Services(extAllowedNS).Get(ctx, "ext-requested", metav1.GetOptions{})
 			if err != nil {
 				return err
@@ -199,8 +199,8 @@ spec:
 			t.Fatalf("allocated external IP %v: not a free address of %s", addr, extPool)
 		}
 		waitAccepted(t, l, extAllowedNS, "ext-requested", controller.ReasonExternalIPAllocated, addr)
-		l.WaitServiceEvent(extAllowedNS, "ext-requested", corev1.EventTypeNormal, controller.ReasonExternalIPAllocated, wait, addr.String())
-		node := l.WaitAnnouncer(addr, wait, nil)
+		l.WaitServiceEvent(extAllowedNS, "ext-requested", corev1.EventTypeNormal, controller.ReasonExternalIPAllocated, patience, addr.String())
+		node := l.WaitAnnouncer(addr, patience, nil)
 		r := reach(t, l, addr, 80)
 		t.Logf("allocated %v, announced by %s; the client reached %s", addr, node, r.Pod)
 	})
