@@ -64,7 +64,7 @@ func (m *measurement) bgpNodeFailure(ctx context.Context) *result {
 		line := fmt.Sprintf("BGP node failure, trial %d/%d: client %s via %s; ", i+1, trials, src, fail.Name())
 		if ok {
 			r.add(d)
-			line += fmt.Sprintf("client outage %s (%d of %d probes failed)", ms(d), failed, len(as))
+			line += fmt.Sprintf("client outage %s (%d of %d probes failed)", ms(d), failed, len(as)) + failureDetail(as, event)
 		} else {
 			r.lost++
 			line += fmt.Sprintf("client NOT recovered within 20s (%d of %d probes failed)", failed, len(as))
@@ -248,7 +248,7 @@ func (m *measurement) lastEndpoint(ctx context.Context, graceful bool) *result {
 			map[bool]string{true: "graceful", false: "abrupt"}[graceful], i+1, trials, gone.Node.Name(), routerSays)
 		if ok {
 			r.add(d)
-			line += fmt.Sprintf("client outage %s (%d of %d probes failed)", ms(d), failed, len(as))
+			line += fmt.Sprintf("client outage %s (%d of %d probes failed)", ms(d), failed, len(as)) + failureDetail(as, event)
 		} else {
 			r.lost++
 			line += fmt.Sprintf("client NOT recovered within 15s (%d of %d probes failed)", failed, len(as))

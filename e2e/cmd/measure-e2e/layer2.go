@@ -104,7 +104,7 @@ func (m *measurement) l2Trial(ctx context.Context, k l2Kind, i, trials int, addr
 	line := fmt.Sprintf("layer 2, %s, trial %d/%d: owner %s; ", k, i+1, trials, owner.Name())
 	if ok {
 		outage.add(d)
-		line += fmt.Sprintf("client outage %s (%d of %d probes failed)", ms(d), failed, len(as))
+		line += fmt.Sprintf("client outage %s (%d of %d probes failed)", ms(d), failed, len(as)) + failureDetail(as, event)
 	} else {
 		outage.lost++
 		line += fmt.Sprintf("client NOT recovered within 15s (%d of %d probes failed)", failed, len(as))

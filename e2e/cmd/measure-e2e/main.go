@@ -53,6 +53,8 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime"
+	"strings"
 	"syscall"
 	"time"
 
@@ -101,7 +103,8 @@ func main() {
 	defer sess.Close()
 
 	started := time.Now()
-	fmt.Printf("measure-e2e: started %s; building the lab, logs in %s\n", started.UTC().Format(time.RFC3339), cfg.dir)
+	fmt.Printf("measure-e2e: started %s on %d CPUs, load average %s; building the lab, logs in %s\n",
+		started.UTC().Format(time.RFC3339), runtime.NumCPU(), loadAverage(), cfg.dir)
 	l := productlab.New(sess, productlab.Options{Dir: cfg.dir})
 	m := &measurement{cfg: cfg, sess: sess, lab: l}
 	m.setUp(ctx)
@@ -114,7 +117,8 @@ func main() {
 	results = append(results, m.lastEndpoint(ctx, true), m.lastEndpoint(ctx, false))
 	results = append(results, m.createServices(ctx, true)...)
 
-	fmt.Printf("\nfinished %s after %v\n\n", time.Now().UTC().Format(time.RFC3339), time.Since(started).Round(time.Second))
+	fmt.Printf("\nfinished %s after %v, load average %s\n\n", time.Now().UTC().Format(time.RFC3339),
+		time.Since(started).Round(time.Second), loadAverage())
 	fmt.Println("| measurement | trials | p50 | p99 | max | target |")
 	fmt.Println("|---|---|---|---|---|---|")
 	for _, r := range results {
@@ -122,4 +126,17 @@ func main() {
 			fmt.Println(r.row())
 		}
 	}
+}
+
+// loadAverage returns the machine's 1, 5 and 15 minute load averages.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
 }

@@ -3,7 +3,10 @@ package main
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"time"
+
+	"github.com/herald-dev/herald/e2e/productlab"
 )
 
 // result is one measurement's samples.
@@ -43,4 +46,29 @@ func (r *result) row() string {
 	}
 	return fmt.Sprintf("| %s | %s | %s | %s | %s | %s |", r.name, trials,
 		ms(percentile(r.ds, 50)), ms(percentile(r.ds, 99)), ms(slices.Max(r.ds)), r.target)
+}
+
+// failureDetail describes the failed attempts after event: when the first and
+// the last started, relative to event, and why the first failed; "" when none
+// failed.
+func failureDetail(as []productlab.Attempt, event time.Time) string {
+	var first, last productlab.Attempt
+	for _, a := range as {
+		if a.OK() || !a.Start.After(event) {
+			continue
+		}
+		if first.Start.IsZero() {
+			first = a
+		}
+		last = a
+	}
+	if first.Start.IsZero() {
+		return ""
+	}
+	why := first.Err.Error()
+	if i := strings.LastIndex(why, ": "); i >= 0 {
+		why = why[i+2:]
+	}
+	return fmt.Sprintf("; failures started +%s to +%s after the event, the first: %s",
+		ms(first.Start.Sub(event)), ms(last.Start.Sub(event)), why)
 }
