@@ -1,6 +1,7 @@
 package ipam
 
 import (
+	"errors"
 	"hash/maphash"
 	"net/netip"
 	"slices"
@@ -521,14 +522,19 @@ func (a *Allocator) pick(op string, nr *normRequest, p *pool, f Family) (netip.A
 	if !p.hasFamily(f) {
 		return netip.Addr{}, &refusal{reason: "pool " + strconv.Quote(p.spec.Name) + " has no " + f.String() + " addresses", kind: ErrFamilyUnavailable}
 	}
+	var unshareable error // why the first address held under the sharing key could not be joined
 	if nr.share != nil {
 		for _, addr := range a.sharedAddrs(nr.share.key) {
 			pr := a.pools.rangeOf(addr)
 			if pr == nil || pr.pool != p || pr.fam != f || (pr.avoid && avoided(addr)) {
 				continue
 			}
-			if a.joinError(op, nr.req.Owner, nr.key, nr.share, addr) == nil {
+			err := a.joinError(op, nr.req.Owner, nr.key, nr.share, addr)
+			if err == nil {
 				return addr, nil
+			}
+			if unshareable == nil {
+				unshareable = err
 			}
 		}
 	}
@@ -540,7 +546,27 @@ func (a *Allocator) pick(op string, nr *normRequest, p *pool, f Family) (netip.A
 			return addr, nil
 		}
 	}
-	return netip.Addr{}, &refusal{reason: "pool " + strconv.Quote(p.spec.Name) + " has no free " + f.String() + " address", kind: ErrPoolExhausted}
+	reason := "pool " + strconv.Quote(p.spec.Name) + " has no free " + f.String() + " address"
+	if unshareable != nil {
+		// The user set a sharing key and expected to share: say why that did not
+		// happen, not only that the pool is full.
+		reason += ", and the address shared under key " + strconv.Quote(nr.share.key) + " cannot be shared with this service: " + sharingReason(unshareable)
+	}
+	return netip.Addr{}, &refusal{reason: reason, kind: ErrPoolExhausted}
+}
+
+// sharingReason returns the rule that refused joining a shared address, from the
+// error joinError returned.
+func sharingReason(err error) string {
+	var se *SharingError
+	if errors.As(err, &se) {
+		return se.Reason
+	}
+	var ie *InUseError
+	if errors.As(err, &ie) && ie.Reason != "" {
+		return ie.Reason
+	}
+	return err.Error()
 }
 
 // commit applies a planned outcome: new addresses are taken, addresses no

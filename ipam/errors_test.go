@@ -39,6 +39,7 @@ func TestErrorMessages(t *testing.T) {
 		{"backends differ", lb(s5).share("k", "UDP/53").backend("node-set-2").addrs("198.51.100.0"), "ipam: allocate ns/s5: address 198.51.100.0 cannot be shared with ns/s1: they do not select the same backends, which externalTrafficPolicy Local requires", ErrSharingRefused},
 		{"every pool exhausted", lb(s5), `ipam: allocate ns/s5: no pool can serve the request: pool "a" has no free IPv4 address; pool "b" has no free IPv4 address`, ErrPoolExhausted},
 		{"named pool exhausted", lb(s5).pool("a"), `ipam: allocate ns/s5: pool "a" has no free IPv4 address`, ErrPoolExhausted},
+		{"named pool exhausted, sharing refused", lb(s5).pool("a").share("k", "TCP/80"), `ipam: allocate ns/s5: pool "a" has no free IPv4 address, and the address shared under key "k" cannot be shared with this service: both use port TCP/80`, ErrPoolExhausted},
 		{"family missing", lb(s5).fams(IPv6).pool("a"), `ipam: allocate ns/s5: pool "a" has no IPv6 addresses`, ErrFamilyUnavailable},
 		{"no such pool", lb(s5).pool("c"), `ipam: allocate ns/s5: pool "c" does not exist`, ErrNoSuchPool},
 		{"not in any pool", lb(s5).addrs("203.0.113.200"), "ipam: allocate ns/s5: address 203.0.113.200 is not in any pool", ErrNotInAnyPool},
