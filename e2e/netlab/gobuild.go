@@ -29,7 +29,8 @@ var (
 
 // BuildGo builds the main package pkg (an import path the e2e module resolves, for
 // example "github.com/herald-dev/herald/cmd/speaker") once per test binary run and
-// returns the binary's path, in ${HERALD_CACHE:-$HOME/.cache/herald}/netlab/bin. Go's
+// returns the binary's path, in ${HERALD_CACHE:-$HOME/.cache/herald}/netlab/bin under a
+// name made from pkg and the checkout's e2e directory. Go's
 // build cache makes a rebuild of an unchanged package cheap. A build error fails t.
 func BuildGo(t T, pkg string) string {
 	t.Helper()
@@ -50,7 +51,10 @@ func buildGo(pkg string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("netlab: build %s: the go command is not in PATH: %w", pkg, err)
 	}
-	sum := sha256.Sum256([]byte(pkg))
+	// The name depends on the checkout too: labs run from two checkouts at once (a
+	// worktree and main, or CI beside a developer) must each run their own build.
+	modDir := e2eModuleDir()
+	sum := sha256.Sum256([]byte(pkg + "\x00" + modDir))
 	dir := filepath.Join(cacheDir(), "netlab", "bin")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", fmt.Errorf("netlab: build %s: %w", pkg, err)
@@ -58,7 +62,7 @@ func buildGo(pkg string) (string, error) {
 	out := filepath.Join(dir, path.Base(pkg)+"-"+hex.EncodeToString(sum[:4]))
 	tmp := fmt.Sprintf("%s.%d.tmp", out, os.Getpid())
 	cmd := exec.Command(goTool, "build", "-o", tmp, pkg)
-	cmd.Dir = e2eModuleDir()
+	cmd.Dir = modDir
 	if b, err := cmd.CombinedOutput(); err != nil {
 		os.Remove(tmp)
 		return "", fmt.Errorf("netlab: go build %s: %w\n%s", pkg, err, b)
