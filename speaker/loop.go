@@ -14,7 +14,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
@@ -73,15 +72,22 @@ type speaker struct {
 	localMACs    []net.HardwareAddr
 	verdict      probeVerdict
 
+	// sums keeps the Service summaries, rebuilt for the Services whose
+	// objects changed; inc recomputes the addresses of the Services whose
+	// summaries changed (or everything, when something global changed).
+	sums *summaries
+	inc  *Incremental
+
 	// Owned by the loop.
-	model   *config.Model
-	held    *holdBack
-	pending map[netip.Addr]pendingConflict
-	holdT   *time.Timer
-	prev    Desired
-	since   map[netip.Addr]time.Time
-	uids    map[ServiceKey]types.UID
-	started time.Time
+	lastFull time.Time
+	model    *config.Model
+	held     *holdBack
+	pending  map[netip.Addr]pendingConflict
+	holdT    *time.Timer
+	prev     Desired
+	since    map[netip.Addr]time.Time
+	uids     map[ServiceKey]types.UID
+	started  time.Time
 	// lastMembers and lastSessions are what the last status handed over held.
 	lastMembers  int
 	lastSessions []v1alpha1.BGPSessionStatus
@@ -149,6 +155,13 @@ func (s *speaker) reconcile(ctx context.Context) (took time.Duration) {
 	if s.configDirty.Swap(false) || s.model == nil {
 		s.model = s.buildModel()
 	}
+	// The safety net of the incremental path: now and then, rebuild every
+	// Service summary and recompute every address from scratch.
+	if start.Sub(s.lastFull) >= fullResyncInterval {
+		s.sums.rebuildAll()
+		s.inc.Reset()
+		s.lastFull = start
+	}
 	services := s.gatherServices()
 	alive := s.members.Alive()
 	nodes := s.gatherNodes(alive)
@@ -160,7 +173,7 @@ func (s *speaker) reconcile(ctx context.Context) (took time.Duration) {
 	s.scheduleHoldEnd(next)
 	down, withdrawn := s.members.Verdicts(services)
 
-	d := Compute(Inputs{
+	d := s.inc.Compute(Inputs{
 		Self: s.cfg.NodeName, Model: s.model, Services: services, Nodes: nodes, Interfaces: ifaces,
 		Suppressed: held, DataPlaneDown: down, Withdrawn: withdrawn,
 	})
@@ -188,6 +201,12 @@ func (s *speaker) reconcile(ctx context.Context) (took time.Duration) {
 	}
 	return
 }
+
+// fullResyncInterval is how often the loop rebuilds every Service summary
+// and recomputes every address, whatever the informers said: a safety net
+// under the incremental path (a missed event cannot leave the desired state
+// wrong for longer than this).
+const fullResyncInterval = time.Minute
 
 // countErrors counts the leaves of a tree of joined errors and returns the
 // first one.
@@ -222,43 +241,11 @@ func (s *speaker) buildModel() *config.Model {
 }
 
 // gatherServices summarises the Services this speaker serves that have
-// addresses, with their endpoints.
+// addresses, with their endpoints: it rebuilds the summaries of the
+// Services whose Service or EndpointSlices changed since the last call.
 func (s *speaker) gatherServices() []Service {
-	all, _ := s.services.List(labels.Everything())
-	uids := make(map[ServiceKey]types.UID, len(s.uids))
-	var out []Service
-	for _, svc := range all {
-		if !ServesClass(svc, s.cfg.LoadBalancerClass) {
-			continue
-		}
-		addrs := ServiceAddresses(svc)
-		if len(addrs) == 0 {
-			continue
-		}
-		key := ServiceKey{svc.Namespace, svc.Name}
-		uids[key] = svc.UID
-		sv := Service{Key: key, Addresses: addrs, HealthCheckNodePort: svc.Spec.HealthCheckNodePort}
-		if svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal {
-			sv.TrafficPolicy = TrafficPolicyLocal
-		} else {
-			sv.TrafficPolicy = TrafficPolicyCluster
-		}
-		objs, _ := s.slices.ByIndex(serviceIndex, key.String())
-		var v4, v6 []*discoveryv1.EndpointSlice
-		for _, o := range objs {
-			es := o.(*discoveryv1.EndpointSlice)
-			switch es.AddressType {
-			case discoveryv1.AddressTypeIPv4:
-				v4 = append(v4, es)
-			case discoveryv1.AddressTypeIPv6:
-				v6 = append(v6, es)
-			}
-		}
-		sv.EndpointsV4 = EndpointsFromSlices(v4, discoveryv1.AddressTypeIPv4)
-		sv.EndpointsV6 = EndpointsFromSlices(v6, discoveryv1.AddressTypeIPv6)
-		out = append(out, sv)
-	}
-	s.uids = uids
+	out, _ := s.sums.update(s.services, s.slices, s.cfg.LoadBalancerClass)
+	s.uids = s.sums.uids
 	return out
 }
 
