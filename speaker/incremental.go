@@ -15,10 +15,11 @@ import (
 // Services sharing it and the address's part of the desired state. Each
 // call compares the Services it is given with the ones it kept (a change
 // of addresses, traffic policy, endpoints or kube-proxy withdrawals
-// counts) and recomputes the addresses such a Service had or has. When
-// anything that concerns every address changed (the node, the
-// configuration model, the Nodes and their speakers, the interfaces, the
-// held-back addresses, the data-plane verdicts), it recomputes everything.
+// counts) and recomputes the addresses such a Service had or has, and the
+// addresses held back or released since the last call. When anything that
+// concerns every address changed (the node, the configuration model, the
+// Nodes and their speakers, the interfaces, the data-plane verdicts), it
+// recomputes everything.
 // So it needs no hint from its caller: Compute(in) and Incremental.Compute(in)
 // always agree (TestIncrementalMatchesCompute checks it on random
 // sequences of changes).
@@ -30,7 +31,7 @@ type Incremental struct {
 	valid bool
 	// The inputs every address depends on, as last seen.
 	self       string
-	in         Inputs // Model, Interfaces, Suppressed, DataPlaneDown as last seen
+	in         Inputs // Model, Interfaces, DataPlaneDown as last seen
 	nodes      []Node // sorted by name
 	c          *addressComputer
 	gen        uint64
@@ -97,8 +98,19 @@ func (c *Incremental) Compute(in Inputs) Desired {
 			}
 		}
 	}
-	c.in.Withdrawn = in.Withdrawn
 	c.c.in.Withdrawn = in.Withdrawn
+	// Holding an address back changes only that address.
+	for a, held := range in.Suppressed {
+		if held != c.c.in.Suppressed[a] {
+			dirty[a] = true
+		}
+	}
+	for a, held := range c.c.in.Suppressed {
+		if held != in.Suppressed[a] {
+			dirty[a] = true
+		}
+	}
+	c.c.in.Suppressed = maps.Clone(in.Suppressed)
 	for addr := range dirty {
 		c.address(addr).apply(c.d, addr)
 	}
@@ -198,7 +210,6 @@ func (c *Incremental) unshare(s Service, dirty map[netip.Addr]bool) {
 func (c *Incremental) sameGlobals(in Inputs, nodes []Node) bool {
 	return in.Self == c.self &&
 		in.Model == c.in.Model &&
-		maps.Equal(in.Suppressed, c.in.Suppressed) &&
 		maps.Equal(in.DataPlaneDown, c.in.DataPlaneDown) &&
 		reflect.DeepEqual(in.Interfaces, c.in.Interfaces) &&
 		slices.EqualFunc(nodes, c.nodes, func(a, b Node) bool { return a.State == b.State && maps.Equal(a.Labels, b.Labels) })

@@ -205,8 +205,8 @@ func TestIncrementalMatchesCompute(t *testing.T) {
 }
 
 // TestIncrementalRecomputesOnlyChangedServices checks that a change to one
-// Service's endpoints does not recompute everything, and that a change of
-// the Nodes does.
+// Service's endpoints or a held-back address does not recompute
+// everything, and that a change of the Nodes or interfaces does.
 func TestIncrementalRecomputesOnlyChangedServices(t *testing.T) {
 	in := Inputs{Self: "n1", Model: testModel([]*v1alpha1.L2Advertisement{l2Adv("all", nil, nil)}, nil), Nodes: aliveNodes("n1", "n2"), Interfaces: testNodeInterfaces,
 		Services: []Service{
@@ -226,6 +226,8 @@ func TestIncrementalRecomputesOnlyChangedServices(t *testing.T) {
 			in.Services[0].EndpointsV4 = []Endpoint{ready("n1")}
 		}, false},
 		{"db deleted", func() { in.Services = in.Services[:1] }, false},
+		{"web's address held back after a lost conflict", func() { in.Suppressed = map[netip.Addr]bool{lbV4: true} }, false},
+		{"and released", func() { in.Suppressed = nil }, false},
 		{"n2's speaker dies", func() { in.Nodes = []Node{in.Nodes[0], {State: NodeState{Name: "n2"}}} }, true},
 		{"interfaces change", func() { in.Interfaces = testNodeInterfaces[:1] }, true},
 	}

@@ -119,8 +119,10 @@ func (s *speaker) loop(ctx context.Context) {
 		case <-resync.C:
 		case c := <-s.l2.Conflicts():
 			s.handleConflict(c)
+			s.drainConflicts()
 		case a := <-s.settled:
 			s.settlePending(a)
+			s.drainConflicts()
 		case err := <-s.l2.Errors():
 			s.log.Warn("layer-2 announcer", "err", err)
 			continue
@@ -137,6 +139,25 @@ func (s *speaker) loop(ctx context.Context) {
 				return
 			case <-time.After(pause):
 			}
+		}
+	}
+}
+
+// drainConflicts handles the conflicts and settled conflicts already
+// queued, so that a burst of them costs one reconcile rather than one
+// each. (A speaker that started with a partial view of the membership
+// claims addresses that others own; the other nodes then report hundreds
+// of conflicts within a second, and one reconcile each kept the loop busy
+// for tens of seconds at 10,000 Services.)
+func (s *speaker) drainConflicts() {
+	for {
+		select {
+		case c := <-s.l2.Conflicts():
+			s.handleConflict(c)
+		case a := <-s.settled:
+			s.settlePending(a)
+		default:
+			return
 		}
 	}
 }
