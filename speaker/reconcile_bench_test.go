@@ -105,13 +105,15 @@ func (c *scaleCluster) moveEndpoints(tb testing.TB, s *speaker, i, shift int) {
 // targets, the status list when announcements changed).
 //
 //   - full: every Service summary rebuilt and every address recomputed, as
-//     every reconcile did before the incremental path (and as the periodic
-//     full pass still does);
+//     every reconcile did before the incremental path (and as a global
+//     change, and the loop's ten-minute safety net, still do);
+//   - summariesRebuilt: every Service summary rebuilt from the caches but
+//     nothing changed (the loop's minutely safety net);
 //   - oneSliceChanged: one EndpointSlice changed since the last reconcile,
 //     the reaction the measurement times.
 func BenchmarkReconcile(b *testing.B) {
 	c := newScaleCluster(b, 10000, 5, 3)
-	for _, mode := range []string{"full", "oneSliceChanged"} {
+	for _, mode := range []string{"full", "summariesRebuilt", "oneSliceChanged"} {
 		b.Run("services=10000/nodes=3/"+mode, func(b *testing.B) {
 			s := c.speaker()
 			var prev Desired
@@ -131,10 +133,13 @@ func BenchmarkReconcile(b *testing.B) {
 			b.ResetTimer()
 			for b.Loop() {
 				i++
-				if mode == "full" {
+				switch mode {
+				case "full":
 					s.sums.rebuildAll()
 					s.inc.Reset()
-				} else {
+				case "summariesRebuilt":
+					s.sums.rebuildAll()
+				default:
 					c.moveEndpoints(b, s, 7, i)
 				}
 				reconcile()
