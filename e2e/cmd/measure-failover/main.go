@@ -378,6 +378,7 @@ func (m *measurement) reaction(ctx context.Context, trials int) result {
 		m.fatal("%v", err)
 	}
 	m.waitOwner(ctx, m.local, a.Name)
+	var slow []string
 	for i := range trials {
 		to := b
 		if i%2 == 1 {
@@ -400,12 +401,18 @@ func (m *measurement) reaction(ctx context.Context, trials int) result {
 		select {
 		case at := <-seen:
 			r.add(at.Sub(start))
+			if d := at.Sub(start); d >= 100*time.Millisecond {
+				slow = append(slow, fmt.Sprintf("%s at %s", d.Round(time.Millisecond), start.UTC().Format("15:04:05.000")))
+			}
 		case <-time.After(10 * time.Second):
 			m.fatal("reaction trial %d: no gratuitous ARP from %s within 10s\n%s", i, to.Name, m.lab.Logs())
 		}
 		time.Sleep(400 * time.Millisecond) // let the bursts end
 	}
 	fmt.Printf("reaction: %d trials\n", trials)
+	if len(slow) > 0 {
+		fmt.Printf("reaction: trials of 100 ms or more (to find them in the speaker logs): %s\n", strings.Join(slow, ", "))
+	}
 	return r
 }
 
