@@ -170,11 +170,16 @@ func (s *speaker) drainConflicts() {
 // it to every announcer, and records what changed.
 func (s *speaker) reconcile(ctx context.Context) (took time.Duration) {
 	start := time.Now()
+	var computed, applied time.Time
 	defer func() {
 		took = time.Since(start)
 		s.health.lastLoop.Store(time.Now().UnixNano())
 		s.metrics.reconciles.Inc()
-		s.metrics.reconcileSeconds.Observe(time.Since(start).Seconds())
+		s.metrics.reconcileSeconds.Observe(took.Seconds())
+		if took >= slowReconcile && !computed.IsZero() && !applied.IsZero() {
+			s.log.Info("slow reconcile", "took", took, "compute", computed.Sub(start), "apply", applied.Sub(computed),
+				"record", time.Since(applied), "recomputedAll", s.inc.RecomputedAll(), "periodic", s.periodic)
+		}
 	}()
 	s.settleOverdue(start)
 	if s.configDirty.Swap(false) || s.model == nil {
@@ -210,6 +215,7 @@ func (s *speaker) reconcile(ctx context.Context) (took time.Duration) {
 		Self: s.cfg.NodeName, Model: s.model, Services: services, Nodes: nodes, Interfaces: ifaces,
 		Suppressed: held, DataPlaneDown: down, Withdrawn: withdrawn,
 	})
+	computed = time.Now()
 	var errs []error
 	for _, a := range s.announcers {
 		if err := a.Set(ctx, d); err != nil {
@@ -222,6 +228,7 @@ func (s *speaker) reconcile(ctx context.Context) (took time.Duration) {
 		n, first := countErrors(errors.Join(errs...))
 		s.log.Warn("apply desired state", "errors", n, "first", first)
 	}
+	applied = time.Now()
 	s.health.ready.Store(true)
 	s.publishLocal(services, macs)
 	s.updateUnusablePeers(d)
@@ -234,6 +241,10 @@ func (s *speaker) reconcile(ctx context.Context) (took time.Duration) {
 	}
 	return
 }
+
+// slowReconcile is the reconcile time above which the loop logs where the
+// time went (gathering and computing, applying, recording).
+const slowReconcile = 100 * time.Millisecond
 
 // summaryResyncInterval is how often the loop rebuilds every Service
 // summary from the caches, whatever the informers said, and
