@@ -20,9 +20,8 @@ import (
 // endpoints each (spread over the nodes), starts the speakers again, waits
 // until they announce all of them, and prints each speaker's resident
 // memory (now and at its peak, which includes the initial list) and how
-// long they took to announce everything; then it runs reactionTrials
-// reaction trials at that scale.
-func (m *measurement) memory(ctx context.Context, n, perService, reactionTrials int) {
+// long they took to announce everything.
+func (m *measurement) memory(ctx context.Context, n, perService int) {
 	l := m.lab
 	for _, node := range l.Nodes {
 		if err := l.StopSpeaker(node); err != nil {
@@ -116,7 +115,7 @@ func (m *measurement) memory(ctx context.Context, n, perService, reactionTrials 
 	}
 
 	// The reaction time at this scale, and the steady-state reconcile time.
-	r := m.reaction(ctx, reactionTrials)
+	r := m.reaction(ctx, 10)
 	r.name += fmt.Sprintf(", with %d Services", n)
 	sum1, cnt1 := reconcileTotals(ctx, l)
 	fmt.Println()
