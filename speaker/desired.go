@@ -113,13 +113,8 @@ func Compute(in Inputs) Desired {
 	if in.Model == nil {
 		return d
 	}
-	var selfLabels map[string]string
-	for _, n := range in.Nodes {
-		if n.State.Name == in.Self {
-			selfLabels = n.Labels
-		}
-	}
-	d.BGPPeers = in.Model.BGPPeersForNode(selfLabels)
+	c := newAddressComputer(in)
+	d.BGPPeers = in.Model.BGPPeersForNode(c.selfLabels)
 
 	// sharers groups the Services by address, in Service order.
 	services := slices.Clone(in.Services)
@@ -138,46 +133,103 @@ func Compute(in Inputs) Desired {
 	}
 	slices.SortFunc(addrs, netip.Addr.Compare)
 
-	nodes := slices.Clone(in.Nodes)
-	slices.SortFunc(nodes, func(a, b Node) int { return cmp.Compare(a.State.Name, b.State.Name) })
-	m := newMatcher(in.Model, nodes, in.DataPlaneDown)
+	var group []Service
 	for _, addr := range addrs {
-		pool, ok := in.Model.PoolFor(addr)
-		if !ok {
-			continue
-		}
-		keys := make([]ServiceKey, 0, len(sharers[addr]))
+		group = group[:0]
 		for _, i := range sharers[addr] {
-			keys = append(keys, services[i].Key)
+			group = append(group, services[i])
 		}
-
-		if l2nodes := m.l2Nodes(pool); len(l2nodes.states) > 0 {
-			candidates := candidatesFor(addr, services, sharers[addr], l2nodes, in)
-			owner, _ := AnnouncingNode(addr, candidates)
-			d.Owners[addr] = owner
-			if owner == in.Self && !in.Suppressed[addr] {
-				if ifaces := interfacesFor(in.Interfaces, addr, in.Model.L2AdvertisementsFor(pool, selfLabels)); len(ifaces) > 0 {
-					d.Layer2[addr] = Layer2Entry{Interfaces: ifaces, Services: keys}
-				}
-			}
-		}
-
-		if bgpNodes := m.bgpNodes(pool); bgpNodes.isUsable[in.Self] {
-			candidates := candidatesFor(addr, services, sharers[addr], bgpNodes, in)
-			if slices.Contains(candidates, in.Self) {
-				d.BGP[addr] = BGPEntry{Services: keys, Advertisements: in.Model.BGPAdvertisementsFor(pool, selfLabels)}
-			}
-		}
+		c.address(addr, group).apply(d, addr)
 	}
 	return d
 }
 
+// addressComputer computes one address's part of a node's desired state.
+// It memoises, per pool, which nodes the advertisements select, so it is
+// valid only for the Inputs it was made for (their Services aside: those
+// are passed per address).
+type addressComputer struct {
+	in         Inputs
+	selfLabels map[string]string
+	m          *matcher
+}
+
+func newAddressComputer(in Inputs) *addressComputer {
+	c := &addressComputer{in: in}
+	for _, n := range in.Nodes {
+		if n.State.Name == in.Self {
+			c.selfLabels = n.Labels
+		}
+	}
+	nodes := slices.Clone(in.Nodes)
+	slices.SortFunc(nodes, func(a, b Node) int { return cmp.Compare(a.State.Name, b.State.Name) })
+	c.m = newMatcher(in.Model, nodes, in.DataPlaneDown)
+	return c
+}
+
+// addressResult is one address's part of a desired state.
+type addressResult struct {
+	hasOwner bool // the address has a layer-2 advertisement: Owners holds owner
+	owner    string
+	layer2   *Layer2Entry
+	bgp      *BGPEntry
+}
+
+// apply sets addr's entries in d to r (and removes those r does not have).
+func (r addressResult) apply(d Desired, addr netip.Addr) {
+	delete(d.Owners, addr)
+	delete(d.Layer2, addr)
+	delete(d.BGP, addr)
+	if r.hasOwner {
+		d.Owners[addr] = r.owner
+	}
+	if r.layer2 != nil {
+		d.Layer2[addr] = *r.layer2
+	}
+	if r.bgp != nil {
+		d.BGP[addr] = *r.bgp
+	}
+}
+
+// address computes addr's part of the desired state; group are the
+// Services that have addr, sorted by key (see Compute).
+func (c *addressComputer) address(addr netip.Addr, group []Service) addressResult {
+	var r addressResult
+	in := c.in
+	pool, ok := in.Model.PoolFor(addr)
+	if !ok || len(group) == 0 {
+		return r
+	}
+	keys := make([]ServiceKey, 0, len(group))
+	for _, s := range group {
+		keys = append(keys, s.Key)
+	}
+
+	if l2nodes := c.m.l2Nodes(pool); len(l2nodes.states) > 0 {
+		candidates := candidatesFor(addr, group, l2nodes, in)
+		r.owner, _ = AnnouncingNode(addr, candidates)
+		r.hasOwner = true
+		if r.owner == in.Self && !in.Suppressed[addr] {
+			if ifaces := interfacesFor(in.Interfaces, addr, in.Model.L2AdvertisementsFor(pool, c.selfLabels)); len(ifaces) > 0 {
+				r.layer2 = &Layer2Entry{Interfaces: ifaces, Services: keys}
+			}
+		}
+	}
+
+	if bgpNodes := c.m.bgpNodes(pool); bgpNodes.isUsable[in.Self] {
+		candidates := candidatesFor(addr, group, bgpNodes, in)
+		if slices.Contains(candidates, in.Self) {
+			r.bgp = &BGPEntry{Services: keys, Advertisements: in.Model.BGPAdvertisementsFor(pool, c.selfLabels)}
+		}
+	}
+	return r
+}
+
 // candidatesFor returns the nodes of set that may announce addr for all
 // (or as many as possible) of its sharers.
-func candidatesFor(addr netip.Addr, services []Service, sharers []int, set nodeSet, in Inputs) []string {
+func candidatesFor(addr netip.Addr, sharers []Service, set nodeSet, in Inputs) []string {
 	sets := make([][]string, 0, len(sharers))
-	for _, i := range sharers {
-		svc := services[i]
+	for _, svc := range sharers {
 		eps := svc.endpointsFor(addr)
 		if w := in.Withdrawn[svc.Key]; len(w) > 0 {
 			usable := make([]NodeState, 0, len(set.states))

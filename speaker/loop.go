@@ -14,7 +14,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
@@ -73,15 +72,24 @@ type speaker struct {
 	localMACs    []net.HardwareAddr
 	verdict      probeVerdict
 
+	// sums keeps the Service summaries, rebuilt for the Services whose
+	// objects changed; inc recomputes the addresses of the Services whose
+	// summaries changed (or everything, when something global changed).
+	sums *summaries
+	inc  *Incremental
+
 	// Owned by the loop.
-	model   *config.Model
-	held    *holdBack
-	pending map[netip.Addr]pendingConflict
-	holdT   *time.Timer
-	prev    Desired
-	since   map[netip.Addr]time.Time
-	uids    map[ServiceKey]types.UID
-	started time.Time
+	lastFull  time.Time // the last periodic rebuild of every summary
+	lastReset time.Time // the last periodic recompute of every address
+	periodic  bool      // the last reconcile was a periodic pass
+	model     *config.Model
+	held      *holdBack
+	pending   map[netip.Addr]pendingConflict
+	holdT     *time.Timer
+	prev      Desired
+	since     map[netip.Addr]time.Time
+	uids      map[ServiceKey]types.UID
+	started   time.Time
 	// lastMembers and lastSessions are what the last status handed over held.
 	lastMembers  int
 	lastSessions []v1alpha1.BGPSessionStatus
@@ -113,19 +121,23 @@ func (s *speaker) loop(ctx context.Context) {
 		case <-resync.C:
 		case c := <-s.l2.Conflicts():
 			s.handleConflict(c)
+			s.drainConflicts()
 		case a := <-s.settled:
 			s.settlePending(a)
+			s.drainConflicts()
 		case err := <-s.l2.Errors():
 			s.log.Warn("layer-2 announcer", "err", err)
 			continue
 		}
 		took := s.reconcile(ctx)
-		// Pace: with many Services one reconcile takes tens of
-		// milliseconds, and a burst of API changes would keep the loop
-		// busy. Changes arriving meanwhile coalesce into the next run, so
-		// the loop uses at most about half a core and reacts within
-		// twice a reconcile's time.
-		if pause := min(took, 100*time.Millisecond); pause > 5*time.Millisecond {
+		// Pace: a reconcile that recomputes everything takes tens of
+		// milliseconds with many Services, and a burst of changes that
+		// each do (membership, configuration) would keep the loop busy.
+		// Changes arriving meanwhile coalesce into the next run, so the
+		// loop uses at most about half a core and reacts within twice a
+		// reconcile's time. A periodic pass is no burst: no pause after
+		// it, so a change that came meanwhile is not delayed further.
+		if pause := min(took, 100*time.Millisecond); pause > 5*time.Millisecond && !s.periodic {
 			select {
 			case <-ctx.Done():
 				return
@@ -135,19 +147,58 @@ func (s *speaker) loop(ctx context.Context) {
 	}
 }
 
+// drainConflicts handles the conflicts and settled conflicts already
+// queued, so that a burst of them costs one reconcile rather than one
+// each. (A speaker that started with a partial view of the membership
+// claims addresses that others own; the other nodes then report hundreds
+// of conflicts within a second, and one reconcile each kept the loop busy
+// for tens of seconds at 10,000 Services.)
+func (s *speaker) drainConflicts() {
+	for {
+		select {
+		case c := <-s.l2.Conflicts():
+			s.handleConflict(c)
+		case a := <-s.settled:
+			s.settlePending(a)
+		default:
+			return
+		}
+	}
+}
+
 // reconcile gathers the inputs, computes this node's desired state, hands
 // it to every announcer, and records what changed.
 func (s *speaker) reconcile(ctx context.Context) (took time.Duration) {
 	start := time.Now()
+	var computed, applied time.Time
 	defer func() {
 		took = time.Since(start)
 		s.health.lastLoop.Store(time.Now().UnixNano())
 		s.metrics.reconciles.Inc()
-		s.metrics.reconcileSeconds.Observe(time.Since(start).Seconds())
+		s.metrics.reconcileSeconds.Observe(took.Seconds())
+		if took >= slowReconcile && !computed.IsZero() && !applied.IsZero() {
+			s.log.Info("slow reconcile", "took", took, "compute", computed.Sub(start), "apply", applied.Sub(computed),
+				"record", time.Since(applied), "recomputedAll", s.inc.RecomputedAll(), "periodic", s.periodic)
+		}
 	}()
 	s.settleOverdue(start)
 	if s.configDirty.Swap(false) || s.model == nil {
 		s.model = s.buildModel()
+	}
+	// The safety nets of the incremental path: every summaryResyncInterval
+	// rebuild every Service summary from the caches (Incremental then
+	// recomputes the addresses of any summary that differs: a missed
+	// event), and every fullResyncInterval recompute every address too.
+	s.periodic = false
+	if start.Sub(s.lastFull) >= summaryResyncInterval {
+		s.sums.rebuildAll()
+		s.lastFull = start
+		s.periodic = true
+	}
+	if start.Sub(s.lastReset) >= fullResyncInterval {
+		s.inc.Reset()
+		s.lastReset = start
+		s.periodic = true
 	}
 	services := s.gatherServices()
 	alive := s.members.Alive()
@@ -160,10 +211,11 @@ func (s *speaker) reconcile(ctx context.Context) (took time.Duration) {
 	s.scheduleHoldEnd(next)
 	down, withdrawn := s.members.Verdicts(services)
 
-	d := Compute(Inputs{
+	d := s.inc.Compute(Inputs{
 		Self: s.cfg.NodeName, Model: s.model, Services: services, Nodes: nodes, Interfaces: ifaces,
 		Suppressed: held, DataPlaneDown: down, Withdrawn: withdrawn,
 	})
+	computed = time.Now()
 	var errs []error
 	for _, a := range s.announcers {
 		if err := a.Set(ctx, d); err != nil {
@@ -176,6 +228,7 @@ func (s *speaker) reconcile(ctx context.Context) (took time.Duration) {
 		n, first := countErrors(errors.Join(errs...))
 		s.log.Warn("apply desired state", "errors", n, "first", first)
 	}
+	applied = time.Now()
 	s.health.ready.Store(true)
 	s.publishLocal(services, macs)
 	s.updateUnusablePeers(d)
@@ -188,6 +241,21 @@ func (s *speaker) reconcile(ctx context.Context) (took time.Duration) {
 	}
 	return
 }
+
+// slowReconcile is the reconcile time above which the loop logs where the
+// time went (gathering and computing, applying, recording).
+const slowReconcile = 100 * time.Millisecond
+
+// summaryResyncInterval is how often the loop rebuilds every Service
+// summary from the caches, whatever the informers said, and
+// fullResyncInterval how often it also recomputes every address from
+// scratch: safety nets under the incremental path (a missed event cannot
+// leave the desired state wrong for longer than a minute). Rebuilding the
+// summaries costs about two thirds of a full pass (BenchmarkReconcile).
+const (
+	summaryResyncInterval = time.Minute
+	fullResyncInterval    = 10 * time.Minute
+)
 
 // countErrors counts the leaves of a tree of joined errors and returns the
 // first one.
@@ -222,43 +290,11 @@ func (s *speaker) buildModel() *config.Model {
 }
 
 // gatherServices summarises the Services this speaker serves that have
-// addresses, with their endpoints.
+// addresses, with their endpoints: it rebuilds the summaries of the
+// Services whose Service or EndpointSlices changed since the last call.
 func (s *speaker) gatherServices() []Service {
-	all, _ := s.services.List(labels.Everything())
-	uids := make(map[ServiceKey]types.UID, len(s.uids))
-	var out []Service
-	for _, svc := range all {
-		if !ServesClass(svc, s.cfg.LoadBalancerClass) {
-			continue
-		}
-		addrs := ServiceAddresses(svc)
-		if len(addrs) == 0 {
-			continue
-		}
-		key := ServiceKey{svc.Namespace, svc.Name}
-		uids[key] = svc.UID
-		sv := Service{Key: key, Addresses: addrs, HealthCheckNodePort: svc.Spec.HealthCheckNodePort}
-		if svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal {
-			sv.TrafficPolicy = TrafficPolicyLocal
-		} else {
-			sv.TrafficPolicy = TrafficPolicyCluster
-		}
-		objs, _ := s.slices.ByIndex(serviceIndex, key.String())
-		var v4, v6 []*discoveryv1.EndpointSlice
-		for _, o := range objs {
-			es := o.(*discoveryv1.EndpointSlice)
-			switch es.AddressType {
-			case discoveryv1.AddressTypeIPv4:
-				v4 = append(v4, es)
-			case discoveryv1.AddressTypeIPv6:
-				v6 = append(v6, es)
-			}
-		}
-		sv.EndpointsV4 = EndpointsFromSlices(v4, discoveryv1.AddressTypeIPv4)
-		sv.EndpointsV6 = EndpointsFromSlices(v6, discoveryv1.AddressTypeIPv6)
-		out = append(out, sv)
-	}
-	s.uids = uids
+	out, _ := s.sums.update(s.services, s.slices, s.cfg.LoadBalancerClass)
+	s.uids = s.sums.uids
 	return out
 }
 

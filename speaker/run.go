@@ -177,7 +177,8 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 	}
 
-	s := &speaker{cfg: cfg, log: log, kube: kube, herald: herald, trigger: make(chan struct{}, 1), settled: make(chan netip.Addr, 64), interner: newInterner(), health: cfg.Health}
+	s := &speaker{cfg: cfg, log: log, kube: kube, herald: herald, trigger: make(chan struct{}, 1), settled: make(chan netip.Addr, 64), interner: newInterner(), health: cfg.Health,
+		sums: newSummaries(), inc: NewIncremental()}
 	s.configDirty.Store(true)
 	if err := s.startInformers(ctx); err != nil {
 		return err
@@ -309,8 +310,23 @@ func (s *speaker) startInformers(ctx context.Context) error {
 		UpdateFunc: func(any, any) { s.configDirty.Store(true); s.poke() },
 		DeleteFunc: func(any) { s.configDirty.Store(true); s.poke() },
 	}
-	for _, inf := range []cache.SharedIndexInformer{svcInf.Informer(), sliceInf.Informer(), nodeInf.Informer()} {
-		if _, err := inf.AddEventHandler(changed); err != nil {
+	// Services and EndpointSlices also mark their Service dirty, so the
+	// reconcile rebuilds only the summaries of the Services that changed.
+	serviceChanged := cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(o any) { s.sums.markService(o); s.poke() },
+		UpdateFunc: func(_, o any) { s.sums.markService(o); s.poke() },
+		DeleteFunc: func(o any) { s.sums.markService(o); s.poke() },
+	}
+	sliceChanged := cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(o any) { s.sums.markSlice(o); s.poke() },
+		UpdateFunc: func(old, o any) { s.sums.markSlice(old); s.sums.markSlice(o); s.poke() },
+		DeleteFunc: func(o any) { s.sums.markSlice(o); s.poke() },
+	}
+	for _, w := range []struct {
+		inf cache.SharedIndexInformer
+		h   cache.ResourceEventHandler
+	}{{svcInf.Informer(), serviceChanged}, {sliceInf.Informer(), sliceChanged}, {nodeInf.Informer(), changed}} {
+		if _, err := w.inf.AddEventHandler(w.h); err != nil {
 			return fmt.Errorf("speaker: watch: %w", err)
 		}
 	}

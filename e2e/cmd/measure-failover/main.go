@@ -1,7 +1,7 @@
 // Command measure-failover measures Herald's layer-2 speaker in the network
 // lab (run as root, from the e2e module):
 //
-//	go run ./cmd/measure-failover [-trials 20] [-graceful-trials 20] [-reaction-trials 50] [-memory]
+//	go run ./cmd/measure-failover [-trials 20] [-graceful-trials 20] [-reaction-trials 50] [-memory [-services 10000] [-endpoints 5] [-scale-reaction-trials 10]]
 //
 // It starts a control plane and three node hosts running herald-speaker (see
 // package speakerlab) and a client that probes a load-balancer address
@@ -53,6 +53,7 @@ func main() {
 	memory := flag.Bool("memory", false, "also measure resident memory with -services Services")
 	services := flag.Int("services", 10000, "Services for -memory")
 	endpoints := flag.Int("endpoints", 5, "endpoints per Service for -memory")
+	scaleReaction := flag.Int("scale-reaction-trials", 10, "EndpointSlice reaction trials with the -memory Services in place")
 	dir := flag.String("dir", "", "directory for logs (default a temporary one)")
 	flag.Parse()
 
@@ -94,7 +95,7 @@ func main() {
 		fmt.Println(r.row())
 	}
 	if *memory {
-		m.memory(ctx, *services, *endpoints)
+		m.memory(ctx, *services, *endpoints, *scaleReaction)
 	}
 }
 
@@ -377,6 +378,7 @@ func (m *measurement) reaction(ctx context.Context, trials int) result {
 		m.fatal("%v", err)
 	}
 	m.waitOwner(ctx, m.local, a.Name)
+	var slow []string
 	for i := range trials {
 		to := b
 		if i%2 == 1 {
@@ -399,12 +401,18 @@ func (m *measurement) reaction(ctx context.Context, trials int) result {
 		select {
 		case at := <-seen:
 			r.add(at.Sub(start))
+			if d := at.Sub(start); d >= 100*time.Millisecond {
+				slow = append(slow, fmt.Sprintf("%s at %s", d.Round(time.Millisecond), start.UTC().Format("15:04:05.000")))
+			}
 		case <-time.After(10 * time.Second):
 			m.fatal("reaction trial %d: no gratuitous ARP from %s within 10s\n%s", i, to.Name, m.lab.Logs())
 		}
 		time.Sleep(400 * time.Millisecond) // let the bursts end
 	}
 	fmt.Printf("reaction: %d trials\n", trials)
+	if len(slow) > 0 {
+		fmt.Printf("reaction: trials of 100 ms or more (to find them in the speaker logs): %s\n", strings.Join(slow, ", "))
+	}
 	return r
 }
 

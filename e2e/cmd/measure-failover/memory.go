@@ -20,8 +20,9 @@ import (
 // endpoints each (spread over the nodes), starts the speakers again, waits
 // until they announce all of them, and prints each speaker's resident
 // memory (now and at its peak, which includes the initial list) and how
-// long they took to announce everything.
-func (m *measurement) memory(ctx context.Context, n, perService int) {
+// long they took to announce everything; then it runs reactionTrials
+// reaction trials at that scale.
+func (m *measurement) memory(ctx context.Context, n, perService, reactionTrials int) {
 	l := m.lab
 	for _, node := range l.Nodes {
 		if err := l.StopSpeaker(node); err != nil {
@@ -115,7 +116,7 @@ func (m *measurement) memory(ctx context.Context, n, perService int) {
 	}
 
 	// The reaction time at this scale, and the steady-state reconcile time.
-	r := m.reaction(ctx, 10)
+	r := m.reaction(ctx, reactionTrials)
 	r.name += fmt.Sprintf(", with %d Services", n)
 	sum1, cnt1 := reconcileTotals(ctx, l)
 	fmt.Println()

@@ -1,0 +1,174 @@
+package speaker
+
+import (
+	"cmp"
+	goslices "slices"
+	"strings"
+	"sync"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+)
+
+// summaries keeps the Service summary (addresses, policy, endpoints per
+// family) of every Service the speaker serves, and rebuilds only those of
+// the Services whose Service or EndpointSlices changed since the last
+// reconcile. The informer handlers mark keys dirty (any goroutine); the
+// loop calls update, which reads the caches for the dirty keys only.
+// rebuildAll makes the next update rebuild every summary (the start, and a
+// periodic safety net).
+type summaries struct {
+	mu    sync.Mutex
+	dirty map[ServiceKey]struct{}
+	all   bool
+
+	// Owned by the loop.
+	byKey map[ServiceKey]Service
+	uids  map[ServiceKey]types.UID
+}
+
+func newSummaries() *summaries {
+	return &summaries{dirty: map[ServiceKey]struct{}{}, all: true, byKey: map[ServiceKey]Service{}, uids: map[ServiceKey]types.UID{}}
+}
+
+// markService marks the Service of a Service informer event dirty.
+func (m *summaries) markService(obj any) {
+	key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj)
+	if err != nil {
+		m.rebuildAll()
+		return
+	}
+	ns, name, _ := strings.Cut(key, "/")
+	if name == "" { // cluster-scoped: not a Service
+		return
+	}
+	m.mark(ServiceKey{ns, name})
+}
+
+// markSlice marks the Service of an EndpointSlice informer event dirty.
+func (m *summaries) markSlice(obj any) {
+	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = d.Obj
+	}
+	es, ok := obj.(*discoveryv1.EndpointSlice)
+	if !ok {
+		m.rebuildAll()
+		return
+	}
+	if name, ok := es.Labels[discoveryv1.LabelServiceName]; ok {
+		m.mark(ServiceKey{es.Namespace, name})
+	}
+}
+
+func (m *summaries) mark(k ServiceKey) {
+	m.mu.Lock()
+	m.dirty[k] = struct{}{}
+	m.mu.Unlock()
+}
+
+// rebuildAll makes the next update rebuild every summary.
+func (m *summaries) rebuildAll() {
+	m.mu.Lock()
+	m.all = true
+	m.mu.Unlock()
+}
+
+// take returns the dirty keys (all: every Service) and clears them. It is
+// called before the caches are read, so a change that lands while the
+// loop reads them is read again next time.
+func (m *summaries) take() (dirty map[ServiceKey]struct{}, all bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	dirty, all = m.dirty, m.all
+	m.dirty, m.all = map[ServiceKey]struct{}{}, false
+	return dirty, all
+}
+
+// update brings the summaries up to date with the caches and returns them
+// all (in no particular order), and how many it rebuilt.
+func (m *summaries) update(services corelisters.ServiceLister, slices cache.Indexer, class string) (out []Service, rebuilt int) {
+	dirty, all := m.take()
+	if all {
+		list, _ := services.List(labels.Everything())
+		m.byKey = make(map[ServiceKey]Service, len(list))
+		m.uids = make(map[ServiceKey]types.UID, len(list))
+		for _, svc := range list {
+			m.set(ServiceKey{svc.Namespace, svc.Name}, svc, slices, class)
+		}
+		rebuilt = len(list)
+	} else {
+		for k := range dirty {
+			svc, err := services.Services(k.Namespace).Get(k.Name)
+			if err != nil && !apierrors.IsNotFound(err) {
+				// A lister only fails with NotFound; should that change,
+				// read everything next time.
+				m.rebuildAll()
+			}
+			m.set(k, svc, slices, class)
+		}
+		rebuilt = len(dirty)
+	}
+	out = make([]Service, 0, len(m.byKey))
+	for _, s := range m.byKey {
+		out = append(out, s)
+	}
+	return out, rebuilt
+}
+
+// set stores the summary of Service k (svc, nil when gone) or removes it
+// when the speaker does not announce it.
+func (m *summaries) set(k ServiceKey, svc *corev1.Service, slices cache.Indexer, class string) {
+	if svc == nil || !ServesClass(svc, class) {
+		delete(m.byKey, k)
+		delete(m.uids, k)
+		return
+	}
+	sv, ok := summarise(svc, slices)
+	if !ok {
+		delete(m.byKey, k)
+		delete(m.uids, k)
+		return
+	}
+	m.byKey[k] = sv
+	m.uids[k] = svc.UID
+}
+
+// summarise returns what the speaker needs of svc and its EndpointSlices,
+// or false when svc has no address to announce.
+func summarise(svc *corev1.Service, slices cache.Indexer) (Service, bool) {
+	addrs := ServiceAddresses(svc)
+	if len(addrs) == 0 {
+		return Service{}, false
+	}
+	key := ServiceKey{svc.Namespace, svc.Name}
+	sv := Service{Key: key, Addresses: addrs, HealthCheckNodePort: svc.Spec.HealthCheckNodePort}
+	if svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal {
+		sv.TrafficPolicy = TrafficPolicyLocal
+	} else {
+		sv.TrafficPolicy = TrafficPolicyCluster
+	}
+	objs, _ := slices.ByIndex(serviceIndex, key.String())
+	var v4, v6 []*discoveryv1.EndpointSlice
+	for _, o := range objs {
+		es := o.(*discoveryv1.EndpointSlice)
+		switch es.AddressType {
+		case discoveryv1.AddressTypeIPv4:
+			v4 = append(v4, es)
+		case discoveryv1.AddressTypeIPv6:
+			v6 = append(v6, es)
+		}
+	}
+	// The index returns slices in no particular order: sort them, so an
+	// unchanged Service summarises the same every time.
+	byName := func(a, b *discoveryv1.EndpointSlice) int { return cmp.Compare(a.Name, b.Name) }
+	goslices.SortFunc(v4, byName)
+	goslices.SortFunc(v6, byName)
+	sv.EndpointsV4 = EndpointsFromSlices(v4, discoveryv1.AddressTypeIPv4)
+	sv.EndpointsV6 = EndpointsFromSlices(v6, discoveryv1.AddressTypeIPv6)
+	return sv, true
+}
