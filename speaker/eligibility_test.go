@@ -26,7 +26,9 @@ var (
 	starting = func(node string) Endpoint { return Endpoint{NodeName: node} }
 	// settling is a ready endpoint on a node whose first ready endpoint is
 	// younger than the takeover delay.
-	settling = func(node string) Endpoint { return Endpoint{NodeName: node, Ready: true, Serving: true, Settling: true} }
+	settling = func(node string) Endpoint {
+		return Endpoint{NodeName: node, Ready: true, Serving: true, Settling: true}
+	}
 )
 
 func TestEligibleNodes(t *testing.T) {
