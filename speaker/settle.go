@@ -14,11 +14,20 @@ import (
 // once, because the election ranks the new node first, loses the
 // connections of that gap although the old node can still forward.
 //
-// So a node whose first ready endpoint of a Service (per address family) is
-// younger than the takeover delay is "settling": its ready endpoints are
-// marked Endpoint.Settling, and EligibleNodes prefers nodes that can forward
-// now. After the delay the normal rules apply, so the address may still
-// move, but only once the new node can carry it.
+// So a node that gains its first ready endpoint of a Service (per address
+// family) while another node can already forward it (it has had a ready
+// endpoint for at least the takeover delay, or it drains a
+// serving-terminating one) is "settling" for the delay: its ready endpoints
+// are marked Endpoint.Settling, and EligibleNodes prefers nodes that can
+// forward now. After the delay the normal rules apply, so the address may
+// still move, but only once the new node can carry it.
+//
+// Whether a node settles is decided once, when it appears, and it stays so
+// until the delay ends: a node that was a candidate never stops being one
+// because time passed. (Deciding from the ages alone would not do: the
+// first pods of a Service become ready a few milliseconds apart, and the
+// first to come of age would take the address from the others for the
+// difference, only to lose it again.)
 //
 // Every speaker sees the same EndpointSlice change within milliseconds, so
 // their trackers agree up to that skew. A tracker that starts counts every
@@ -39,12 +48,25 @@ type SettleTracker struct {
 	delay    time.Duration
 	primed   bool
 	services map[ServiceKey]*settleState
+	// settles is, per Service with a settling node, when the first of them
+	// settles.
+	settles map[ServiceKey]time.Time
 }
 
-// settleState is one Service's record: node -> when its first ready
-// endpoint was seen (the zero time: settled at start-up), per family.
+// settleState is one Service's record, per family, of the nodes with a
+// ready endpoint.
 type settleState struct {
-	v4, v6 map[string]time.Time
+	v4, v6 map[string]readySince
+}
+
+// readySince is what the tracker knows of one node with a ready endpoint.
+type readySince struct {
+	// first is when the node's first ready endpoint was seen; the zero
+	// time for a node listed at start-up.
+	first time.Time
+	// held is true when another node could forward when the node appeared:
+	// the node then settles until first + delay.
+	held bool
 }
 
 // NewSettleTracker returns a tracker for the takeover delay delay; a delay
@@ -52,7 +74,7 @@ type settleState struct {
 // Prime is called, every endpoint observed counts as settled (the initial
 // list at start-up).
 func NewSettleTracker(delay time.Duration) *SettleTracker {
-	return &SettleTracker{delay: delay, services: map[ServiceKey]*settleState{}}
+	return &SettleTracker{delay: delay, services: map[ServiceKey]*settleState{}, settles: map[ServiceKey]time.Time{}}
 }
 
 // Prime ends the start-up: nodes that become ready from now on settle for
@@ -84,16 +106,53 @@ func (t *SettleTracker) Observe(svc Service, now time.Time) (Service, time.Time)
 	if len(st.v4) == 0 && len(st.v6) == 0 {
 		delete(t.services, svc.Key)
 	}
-	return svc, earliest(next4, next6)
+	next := earliest(next4, next6)
+	if next.IsZero() {
+		delete(t.settles, svc.Key)
+	} else {
+		t.settles[svc.Key] = next
+	}
+	return svc, next
+}
+
+// Next returns the earliest time a settling node of any Service settles,
+// or the zero time when no node settles. The caller observes the Services
+// Due then again, so their settled nodes become candidates. Cost:
+// O(Services with a settling node).
+func (t *SettleTracker) Next() time.Time {
+	var next time.Time
+	for _, at := range t.settles {
+		next = earliest(next, at)
+	}
+	return next
+}
+
+// Due returns the Services with a node that has settled by now since they
+// were last observed, sorted. Cost: O(Services with a settling node).
+func (t *SettleTracker) Due(now time.Time) []ServiceKey {
+	var due []ServiceKey
+	for k, at := range t.settles {
+		if !now.Before(at) {
+			due = append(due, k)
+		}
+	}
+	slices.SortFunc(due, compareServiceKeys)
+	return due
 }
 
 // observeFamily updates one family's record from eps and returns it, the
 // endpoints with Settling set, and the earliest settle time.
-func (t *SettleTracker) observeFamily(seen map[string]time.Time, eps []Endpoint, now time.Time) (map[string]time.Time, []Endpoint, time.Time) {
+func (t *SettleTracker) observeFamily(seen map[string]readySince, eps []Endpoint, now time.Time) (map[string]readySince, []Endpoint, time.Time) {
 	readyNodes := make(map[string]bool, len(seen))
+	draining := false
 	for _, ep := range eps {
 		if ep.Ready && ep.NodeName != "" {
 			readyNodes[ep.NodeName] = true
+		}
+	}
+	for _, ep := range eps {
+		if !ep.Ready && ep.Serving && ep.Terminating && ep.NodeName != "" && !readyNodes[ep.NodeName] {
+			draining = true
 		}
 	}
 	for n := range seen {
@@ -104,23 +163,32 @@ func (t *SettleTracker) observeFamily(seen map[string]time.Time, eps []Endpoint,
 	if len(readyNodes) == 0 {
 		return nil, eps, time.Time{}
 	}
+	// forwarding: some node already known can carry the traffic now, so a
+	// node appearing now waits.
+	forwarding := draining
+	for _, r := range seen {
+		if r.first.IsZero() || !now.Before(r.first.Add(t.delay)) {
+			forwarding = true
+			break
+		}
+	}
 	if seen == nil {
-		seen = make(map[string]time.Time, len(readyNodes))
+		seen = make(map[string]readySince, len(readyNodes))
 	}
 	var next time.Time
 	settling := map[string]bool{}
 	for n := range readyNodes {
-		first, ok := seen[n]
+		r, ok := seen[n]
 		if !ok {
 			if t.primed {
-				first = now
+				r = readySince{first: now, held: forwarding}
 			}
-			seen[n] = first
+			seen[n] = r
 		}
-		if first.IsZero() {
+		if !r.held {
 			continue
 		}
-		if at := first.Add(t.delay); now.Before(at) {
+		if at := r.first.Add(t.delay); now.Before(at) {
 			settling[n] = true
 			next = earliest(next, at)
 		}
@@ -139,7 +207,10 @@ func (t *SettleTracker) observeFamily(seen map[string]time.Time, eps []Endpoint,
 
 // Forget drops what the tracker knows of the Service key (deleted, or no
 // longer served by this speaker).
-func (t *SettleTracker) Forget(key ServiceKey) { delete(t.services, key) }
+func (t *SettleTracker) Forget(key ServiceKey) {
+	delete(t.services, key)
+	delete(t.settles, key)
+}
 
 // ObserveAll observes every Service of services at now, forgets the
 // Services it no longer lists, and ends the start-up (Prime): the first
@@ -159,7 +230,7 @@ func (t *SettleTracker) ObserveAll(services []Service, now time.Time) ([]Service
 	}
 	for k := range t.services {
 		if !listed[k] {
-			delete(t.services, k)
+			t.Forget(k)
 		}
 	}
 	t.Prime()
