@@ -212,29 +212,19 @@ func (t *SettleTracker) Forget(key ServiceKey) {
 	delete(t.settles, key)
 }
 
-// ObserveAll observes every Service of services at now, forgets the
-// Services it no longer lists, and ends the start-up (Prime): the first
-// call after NewSettleTracker takes every endpoint as settled. It returns
-// the Services with Settling marked (a new slice; unchanged Services are
-// copied as they are) and the earliest time a settling node settles, or
-// the zero time. Cost: O(total endpoints).
-func (t *SettleTracker) ObserveAll(services []Service, now time.Time) ([]Service, time.Time) {
-	out := make([]Service, len(services))
-	listed := make(map[ServiceKey]bool, len(services))
-	var next time.Time
-	for i, svc := range services {
-		var at time.Time
-		out[i], at = t.Observe(svc, now)
-		next = earliest(next, at)
-		listed[svc.Key] = true
-	}
+// Retain forgets the Services for which keep returns false. Cost:
+// O(Services tracked).
+func (t *SettleTracker) Retain(keep func(ServiceKey) bool) {
 	for k := range t.services {
-		if !listed[k] {
+		if !keep(k) {
 			t.Forget(k)
 		}
 	}
-	t.Prime()
-	return out, next
+	for k := range t.settles {
+		if !keep(k) {
+			t.Forget(k)
+		}
+	}
 }
 
 // earliest returns the earlier of two times, the zero time meaning none.

@@ -136,32 +136,36 @@ func TestSettleTracker(t *testing.T) {
 	}
 }
 
-func TestSettleTrackerFamiliesAndForget(t *testing.T) {
+func TestSettleTrackerFamiliesAndRetain(t *testing.T) {
 	t0 := time.Date(2026, 11, 22, 3, 0, 0, 0, time.UTC)
 	key := ServiceKey{"default", "web"}
 	tr := NewSettleTracker(2 * time.Second)
-	tr.ObserveAll([]Service{{Key: key, TrafficPolicy: TrafficPolicyLocal, EndpointsV4: []Endpoint{ready("a"), ready("b")}, EndpointsV6: []Endpoint{ready("b")}}}, t0)
+	tr.Observe(Service{Key: key, TrafficPolicy: TrafficPolicyLocal, EndpointsV4: []Endpoint{ready("a"), ready("b")}, EndpointsV6: []Endpoint{ready("b")}}, t0)
+	tr.Prime()
 
 	// a is ready for IPv6 only now: kube-proxy programs each family from its
 	// own slices, so a settles for IPv6 while it is settled for IPv4.
 	svc := Service{Key: key, TrafficPolicy: TrafficPolicyLocal, EndpointsV4: []Endpoint{ready("a"), ready("b")}, EndpointsV6: []Endpoint{ready("a"), ready("b")}}
-	got, next := tr.ObserveAll([]Service{svc}, t0.Add(time.Second))
+	got, next := tr.Observe(svc, t0.Add(time.Second))
 	want := Service{Key: key, TrafficPolicy: TrafficPolicyLocal, EndpointsV4: []Endpoint{ready("a"), ready("b")}, EndpointsV6: []Endpoint{settling("a"), ready("b")}}
-	if diff := cmp.Diff([]Service{want}, got, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
-		t.Errorf("ObserveAll mismatch (-want +got):\n%s", diff)
+	if diff := cmp.Diff(want, got, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
+		t.Errorf("Observe mismatch (-want +got):\n%s", diff)
 	}
 	if w := t0.Add(3 * time.Second); !next.Equal(w) {
 		t.Errorf("next = %v, want %v", next, w)
 	}
 
-	// A Service no longer listed is forgotten: when it comes back (after
+	// A Service Retain drops is forgotten: when it comes back (after
 	// start-up), its nodes are new, and as nothing else was known to
 	// forward, none of them waits.
-	tr.ObserveAll(nil, t0.Add(4*time.Second))
-	got, _ = tr.ObserveAll([]Service{svc}, t0.Add(5*time.Second))
+	tr.Retain(func(ServiceKey) bool { return false })
+	if next := tr.Next(); !next.IsZero() {
+		t.Errorf("Next() after forgetting every Service = %v, want the zero time", next)
+	}
+	got, _ = tr.Observe(svc, t0.Add(5*time.Second))
 	want.EndpointsV6 = []Endpoint{ready("a"), ready("b")}
-	if diff := cmp.Diff([]Service{want}, got); diff != "" {
-		t.Errorf("ObserveAll after the Service came back mismatch (-want +got):\n%s", diff)
+	if diff := cmp.Diff(want, got, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
+		t.Errorf("Observe after the Service came back mismatch (-want +got):\n%s", diff)
 	}
 }
 
@@ -172,7 +176,10 @@ func TestSettleTrackerDue(t *testing.T) {
 		return Service{Key: k, TrafficPolicy: TrafficPolicyLocal, EndpointsV4: v4}
 	}
 	tr := NewSettleTracker(time.Second)
-	tr.ObserveAll([]Service{local(a, ready("n0")), local(b, ready("n0")), local(c, ready("n0"))}, t0)
+	for _, k := range []ServiceKey{a, b, c} {
+		tr.Observe(local(k, ready("n0")), t0)
+	}
+	tr.Prime()
 	if next := tr.Next(); !next.IsZero() {
 		t.Errorf("Next() with nothing settling = %v, want the zero time", next)
 	}
