@@ -109,8 +109,9 @@ type NodeVerdict struct {
 type Eligibility struct {
 	// Nodes are the eligible node names, sorted.
 	Nodes []string
-	// ServingTerminating is true when no ready endpoint could be used and
-	// serving-but-terminating endpoints were used instead (a draining rollout).
+	// ServingTerminating is true when no ready endpoint could be used (none,
+	// or only Settling ones) and serving-but-terminating endpoints were used
+	// instead (a draining rollout).
 	ServingTerminating bool
 	// Ineligible lists every other node with the first reason that ruled it
 	// out, sorted by node name.
