@@ -39,11 +39,11 @@ type Endpoint struct {
 	Serving bool
 	// Terminating is the EndpointSlice terminating condition (nil counts as false).
 	Terminating bool
-	// Settling is true for a ready endpoint on a node that has had a ready
-	// endpoint of this Service (and address family) for less than the
-	// speaker's takeover delay: kube-proxy on that node may not have
-	// programmed its rules for it yet. See SettleTracker; EligibleNodes
-	// explains how it counts.
+	// Settling is true for a ready endpoint on a node whose first ready
+	// endpoint of this Service (and address family) appeared less than the
+	// speaker's takeover delay ago, while another node could forward:
+	// kube-proxy on that node may not have programmed its rules for it yet.
+	// See SettleTracker; EligibleNodes explains how it counts.
 	Settling bool
 }
 
