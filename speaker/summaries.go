@@ -115,7 +115,7 @@ func (m *summaries) update(services corelisters.ServiceLister, slices cache.Inde
 		}
 		rebuilt = len(list)
 		if m.takeover != nil {
-			// Services gone meanwhile were never marked: forget them. The
+			// Services no longer listed get no set call: forget them. The
 			// first full rebuild is the start-up list, settled as it is.
 			m.takeover.Retain(func(k ServiceKey) bool { _, ok := m.byKey[k]; return ok })
 			m.takeover.Prime()
