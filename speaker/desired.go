@@ -283,21 +283,31 @@ func (set nodeSet) eligible(policy TrafficPolicy, eps []Endpoint) []string {
 		}
 		return nil
 	}
-	var ready, draining []string
+	var ready, draining, settling []string
 	for _, ep := range eps {
 		if !set.isUsable[ep.NodeName] {
 			continue
 		}
 		switch {
+		case ep.Ready && ep.Settling:
+			settling = append(settling, ep.NodeName)
 		case ep.Ready:
 			ready = append(ready, ep.NodeName)
 		case ep.Serving && ep.Terminating:
 			draining = append(draining, ep.NodeName)
 		}
 	}
-	out := ready
+	if len(ready) > 0 {
+		slices.Sort(ready)
+		return slices.Compact(ready)
+	}
+	// No settled ready endpoint: a node whose ready endpoints all settle
+	// is not a candidate while a draining node can forward (see
+	// EligibleNodes); draining and settling lists rarely hold more than a
+	// few nodes.
+	out := draining
 	if len(out) == 0 {
-		out = draining
+		out = settling
 	}
 	slices.Sort(out)
 	return slices.Compact(out)

@@ -75,6 +75,8 @@ func clusterOwner(addr netip.Addr, candidates ...string) string {
 func TestCompute(t *testing.T) {
 	l2All := []*v1alpha1.L2Advertisement{l2Adv("all", nil, nil)}
 	nodes3 := []string{"n1", "n2", "n3"}
+	// rank is the election's order for lbV4: rank[0] outranks rank[1].
+	rank := Ranking(lbV4, nodes3)
 	type announcement struct {
 		Node       string
 		Addr       netip.Addr
@@ -201,6 +203,34 @@ func TestCompute(t *testing.T) {
 			},
 		},
 		{
+			name:  "a settling node that outranks the announcing one does not take the address while that node forwards",
+			model: testModel(l2All, nil),
+			services: []Service{svc("web", TrafficPolicyLocal, []netip.Addr{lbV4},
+				[]Endpoint{ready(rank[1]), settling(rank[0])}, nil)},
+			nodes:      aliveNodes(nodes3...),
+			wantOwners: map[netip.Addr]string{lbV4: rank[1]},
+			want:       []announcement{{rank[1], lbV4, []string{"eth0"}, []string{"default/web"}}},
+		},
+		{
+			name:  "settling nodes are elected at once when no node can forward yet",
+			model: testModel(l2All, nil),
+			services: []Service{svc("web", TrafficPolicyLocal, []netip.Addr{lbV4},
+				[]Endpoint{settling(rank[1]), settling(rank[0]), gone(rank[2])}, nil)},
+			nodes:      aliveNodes(nodes3...),
+			wantOwners: map[netip.Addr]string{lbV4: rank[0]},
+			want:       []announcement{{rank[0], lbV4, []string{"eth0"}, []string{"default/web"}}},
+		},
+		{
+			name:  "settling with a kube-proxy withdrawal: the withdrawn settled node no longer holds the settling one back",
+			model: testModel(l2All, nil),
+			services: []Service{svc("web", TrafficPolicyLocal, []netip.Addr{lbV4},
+				[]Endpoint{ready(rank[1]), settling(rank[0])}, nil)},
+			nodes:      aliveNodes(nodes3...),
+			withdrawn:  map[ServiceKey][]string{{"default", "web"}: {rank[1]}},
+			wantOwners: map[netip.Addr]string{lbV4: rank[0]},
+			want:       []announcement{{rank[0], lbV4, []string{"eth0"}, []string{"default/web"}}},
+		},
+		{
 			name:       "kube-proxy's verdicts: a node whose data plane is down, or withdrawn for the Service, is skipped",
 			model:      testModel(l2All, nil),
 			services:   []Service{svc("web", TrafficPolicyLocal, []netip.Addr{lbV4}, []Endpoint{ready("n1"), ready("n2"), ready("n3")}, nil)},
@@ -261,6 +291,21 @@ func TestComputeBGP(t *testing.T) {
 			name:     "local policy: only nodes with a ready endpoint",
 			services: []Service{svc("web", TrafficPolicyLocal, []netip.Addr{lbV4, lbV6}, []Endpoint{ready("n1"), ready("n2")}, []Endpoint{ready("n3")})},
 			want:     map[string][]netip.Addr{"n1": {lbV4}, "n2": {lbV4}, "n3": {lbV6}},
+		},
+		{
+			name:     "local policy: a settling node advertises only once it settles while another node forwards",
+			services: []Service{svc("web", TrafficPolicyLocal, []netip.Addr{lbV4}, []Endpoint{ready("n1"), settling("n2")}, nil)},
+			want:     map[string][]netip.Addr{"n1": {lbV4}},
+		},
+		{
+			name:     "local policy: a draining node advertises while the new node settles",
+			services: []Service{svc("web", TrafficPolicyLocal, []netip.Addr{lbV4}, []Endpoint{terminating("n1"), settling("n2")}, nil)},
+			want:     map[string][]netip.Addr{"n1": {lbV4}},
+		},
+		{
+			name:     "local policy: settling nodes advertise at once when nothing else can",
+			services: []Service{svc("web", TrafficPolicyLocal, []netip.Addr{lbV4}, []Endpoint{settling("n1"), settling("n2")}, nil)},
+			want:     map[string][]netip.Addr{"n1": {lbV4}, "n2": {lbV4}},
 		},
 		{
 			name:     "no endpoints: nobody advertises",
@@ -328,7 +373,7 @@ func TestNodeSetEligibleMatchesEligibleNodes(t *testing.T) {
 			if rng.IntN(8) != 0 {
 				node = names[rng.IntN(len(names))] + []string{"", "", "", "x"}[rng.IntN(4)]
 			}
-			eps = append(eps, Endpoint{NodeName: node, Ready: rng.IntN(2) == 0, Serving: rng.IntN(2) == 0, Terminating: rng.IntN(2) == 0})
+			eps = append(eps, Endpoint{NodeName: node, Ready: rng.IntN(2) == 0, Serving: rng.IntN(2) == 0, Terminating: rng.IntN(2) == 0, Settling: rng.IntN(3) == 0})
 		}
 		policy := []TrafficPolicy{TrafficPolicyLocal, TrafficPolicyCluster, ""}[rng.IntN(3)]
 		var usable []NodeState

@@ -39,6 +39,12 @@ type Endpoint struct {
 	Serving bool
 	// Terminating is the EndpointSlice terminating condition (nil counts as false).
 	Terminating bool
+	// Settling is true for a ready endpoint on a node whose first ready
+	// endpoint of this Service (and address family) appeared less than the
+	// speaker's takeover delay ago, while another node could forward:
+	// kube-proxy on that node may not have programmed its rules for it yet.
+	// See SettleTracker; EligibleNodes explains how it counts.
+	Settling bool
 }
 
 // NodeState is the part of a Node, and of the speaker membership, that
@@ -83,6 +89,11 @@ const (
 	// no endpoint that may take traffic (ready, or serving-terminating when
 	// the fallback is in effect).
 	ReasonNoLocalEndpoint Reason = "NoLocalEndpoint"
+	// ReasonEndpointSettling: externalTrafficPolicy is Local and the node's
+	// first ready endpoint became ready less than the takeover delay ago,
+	// while another node that can forward already serves the Service: the
+	// node becomes eligible when the delay ends.
+	ReasonEndpointSettling Reason = "EndpointSettling"
 	// ReasonNoServingEndpoint: the Service has no endpoint that may take
 	// traffic anywhere (neither ready nor serving-terminating).
 	ReasonNoServingEndpoint Reason = "NoServingEndpoint"
@@ -98,8 +109,9 @@ type NodeVerdict struct {
 type Eligibility struct {
 	// Nodes are the eligible node names, sorted.
 	Nodes []string
-	// ServingTerminating is true when no ready endpoint could be used and
-	// serving-but-terminating endpoints were used instead (a draining rollout).
+	// ServingTerminating is true when no ready endpoint could be used (none,
+	// or only Settling ones) and serving-but-terminating endpoints were used
+	// instead (a draining rollout).
 	ServingTerminating bool
 	// Ineligible lists every other node with the first reason that ruled it
 	// out, sorted by node name.
@@ -130,9 +142,20 @@ func nodeReason(n NodeState) Reason {
 //   - Local: a usable node is eligible while it runs at least one ready
 //     endpoint of svc. When no usable node runs a ready endpoint, usable
 //     nodes running a serving-but-terminating endpoint are eligible instead,
-//     so a rollout drains rather than drops. Ready endpoints always win:
-//     a terminating endpoint never keeps a node announcing while another
-//     usable node has a ready one.
+//     so a rollout drains rather than drops. Ready endpoints win: a
+//     terminating endpoint never keeps a node announcing while another
+//     usable node has a settled ready one.
+//   - Local, settling: a node whose ready endpoints are all Settling (its
+//     first one became ready less than the takeover delay ago, so its
+//     kube-proxy may still drop the traffic) can forward only once it
+//     settles. So the usable nodes are taken in this order, the first
+//     non-empty group being eligible: nodes with a settled ready endpoint;
+//     nodes with a serving-terminating endpoint (their kube-proxy forwards
+//     to it while the node has no ready one, as it always has); nodes with
+//     only settling ready endpoints (nothing better exists: an address is
+//     never left unannounced to wait). A settling node left out has the
+//     reason ReasonEndpointSettling. Without Settling endpoints (a takeover
+//     delay of 0) this is the rule of the first point.
 //   - Cluster (or empty): every usable node is eligible while svc has a
 //     ready endpoint anywhere, or failing that a serving-terminating one
 //     (kube-proxy's cluster fallback).
@@ -148,12 +171,15 @@ func nodeReason(n NodeState) Reason {
 // the Service's endpoints for Cluster. The result does not depend on the
 // order of the inputs. Cost: O(len(nodes) log len(nodes) + len(endpoints)).
 func EligibleNodes(svc ServiceState, nodes []NodeState) Eligibility {
-	type local struct{ ready, servingTerminating bool }
+	type local struct{ ready, settling, servingTerminating bool }
 	perNode := make(map[string]local, len(nodes))
 	var anyReady, anyServingTerminating bool
 	for _, ep := range svc.Endpoints {
 		l := perNode[ep.NodeName]
 		switch {
+		case ep.Ready && ep.Settling:
+			anyReady = true
+			l.settling = true
 		case ep.Ready:
 			anyReady = true
 			l.ready = true
@@ -182,37 +208,50 @@ func EligibleNodes(svc ServiceState, nodes []NodeState) Eligibility {
 		usable = append(usable, n.Name)
 	}
 
-	var eligible func(node string) bool
+	// reason returns "" for an eligible node, else why it is not.
+	var reason func(node string) Reason
 	if svc.TrafficPolicy == TrafficPolicyLocal {
-		useTerminating := true
-		for _, n := range usable {
-			if perNode[n].ready {
-				useTerminating = false
-				break
-			}
+		settledReady := func(l local) bool { return l.ready }
+		servingTerminating := func(l local) bool { return !l.ready && l.servingTerminating }
+		settlingOnly := func(l local) bool { return !l.ready && l.settling }
+		has := func(group func(local) bool) bool {
+			return slices.ContainsFunc(usable, func(n string) bool { return group(perNode[n]) })
 		}
-		out.ServingTerminating = useTerminating && slices.ContainsFunc(usable, func(n string) bool { return perNode[n].servingTerminating })
-		eligible = func(n string) bool {
-			if useTerminating {
-				return perNode[n].servingTerminating
+		var group func(local) bool
+		switch {
+		case has(settledReady):
+			group = settledReady
+		case has(servingTerminating):
+			group = servingTerminating
+			out.ServingTerminating = true
+		default:
+			group = settlingOnly
+		}
+		reason = func(n string) Reason {
+			switch l := perNode[n]; {
+			case group(l):
+				return ""
+			case settlingOnly(l):
+				return ReasonEndpointSettling
 			}
-			return perNode[n].ready
+			return ReasonNoLocalEndpoint
 		}
 	} else {
 		out.ServingTerminating = !anyReady && anyServingTerminating
 		hasEndpoint := anyReady || anyServingTerminating
-		eligible = func(string) bool { return hasEndpoint }
+		reason = func(string) Reason {
+			if hasEndpoint {
+				return ""
+			}
+			return ReasonNoServingEndpoint
+		}
 	}
 
-	missing := ReasonNoServingEndpoint
-	if svc.TrafficPolicy == TrafficPolicyLocal {
-		missing = ReasonNoLocalEndpoint
-	}
 	for _, n := range usable {
-		if eligible(n) {
+		if r := reason(n); r == "" {
 			out.Nodes = append(out.Nodes, n)
 		} else {
-			out.Ineligible = append(out.Ineligible, NodeVerdict{Node: n, Reason: missing})
+			out.Ineligible = append(out.Ineligible, NodeVerdict{Node: n, Reason: r})
 		}
 	}
 	slices.SortFunc(out.Ineligible, func(a, b NodeVerdict) int { return cmp.Compare(a.Node, b.Node) })

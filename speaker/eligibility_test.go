@@ -24,6 +24,11 @@ var (
 	gone = func(node string) Endpoint { return Endpoint{NodeName: node, Terminating: true} }
 	// starting is an endpoint whose pod is not ready yet.
 	starting = func(node string) Endpoint { return Endpoint{NodeName: node} }
+	// settling is a ready endpoint on a node whose first ready endpoint is
+	// younger than the takeover delay.
+	settling = func(node string) Endpoint {
+		return Endpoint{NodeName: node, Ready: true, Serving: true, Settling: true}
+	}
 )
 
 func TestEligibleNodes(t *testing.T) {
@@ -183,6 +188,73 @@ func TestEligibleNodes(t *testing.T) {
 				{"e", ReasonSpeakerNotAlive},
 				{"f", ReasonNodeDeleting},
 			}},
+		},
+		{
+			name:  "local: a settling node waits while a settled node serves",
+			svc:   ServiceState{TrafficPolicy: TrafficPolicyLocal, Endpoints: []Endpoint{ready("a"), settling("b")}},
+			nodes: alive("a", "b", "c"),
+			want: Eligibility{Nodes: []string{"a"}, Ineligible: []NodeVerdict{
+				{"b", ReasonEndpointSettling}, {"c", ReasonNoLocalEndpoint},
+			}},
+		},
+		{
+			name:  "local: a node with a settled and a settling endpoint is settled",
+			svc:   ServiceState{TrafficPolicy: TrafficPolicyLocal, Endpoints: []Endpoint{settling("a"), ready("a"), settling("b")}},
+			nodes: alive("a", "b"),
+			want:  Eligibility{Nodes: []string{"a"}, Ineligible: []NodeVerdict{{"b", ReasonEndpointSettling}}},
+		},
+		{
+			name:  "local: settling nodes are eligible at once when no other node serves (a first endpoint)",
+			svc:   ServiceState{TrafficPolicy: TrafficPolicyLocal, Endpoints: []Endpoint{settling("b"), settling("a"), starting("c")}},
+			nodes: alive("a", "b", "c"),
+			want:  Eligibility{Nodes: []string{"a", "b"}, Ineligible: []NodeVerdict{{"c", ReasonNoLocalEndpoint}}},
+		},
+		{
+			name:  "local: a draining node keeps forwarding while the new node settles",
+			svc:   ServiceState{TrafficPolicy: TrafficPolicyLocal, Endpoints: []Endpoint{terminating("a"), settling("b")}},
+			nodes: alive("a", "b"),
+			want: Eligibility{
+				Nodes: []string{"a"}, ServingTerminating: true,
+				Ineligible: []NodeVerdict{{"b", ReasonEndpointSettling}},
+			},
+		},
+		{
+			name:  "local: a settling node that also drains on itself forwards to its terminating endpoint",
+			svc:   ServiceState{TrafficPolicy: TrafficPolicyLocal, Endpoints: []Endpoint{terminating("a"), settling("a"), settling("b")}},
+			nodes: alive("a", "b"),
+			want: Eligibility{
+				Nodes: []string{"a"}, ServingTerminating: true,
+				Ineligible: []NodeVerdict{{"b", ReasonEndpointSettling}},
+			},
+		},
+		{
+			name:  "local: settling nodes are used when the draining endpoints stopped serving",
+			svc:   ServiceState{TrafficPolicy: TrafficPolicyLocal, Endpoints: []Endpoint{gone("a"), settling("b")}},
+			nodes: alive("a", "b"),
+			want:  Eligibility{Nodes: []string{"b"}, Ineligible: []NodeVerdict{{"a", ReasonNoLocalEndpoint}}},
+		},
+		{
+			name: "local: a settled node that is not usable does not hold a settling one back",
+			svc:  ServiceState{TrafficPolicy: TrafficPolicyLocal, Endpoints: []Endpoint{ready("a"), settling("b")}},
+			nodes: []NodeState{
+				{Name: "a", SpeakerAlive: false},
+				{Name: "b", SpeakerAlive: true},
+			},
+			want: Eligibility{Nodes: []string{"b"}, Ineligible: []NodeVerdict{{"a", ReasonSpeakerNotAlive}}},
+		},
+		{
+			name:  "local: settled ready nodes win over draining and settling ones",
+			svc:   ServiceState{TrafficPolicy: TrafficPolicyLocal, Endpoints: []Endpoint{terminating("a"), settling("b"), ready("c")}},
+			nodes: alive("a", "b", "c"),
+			want: Eligibility{Nodes: []string{"c"}, Ineligible: []NodeVerdict{
+				{"a", ReasonNoLocalEndpoint}, {"b", ReasonEndpointSettling},
+			}},
+		},
+		{
+			name:  "cluster: settling does not matter",
+			svc:   ServiceState{TrafficPolicy: TrafficPolicyCluster, Endpoints: []Endpoint{settling("a")}},
+			nodes: alive("a", "b"),
+			want:  Eligibility{Nodes: []string{"a", "b"}},
 		},
 		{
 			name:  "duplicate node names count once",

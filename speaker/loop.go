@@ -86,6 +86,7 @@ type speaker struct {
 	held      *holdBack
 	pending   map[netip.Addr]pendingConflict
 	holdT     *time.Timer
+	takeoverT *time.Timer // fires when the next settling node settles
 	prev      Desired
 	since     map[netip.Addr]time.Time
 	uids      map[ServiceKey]types.UID
@@ -101,6 +102,7 @@ func (s *speaker) loop(ctx context.Context) {
 	s.held = newHoldBack(s.cfg.ConflictHold)
 	s.pending = map[netip.Addr]pendingConflict{}
 	s.since = map[netip.Addr]time.Time{}
+	s.sums.takeover = NewSettleTracker(s.cfg.TakeoverDelay)
 	s.started = time.Now()
 	resync := time.NewTicker(s.cfg.ResyncInterval)
 	defer resync.Stop()
@@ -200,7 +202,12 @@ func (s *speaker) reconcile(ctx context.Context) (took time.Duration) {
 		s.lastReset = start
 		s.periodic = true
 	}
-	services := s.gatherServices()
+	services := s.gatherServices(start)
+	// A node whose first ready endpoint of a Local Service appeared while
+	// another node could forward settles (SettleTracker): when the first
+	// settling node settles, the timer reconciles again, and gatherServices
+	// rebuilds the summaries of the Services due.
+	s.takeoverT = rearm(s.takeoverT, s.sums.takeover.Next(), s.poke)
 	alive := s.members.Alive()
 	nodes := s.gatherNodes(alive)
 	ifaces, macs, err := nodeInterfaces()
@@ -290,10 +297,11 @@ func (s *speaker) buildModel() *config.Model {
 }
 
 // gatherServices summarises the Services this speaker serves that have
-// addresses, with their endpoints: it rebuilds the summaries of the
-// Services whose Service or EndpointSlices changed since the last call.
-func (s *speaker) gatherServices() []Service {
-	out, _ := s.sums.update(s.services, s.slices, s.cfg.LoadBalancerClass)
+// addresses, with their endpoints, as seen at now: it rebuilds the
+// summaries of the Services whose Service or EndpointSlices changed since
+// the last call, or with a node that has settled since (SettleTracker).
+func (s *speaker) gatherServices(now time.Time) []Service {
+	out, _ := s.sums.update(s.services, s.slices, s.cfg.LoadBalancerClass, now)
 	s.uids = s.sums.uids
 	return out
 }
@@ -317,6 +325,18 @@ func (s *speaker) scheduleHoldEnd(next time.Time) {
 	if !next.IsZero() {
 		s.holdT = time.AfterFunc(time.Until(next), s.poke)
 	}
+}
+
+// rearm stops t (when not nil) and returns a timer that calls f at next,
+// or nil when next is the zero time.
+func rearm(t *time.Timer, next time.Time, f func()) *time.Timer {
+	if t != nil {
+		t.Stop()
+	}
+	if next.IsZero() {
+		return nil
+	}
+	return time.AfterFunc(time.Until(next), f)
 }
 
 // record emits events and metrics for what changed since the last

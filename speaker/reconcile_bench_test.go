@@ -119,7 +119,7 @@ func BenchmarkReconcile(b *testing.B) {
 			var prev Desired
 			since := map[netip.Addr]time.Time{}
 			reconcile := func() {
-				services := s.gatherServices()
+				services := s.gatherServices(time.Now())
 				d := s.inc.Compute(Inputs{Self: "node1", Model: c.model, Services: services, Nodes: c.nodes, Interfaces: testNodeInterfaces})
 				ownershipChanges(prev, d, "node1")
 				probeTargets(services, "node1")

@@ -78,6 +78,14 @@ type Config struct {
 	// KubeProxyProbeInterval is the time between probe rounds (1 s).
 	KubeProxyProbeInterval time.Duration
 
+	// TakeoverDelay is how long a node whose first ready endpoint of an
+	// externalTrafficPolicy Local Service has just appeared waits before it
+	// may take the Service's address (layer 2) or add its route (BGP) while
+	// another node can already forward: kube-proxy on the new node needs a
+	// sync to program the endpoint (see SettleTracker). Default
+	// DefaultTakeoverDelay (2 s); negative disables it.
+	TakeoverDelay time.Duration
+
 	// ConflictHold is how long an address lost in a conflict is held back
 	// when membership cannot tell whether the winner lives (5 s).
 	ConflictHold time.Duration
@@ -117,6 +125,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.KubeProxyProbeInterval == 0 {
 		c.KubeProxyProbeInterval = time.Second
+	}
+	if c.TakeoverDelay == 0 {
+		c.TakeoverDelay = DefaultTakeoverDelay
 	}
 	if c.ConflictHold == 0 {
 		c.ConflictHold = 5 * time.Second

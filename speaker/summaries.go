@@ -5,6 +5,7 @@ import (
 	goslices "slices"
 	"strings"
 	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -30,6 +31,10 @@ type summaries struct {
 	// Owned by the loop.
 	byKey map[ServiceKey]Service
 	uids  map[ServiceKey]types.UID
+	// takeover, when not nil, marks the endpoints of settling nodes in
+	// the summaries it builds (see SettleTracker), and makes update
+	// rebuild the summaries of the Services whose nodes have settled since.
+	takeover *SettleTracker
 }
 
 func newSummaries() *summaries {
@@ -89,18 +94,32 @@ func (m *summaries) take() (dirty map[ServiceKey]struct{}, all bool) {
 	return dirty, all
 }
 
-// update brings the summaries up to date with the caches and returns them
-// all (in no particular order), and how many it rebuilt.
-func (m *summaries) update(services corelisters.ServiceLister, slices cache.Indexer, class string) (out []Service, rebuilt int) {
+// update brings the summaries up to date with the caches at now and
+// returns them all (in no particular order), and how many it rebuilt.
+// Besides the dirty Services it rebuilds those with a node that has
+// settled by now (takeover), so their summaries change and only their
+// addresses are recomputed.
+func (m *summaries) update(services corelisters.ServiceLister, slices cache.Indexer, class string, now time.Time) (out []Service, rebuilt int) {
 	dirty, all := m.take()
+	if m.takeover != nil {
+		for _, k := range m.takeover.Due(now) {
+			dirty[k] = struct{}{}
+		}
+	}
 	if all {
 		list, _ := services.List(labels.Everything())
 		m.byKey = make(map[ServiceKey]Service, len(list))
 		m.uids = make(map[ServiceKey]types.UID, len(list))
 		for _, svc := range list {
-			m.set(ServiceKey{svc.Namespace, svc.Name}, svc, slices, class)
+			m.set(ServiceKey{svc.Namespace, svc.Name}, svc, slices, class, now)
 		}
 		rebuilt = len(list)
+		if m.takeover != nil {
+			// Services no longer listed get no set call: forget them. The
+			// first full rebuild is the start-up list, settled as it is.
+			m.takeover.Retain(func(k ServiceKey) bool { _, ok := m.byKey[k]; return ok })
+			m.takeover.Prime()
+		}
 	} else {
 		for k := range dirty {
 			svc, err := services.Services(k.Namespace).Get(k.Name)
@@ -109,7 +128,7 @@ func (m *summaries) update(services corelisters.ServiceLister, slices cache.Inde
 				// read everything next time.
 				m.rebuildAll()
 			}
-			m.set(k, svc, slices, class)
+			m.set(k, svc, slices, class, now)
 		}
 		rebuilt = len(dirty)
 	}
@@ -120,19 +139,23 @@ func (m *summaries) update(services corelisters.ServiceLister, slices cache.Inde
 	return out, rebuilt
 }
 
-// set stores the summary of Service k (svc, nil when gone) or removes it
-// when the speaker does not announce it.
-func (m *summaries) set(k ServiceKey, svc *corev1.Service, slices cache.Indexer, class string) {
-	if svc == nil || !ServesClass(svc, class) {
-		delete(m.byKey, k)
-		delete(m.uids, k)
-		return
+// set stores the summary of Service k (svc, nil when gone) as seen at now,
+// or removes it when the speaker does not announce it.
+func (m *summaries) set(k ServiceKey, svc *corev1.Service, slices cache.Indexer, class string, now time.Time) {
+	sv, ok := Service{}, false
+	if svc != nil && ServesClass(svc, class) {
+		sv, ok = summarise(svc, slices)
 	}
-	sv, ok := summarise(svc, slices)
 	if !ok {
 		delete(m.byKey, k)
 		delete(m.uids, k)
+		if m.takeover != nil {
+			m.takeover.Forget(k)
+		}
 		return
+	}
+	if m.takeover != nil {
+		sv, _ = m.takeover.Observe(sv, now)
 	}
 	m.byKey[k] = sv
 	m.uids[k] = svc.UID

@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"syscall"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -31,6 +32,7 @@ func run() error {
 		logOpts     daemon.LogOptions
 		metricsAddr string
 		gcPercent   int
+		takeover    time.Duration
 	)
 	fs := pflag.NewFlagSet("herald-speaker", pflag.ContinueOnError)
 	fs.Usage = func() {
@@ -54,6 +56,7 @@ func run() error {
 	fs.StringVar(&cfg.MemberlistSecretKeyFile, "memberlist-secret-key-file", "", "file holding a 16, 24 or 32-byte key (raw or base64) that encrypts membership traffic; the same on every node")
 	fs.StringSliceVar(&cfg.MemberlistJoin, "memberlist-join", nil, "extra host:port addresses of speakers to join, besides the Nodes' InternalIPs")
 	fs.DurationVar(&cfg.MemberlistProbeInterval, "memberlist-probe-interval", 0, "membership probe interval; a dead speaker is detected in about 2 to 5 intervals (default 200ms)")
+	fs.DurationVar(&takeover, "takeover-delay", speaker.DefaultTakeoverDelay, "for externalTrafficPolicy Local: how long a node whose first local endpoint just became ready waits before it takes an address (layer 2) or adds its route (BGP) while another node still forwards, so its kube-proxy has programmed the endpoint first; above kube-proxy's --iptables-min-sync-period; 0 disables")
 	fs.BoolVar(&cfg.ProbeKubeProxy, "probe-kube-proxy", false, "probe kube-proxy's health checks on this node (healthCheckNodePort /healthz for externalTrafficPolicy Local, the node health port for every Service) and withdraw when it says the node cannot serve")
 	fs.IntVar(&cfg.KubeProxyHealthPort, "kube-proxy-health-port", 10256, "kube-proxy's node health port (its --healthz-bind-address port)")
 	fs.IntVar(&gcPercent, "gc-percent", 0, "Go garbage collection target, as GOGC (the heap grows to live data x (1 + gc-percent/100) between collections); 0 keeps $GOGC or Go's default, 100. 50 kept the resident memory under 150 MiB at 10,000 Services in the lab, but the reaction p99 was worse there (docs/speaker.md); ignored when $GOGC is set")
@@ -75,6 +78,10 @@ func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 
+	cfg.TakeoverDelay = takeover
+	if takeover <= 0 {
+		cfg.TakeoverDelay = -1 // speaker.Config: negative disables, zero is the default
+	}
 	cfg.Logger = logger
 	cfg.Registry = daemon.NewRegistry()
 	cfg.Health = &speaker.Health{}

@@ -1,0 +1,107 @@
+package speaker
+
+import (
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/herald-dev/herald/config/v1alpha1"
+)
+
+// TestTakeoverDelayInTheLoop drives the loop's path from the informer caches
+// to the desired state (gatherServices, then Incremental) through a pod
+// becoming ready on a node that outranks the announcing one: the summaries
+// mark the new node settling, the address stays, the tracker names the time
+// it settles, and at that time (with no informer event) the Service is
+// rebuilt and the address moves.
+func TestTakeoverDelayInTheLoop(t *testing.T) {
+	nodes := []string{"n1", "n2", "n3"}
+	rank := Ranking(lbV4, nodes)
+	model := testModel([]*v1alpha1.L2Advertisement{l2Adv("all", nil, nil)}, nil)
+	t0 := time.Date(2026, 11, 22, 3, 0, 0, 0, time.UTC)
+
+	for _, tt := range []struct {
+		name  string
+		delay time.Duration
+		// wantAfterNewPod is the owner once the pod on rank[0] is ready,
+		// before the delay ends.
+		wantAfterNewPod string
+		wantNext        time.Time
+	}{
+		{name: "takeover delay 2s", delay: 2 * time.Second, wantAfterNewPod: rank[1], wantNext: t0.Add(5 * time.Second)},
+		{name: "takeover delay disabled", delay: -1, wantAfterNewPod: rank[0]},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			services := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
+			slices := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{serviceIndex: sliceServiceKey})
+			in := newInterner()
+			svc := &corev1.Service{
+				ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web", UID: "u"},
+				Spec:       corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, ExternalTrafficPolicy: corev1.ServiceExternalTrafficPolicyLocal},
+				Status:     corev1.ServiceStatus{LoadBalancer: corev1.LoadBalancerStatus{Ingress: []corev1.LoadBalancerIngress{{IP: lbV4.String()}}}},
+			}
+			if err := services.Add(trimService(svc)); err != nil {
+				t.Fatal(err)
+			}
+			slice := func(onNodes ...string) *discoveryv1.EndpointSlice {
+				es := &discoveryv1.EndpointSlice{
+					ObjectMeta:  metav1.ObjectMeta{Namespace: "default", Name: "web-x", Labels: map[string]string{discoveryv1.LabelServiceName: "web"}},
+					AddressType: discoveryv1.AddressTypeIPv4,
+				}
+				for _, n := range onNodes {
+					es.Endpoints = append(es.Endpoints, discoveryv1.Endpoint{Addresses: []string{"203.0.113.9"}, NodeName: &n})
+				}
+				return trimEndpointSlice(es, in)
+			}
+			if err := slices.Add(slice(rank[1])); err != nil {
+				t.Fatal(err)
+			}
+
+			s := &speaker{
+				cfg:      Config{NodeName: "n1", TakeoverDelay: tt.delay},
+				services: corelisters.NewServiceLister(services),
+				slices:   slices,
+				sums:     newSummaries(),
+				inc:      NewIncremental(),
+			}
+			s.sums.takeover = NewSettleTracker(tt.delay)
+			owner := func(now time.Time) string {
+				t.Helper()
+				d := s.inc.Compute(Inputs{Self: "n1", Model: model, Services: s.gatherServices(now), Nodes: aliveNodes(nodes...), Interfaces: testNodeInterfaces})
+				return d.Owners[lbV4]
+			}
+
+			if got := owner(t0); got != rank[1] {
+				t.Fatalf("at start-up the owner is %s, want %s, the only node with a pod", got, rank[1])
+			}
+			// A pod becomes ready on rank[0], 3 s after start-up.
+			es := slice(rank[1], rank[0])
+			if err := slices.Update(es); err != nil {
+				t.Fatal(err)
+			}
+			s.sums.markSlice(es)
+			if got := owner(t0.Add(3 * time.Second)); got != tt.wantAfterNewPod {
+				t.Errorf("once the pod on %s is ready, the owner is %s, want %s", rank[0], got, tt.wantAfterNewPod)
+			}
+			if next := s.sums.takeover.Next(); !next.Equal(tt.wantNext) {
+				t.Errorf("the next settle time is %v, want %v", next, tt.wantNext)
+			}
+			if got := owner(t0.Add(4 * time.Second)); got != tt.wantAfterNewPod {
+				t.Errorf("1 s later, with no change, the owner is %s, want %s", got, tt.wantAfterNewPod)
+			}
+			// No informer event: the settle time alone makes the loop rebuild
+			// the Service.
+			if got := owner(t0.Add(5 * time.Second)); got != rank[0] {
+				t.Errorf("once %s has settled, the owner is %s, want %s", rank[0], got, rank[0])
+			}
+			if next := s.sums.takeover.Next(); !next.IsZero() {
+				t.Errorf("after settling, the next settle time is %v, want none", next)
+			}
+		})
+	}
+}
