@@ -59,7 +59,22 @@ type rollout struct {
 func startRollout(t *testing.T, l *productlab.Lab, app *productlab.App, addr netip.Addr) *rollout {
 	t.Helper()
 	r := &rollout{t: t, l: l, app: app, addr: addr}
-	r.owner = l.WaitAnnouncer(addr, 30*time.Second, r.ready)
+	// Wait for the elected node, not for any node with a ready pod: the app's
+	// first pods become ready a few milliseconds apart, and the first one's node
+	// may answer for a moment before the election settles on the other.
+	var withPods []string
+	for _, n := range l.Cluster.NodeNames() {
+		if hasReadyPod(app, n) == nil {
+			withPods = append(withPods, n)
+		}
+	}
+	elected := speaker.Ranking(addr, withPods)[0]
+	r.owner = l.WaitAnnouncer(addr, 30*time.Second, func(node string) error {
+		if node != elected {
+			return fmt.Errorf("%s answers for %v, want %s, elected among the nodes with a ready pod %v", node, addr, elected, withPods)
+		}
+		return nil
+	})
 	l.WaitConnect(addr, 80, 30*time.Second, podOn(l.Node(r.owner)))
 	r.start = time.Now()
 	r.prober = l.Probe(addr, 80, rolloutInterval, rolloutTimeout)
