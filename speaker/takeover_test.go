@@ -1,6 +1,8 @@
 package speaker
 
 import (
+	"fmt"
+	"reflect"
 	"testing"
 	"time"
 
@@ -101,6 +103,93 @@ func TestTakeoverDelayInTheLoop(t *testing.T) {
 			}
 			if next := s.sums.takeover.Next(); !next.IsZero() {
 				t.Errorf("after settling, the next settle time is %v, want none", next)
+			}
+		})
+	}
+}
+
+// TestFirstPodsMomentsApart follows, from the announcing node's side, a
+// Local Service's first pods becoming ready 150 ms apart (the rollout e2e's
+// start): the pod on the lower-ranked node first, which then announces,
+// then the one on the node that outranks it. The first pods settle at once
+// (no node could forward for the delay before them), so with or without a
+// takeover delay the address moves to the better node, and the node that
+// announced it first stops: the summaries rebuild the Service on the
+// EndpointSlice update and Incremental recomputes its address.
+func TestFirstPodsMomentsApart(t *testing.T) {
+	nodes := []string{"n1", "n2", "n3"}
+	rank := Ranking(lbV4, nodes)
+	model := testModel([]*v1alpha1.L2Advertisement{l2Adv("all", nil, nil)}, nil)
+	t0 := time.Date(2026, 11, 22, 3, 0, 0, 0, time.UTC)
+	for _, delay := range []time.Duration{DefaultTakeoverDelay, -1} {
+		t.Run(fmt.Sprintf("takeover delay %v", delay), func(t *testing.T) {
+			services := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
+			slices := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{serviceIndex: sliceServiceKey})
+			in := newInterner()
+			slice := func(onNodes ...string) *discoveryv1.EndpointSlice {
+				es := &discoveryv1.EndpointSlice{
+					ObjectMeta:  metav1.ObjectMeta{Namespace: "default", Name: "web-x", Labels: map[string]string{discoveryv1.LabelServiceName: "web"}},
+					AddressType: discoveryv1.AddressTypeIPv4,
+				}
+				for _, n := range onNodes {
+					es.Endpoints = append(es.Endpoints, discoveryv1.Endpoint{Addresses: []string{"203.0.113.9"}, NodeName: &n})
+				}
+				return trimEndpointSlice(es, in)
+			}
+			self := rank[1] // the node that announces first, then must stop
+			s := &speaker{
+				cfg:      Config{NodeName: self, TakeoverDelay: delay},
+				services: corelisters.NewServiceLister(services),
+				slices:   slices,
+				sums:     newSummaries(),
+				inc:      NewIncremental(),
+			}
+			s.sums.takeover = NewSettleTracker(delay)
+			reconcile := func(now time.Time) Desired {
+				t.Helper()
+				return s.inc.Compute(Inputs{Self: self, Model: model, Services: s.gatherServices(now), Nodes: aliveNodes(nodes...), Interfaces: testNodeInterfaces})
+			}
+			// The speaker starts with no Service (the start-up list).
+			if d := reconcile(t0); len(d.Owners) != 0 {
+				t.Fatalf("with no Service, owners %v, want none", d.Owners)
+			}
+			// The Service gets its address, with no endpoint yet.
+			svc := trimService(&corev1.Service{
+				ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web", UID: "u"},
+				Spec:       corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, ExternalTrafficPolicy: corev1.ServiceExternalTrafficPolicyLocal},
+				Status:     corev1.ServiceStatus{LoadBalancer: corev1.LoadBalancerStatus{Ingress: []corev1.LoadBalancerIngress{{IP: lbV4.String()}}}},
+			})
+			if err := services.Add(svc); err != nil {
+				t.Fatal(err)
+			}
+			s.sums.markService(svc)
+			if d := reconcile(t0.Add(time.Second)); d.Owners[lbV4] != "" {
+				t.Fatalf("with no endpoint, the owner is %q, want none", d.Owners[lbV4])
+			}
+			// The first pod, on self.
+			es := slice(self)
+			if err := slices.Add(es); err != nil {
+				t.Fatal(err)
+			}
+			s.sums.markSlice(es)
+			d := reconcile(t0.Add(2 * time.Second))
+			if _, ok := d.Layer2[lbV4]; !ok || d.Owners[lbV4] != self {
+				t.Fatalf("with the pod on %s only, the owner is %q (announced here: %v), want %s", self, d.Owners[lbV4], ok, self)
+			}
+			// 150 ms later, the pod on rank[0].
+			old := es
+			es = slice(self, rank[0])
+			if err := slices.Update(es); err != nil {
+				t.Fatal(err)
+			}
+			s.sums.markSlice(old)
+			s.sums.markSlice(es)
+			d = reconcile(t0.Add(2*time.Second + 150*time.Millisecond))
+			if _, ok := d.Layer2[lbV4]; ok || d.Owners[lbV4] != rank[0] {
+				t.Errorf("with pods on %s and %s, the owner is %q (still announced here: %v), want %s", self, rank[0], d.Owners[lbV4], ok, rank[0])
+			}
+			if want := Compute(Inputs{Self: self, Model: model, Services: s.gatherServices(t0.Add(3 * time.Second)), Nodes: aliveNodes(nodes...), Interfaces: testNodeInterfaces}); !reflect.DeepEqual(want.Owners, d.Owners) {
+				t.Errorf("Incremental owners %v, Compute %v", d.Owners, want.Owners)
 			}
 		})
 	}
