@@ -41,7 +41,7 @@ func (m *measurement) bgpNodeFailure(ctx context.Context) *result {
 		go func() {
 			defer wg.Done()
 			for wctx.Err() == nil {
-				hops, err := m.kernelNextHops(wctx, prefix)
+				hops, err := m.lab.RouterKernelNextHops(wctx, prefix)
 				if err == nil && !slices.Contains(hops, fail.Addr4()) {
 					routeGone = time.Now()
 					return
@@ -98,7 +98,7 @@ func (m *measurement) waitBGPSteady(ctx context.Context, prefix netip.Prefix, wa
 	deadline := time.Now().Add(3 * time.Minute)
 	for time.Now().Before(deadline) {
 		why = ""
-		hops, err := m.kernelNextHops(ctx, prefix)
+		hops, err := m.lab.RouterKernelNextHops(ctx, prefix)
 		if err != nil {
 			why = err.Error()
 		} else if !slices.Equal(hops, wantHops) {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -186,37 +185,6 @@ func recovered(p *productlab.Prober, from time.Time, limit time.Duration) bool {
 		time.Sleep(10 * time.Millisecond)
 	}
 	return false
-}
-
-// kernelNextHops returns the gateways of the router's kernel route to prefix.
-func (m *measurement) kernelNextHops(ctx context.Context, prefix netip.Prefix) ([]netip.Addr, error) {
-	out, err := m.lab.Cluster.Router.Run(ctx, "ip", "-j", "route", "show", "exact", prefix.String())
-	if err != nil {
-		return nil, err
-	}
-	var routes []struct {
-		Gateway  string `json:"gateway"`
-		Nexthops []struct {
-			Gateway string `json:"gateway"`
-		} `json:"nexthops"`
-	}
-	if err := json.Unmarshal([]byte(out), &routes); err != nil {
-		return nil, fmt.Errorf("router routes to %s: %w: %q", prefix, err, out)
-	}
-	var hops []netip.Addr
-	for _, r := range routes {
-		gws := []string{r.Gateway}
-		for _, nh := range r.Nexthops {
-			gws = append(gws, nh.Gateway)
-		}
-		for _, g := range gws {
-			if a, err := netip.ParseAddr(g); err == nil {
-				hops = append(hops, a)
-			}
-		}
-	}
-	slices.SortFunc(hops, netip.Addr.Compare)
-	return slices.Compact(hops), nil
 }
 
 // nodeAddrs returns the nodes' LAN addresses, sorted.
