@@ -2,7 +2,6 @@ package bgp
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/netip"
 	"os"
@@ -119,7 +118,7 @@ func MeasureFailure(t netlab.T, opts FailureOptions) FailureResult {
 			defer wg.Done()
 			<-start
 			kernelGone, kernelErr = pollUntil(ctx, 2*time.Millisecond, func(ctx context.Context) (bool, error) {
-				hops, err := kernelNextHops(ctx, r, hostRoute)
+				hops, err := r.KernelNextHops(ctx, hostRoute)
 				return err == nil && !slices.Contains(hops, n1.Addr4()), err
 			})
 		}()
@@ -186,46 +185,11 @@ func pollUntil(ctx context.Context, interval time.Duration, check func(context.C
 	}
 }
 
-// kernelNextHops returns the gateways of the router's kernel route to prefix.
-func kernelNextHops(ctx context.Context, r *netlab.Router, prefix netip.Prefix) ([]netip.Addr, error) {
-	args := []string{"ip", "-j", "route", "show", "exact", prefix.String()}
-	if prefix.Addr().Is6() {
-		args = []string{"ip", "-j", "-6", "route", "show", "exact", prefix.String()}
-	}
-	out, err := r.Run(ctx, args...)
-	if err != nil {
-		return nil, err
-	}
-	var routes []struct {
-		Gateway  string `json:"gateway"`
-		Nexthops []struct {
-			Gateway string `json:"gateway"`
-		} `json:"nexthops"`
-	}
-	if err := json.Unmarshal([]byte(out), &routes); err != nil {
-		return nil, fmt.Errorf("parse ip route: %w: %q", err, out)
-	}
-	var hops []netip.Addr
-	add := func(s string) {
-		if a, err := netip.ParseAddr(s); err == nil {
-			hops = append(hops, a)
-		}
-	}
-	for _, rt := range routes {
-		add(rt.Gateway)
-		for _, nh := range rt.Nexthops {
-			add(nh.Gateway)
-		}
-	}
-	slices.SortFunc(hops, netip.Addr.Compare)
-	return hops, nil
-}
-
 func waitKernelNextHops(t netlab.T, r *netlab.Router, prefix netip.Prefix, want ...netip.Addr) {
 	t.Helper()
 	slices.SortFunc(want, netip.Addr.Compare)
 	netlab.Eventually(t, 30*time.Second, func(ctx context.Context) error {
-		got, err := kernelNextHops(ctx, r, prefix)
+		got, err := r.KernelNextHops(ctx, prefix)
 		if err != nil {
 			return err
 		}

@@ -2,7 +2,6 @@ package productlab
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -26,40 +25,9 @@ func (l *Lab) RouterNextHops(ctx context.Context, prefix netip.Prefix) ([]netip.
 }
 
 // RouterKernelNextHops returns the gateways of the router's kernel route to
-// exactly prefix (what zebra installed, so what the router forwards over),
-// sorted; none when the kernel has no such route.
+// exactly prefix (see netlab.Router.KernelNextHops).
 func (l *Lab) RouterKernelNextHops(ctx context.Context, prefix netip.Prefix) ([]netip.Addr, error) {
-	args := []string{"ip", "-j", "-4", "route", "show", "exact", prefix.String()}
-	if prefix.Addr().Is6() {
-		args[2] = "-6"
-	}
-	out, err := l.Cluster.Router.Run(ctx, args...)
-	if err != nil {
-		return nil, err
-	}
-	var routes []struct {
-		Gateway  string `json:"gateway"`
-		Nexthops []struct {
-			Gateway string `json:"gateway"`
-		} `json:"nexthops"`
-	}
-	if err := json.Unmarshal([]byte(out), &routes); err != nil {
-		return nil, fmt.Errorf("productlab: parse the router's ip route %s: %w: %q", prefix, err, out)
-	}
-	var hops []netip.Addr
-	add := func(s string) {
-		if a, err := netip.ParseAddr(s); err == nil {
-			hops = append(hops, a)
-		}
-	}
-	for _, r := range routes {
-		add(r.Gateway)
-		for _, nh := range r.Nexthops {
-			add(nh.Gateway)
-		}
-	}
-	slices.SortFunc(hops, netip.Addr.Compare)
-	return slices.Compact(hops), nil
+	return l.Cluster.Router.KernelNextHops(ctx, prefix)
 }
 
 // NodeAddrs returns the nodes' LAN addresses of the family of like, sorted: the
