@@ -11,7 +11,6 @@ package productlab
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/netip"
 	"path/filepath"
@@ -28,6 +27,7 @@ import (
 	heraldclient "github.com/herald-dev/herald/config/generated/clientset/versioned"
 	"github.com/herald-dev/herald/e2e/controlplane"
 	"github.com/herald-dev/herald/e2e/netlab"
+	"github.com/herald-dev/herald/e2e/speaker/speakerlab"
 )
 
 const (
@@ -102,14 +102,8 @@ func (l *Lab) For(t netlab.T) *Lab {
 // root, the commands, and the control-plane binaries.
 func Require(t netlab.T) controlplane.Binaries {
 	t.Helper()
-	netlab.RequireRoot(t)
-	netlab.RequireCommands(t, "ip", "sysctl", "arping", "ndisc6", "iptables", "ip6tables", "tcpdump")
-	bins, err := controlplane.FindBinaries("")
-	if errors.Is(err, controlplane.ErrBinariesMissing) {
-		netlab.Missing(t, err.Error())
-	} else if err != nil {
-		t.Fatalf("%v", err)
-	}
+	bins := speakerlab.Require(t)
+	netlab.RequireCommands(t, "ip6tables") // kube-proxy's IPv6 rules
 	return bins
 }
 
