@@ -36,6 +36,7 @@ func addKnownTypes(scheme *runtime.Scheme) error {
 		&BGPPeer{}, &BGPPeerList{},
 		&BGPAdvertisement{}, &BGPAdvertisementList{},
 		&SpeakerStatus{}, &SpeakerStatusList{},
+		&AddressClaim{}, &AddressClaimList{},
 	)
 	metav1.AddToGroupVersion(scheme, SchemeGroupVersion)
 	return nil

@@ -40,6 +40,8 @@ func (f *genericInformer) Lister() cache.GenericLister {
 func (f *sharedInformerFactory) ForResource(resource schema.GroupVersionResource) (GenericInformer, error) {
 	switch resource {
 	// Group=herald.dev, Version=v1alpha1
+	case v1alpha1.SchemeGroupVersion.WithResource("addressclaims"):
+		return &genericInformer{resource: resource.GroupResource(), informer: f.Herald().V1alpha1().AddressClaims().Informer()}, nil
 	case v1alpha1.SchemeGroupVersion.WithResource("bgpadvertisements"):
 		return &genericInformer{resource: resource.GroupResource(), informer: f.Herald().V1alpha1().BGPAdvertisements().Informer()}, nil
 	case v1alpha1.SchemeGroupVersion.WithResource("bgppeers"):

@@ -5,6 +5,10 @@
 
 package v1alpha1
 
+// AddressClaimListerExpansion allows custom methods to be added to
+// AddressClaimLister.
+type AddressClaimListerExpansion interface{}
+
 // BGPAdvertisementListerExpansion allows custom methods to be added to
 // BGPAdvertisementLister.
 type BGPAdvertisementListerExpansion interface{}

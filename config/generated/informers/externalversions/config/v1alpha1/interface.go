@@ -11,6 +11,8 @@ import (
 
 // Interface provides access to all the informers in this group version.
 type Interface interface {
+	// AddressClaims returns a AddressClaimInformer.
+	AddressClaims() TypedAddressClaimInformer
 	// BGPAdvertisements returns a BGPAdvertisementInformer.
 	BGPAdvertisements() TypedBGPAdvertisementInformer
 	// BGPPeers returns a BGPPeerInformer.
@@ -32,6 +34,11 @@ type version struct {
 // New returns a new Interface.
 func New(f internalinterfaces.SharedInformerFactory, namespace string, tweakListOptions internalinterfaces.TweakListOptionsFunc) Interface {
 	return &version{factory: f, namespace: namespace, tweakListOptions: tweakListOptions}
+}
+
+// AddressClaims returns a TypedAddressClaimInformer.
+func (v *version) AddressClaims() TypedAddressClaimInformer {
+	return &addressClaimInformer{factory: v.factory, tweakListOptions: v.tweakListOptions}
 }
 
 // BGPAdvertisements returns a TypedBGPAdvertisementInformer.

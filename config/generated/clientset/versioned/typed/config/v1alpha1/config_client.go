@@ -15,6 +15,7 @@ import (
 
 type HeraldV1alpha1Interface interface {
 	RESTClient() rest.Interface
+	AddressClaimsGetter
 	BGPAdvertisementsGetter
 	BGPPeersGetter
 	IPPoolsGetter
@@ -25,6 +26,10 @@ type HeraldV1alpha1Interface interface {
 // HeraldV1alpha1Client is used to interact with features provided by the herald.dev group.
 type HeraldV1alpha1Client struct {
 	restClient rest.Interface
+}
+
+func (c *HeraldV1alpha1Client) AddressClaims() AddressClaimInterface {
+	return newAddressClaims(c)
 }
 
 func (c *HeraldV1alpha1Client) BGPAdvertisements() BGPAdvertisementInterface {

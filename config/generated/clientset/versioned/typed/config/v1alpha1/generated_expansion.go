@@ -5,6 +5,8 @@
 
 package v1alpha1
 
+type AddressClaimExpansion interface{}
+
 type BGPAdvertisementExpansion interface{}
 
 type BGPPeerExpansion interface{}

@@ -15,6 +15,10 @@ type FakeHeraldV1alpha1 struct {
 	*testing.Fake
 }
 
+func (c *FakeHeraldV1alpha1) AddressClaims() v1alpha1.AddressClaimInterface {
+	return newFakeAddressClaims(c)
+}
+
 func (c *FakeHeraldV1alpha1) BGPAdvertisements() v1alpha1.BGPAdvertisementInterface {
 	return newFakeBGPAdvertisements(c)
 }
