@@ -1,9 +1,10 @@
 # syntax=docker/dockerfile:1
 #
-# One image holding both of Herald's binaries, /herald-controller and
-# /herald-speaker, built static (CGO_ENABLED=0) onto distroless "static": no
-# shell, no package manager, no libc, nothing to patch but the binaries. The
-# manifests in deploy/ pick the binary with `command:`.
+# One image holding Herald's binaries, /herald-controller, /herald-speaker and
+# /herald-cloud-controller-manager (deploy/cloud-controller-manager), built
+# static (CGO_ENABLED=0) onto distroless "static": no shell, no package
+# manager, no libc, nothing to patch but the binaries. The manifests in
+# deploy/ pick the binary with `command:`.
 #
 #   docker build -t registry.example/herald:v0.1.0 .
 #   docker buildx build --platform linux/amd64,linux/arm64 -t registry.example/herald:v0.1.0 --push .
@@ -28,14 +29,14 @@ ARG TARGETARCH
 RUN --mount=type=cache,target=/go/pkg/mod \
     --mount=type=cache,target=/root/.cache/go-build \
     CGO_ENABLED=0 GOOS=${TARGETOS} GOARCH=${TARGETARCH} \
-    go build -trimpath -ldflags="-s -w -buildid=" -o /out/ ./cmd/herald-controller ./cmd/herald-speaker
+    go build -trimpath -ldflags="-s -w -buildid=" -o /out/ ./cmd/herald-controller ./cmd/herald-speaker ./cmd/herald-cloud-controller-manager
 
 FROM gcr.io/distroless/static-debian12:nonroot
 ARG VERSION=dev
 LABEL org.opencontainers.image.title="herald" \
-      org.opencontainers.image.description="LoadBalancer Services for bare-metal Kubernetes: controller and speaker" \
+      org.opencontainers.image.description="LoadBalancer Services for bare-metal Kubernetes: controller, speaker and cloud-controller-manager" \
       org.opencontainers.image.source="https://github.com/herald-dev/herald" \
       org.opencontainers.image.version="${VERSION}"
-COPY --from=build /out/herald-controller /out/herald-speaker /
+COPY --from=build /out/herald-controller /out/herald-speaker /out/herald-cloud-controller-manager /
 USER 65532:65532
 ENTRYPOINT ["/herald-controller"]
