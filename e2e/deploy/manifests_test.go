@@ -26,6 +26,7 @@ var installs = []string{
 	"overlays/layer2-only",
 	"overlays/bgp",
 	"overlays/load-balancer-class",
+	"overlays/cloud-controller-manager",
 }
 
 // Names the manifests give the components.
@@ -36,6 +37,9 @@ const (
 	controllerLease    = "herald-controller"
 	controllerWorkload = "herald-controller"
 	speakerWorkload    = "herald-speaker"
+	ccmAccount         = "herald-cloud-controller-manager"
+	ccmLease           = "herald-cloud-controller-manager"
+	ccmWorkload        = "herald-cloud-controller-manager"
 )
 
 // deployDir returns deploy/ of the repository.

@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
 	"testing"
 
+	authenticationv1 "k8s.io/api/authentication/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -16,6 +19,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 
+	"github.com/herald-dev/herald/config"
 	"github.com/herald-dev/herald/config/generated/clientset/versioned"
 	"github.com/herald-dev/herald/config/v1alpha1"
 	"github.com/herald-dev/herald/e2e/controlplane"
@@ -62,6 +66,7 @@ func testRBAC(t *testing.T, cp *controlplane.ControlPlane) {
 	makeFixtures(t, admin, adminHerald)
 
 	cases := append(controllerCases(), speakerCases()...)
+	cases = append(cases, ccmCases()...)
 	for _, tc := range cases {
 		verdict := "refused"
 		if tc.allowed {
@@ -451,20 +456,28 @@ func createSpeakerStatus(ctx context.Context, c clients) error {
 
 // leaderElection creates (or finds) the controller's Lease, reads it and renews it.
 func leaderElection(ctx context.Context, c clients) error {
-	leases := c.kube.CoordinationV1().Leases(namespace)
-	lease, err := leases.Get(ctx, controllerLease, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		lease, err = leases.Create(ctx, &coordinationv1.Lease{
-			ObjectMeta: metav1.ObjectMeta{Name: controllerLease},
-			Spec:       coordinationv1.LeaseSpec{HolderIdentity: ptr.To("rbac-test"), LeaseDurationSeconds: ptr.To[int32](10)},
-		}, metav1.CreateOptions{})
-	}
-	if err != nil {
+	return leaderElectionOn(controllerLease)(ctx, c)
+}
+
+// leaderElectionOn creates (or finds) the Lease name in herald-system, reads it and renews
+// it, as client-go's leader election does.
+func leaderElectionOn(name string) func(ctx context.Context, c clients) error {
+	return func(ctx context.Context, c clients) error {
+		leases := c.kube.CoordinationV1().Leases(namespace)
+		lease, err := leases.Get(ctx, name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			lease, err = leases.Create(ctx, &coordinationv1.Lease{
+				ObjectMeta: metav1.ObjectMeta{Name: name},
+				Spec:       coordinationv1.LeaseSpec{HolderIdentity: ptr.To("rbac-test"), LeaseDurationSeconds: ptr.To[int32](10)},
+			}, metav1.CreateOptions{})
+		}
+		if err != nil {
+			return err
+		}
+		lease.Spec.RenewTime = &metav1.MicroTime{Time: metav1.Now().Time}
+		_, err = leases.Update(ctx, lease, metav1.UpdateOptions{})
 		return err
 	}
-	lease.Spec.RenewTime = &metav1.MicroTime{Time: metav1.Now().Time}
-	_, err = leases.Update(ctx, lease, metav1.UpdateOptions{})
-	return err
 }
 
 func getOtherLease(ctx context.Context, c clients) error {
@@ -577,6 +590,11 @@ func testCanI(t *testing.T, cp *controlplane.ControlPlane) {
 		{[]string{"delete", "services", "-n", appNamespace, sa(speakerAccount)}, false},
 		{[]string{"list", "endpointslices.discovery.k8s.io", "--all-namespaces", sa(speakerAccount)}, true},
 		{[]string{"update", "speakerstatuses.herald.dev", "--subresource=status", sa(speakerAccount)}, true},
+		{[]string{"patch", "services", "--subresource=status", "-n", appNamespace, sa(ccmAccount)}, true},
+		{[]string{"create", "addressclaims.herald.dev", sa(ccmAccount)}, true},
+		{[]string{"update", "services", "-n", appNamespace, sa(ccmAccount)}, false},
+		{[]string{"list", "secrets", "-n", namespace, sa(ccmAccount)}, false},
+		{[]string{"update", "ippools.herald.dev", sa(ccmAccount)}, false},
 	} {
 		name := strings.Join(tt.args, " ")
 		t.Run(name, func(t *testing.T) {
@@ -590,4 +608,163 @@ func testCanI(t *testing.T, cp *controlplane.ControlPlane) {
 			}
 		})
 	}
+}
+
+// ccmCases are the cloud-controller-manager's job (the upstream service controller's,
+// Herald's provider's, and its HTTPS endpoint's) and what it must not do.
+func ccmCases() []rbacCase {
+	a := ccmAccount
+	return []rbacCase{
+		{"list Services in every namespace", a, true, listServices},
+		{"watch Services", a, true, watchServices},
+		{"update a Service's status (ingress)", a, true, updateServiceStatus},
+		{"patch a Service's status (ingress, finalizer)", a, true, patchServiceStatus},
+		{"list and watch Nodes", a, true, watchNodes},
+		{"list Namespaces", a, true, listNamespaces},
+		{"watch IPPools", a, true, watchIPPools},
+		{"create, read, update and delete an AddressClaim", a, true, writeAddressClaim},
+		{"list and watch AddressClaims", a, true, watchAddressClaims},
+		{"create an Event", a, true, createEvent},
+		{"patch an Event", a, true, patchEvent},
+		{"create, read and renew its Lease", a, true, leaderElectionOn(ccmLease)},
+		{"review tokens and access (delegated authentication)", a, true, reviewTokenAndAccess},
+		{"read the apiserver's authentication ConfigMap", a, true, getAuthenticationConfigMap},
+
+		{"update a Service", a, false, updateServiceSpec},
+		{"patch a Service", a, false, patchServiceSpec},
+		{"create a Service", a, false, createService},
+		{"delete a Service", a, false, deleteService},
+		{"read a Node", a, false, getNode},
+		{"list EndpointSlices", a, false, listEndpointSlices},
+		{"list L2Advertisements, BGPPeers and BGPAdvertisements", a, false, listAdvertisementsAndPeers},
+		{"update an IPPool's status", a, false, updatePoolStatus},
+		{"add an IPPool's finalizer", a, false, addPoolFinalizer},
+		{"create an IPPool", a, false, createPool},
+		{"delete an IPPool", a, false, deletePool},
+		{"create a SpeakerStatus", a, false, createSpeakerStatus},
+		{"read Secrets in herald-system", a, false, watchHeraldSecrets},
+		{"read Secrets in every namespace", a, false, listAllSecrets},
+		{"read ConfigMaps in every namespace", a, false, listAllConfigMaps},
+		{"use the controller's Lease", a, false, leaderElection},
+		{"read another Lease", a, false, getOtherLease},
+		{"list ClusterRoleBindings", a, false, listClusterRoleBindings},
+	}
+}
+
+func watchNodes(ctx context.Context, c clients) error {
+	if err := listNodes(ctx, c); err != nil {
+		return err
+	}
+	w, err := c.kube.CoreV1().Nodes().Watch(ctx, metav1.ListOptions{})
+	if err != nil {
+		return err
+	}
+	w.Stop()
+	return nil
+}
+
+// getNode reads one Node; the fixture need not exist, a refusal comes first.
+func getNode(ctx context.Context, c clients) error {
+	_, err := c.kube.CoreV1().Nodes().Get(ctx, speakerNode, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	return err
+}
+
+// listAdvertisementsAndPeers lists the kinds of Herald's configuration that only the
+// controller and the speakers read.
+func listAdvertisementsAndPeers(ctx context.Context, c clients) error {
+	v1 := c.herald.HeraldV1alpha1()
+	if _, err := v1.L2Advertisements().List(ctx, metav1.ListOptions{}); err != nil {
+		return err
+	}
+	if _, err := v1.BGPPeers().List(ctx, metav1.ListOptions{}); err != nil {
+		return err
+	}
+	_, err := v1.BGPAdvertisements().List(ctx, metav1.ListOptions{})
+	return err
+}
+
+// claimedAddress is the address of the AddressClaim the cases write, in fixturePool.
+var claimedAddress = netip.MustParseAddr("203.0.113.9")
+
+// writeAddressClaim records the fixture Service as the holder of an address, as an
+// allocator does before the status names it, reads the claim back, adds a port to the
+// holder and deletes the claim.
+func writeAddressClaim(ctx context.Context, c clients) error {
+	svc, err := c.admin.CoreV1().Services(appNamespace).Get(ctx, appService, metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("admin get: %w", err)
+	}
+	claims := c.herald.HeraldV1alpha1().AddressClaims()
+	opts := metav1.CreateOptions{FieldManager: c.account}
+	claim, err := claims.Create(ctx, &v1alpha1.AddressClaim{
+		ObjectMeta: metav1.ObjectMeta{Name: config.ClaimName(claimedAddress)},
+		Spec: v1alpha1.AddressClaimSpec{
+			Address: claimedAddress.String(), Family: "IPv4", Pool: fixturePool, HolderCount: 1,
+			Holders: []v1alpha1.AddressHolder{{
+				Namespace: appNamespace, Name: appService, UID: string(svc.UID), As: v1alpha1.HolderLoadBalancer,
+			}},
+		},
+	}, opts)
+	if err != nil {
+		return err
+	}
+	if claim, err = claims.Get(ctx, claim.Name, metav1.GetOptions{}); err != nil {
+		return err
+	}
+	claim.Spec.Holders[0].Ports = []v1alpha1.HolderPort{{Protocol: "TCP", Port: 80}}
+	if _, err := claims.Update(ctx, claim, metav1.UpdateOptions{FieldManager: c.account}); err != nil {
+		return err
+	}
+	return claims.Delete(ctx, claim.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &claim.UID}})
+}
+
+func watchAddressClaims(ctx context.Context, c clients) error {
+	claims := c.herald.HeraldV1alpha1().AddressClaims()
+	if _, err := claims.List(ctx, metav1.ListOptions{}); err != nil {
+		return err
+	}
+	w, err := claims.Watch(ctx, metav1.ListOptions{})
+	if err != nil {
+		return err
+	}
+	w.Stop()
+	return nil
+}
+
+// reviewTokenAndAccess asks the apiserver who a token is and whether a user may get
+// /metrics, as a manager's HTTPS endpoint does for each caller. A review answered with a
+// "no" is still allowed: only the request's refusal counts here.
+func reviewTokenAndAccess(ctx context.Context, c clients) error {
+	if _, err := c.kube.AuthenticationV1().TokenReviews().Create(ctx, &authenticationv1.TokenReview{
+		Spec: authenticationv1.TokenReviewSpec{Token: "not-a-token"},
+	}, metav1.CreateOptions{}); err != nil {
+		return err
+	}
+	_, err := c.kube.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{
+		Spec: authorizationv1.SubjectAccessReviewSpec{
+			User:                  "someone",
+			NonResourceAttributes: &authorizationv1.NonResourceAttributes{Path: "/metrics", Verb: "get"},
+		},
+	}, metav1.CreateOptions{})
+	return err
+}
+
+// getAuthenticationConfigMap reads the ConfigMap in which the apiserver publishes the
+// client CAs that delegated authentication trusts. The test control plane configures no
+// client CA, so the apiserver publishes none: NotFound, which only an allowed request
+// gets, counts as allowed.
+func getAuthenticationConfigMap(ctx context.Context, c clients) error {
+	_, err := c.kube.CoreV1().ConfigMaps(metav1.NamespaceSystem).Get(ctx, "extension-apiserver-authentication", metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	return err
+}
+
+func listAllConfigMaps(ctx context.Context, c clients) error {
+	_, err := c.kube.CoreV1().ConfigMaps(metav1.NamespaceAll).List(ctx, metav1.ListOptions{})
+	return err
 }

@@ -3,6 +3,7 @@ package deploy
 import (
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -23,10 +24,11 @@ import (
 func TestPodSecurity(t *testing.T) {
 	bins := controlplane.RequireBinaries(t, "")
 	speakerCaps := map[string][]corev1.Capability{
-		"default":                      {"NET_RAW"},
-		"overlays/layer2-only":         {"NET_RAW"},
-		"overlays/bgp":                 nil,
-		"overlays/load-balancer-class": {"NET_RAW"},
+		"default":                           {"NET_RAW"},
+		"overlays/layer2-only":              {"NET_RAW"},
+		"overlays/bgp":                      nil,
+		"overlays/load-balancer-class":      {"NET_RAW"},
+		"overlays/cloud-controller-manager": {"NET_RAW"},
 	}
 	for _, install := range installs {
 		t.Run(install, func(t *testing.T) {
@@ -36,8 +38,11 @@ func TestPodSecurity(t *testing.T) {
 			var spk appsv1.DaemonSet
 			fromUnstructured(t, find(t, objs, "DaemonSet", speakerWorkload).Object, &spk)
 
-			checkContainer(t, "controller", ctrl.Spec.Template.Spec, nil)
-			checkContainer(t, "speaker", spk.Spec.Template.Spec, speakerCaps[install])
+			checkContainer(t, "controller", ctrl.Spec.Template.Spec, nil, "/readyz")
+			checkContainer(t, "speaker", spk.Spec.Template.Spec, speakerCaps[install], "/readyz")
+			if hasObject(objs, "Deployment", ccmWorkload) {
+				checkCloudControllerManager(t, objs)
+			}
 
 			if got := ptr.Deref(ctrl.Spec.Replicas, 0); got != 2 {
 				t.Errorf("controller replicas = %d, want 2", got)
@@ -72,9 +77,37 @@ func TestPodSecurity(t *testing.T) {
 	}
 }
 
-// checkContainer checks the security settings every Herald container must have, and that
-// it adds exactly wantCaps.
-func checkContainer(t *testing.T, name string, pod corev1.PodSpec, wantCaps []corev1.Capability) {
+// checkCloudControllerManager checks the cloud-controller-manager's Deployment as the
+// controller's: no capability, not root, not on the host network, two replicas. The
+// upstream manager serves /healthz only, which both its probes use.
+func checkCloudControllerManager(t *testing.T, objs []*unstructured.Unstructured) {
+	t.Helper()
+	var ccm appsv1.Deployment
+	fromUnstructured(t, find(t, objs, "Deployment", ccmWorkload).Object, &ccm)
+	pod := ccm.Spec.Template.Spec
+	checkContainer(t, "cloud-controller-manager", pod, nil, "/healthz")
+	if got := ptr.Deref(ccm.Spec.Replicas, 0); got != 2 {
+		t.Errorf("cloud-controller-manager replicas = %d, want 2", got)
+	}
+	if pod.SecurityContext == nil || !ptr.Deref(pod.SecurityContext.RunAsNonRoot, false) {
+		t.Errorf("cloud-controller-manager pod does not set runAsNonRoot: %+v", pod.SecurityContext)
+	}
+	if pod.HostNetwork {
+		t.Errorf("cloud-controller-manager uses the host network")
+	}
+	if pod.ServiceAccountName != ccmAccount {
+		t.Errorf("cloud-controller-manager runs as %q, want %q", pod.ServiceAccountName, ccmAccount)
+	}
+}
+
+// hasObject reports whether objs hold an object of kind and name.
+func hasObject(objs []*unstructured.Unstructured, kind, name string) bool {
+	return slices.ContainsFunc(objs, func(o *unstructured.Unstructured) bool { return o.GetKind() == kind && o.GetName() == name })
+}
+
+// checkContainer checks the security settings every Herald container must have, that it
+// adds exactly wantCaps, and that its readiness probe asks readyPath.
+func checkContainer(t *testing.T, name string, pod corev1.PodSpec, wantCaps []corev1.Capability, readyPath string) {
 	t.Helper()
 	if pod.SecurityContext == nil || pod.SecurityContext.SeccompProfile == nil ||
 		pod.SecurityContext.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
@@ -105,8 +138,8 @@ func checkContainer(t *testing.T, name string, pod corev1.PodSpec, wantCaps []co
 	if c.LivenessProbe == nil || c.LivenessProbe.HTTPGet == nil || c.LivenessProbe.HTTPGet.Path != "/healthz" {
 		t.Errorf("%s: no liveness probe on /healthz: %+v", name, c.LivenessProbe)
 	}
-	if c.ReadinessProbe == nil || c.ReadinessProbe.HTTPGet == nil || c.ReadinessProbe.HTTPGet.Path != "/readyz" {
-		t.Errorf("%s: no readiness probe on /readyz: %+v", name, c.ReadinessProbe)
+	if c.ReadinessProbe == nil || c.ReadinessProbe.HTTPGet == nil || c.ReadinessProbe.HTTPGet.Path != readyPath {
+		t.Errorf("%s: no readiness probe on %s: %+v", name, readyPath, c.ReadinessProbe)
 	}
 	if c.Resources.Requests.Cpu().IsZero() || c.Resources.Requests.Memory().IsZero() || c.Resources.Limits.Memory().IsZero() {
 		t.Errorf("%s: want CPU and memory requests and a memory limit: %+v", name, c.Resources)
@@ -126,9 +159,7 @@ func TestOverlayEffects(t *testing.T) {
 	build := func(t *testing.T, install string) []*unstructured.Unstructured {
 		return render(t, bins.Kubectl, filepath.Join(deployDir(t), install))
 	}
-	has := func(objs []*unstructured.Unstructured, kind, name string) bool {
-		return slices.ContainsFunc(objs, func(o *unstructured.Unstructured) bool { return o.GetKind() == kind && o.GetName() == name })
-	}
+	has := hasObject
 	t.Run("default lets the speaker read Secrets in herald-system", func(t *testing.T) {
 		objs := build(t, "default")
 		if !has(objs, "Role", speakerAccount) || !has(objs, "RoleBinding", speakerAccount) {
@@ -160,6 +191,47 @@ func TestOverlayEffects(t *testing.T) {
 		for _, w := range []struct{ kind, name string }{{"Deployment", controllerWorkload}, {"DaemonSet", speakerWorkload}} {
 			if a := args(t, find(t, objs, w.kind, w.name)); !slices.Contains(a, flag) {
 				t.Errorf("%s args %q lack %s", w.name, a, flag)
+			}
+		}
+	})
+	t.Run("cloud-controller-manager: the manager serves Services without a class, herald-controller another class", func(t *testing.T) {
+		objs := build(t, "overlays/cloud-controller-manager")
+		for _, o := range []struct{ kind, name string }{
+			{"Deployment", ccmWorkload}, {"ServiceAccount", ccmAccount}, {"ConfigMap", "herald-cloud-config"},
+			{"ClusterRole", ccmAccount}, {"ClusterRoleBinding", ccmAccount}, {"Role", ccmAccount}, {"RoleBinding", ccmAccount},
+			{"PodDisruptionBudget", ccmWorkload},
+		} {
+			if !has(objs, o.kind, o.name) {
+				t.Errorf("no %s %s", o.kind, o.name)
+			}
+		}
+		ccm := find(t, objs, "Deployment", ccmWorkload)
+		if ns := ccm.GetNamespace(); ns != namespace {
+			t.Errorf("the manager is in namespace %q, want %q", ns, namespace)
+		}
+		for _, flag := range []string{"--cloud-provider=herald", "--controllers=service", "--leader-elect=true",
+			"--leader-elect-resource-name=" + ccmLease, "--leader-elect-resource-namespace=$(POD_NAMESPACE)"} {
+			if a := args(t, ccm); !slices.Contains(a, flag) {
+				t.Errorf("manager args %q lack %s", a, flag)
+			}
+		}
+		if a := args(t, find(t, objs, "Deployment", controllerWorkload)); !slices.Contains(a, "--load-balancer-class=herald.dev/herald") {
+			t.Errorf("herald-controller args %q lack --load-balancer-class=herald.dev/herald: it would serve the manager's Services too", a)
+		}
+		if a := args(t, find(t, objs, "DaemonSet", speakerWorkload)); slices.ContainsFunc(a, func(s string) bool {
+			return strings.HasPrefix(s, "--load-balancer-class")
+		}) {
+			t.Errorf("speaker args %q set a class: the speakers would not announce the manager's Services", a)
+		}
+		// The authentication reader binding must stay in kube-system, where the role is.
+		for _, o := range objs {
+			if o.GetKind() == "RoleBinding" && o.GetName() == ccmAccount+":authentication-reader" && o.GetNamespace() != "kube-system" {
+				t.Errorf("RoleBinding %s is in %q, want kube-system", o.GetName(), o.GetNamespace())
+			}
+		}
+		for _, o := range objs {
+			if o.GetNamespace() != "" && o.GetNamespace() != namespace && o.GetNamespace() != "kube-system" {
+				t.Errorf("%s %s is in namespace %q", o.GetKind(), o.GetName(), o.GetNamespace())
 			}
 		}
 	})
