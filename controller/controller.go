@@ -69,6 +69,7 @@ type Controller struct {
 	l2s             heraldlisters.L2AdvertisementLister
 	peers           heraldlisters.BGPPeerLister
 	bgpAds          heraldlisters.BGPAdvertisementLister
+	claims          *Claims
 	synced          []cache.InformerSynced
 
 	svcQueue workqueue.TypedRateLimitingInterface[string]
@@ -261,6 +262,7 @@ func (c *Controller) lead(ctx context.Context) error {
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.events.CoreV1().Events("")})
 	defer broadcaster.Shutdown()
 	c.recorder = broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: FieldManager})
+	c.claims.SetRecorder(c.recorder)
 
 	c.enqueueAll()
 	var wg sync.WaitGroup
@@ -268,6 +270,7 @@ func (c *Controller) lead(ctx context.Context) error {
 		wg.Go(func() { c.runServiceWorker(ctx) })
 	}
 	wg.Go(func() { c.runObjectWorker(ctx) })
+	wg.Go(func() { wait.UntilWithContext(ctx, c.repairClaims, claimRepairPeriod) })
 	c.log.Info("controller running", "workers", c.cfg.Workers, "loadBalancerClass", c.cfg.LoadBalancerClass)
 	<-ctx.Done()
 	c.svcQueue.ShutDown()
