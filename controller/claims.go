@@ -14,9 +14,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/pager"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/pager"
 	"k8s.io/client-go/tools/record"
 
 	"github.com/herald-dev/herald/config"
@@ -76,9 +76,9 @@ type ClaimsConfig struct {
 	Kube   kubernetes.Interface
 	// Lister and Indexer are the AddressClaims informer's, with
 	// ClaimIndexers; Services is the Services informer's lister.
-	Lister   heraldlisters.AddressClaimLister
-	Indexer  cache.Indexer
-	Services corelisters.ServiceLister
+	Lister       heraldlisters.AddressClaimLister
+	Indexer      cache.Indexer
+	Services     corelisters.ServiceLister
 	Logger       *slog.Logger
 	FieldManager string
 	// OnRepair, when set, counts a repair: "staleHolderRemoved",
