@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -362,7 +361,7 @@ func (c *Controller) runServiceWorker(ctx context.Context) {
 			return
 		}
 		start := time.Now()
-		err := safely(func() error { return c.syncService(ctx, key) })
+		err := c.syncService(ctx, key)
 		c.m.reconcileDuration.WithLabelValues("Service").Observe(time.Since(start).Seconds())
 		handleErr(c, ctx, c.svcQueue, key, err, "Service", "service", key)
 		c.svcQueue.Done(key)
@@ -380,24 +379,16 @@ func (c *Controller) runObjectWorker(ctx context.Context) {
 			kind = "Config"
 		}
 		start := time.Now()
-		err := safely(func() error { return c.syncObject(ctx, key) })
+		err := c.syncObject(ctx, key)
 		c.m.reconcileDuration.WithLabelValues(kind).Observe(time.Since(start).Seconds())
 		handleErr(c, ctx, c.objQueue, key, err, kind, "kind", kind, "name", key.Name)
 		c.objQueue.Done(key)
 	}
 }
 
-// safely runs sync, turning a panic into an error so that one malformed
-// object cannot stop the controller; the key is retried with backoff and
-// the panic logged.
-func safely(sync func() error) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("controller: panic in reconcile: %v\n%s", r, debug.Stack())
-		}
-	}()
-	return sync()
-}
+// A panic in a reconcile is not recovered: the Core may be half changed, so
+// the process crashes (as utilruntime.HandleCrash does) and the restarted
+// replica imports the allocations afresh from the AddressClaims.
 
 // handleErr forgets a key that synced, and requeues one that failed with
 // rate-limited backoff.
