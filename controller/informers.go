@@ -93,26 +93,32 @@ func (c *Controller) setupInformers() {
 		}
 	}
 	add(poolInf.Informer(), kindHandler(config.KindIPPool))
-	// A claim's change queues its holders (a claim deleted or edited by hand
-	// is restored), and its pool's status (a deletion may wait for it).
-	claimChanged := func(obj any) {
+	// A claim that loses holders queues them (a claim deleted or edited by
+	// hand is restored; after the controller's own release the reconcile
+	// finds nothing to do), and its pool's status (a deletion may wait for
+	// it). A new or extended claim needs nothing: the controller's own
+	// writes made it, or another allocator's, whose holders it adopts when
+	// it meets the address.
+	claimLost := func(old, obj any) {
+		kept := map[string]bool{}
 		for _, k := range HolderKeys(obj) {
-			c.svcQueue.Add(k)
+			kept[k] = true
 		}
-		if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-			obj = t.Obj
+		for _, k := range HolderKeys(old) {
+			if !kept[k] {
+				c.svcQueue.Add(k)
+			}
 		}
-		if cl, ok := obj.(*v1alpha1.AddressClaim); ok && cl.Spec.Pool != "" {
+		if t, ok := old.(cache.DeletedFinalStateUnknown); ok {
+			old = t.Obj
+		}
+		if cl, ok := old.(*v1alpha1.AddressClaim); ok && cl.Spec.Pool != "" {
 			c.objQueue.AddAfter(objectKey{config.KindIPPool, cl.Spec.Pool}, poolStatusDelay)
 		}
 	}
 	add(claimInf.Informer(), cache.ResourceEventHandlerFuncs{
-		AddFunc: claimChanged,
-		UpdateFunc: func(old, obj any) {
-			claimChanged(old)
-			claimChanged(obj)
-		},
-		DeleteFunc: claimChanged,
+		UpdateFunc: claimLost,
+		DeleteFunc: func(obj any) { claimLost(obj, nil) },
 	})
 	add(l2Inf.Informer(), kindHandler(config.KindL2Advertisement))
 	add(peerInf.Informer(), kindHandler(config.KindBGPPeer))
