@@ -192,10 +192,14 @@ const maxDecisions = 3
 // Service shows. An address lost to another allocator's claim is decided
 // again (at most maxDecisions times).
 func (c *Claims) Ensure(ctx context.Context, core *Core, svc *corev1.Service) (ServiceDecision, error) {
-	c.follow(core, svc)
+	dropped := c.follow(core, svc)
 	var d ServiceDecision
 	for range maxDecisions {
 		d = core.Ensure(svc)
+		// What following a claim took from the Service was released by
+		// this Core too: Settle removes it from its claim.
+		d.LoadBalancer.Previous = append(d.LoadBalancer.Previous, dropped[ipam.LoadBalancer]...)
+		d.ExternalIPs.Previous = append(d.ExternalIPs.Previous, dropped[ipam.ExternalIP]...)
 		lostLB, err := c.commit(ctx, core, svc, d.LoadBalancer)
 		if err != nil {
 			return d, err
@@ -214,10 +218,11 @@ func (c *Claims) Ensure(ctx context.Context, core *Core, svc *corev1.Service) (S
 // EnsureLoadBalancer is Ensure for the load-balancer addresses only, for
 // the cloud provider.
 func (c *Claims) EnsureLoadBalancer(ctx context.Context, core *Core, svc *corev1.Service) (Decision, error) {
-	c.follow(core, svc)
+	dropped := c.follow(core, svc)
 	var d Decision
 	for range maxDecisions {
 		d = core.EnsureLoadBalancer(svc)
+		d.Previous = append(d.Previous, dropped[ipam.LoadBalancer]...)
 		lost, err := c.commit(ctx, core, svc, d)
 		if err != nil || !lost {
 			return d, err
@@ -230,11 +235,12 @@ func (c *Claims) EnsureLoadBalancer(ctx context.Context, core *Core, svc *corev1
 // its status (or spec.externalIPs) whose claim lists svc's UID, and, when
 // the Core holds nothing for a kind, every claim that lists svc for it (an
 // allocation another allocator recorded before it wrote the status).
-func (c *Claims) follow(core *Core, svc *corev1.Service) {
+func (c *Claims) follow(core *Core, svc *corev1.Service) (dropped map[ipam.Kind][]netip.Addr) {
 	objs, err := c.cfg.Indexer.ByIndex(ClaimsByHolder, svc.Namespace+"/"+svc.Name)
 	if err != nil || len(objs) == 0 {
-		return
+		return nil
 	}
+	dropped = map[ipam.Kind][]netip.Addr{}
 	shown := map[ipam.Kind][]netip.Addr{
 		ipam.LoadBalancer: config.LoadBalancerAddresses(svc),
 		ipam.ExternalIP:   externalIPAddrs(svc),
@@ -256,11 +262,18 @@ func (c *Claims) follow(core *Core, svc *corev1.Service) {
 			if !slices.Contains(shown[kind], cl.Addr) && holdsAny {
 				continue
 			}
+			before, _ := core.Held(svc.Namespace, svc.Name, kind)
 			if _, err := core.AdoptClaim(cl, h, svc.CreationTimestamp.Time); err != nil {
 				c.cfg.Logger.Warn("could not follow an AddressClaim", "address", cl.Addr, "service", svc.Namespace+"/"+svc.Name, "err", err)
 			}
+			for _, a := range before.Addresses {
+				if !core.Holds(svc.Namespace, svc.Name, h.UID, kind, a) {
+					dropped[kind] = append(dropped[kind], a)
+				}
+			}
 		}
 	}
+	return dropped
 }
 
 // externalIPAddrs parses svc's spec.externalIPs, skipping what does not parse.
@@ -461,18 +474,22 @@ func (c *Claims) gone(ctx context.Context, h v1alpha1.AddressHolder) (bool, meta
 	return string(s.UID) != h.UID, s.CreationTimestamp, nil
 }
 
-// Settle removes svc from the claims of addresses it no longer holds, once
-// its status (svc, as written) no longer names them: every address a Service
-// this Core serves does not hold, and for a Service it does not serve, only
-// the addresses d released. Holders of the same name with another UID are
-// removed once a live read confirms that Service is gone.
-func (c *Claims) Settle(ctx context.Context, core *Core, svc *corev1.Service, d ServiceDecision) error {
+// Settle removes svc from the claims of addresses this Core released (d's
+// Previous addresses it no longer holds), once its status (svc, as written)
+// no longer names them. With orphans, it also removes svc from every claim
+// of an address the Core does not hold and svc does not show (the repair
+// pass found them so twice: another allocator's leftovers). Holders of the
+// same name with another UID are removed once a live read confirms that
+// Service is gone. A claim listing svc that this Core never held is
+// otherwise left alone: another allocator may be about to write the status
+// that names it.
+func (c *Claims) Settle(ctx context.Context, core *Core, svc *corev1.Service, d ServiceDecision, orphans bool) error {
 	objs, err := c.cfg.Indexer.ByIndex(ClaimsByHolder, svc.Namespace+"/"+svc.Name)
 	if err != nil || len(objs) == 0 {
 		return err
 	}
-	served := core.Serves(svc)
 	status := config.LoadBalancerAddresses(svc)
+	external := externalIPAddrs(svc)
 	for _, obj := range objs {
 		cl, err := config.ClaimOf(obj.(*v1alpha1.AddressClaim))
 		if err != nil {
@@ -502,11 +519,18 @@ func (c *Claims) Settle(ctx context.Context, core *Core, svc *corev1.Service, d 
 			if slices.Contains(dec.Addresses, cl.Addr) || core.Holds(h.Namespace, h.Name, h.UID, holderKind(h), cl.Addr) {
 				continue
 			}
-			if !served && !slices.Contains(dec.Previous, cl.Addr) {
-				continue // another allocator's Service: not this Core's to release
-			}
 			if !h.ExternalIP && slices.Contains(status, cl.Addr) {
 				continue // the status still names it: release after it no longer does
+			}
+			released := slices.Contains(dec.Previous, cl.Addr)
+			orphan := orphans && (h.ExternalIP || !slices.Contains(status, cl.Addr)) &&
+				(!h.ExternalIP || !slices.Contains(external, cl.Addr))
+			if !released && !orphan {
+				continue // not this Core's to release
+			}
+			if orphan && !released {
+				c.cfg.Logger.Info("removing an AddressClaim holder that no allocator completed", "address", cl.Addr, "service", svc.Namespace+"/"+svc.Name)
+				c.repaired("orphanRemoved")
 			}
 			uid, ext := h.UID, h.ExternalIP
 			if err := c.removeHolders(ctx, cl.Addr, func(x v1alpha1.AddressHolder) bool {

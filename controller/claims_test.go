@@ -116,7 +116,7 @@ func (e *claimEnv) ensure(c *Claims, core *Core, svc *corev1.Service) (ServiceDe
 		e.t.Fatal(err)
 	}
 	e.sync()
-	if err := c.Settle(ctx, core, written, d); err != nil {
+	if err := c.Settle(ctx, core, written, d, false); err != nil {
 		e.t.Fatalf("Settle %s: %v", svc.Name, err)
 	}
 	e.sync()
@@ -346,5 +346,42 @@ func TestClaimsUpgradeFromStatus(t *testing.T) {
 	}
 	if got := holderNames(e.claim("198.51.100.1")); !slices.Equal(got, []string{"ns/holder/LoadBalancer"}) {
 		t.Fatalf("holder's claim: %v", got)
+	}
+}
+
+// TestClaimsOrphans: a claim listing a Service that this Core never gave
+// the address, and that the Service does not show (another allocator's
+// leftover), is left alone by a plain Settle, and removed when the repair
+// pass found it due.
+func TestClaimsOrphans(t *testing.T) {
+	pool := ippool("lan", []string{"198.51.100.1-198.51.100.3"})
+	e := newClaimEnv(t, pool)
+	web := e.create(service("ns", "web"))
+	d, web := e.ensure(e.claims, e.core, web)
+	// Another allocator claimed .3 for web, then died before writing the status.
+	orphan := &v1alpha1.AddressClaim{
+		ObjectMeta: metav1.ObjectMeta{Name: "198.51.100.3"},
+		Spec: v1alpha1.AddressClaimSpec{Address: "198.51.100.3", Family: "IPv4", Pool: "lan", HolderCount: 1,
+			Holders: []v1alpha1.AddressHolder{{Namespace: "ns", Name: "web", UID: "uid-web", As: v1alpha1.HolderLoadBalancer}}},
+	}
+	if _, err := e.herald.HeraldV1alpha1().AddressClaims().Create(context.Background(), orphan, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e.sync()
+	if err := e.claims.Settle(context.Background(), e.core, web, d, false); err != nil {
+		t.Fatal(err)
+	}
+	if e.claim("198.51.100.3") == nil {
+		t.Fatal("a plain Settle removed another allocator's claim")
+	}
+	if err := e.claims.Settle(context.Background(), e.core, web, d, true); err != nil {
+		t.Fatal(err)
+	}
+	e.sync()
+	if c := e.claim("198.51.100.3"); c != nil {
+		t.Fatalf("the orphan claim remains: %v", holderNames(c))
+	}
+	if got := holderNames(e.claim(d.LoadBalancer.Addresses[0].String())); !slices.Equal(got, []string{"ns/web/LoadBalancer"}) {
+		t.Fatalf("web's own claim: %v", got)
 	}
 }

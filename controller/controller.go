@@ -69,6 +69,7 @@ type Controller struct {
 	peers           heraldlisters.BGPPeerLister
 	bgpAds          heraldlisters.BGPAdvertisementLister
 	claims          *Claims
+	orphans         orphans
 	synced          []cache.InformerSynced
 
 	svcQueue workqueue.TypedRateLimitingInterface[string]

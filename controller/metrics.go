@@ -47,7 +47,7 @@ func newMetrics(reg prometheus.Registerer, core *Core) (*metrics, error) {
 		}),
 		claimRepairs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "herald", Subsystem: "controller", Name: "claim_repairs_total",
-			Help: "AddressClaims repaired, by action: staleHolderRemoved (its Service is gone), claimRestored (deleted or edited by hand), claimedElsewhere (another allocator claimed the address first), invalidClaim (ignored).",
+			Help: "AddressClaims repaired, by action: staleHolderRemoved (its Service is gone), claimRestored (deleted or edited by hand), claimedElsewhere (another allocator claimed the address first), orphanRemoved (a holder no allocator completed), invalidClaim (ignored).",
 		}, []string{"action"}),
 	}
 	for _, c := range []prometheus.Collector{m.reconcileDuration, m.reconcileErrors, m.decisions, m.leader,

@@ -71,7 +71,7 @@ func (c *Controller) syncService(ctx context.Context, key string) error {
 		return err
 	}
 	// The status no longer names what the Service released: its claims go.
-	return c.claims.Settle(ctx, c.core, svc, d)
+	return c.claims.Settle(ctx, c.core, svc, d, c.takeOrphansDue(key))
 }
 
 // writeServiceStatus writes the status d implies, if it differs from svc's,
