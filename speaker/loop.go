@@ -175,7 +175,7 @@ func (s *speaker) reconcile(ctx context.Context) (took time.Duration) {
 	var computed, applied time.Time
 	defer func() {
 		took = time.Since(start)
-		s.health.lastLoop.Store(time.Now().UnixNano())
+		s.health.markLoop()
 		s.metrics.reconciles.Inc()
 		s.metrics.reconcileSeconds.Observe(took.Seconds())
 		if took >= slowReconcile && !computed.IsZero() && !applied.IsZero() {

@@ -472,17 +472,26 @@ func (s *speaker) poke() {
 
 // Health tells whether the speaker works, for /healthz and /readyz.
 type Health struct {
-	ready    atomic.Bool
-	lastLoop atomic.Int64 // unix nanoseconds of the last reconcile
+	ready atomic.Bool
+	// lastLoop is when the last reconcile ran, with its monotonic clock
+	// reading, so that a step of the wall clock (NTP, a VM resumed) never
+	// makes a working speaker look stuck and get restarted.
+	lastLoop atomic.Pointer[time.Time]
 	resync   atomic.Int64 // time.Duration
 }
 
+// markLoop records that a reconcile ran now.
+func (h *Health) markLoop() {
+	now := time.Now()
+	h.lastLoop.Store(&now)
+}
+
 // Healthy returns an error when the reconcile loop has not run for three
-// resync intervals.
+// resync intervals, by the monotonic clock.
 func (h *Health) Healthy() error {
 	last, resync := h.lastLoop.Load(), time.Duration(h.resync.Load())
-	if last != 0 && resync > 0 && time.Since(time.Unix(0, last)) > 3*resync {
-		return fmt.Errorf("speaker: no reconcile since %v", time.Unix(0, last).UTC())
+	if last != nil && resync > 0 && time.Since(*last) > 3*resync {
+		return fmt.Errorf("speaker: no reconcile since %v", last.UTC().Format(time.RFC3339Nano))
 	}
 	return nil
 }
