@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"k8s.io/client-go/tools/cache"
 	cloud "k8s.io/cloud-provider"
 
 	"github.com/herald-dev/herald/controller"
@@ -35,11 +36,20 @@ func Register() {
 }
 
 // Provider is Herald's cloud provider: a LoadBalancer over its own
-// controller.Core. Create it with New (or through the registry), call
+// controller.Core whose every allocation is recorded in an AddressClaim
+// (controller.Claims). Create it with New (or through the registry), call
 // Initialize once, then use LoadBalancer.
 type Provider struct {
 	cfg  Config
 	core *controller.Core
+	// claims records the Core's decisions in AddressClaims; set before
+	// ready is closed.
+	claims *controller.Claims
+	// claimIndexer is the AddressClaims cache that claims reads.
+	claimIndexer cache.Indexer
+	// services serialises the calls for one Service (the upstream
+	// controller's and the claim repair's), as controller.Claims requires.
+	services keyedMutex
 
 	initialized atomic.Bool
 	// ready is closed when the model is built and the allocations imported.
@@ -73,7 +83,8 @@ func New(cfg Config) (*Provider, error) {
 var errNotInitialized = errors.New("cloudprovider: not initialized: Initialize was not called")
 
 // Core returns the allocation core the provider drives (for tests and
-// metrics; decisions go through the LoadBalancer methods).
+// metrics; decisions go through the LoadBalancer methods and are recorded
+// in AddressClaims).
 func (p *Provider) Core() *controller.Core { return p.core }
 
 // Ready returns nil once the provider can allocate: the model is built and

@@ -5,19 +5,24 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	kfake "k8s.io/client-go/kubernetes/fake"
 	cloud "k8s.io/cloud-provider"
 	"k8s.io/cloud-provider/api"
 	"k8s.io/utils/ptr"
 
 	"github.com/herald-dev/herald/config"
+	hfake "github.com/herald-dev/herald/config/generated/clientset/versioned/fake"
 	"github.com/herald-dev/herald/config/v1alpha1"
 	"github.com/herald-dev/herald/controller"
 	"github.com/herald-dev/herald/ipam"
@@ -25,22 +30,90 @@ import (
 
 var created = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 
-// readyProvider returns a Provider whose Core has pools and is ready, as
-// Initialize leaves it after the import, without a server.
-func readyProvider(t *testing.T, pools ...*v1alpha1.IPPool) *Provider {
+// fixture is a Provider started over fake clientsets, as Initialize starts
+// it over real ones: informers, the import from the AddressClaims, and the
+// claim repair.
+type fixture struct {
+	p      *Provider
+	lb     cloud.LoadBalancer
+	kube   *kfake.Clientset
+	herald *hfake.Clientset
+}
+
+// readyProvider starts a Provider over fake clientsets holding objs (IPPools
+// and AddressClaims go to Herald's, the rest to Kubernetes'), with the
+// namespace "ns", and waits until it has imported the claims.
+func readyProvider(t *testing.T, objs ...runtime.Object) *fixture {
 	t.Helper()
 	p, err := New(Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := p.core.SetModel(config.Build(config.Snapshot{IPPools: pools,
-		Namespaces: []*corev1.Namespace{{ObjectMeta: metav1.ObjectMeta{Name: "ns"}}}})); err != nil {
+	kubeObjs := []runtime.Object{&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "ns"}}}
+	var heraldObjs []runtime.Object
+	for _, o := range objs {
+		switch o.(type) {
+		case *v1alpha1.IPPool, *v1alpha1.AddressClaim:
+			heraldObjs = append(heraldObjs, o)
+		default:
+			kubeObjs = append(kubeObjs, o)
+		}
+	}
+	f := &fixture{p: p, kube: kfake.NewClientset(kubeObjs...), herald: hfake.NewSimpleClientset(heraldObjs...)}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	if err := p.startWith(ctx, f.kube, f.herald); err != nil {
 		t.Fatal(err)
 	}
-	p.core.Import(nil)
-	p.setProblem(nil)
-	close(p.ready)
-	return p
+	select {
+	case <-p.ready:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the provider did not import within 10s: %v", p.Ready())
+	}
+	f.lb, _ = p.LoadBalancer()
+	return f
+}
+
+// claim returns the AddressClaim of addr, nil when there is none.
+func (f *fixture) claim(t *testing.T, addr string) *v1alpha1.AddressClaim {
+	t.Helper()
+	c, err := f.herald.HeraldV1alpha1().AddressClaims().Get(context.Background(), config.ClaimName(netip.MustParseAddr(addr)), metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// holders returns the namespace/name of each holder of addr's claim, "none"
+// when there is no claim.
+func (f *fixture) holders(t *testing.T, addr string) []string {
+	t.Helper()
+	c := f.claim(t, addr)
+	if c == nil {
+		return []string{"none"}
+	}
+	var out []string
+	for _, h := range c.Spec.Holders {
+		out = append(out, h.Namespace+"/"+h.Name)
+	}
+	return out
+}
+
+// eventually polls cond for up to 10 s.
+func eventually(t *testing.T, what string, cond func() (bool, string)) {
+	t.Helper()
+	var last string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		ok, desc := cond()
+		if ok {
+			return
+		}
+		last = desc
+	}
+	t.Fatalf("%s: not within 10s; last: %s", what, last)
 }
 
 func pool(name string, addresses ...string) *v1alpha1.IPPool {
@@ -64,6 +137,20 @@ func service(name string, opts ...func(*corev1.Service)) *corev1.Service {
 	return s
 }
 
+// claimOf is the AddressClaim of addr held by svc as its load-balancer address.
+func claimOf(addr, pool string, svc *corev1.Service) *v1alpha1.AddressClaim {
+	a := netip.MustParseAddr(addr)
+	fam := "IPv4"
+	if a.Is6() {
+		fam = "IPv6"
+	}
+	return &v1alpha1.AddressClaim{
+		ObjectMeta: metav1.ObjectMeta{Name: config.ClaimName(a)},
+		Spec: v1alpha1.AddressClaimSpec{Address: addr, Family: fam, Pool: pool, HolderCount: 1,
+			Holders: []v1alpha1.AddressHolder{{Namespace: svc.Namespace, Name: svc.Name, UID: string(svc.UID), As: v1alpha1.HolderLoadBalancer}}},
+	}
+}
+
 func ingress(addrs ...string) *corev1.LoadBalancerStatus {
 	st := &corev1.LoadBalancerStatus{}
 	for _, a := range addrs {
@@ -73,15 +160,16 @@ func ingress(addrs ...string) *corev1.LoadBalancerStatus {
 }
 
 // TestLoadBalancerSteps drives the LoadBalancer through a one-address pool
-// step by step, as the upstream service controller would.
+// step by step, as the upstream service controller would, and checks the
+// AddressClaim of the address after each step.
 func TestLoadBalancerSteps(t *testing.T) {
-	p := readyProvider(t, pool("one", "203.0.113.10/32"))
-	lb, ok := p.LoadBalancer()
+	s1, s2 := service("s1"), service("s2")
+	f := readyProvider(t, pool("one", "203.0.113.10/32"), s1, s2)
+	lb, ok := f.p.LoadBalancer()
 	if !ok {
 		t.Fatal("LoadBalancer() reports no load balancer")
 	}
 	ctx := context.Background()
-	s1, s2 := service("s1"), service("s2")
 	badIP := service("bad", func(s *corev1.Service) { s.Spec.LoadBalancerIP = "not-an-ip" })
 	classed := service("classed", func(s *corev1.Service) { s.Spec.LoadBalancerClass = ptr.To("other.example/lb") })
 
@@ -122,37 +210,43 @@ func TestLoadBalancerSteps(t *testing.T) {
 	get := func(s *corev1.Service) func() result {
 		return func() result { return describe(lb.GetLoadBalancer(ctx, "cluster", s)) }
 	}
+	const addr = "203.0.113.10"
 	steps := []struct {
 		name string
 		call func() result
 		want result
+		// claim is who the claim of addr lists afterwards ("none": no claim).
+		claim []string
 	}{
-		{"s1 has no load balancer yet", get(s1), result{}},
-		{"ensure s1 gets the pool's address", ensure(s1), result{Status: ingress("203.0.113.10")}},
-		{"ensure s1 again is idempotent", ensure(s1), result{Status: ingress("203.0.113.10")}},
-		{"get s1 reports it", get(s1), result{Status: ingress("203.0.113.10"), Exists: true}},
-		{"s2 waits: pool exhausted, fixed retry", ensure(s2), result{Retry: DefaultWaitingRetry, Is: []string{"ErrPoolExhausted"}, Err: true}},
+		{"s1 has no load balancer yet", get(s1), result{}, []string{"none"}},
+		{"ensure s1 gets the pool's address, claimed first", ensure(s1), result{Status: ingress(addr)}, []string{"ns/s1"}},
+		{"ensure s1 again is idempotent", ensure(s1), result{Status: ingress(addr)}, []string{"ns/s1"}},
+		{"get s1 reports it", get(s1), result{Status: ingress(addr), Exists: true}, []string{"ns/s1"}},
+		{"s2 waits: pool exhausted, fixed retry", ensure(s2), result{Retry: DefaultWaitingRetry, Is: []string{"ErrPoolExhausted"}, Err: true}, []string{"ns/s1"}},
 		{"update s2 reports the same wait", func() result {
 			return describe(nil, false, lb.UpdateLoadBalancer(ctx, "cluster", s2, nil))
-		}, result{Retry: DefaultWaitingRetry, Is: []string{"ErrPoolExhausted"}, Err: true}},
-		{"delete s1", func() result {
+		}, result{Retry: DefaultWaitingRetry, Is: []string{"ErrPoolExhausted"}, Err: true}, []string{"ns/s1"}},
+		{"delete s1: its claim goes", func() result {
 			return describe(nil, false, lb.EnsureLoadBalancerDeleted(ctx, "cluster", s1))
-		}, result{}},
+		}, result{}, []string{"none"}},
 		{"deleting s1 again succeeds", func() result {
 			return describe(nil, false, lb.EnsureLoadBalancerDeleted(ctx, "cluster", s1))
-		}, result{}},
-		{"s1 is gone", get(s1), result{}},
-		{"s2 gets the freed address", ensure(s2), result{Status: ingress("203.0.113.10")}},
+		}, result{}, []string{"none"}},
+		{"s1 is gone", get(s1), result{}, []string{"none"}},
+		{"s2 gets the freed address", ensure(s2), result{Status: ingress(addr)}, []string{"ns/s2"}},
 		{"update s2 changes nothing", func() result {
 			return describe(nil, false, lb.UpdateLoadBalancer(ctx, "cluster", s2, nil))
-		}, result{}},
-		{"bad loadBalancerIP is refused, retried with backoff", ensure(badIP), result{Refusal: controller.ReasonInvalidLoadBalancerIP, Err: true}},
-		{"a Service of a class is implemented elsewhere", ensure(classed), result{Is: []string{"ImplementedElsewhere"}, Err: true}},
+		}, result{}, []string{"ns/s2"}},
+		{"bad loadBalancerIP is refused, retried with backoff", ensure(badIP), result{Refusal: controller.ReasonInvalidLoadBalancerIP, Err: true}, []string{"ns/s2"}},
+		{"a Service of a class is implemented elsewhere", ensure(classed), result{Is: []string{"ImplementedElsewhere"}, Err: true}, []string{"ns/s2"}},
 	}
 	for _, st := range steps {
 		t.Run(st.name, func(t *testing.T) {
 			if diff := cmp.Diff(st.want, st.call()); diff != "" {
 				t.Errorf("(-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(st.claim, f.holders(t, addr)); diff != "" {
+				t.Errorf("holders of the claim of %s (-want +got):\n%s", addr, diff)
 			}
 		})
 	}

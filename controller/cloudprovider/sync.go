@@ -11,13 +11,17 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/tools/record"
 	cloud "k8s.io/cloud-provider"
 
 	"github.com/herald-dev/herald/config"
@@ -52,9 +56,8 @@ func (p *Provider) restConfig(builder cloud.ControllerClientBuilder) (*rest.Conf
 	return nil, errors.New("no client configuration: no kubeconfig in the cloud config and no client builder")
 }
 
-// start builds the clients and informers, and starts the goroutine that
-// builds the model, imports the allocations and then keeps the model
-// current, all until stop is closed.
+// start builds the clients, then the informers, the claims and the
+// goroutines that feed the Core, all until stop is closed.
 func (p *Provider) start(builder cloud.ControllerClientBuilder, stop <-chan struct{}) error {
 	restCfg, err := p.restConfig(builder)
 	if err != nil {
@@ -65,15 +68,47 @@ func (p *Provider) start(builder cloud.ControllerClientBuilder, stop <-chan stru
 	if err != nil {
 		return fmt.Errorf("kubernetes client: %w", err)
 	}
-	herald, err := versioned.NewForConfig(restCfg)
+	// A cloud-controller-manager's client builder asks for protobuf, which
+	// custom resources do not speak.
+	heraldCfg := rest.CopyConfig(restCfg)
+	heraldCfg.ContentType, heraldCfg.AcceptContentTypes = runtime.ContentTypeJSON, runtime.ContentTypeJSON
+	herald, err := versioned.NewForConfig(heraldCfg)
 	if err != nil {
 		return fmt.Errorf("herald client: %w", err)
 	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		<-stop
+		cancel()
+	}()
+	return p.startWith(ctx, kube, herald)
+}
+
+// startWith starts, over the given clients and until ctx ends, informers
+// for IPPools, Namespaces and AddressClaims, the controller.Claims that
+// records the Core's decisions, the goroutine that builds the model,
+// imports the allocations from the claims and keeps the model current, and
+// the claim repair.
+func (p *Provider) startWith(ctx context.Context, kube kubernetes.Interface, herald versioned.Interface) error {
 	kf := informers.NewSharedInformerFactoryWithOptions(kube, 0, informers.WithTransform(slimNamespace))
 	hf := heraldinformers.NewSharedInformerFactoryWithOptions(herald, 0, heraldinformers.WithTransform(slimNamespace))
 	nsInf := kf.Core().V1().Namespaces()
 	poolInf := hf.Herald().V1alpha1().IPPools()
+	claimInf := hf.Herald().V1alpha1().AddressClaims()
+	if err := claimInf.Informer().AddIndexers(controller.ClaimIndexers()); err != nil {
+		return fmt.Errorf("index addressclaims: %w", err)
+	}
 	in := inputs{namespaces: nsInf.Lister(), pools: poolInf.Lister()}
+
+	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
+	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: kube.CoreV1().Events("")})
+	p.claimIndexer = claimInf.Informer().GetIndexer()
+	p.claims = controller.NewClaims(controller.ClaimsConfig{
+		Client: herald, Kube: kube,
+		Lister: claimInf.Lister(), Indexer: claimInf.Informer().GetIndexer(),
+		Logger: p.cfg.Logger, FieldManager: p.cfg.ClientName,
+	})
+	p.claims.SetRecorder(broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: p.cfg.ClientName}))
 
 	dirty := func() {
 		select {
@@ -101,16 +136,24 @@ func (p *Provider) start(builder cloud.ControllerClientBuilder, stop <-chan stru
 	}); err != nil {
 		return fmt.Errorf("watch namespaces: %w", err)
 	}
+	repairs := newRepairQueue()
+	if _, err := claimInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		UpdateFunc: func(old, obj any) { repairs.lost(old, obj) },
+		DeleteFunc: func(obj any) { repairs.lost(obj, nil) },
+	}); err != nil {
+		return fmt.Errorf("watch addressclaims: %w", err)
+	}
 
-	ctx, cancel := context.WithCancel(context.Background())
+	kf.Start(ctx.Done())
+	hf.Start(ctx.Done())
+	p.setProblem(errors.New("cloudprovider: waiting for the IPPool, Namespace and AddressClaim caches"))
 	go func() {
-		<-stop
-		cancel()
+		<-ctx.Done()
+		repairs.queue.ShutDown()
+		broadcaster.Shutdown()
 	}()
-	kf.Start(stop)
-	hf.Start(stop)
-	p.setProblem(errors.New("cloudprovider: waiting for the IPPool and Namespace caches"))
-	go p.run(ctx, kube, in, []cache.InformerSynced{nsInf.Informer().HasSynced, poolInf.Informer().HasSynced})
+	go p.run(ctx, in, []cache.InformerSynced{nsInf.Informer().HasSynced, poolInf.Informer().HasSynced, claimInf.Informer().HasSynced})
+	go p.runRepairs(ctx, kube, repairs)
 	return nil
 }
 
@@ -121,8 +164,9 @@ type inputs struct {
 }
 
 // run is the one goroutine that installs models: the first, then the
-// import, then a rebuild for each change, until ctx ends.
-func (p *Provider) run(ctx context.Context, kube kubernetes.Interface, in inputs, synced []cache.InformerSynced) {
+// import from the AddressClaims, then a rebuild for each change, until ctx
+// ends.
+func (p *Provider) run(ctx context.Context, in inputs, synced []cache.InformerSynced) {
 	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
 		return
 	}
@@ -135,13 +179,13 @@ func (p *Provider) run(ctx context.Context, kube kubernetes.Interface, in inputs
 	start := time.Now()
 	var rep controller.ImportReport
 	err := wait.PollUntilContextCancel(ctx, importRetry, true, func(ctx context.Context) (bool, error) {
-		svcs, err := controller.ListServicesForImport(ctx, kube)
+		var err error
+		rep, err = p.claims.Import(ctx, p.core)
 		if err != nil {
 			p.setProblem(fmt.Errorf("cloudprovider: import of existing allocations: %w", err))
 			p.cfg.Logger.Warn("import of existing allocations failed, will retry", "err", err)
 			return false, nil
 		}
-		rep = p.core.Import(svcs)
 		return true, nil
 	})
 	if err != nil {
@@ -150,7 +194,8 @@ func (p *Provider) run(ctx context.Context, kube kubernetes.Interface, in inputs
 	for _, e := range rep.Conflicts {
 		p.cfg.Logger.Warn("import conflict", "err", e)
 	}
-	p.cfg.Logger.Info("imported existing allocations", "services", rep.Services, "allocations", rep.Allocations,
+	p.cfg.Logger.Info("imported existing allocations", "claims", rep.Claims, "services", rep.Services,
+		"allocations", rep.Allocations, "fromStatus", len(rep.FromStatus), "staleHolders", len(rep.Stale),
 		"conflicts", len(rep.Conflicts), "displaced", len(rep.Displaced), "took", time.Since(start))
 	p.setProblem(nil)
 	close(p.ready)
