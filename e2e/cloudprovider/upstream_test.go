@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -56,9 +58,10 @@ var (
 // TestUpstreamServiceController runs the upstream service controller, as a
 // cloud-controller-manager does, with Herald's provider taken from the
 // cloud-provider registry and configured by a cloud-config that names a
-// kubeconfig. A Service gets an address in its status and releases it on
-// deletion to a Service waiting in a one-address pool; a waiting Service is
-// served when the pool grows; a restart of the provider moves nothing; and a
+// kubeconfig. A Service gets an address in its status, recorded in the
+// address's AddressClaim, and releases both on deletion to a Service waiting
+// in a one-address pool; a waiting Service is served when the pool grows; a
+// restart of the provider imports the claims and moves nothing; and a
 // Service with a loadBalancerClass, which the upstream controller skips, is
 // served by herald-controller.
 func TestUpstreamServiceController(t *testing.T) {
@@ -84,6 +87,8 @@ func TestUpstreamServiceController(t *testing.T) {
 		if got := held(run.provider, "first"); !slices.Equal(got, []netip.Addr{firstAddr}) {
 			t.Errorf("the provider's core holds %v for first, want %s", got, firstAddr)
 		}
+		// The claim was made before the provider returned the status.
+		e.checkClaim(t, firstAddr, "one", svc)
 	})
 
 	t.Run("a second Service waits: the pool is exhausted", func(t *testing.T) {
@@ -105,21 +110,22 @@ func TestUpstreamServiceController(t *testing.T) {
 		if got := held(run.provider, "first"); len(got) > 0 {
 			t.Errorf("the provider's core still holds %v for the deleted first", got)
 		}
-		e.waitIngress(t, "second", firstAddr)
+		e.checkClaim(t, firstAddr, "one", e.waitIngress(t, "second", firstAddr))
 	})
 
 	t.Run("a waiting Service is served when its pool grows", func(t *testing.T) {
 		e.createService(t, "third")
 		e.waitEvent(t, "third", "SyncLoadBalancerFailed", controller.ReasonPoolExhausted)
 		e.updatePool(t, "one", func(p *v1alpha1.IPPool) { p.Spec.Addresses = append(p.Spec.Addresses, grownAddr.String()+"/32") })
-		e.waitIngress(t, "third", grownAddr)
+		e.checkClaim(t, grownAddr, "one", e.waitIngress(t, "third", grownAddr))
 	})
 
-	t.Run("a restart of the provider moves nothing", func(t *testing.T) {
+	t.Run("a restart of the provider moves nothing: it imports the claims", func(t *testing.T) {
 		before := map[string]string{}
 		for _, name := range []string{"second", "third"} {
 			before[name] = e.getService(t, name).ResourceVersion
 		}
+		claimsBefore := e.claimVersions(t)
 		run.stop(t)
 		run = e.startUpstream(t) // stopped by the test's cleanup
 		eventually(t, "the new provider is ready", func() (bool, string) {
@@ -140,6 +146,9 @@ func TestUpstreamServiceController(t *testing.T) {
 			if now := e.getService(t, name); now.ResourceVersion != rv {
 				t.Errorf("%s was rewritten after the restart: resourceVersion %s -> %s, status %+v", name, rv, now.ResourceVersion, now.Status.LoadBalancer)
 			}
+		}
+		if diff := cmp.Diff(claimsBefore, e.claimVersions(t)); diff != "" {
+			t.Errorf("the AddressClaims changed over the restart (-before +after):\n%s", diff)
 		}
 	})
 
@@ -175,7 +184,38 @@ func TestUpstreamServiceController(t *testing.T) {
 		if got := held(run.provider, "classed"); len(got) > 0 {
 			t.Errorf("the provider's core holds %v for a Service of a class", got)
 		}
+		e.checkClaim(t, reservedAddr, "reserved", svc)
 	})
+}
+
+// checkClaim checks that the AddressClaim of addr records pool and exactly
+// svc, as a load-balancer holder.
+func (e *env) checkClaim(t *testing.T, addr netip.Addr, pool string, svc *corev1.Service) {
+	t.Helper()
+	claim, err := e.herald.HeraldV1alpha1().AddressClaims().Get(t.Context(), config.ClaimName(addr), metav1.GetOptions{})
+	if err != nil {
+		t.Errorf("the AddressClaim of %s: %v", addr, err)
+		return
+	}
+	want := v1alpha1.AddressClaimSpec{Address: addr.String(), Family: "IPv4", Pool: pool, HolderCount: 1,
+		Holders: []v1alpha1.AddressHolder{{Namespace: svc.Namespace, Name: svc.Name, UID: string(svc.UID), As: v1alpha1.HolderLoadBalancer}}}
+	if diff := cmp.Diff(want, claim.Spec, cmpopts.IgnoreFields(v1alpha1.AddressHolder{}, "Ports", "SharingKey", "BackendKey")); diff != "" {
+		t.Errorf("the AddressClaim of %s (-want +got):\n%s", addr, diff)
+	}
+}
+
+// claimVersions returns the resourceVersion of every AddressClaim, by name.
+func (e *env) claimVersions(t *testing.T) map[string]string {
+	t.Helper()
+	list, err := e.herald.HeraldV1alpha1().AddressClaims().List(t.Context(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, c := range list.Items {
+		out[c.Name] = c.ResourceVersion
+	}
+	return out
 }
 
 // TestMain routes klog, which the upstream controller and client-go log
