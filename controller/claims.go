@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"slices"
+	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -95,9 +96,12 @@ type ClaimsConfig struct {
 type Claims struct {
 	cfg      ClaimsConfig
 	recorder record.EventRecorder
+	mu       sync.Mutex
 	// fromStatus holds the addresses imported from statuses without a
 	// claim: creating their claims is the upgrade, not a repair.
 	fromStatus map[netip.Addr]bool
+	// released holds the releases whose holders are not removed yet.
+	released map[release]bool
 }
 
 // NewClaims returns Claims over cfg.
@@ -108,7 +112,7 @@ func NewClaims(cfg ClaimsConfig) *Claims {
 	if cfg.FieldManager == "" {
 		cfg.FieldManager = FieldManager
 	}
-	return &Claims{cfg: cfg, fromStatus: map[netip.Addr]bool{}}
+	return &Claims{cfg: cfg, fromStatus: map[netip.Addr]bool{}, released: map[release]bool{}}
 }
 
 // SetRecorder sets where Events about claims go. Call it before Ensure runs.
@@ -200,6 +204,8 @@ func (c *Claims) Ensure(ctx context.Context, core *Core, svc *corev1.Service) (S
 		// this Core too: Settle removes it from its claim.
 		d.LoadBalancer.Previous = append(d.LoadBalancer.Previous, dropped[ipam.LoadBalancer]...)
 		d.ExternalIPs.Previous = append(d.ExternalIPs.Previous, dropped[ipam.ExternalIP]...)
+		c.markReleases(svc, d.LoadBalancer)
+		c.markReleases(svc, d.ExternalIPs)
 		lostLB, err := c.commit(ctx, core, svc, d.LoadBalancer)
 		if err != nil {
 			return d, err
@@ -217,12 +223,21 @@ func (c *Claims) Ensure(ctx context.Context, core *Core, svc *corev1.Service) (S
 
 // EnsureLoadBalancer is Ensure for the load-balancer addresses only, for
 // the cloud provider.
+//
+// The upstream service controller writes the status only after this
+// returns, so the claims of addresses released here lose svc at a later call,
+// once svc's status no longer names them: each call first settles what
+// earlier calls released.
 func (c *Claims) EnsureLoadBalancer(ctx context.Context, core *Core, svc *corev1.Service) (Decision, error) {
+	if err := c.Settle(ctx, core, svc, ServiceDecision{LoadBalancer: Decision{Kind: ipam.LoadBalancer}, ExternalIPs: Decision{Kind: ipam.ExternalIP}}, false); err != nil {
+		return Decision{}, err
+	}
 	dropped := c.follow(core, svc)
 	var d Decision
 	for range maxDecisions {
 		d = core.EnsureLoadBalancer(svc)
 		d.Previous = append(d.Previous, dropped[ipam.LoadBalancer]...)
+		c.markReleases(svc, d)
 		lost, err := c.commit(ctx, core, svc, d)
 		if err != nil || !lost {
 			return d, err
@@ -327,12 +342,15 @@ func (c *Claims) claim(ctx context.Context, core *Core, svc *corev1.Service, add
 		return false, fmt.Errorf("controller: get addressclaim %s: %w", name, err)
 	}
 	restored := func() {
-		if held && !c.fromStatus[addr] {
+		c.mu.Lock()
+		upgraded := c.fromStatus[addr]
+		delete(c.fromStatus, addr)
+		c.mu.Unlock()
+		if held && !upgraded {
 			c.event(svc, corev1.EventTypeWarning, ReasonAddressClaimRestored, fmt.Sprintf(
 				"The AddressClaim %s of %s, which this Service holds, was deleted or no longer listed the Service; it is restored.", name, addr))
 			c.repaired("claimRestored")
 		}
-		delete(c.fromStatus, addr)
 	}
 	for range maxClaimWrites {
 		if obj == nil {
@@ -519,10 +537,14 @@ func (c *Claims) Settle(ctx context.Context, core *Core, svc *corev1.Service, d 
 			if slices.Contains(dec.Addresses, cl.Addr) || core.Holds(h.Namespace, h.Name, h.UID, holderKind(h), cl.Addr) {
 				continue
 			}
+			rel := release{uid: h.UID, ext: h.ExternalIP, addr: cl.Addr}
+			if slices.Contains(dec.Previous, cl.Addr) {
+				c.markReleased(rel)
+			}
 			if !h.ExternalIP && slices.Contains(status, cl.Addr) {
 				continue // the status still names it: release after it no longer does
 			}
-			released := slices.Contains(dec.Previous, cl.Addr)
+			released := c.isReleased(rel)
 			orphan := orphans && (h.ExternalIP || !slices.Contains(status, cl.Addr)) &&
 				(!h.ExternalIP || !slices.Contains(external, cl.Addr))
 			if !released && !orphan {
@@ -538,9 +560,66 @@ func (c *Claims) Settle(ctx context.Context, core *Core, svc *corev1.Service, d 
 			}); err != nil {
 				return err
 			}
+			c.forgetReleased(rel)
 		}
 	}
 	return nil
+}
+
+// release is an address a Core released for a Service (by UID), whose
+// claim loses the holder once the Service's status no longer names it.
+type release struct {
+	uid  string
+	ext  bool
+	addr netip.Addr
+}
+
+// markReleases marks what d released of svc.
+func (c *Claims) markReleases(svc *corev1.Service, d Decision) {
+	for _, a := range d.Previous {
+		if !slices.Contains(d.Addresses, a) {
+			c.markReleased(release{uid: string(svc.UID), ext: d.Kind == ipam.ExternalIP, addr: a})
+		}
+	}
+}
+
+// markReleased remembers a release until its holder is removed: the
+// upstream service controller writes the status only after the cloud
+// provider returns, so the removal waits for a later Settle.
+func (c *Claims) markReleased(r release) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.released[r] = true
+}
+
+func (c *Claims) isReleased(r release) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.released[r]
+}
+
+// forgetReleasesOf drops the pending releases of the Services named
+// namespace/name in objs' holders, except the one with UID live.
+func (c *Claims) forgetReleasesOf(objs []any, namespace, name, live string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, obj := range objs {
+		for _, h := range obj.(*v1alpha1.AddressClaim).Spec.Holders {
+			if h.Namespace == namespace && h.Name == name && h.UID != live {
+				for r := range c.released {
+					if r.uid == h.UID {
+						delete(c.released, r)
+					}
+				}
+			}
+		}
+	}
+}
+
+func (c *Claims) forgetReleased(r release) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.released, r)
 }
 
 // Release forgets the Service namespace/name, which the Services informer
@@ -562,6 +641,7 @@ func (c *Claims) Release(ctx context.Context, core *Core, namespace, name string
 	case !apierrors.IsNotFound(err):
 		return lb || ext, fmt.Errorf("controller: get service %s/%s: %w", namespace, name, err)
 	}
+	c.forgetReleasesOf(objs, namespace, name, live)
 	for _, obj := range objs {
 		cl := obj.(*v1alpha1.AddressClaim)
 		addr, err := config.ParseClaimName(cl.Name)

@@ -189,7 +189,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 
 	s := &speaker{cfg: cfg, log: log, kube: kube, herald: herald, trigger: make(chan struct{}, 1), settled: make(chan netip.Addr, 64), interner: newInterner(), health: cfg.Health,
-		sums: newSummaries(), inc: NewIncremental()}
+		sums: newSummaries(), inc: NewIncremental(), badClaims: newBadClaims(log)}
 	s.configDirty.Store(true)
 	if err := s.startInformers(ctx); err != nil {
 		return err
@@ -234,7 +234,7 @@ func Run(ctx context.Context, cfg Config) error {
 		func(o bgp.Options) (bgpSpeaker, error) { return bgp.New(o) })
 	s.announcers = append(s.announcers, s.bgp)
 
-	s.metrics = newMetrics(cfg.Registry, s.l2.Stats, s.members.counts)
+	s.metrics = newMetrics(cfg.Registry, s.l2.Stats, s.members.counts, s.badClaims.count)
 	s.status = newStatusWriter(herald, s.statusLister, cfg.NodeName, cfg.StatusInterval, s.nodeUID, func(err error) {
 		if err != nil {
 			s.metrics.statusWrites.WithLabelValues("error").Inc()
@@ -305,6 +305,8 @@ func (s *speaker) startInformers(ctx context.Context) error {
 	h := hf.Herald().V1alpha1()
 	s.pools, s.l2ads, s.peers, s.bgpads = h.IPPools().Lister(), h.L2Advertisements().Lister(), h.BGPPeers().Lister(), h.BGPAdvertisements().Lister()
 	s.statusLister = h.SpeakerStatuses().Lister()
+	claimInf := h.AddressClaims()
+	s.claims = claimInf.Lister()
 	var secrets cache.SharedIndexInformer
 	if s.cfg.Namespace != "" {
 		secrets = sf.Core().V1().Secrets().Informer()
@@ -333,10 +335,17 @@ func (s *speaker) startInformers(ctx context.Context) error {
 		UpdateFunc: func(old, o any) { s.sums.markSlice(old); s.sums.markSlice(o); s.poke() },
 		DeleteFunc: func(o any) { s.sums.markSlice(o); s.poke() },
 	}
+	// A claim marks the Services it lists (before and after an update)
+	// dirty: they are the only ones whose addresses it decides.
+	claimChanged := cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(o any) { s.badClaims.observe(o); s.sums.markClaim(o); s.poke() },
+		UpdateFunc: func(old, o any) { s.badClaims.observe(o); s.sums.markClaim(old); s.sums.markClaim(o); s.poke() },
+		DeleteFunc: func(o any) { s.badClaims.forget(o); s.sums.markClaim(o); s.poke() },
+	}
 	for _, w := range []struct {
 		inf cache.SharedIndexInformer
 		h   cache.ResourceEventHandler
-	}{{svcInf.Informer(), serviceChanged}, {sliceInf.Informer(), sliceChanged}, {nodeInf.Informer(), changed}} {
+	}{{svcInf.Informer(), serviceChanged}, {sliceInf.Informer(), sliceChanged}, {nodeInf.Informer(), changed}, {claimInf.Informer(), claimChanged}} {
 		if _, err := w.inf.AddEventHandler(w.h); err != nil {
 			return fmt.Errorf("speaker: watch: %w", err)
 		}
