@@ -141,6 +141,35 @@ func TestCloudControllerManagerBinary(t *testing.T) {
 		}
 	})
 
+	t.Run("a Service that asks for another address moves, and leaves its old claim", func(t *testing.T) {
+		moved := netip.MustParseAddr("198.51.100.190")
+		svc := getLabService(t, lab, "wants-it")
+		svc.Annotations[config.AnnotationAddresses] = moved.String()
+		if _, err := lab.Kube.CoreV1().Services(speakerlab.Namespace).Update(ctx, svc, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "wants-it moves to "+moved.String(), func() (bool, string) {
+			s, err := lab.Kube.CoreV1().Services(speakerlab.Namespace).Get(ctx, "wants-it", metav1.GetOptions{})
+			if err != nil {
+				return false, err.Error()
+			}
+			ing := s.Status.LoadBalancer.Ingress
+			return len(ing) == 1 && ing[0].IP == moved.String(), fmt.Sprintf("%+v", ing)
+		})
+		// The upstream controller tells the provider nothing once the status no
+		// longer names the old address: herald-controller removes the holder.
+		eventually(t, "the claim of "+addr.String()+" goes", func() (bool, string) {
+			c, err := claims.Get(ctx, config.ClaimName(addr), metav1.GetOptions{})
+			if apierrors.IsNotFound(err) {
+				return true, ""
+			}
+			return false, fmt.Sprintf("%+v %v", c.Spec.Holders, err)
+		})
+		if c, err := claims.Get(ctx, config.ClaimName(moved), metav1.GetOptions{}); err != nil || len(c.Spec.Holders) != 1 || c.Spec.Holders[0].Name != "wants-it" {
+			t.Errorf("the AddressClaim of %s: %+v (%v), want wants-it alone", moved, c, err)
+		}
+	})
+
 	t.Run("no claim of the manager was taken away", func(t *testing.T) {
 		evs, err := lab.Kube.CoreV1().Events(speakerlab.Namespace).List(ctx, metav1.ListOptions{
 			FieldSelector: "reason=" + controller.ReasonAddressClaimRestored})
