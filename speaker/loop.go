@@ -59,8 +59,11 @@ type speaker struct {
 	bgpSeen    map[string]bgpWatch // owned by the loop
 	badPeers   []bgp.PeerStatus    // owned by the loop, see unusablePeers
 	status     *statusWriter
-	recorder   record.EventRecorder
-	metrics    *metrics
+	// statusForHandlers is status, published for the informers' handlers,
+	// which run on their own goroutines from before status exists.
+	statusForHandlers atomic.Pointer[statusWriter]
+	recorder          record.EventRecorder
+	metrics           *metrics
 
 	trigger     chan struct{}
 	settled     chan netip.Addr

@@ -243,6 +243,7 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		s.metrics.statusWrites.WithLabelValues("ok").Inc()
 	})
+	s.statusForHandlers.Store(s.status)
 
 	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: kube.CoreV1().Events("")})
@@ -361,8 +362,10 @@ func (s *speaker) startInformers(ctx context.Context) error {
 		}
 	}
 	own := func(obj any) {
-		if o, ok := obj.(interface{ GetName() string }); ok && o.GetName() == s.cfg.NodeName && s.status != nil {
-			s.status.recheck()
+		if o, ok := obj.(interface{ GetName() string }); ok && o.GetName() == s.cfg.NodeName {
+			if w := s.statusForHandlers.Load(); w != nil {
+				w.recheck()
+			}
 		}
 	}
 	if _, err := h.SpeakerStatuses().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
