@@ -16,6 +16,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 
+	"github.com/herald-dev/herald/config"
+	"github.com/herald-dev/herald/config/generated/clientset/versioned"
 	"github.com/herald-dev/herald/e2e/cloudprovider/ccmlab"
 	"github.com/herald-dev/herald/e2e/controlplane"
 )
@@ -29,12 +31,14 @@ const ccmService = "ccm-allocated"
 // grants (applied by testApply), to the manager, to Herald's provider inside it and to its
 // HTTPS endpoint's delegated authentication and authorization. It checks that the manager
 // takes its Lease, serves /healthz to anyone and /metrics only to an allowed client, gives a
-// Service without a class an address of a pool, and lets the Service go when it is deleted
-// (the upstream controller removes its finalizer). Any permission the overlay lacks shows
+// Service without a class an address of a pool, recorded first in the address's
+// AddressClaim, and lets the Service go when it is deleted (the upstream controller removes
+// its finalizer), with the claim. Any permission the overlay lacks shows
 // up as a manager that never gets there.
 func testCloudControllerManagerUnderRBAC(t *testing.T, cp *controlplane.ControlPlane) {
 	ctx := t.Context()
 	admin := kubernetes.NewForConfigOrDie(cp.Config())
+	adminHerald := versioned.NewForConfigOrDie(cp.Config())
 	objs := render(t, cp.Binaries.Kubectl, filepath.Join(deployDir(t), "overlays/cloud-controller-manager"))
 	var deployArgs []string
 	for _, a := range args(t, find(t, objs, "Deployment", ccmWorkload)) {
@@ -97,7 +101,8 @@ func testCloudControllerManagerUnderRBAC(t *testing.T, cp *controlplane.ControlP
 			return nil
 		})
 	})
-	t.Run("gives a Service without a class a pool address", func(t *testing.T) {
+	var addr netip.Addr
+	t.Run("gives a Service without a class a pool address, recorded in its AddressClaim", func(t *testing.T) {
 		if _, err := admin.CoreV1().Services(appNamespace).Create(ctx, &corev1.Service{
 			ObjectMeta: metav1.ObjectMeta{Name: ccmService},
 			Spec: corev1.ServiceSpec{
@@ -120,12 +125,21 @@ func testCloudControllerManagerUnderRBAC(t *testing.T, cp *controlplane.ControlP
 			if len(ing) != 1 {
 				return fmt.Errorf("status.loadBalancer.ingress is %v, want one address of %s", ing, fixturePoolPrefix)
 			}
-			if a, err := netip.ParseAddr(ing[0].IP); err != nil || !fixturePoolPrefix.Contains(a) {
+			a, err := netip.ParseAddr(ing[0].IP)
+			if err != nil || !fixturePoolPrefix.Contains(a) {
 				return fmt.Errorf("status.loadBalancer.ingress is %v, want one address of %s", ing, fixturePoolPrefix)
 			}
 			if !slices.Contains(svc.Finalizers, "service.kubernetes.io/load-balancer-cleanup") {
 				return fmt.Errorf("finalizers %v lack the upstream controller's", svc.Finalizers)
 			}
+			claim, err := adminHerald.HeraldV1alpha1().AddressClaims().Get(ctx, config.ClaimName(a), metav1.GetOptions{})
+			if err != nil {
+				return fmt.Errorf("the AddressClaim of %s: %w", a, err)
+			}
+			if h := claim.Spec.Holders; len(h) != 1 || h[0].UID != string(svc.UID) || claim.Spec.Pool != fixturePool {
+				return fmt.Errorf("the AddressClaim of %s is %+v, want the Service alone, from %s", a, claim.Spec, fixturePool)
+			}
+			addr = a
 			return nil
 		})
 	})
@@ -135,10 +149,16 @@ func testCloudControllerManagerUnderRBAC(t *testing.T, cp *controlplane.ControlP
 		}
 		eventually(t, timeout, func() error {
 			_, err := admin.CoreV1().Services(appNamespace).Get(ctx, ccmService, metav1.GetOptions{})
-			if apierrors.IsNotFound(err) {
+			if !apierrors.IsNotFound(err) {
+				return fmt.Errorf("the Service is still there (%v): the manager did not remove its finalizer", err)
+			}
+			if !addr.IsValid() {
 				return nil
 			}
-			return fmt.Errorf("the Service is still there (%v): the manager did not remove its finalizer", err)
+			if _, err = adminHerald.HeraldV1alpha1().AddressClaims().Get(ctx, config.ClaimName(addr), metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+				return fmt.Errorf("the AddressClaim of %s is still there (%v)", addr, err)
+			}
+			return nil
 		})
 	})
 	m.Stop(t)
