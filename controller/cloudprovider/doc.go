@@ -53,10 +53,10 @@
 // finalizer. It does not handle spec.externalIPs, Services of a
 // loadBalancerClass (the upstream controller never passes them), IPPool
 // finalizers or status, or Service conditions; herald-controller does
-// those, and its repair pass also removes the holder of an address a
-// Service of this provider stopped asking for while it lives (the upstream
-// controller tells the provider nothing when the status it wrote drops an
-// address). herald-controller must therefore run beside it serving another
+// those. It also removes, once the status no longer names it, the holder of
+// an address a living Service of this provider stopped asking for: the
+// upstream controller tells the provider nothing when the status it wrote
+// drops an address, so the provider settles it only at its next call. herald-controller must therefore run beside it serving another
 // class (or not at all), never the Services without a class: see
 // docs/install.md, "The cloud-controller-manager".
 //
