@@ -307,6 +307,35 @@ func testBGP(t *testing.T, l *productlab.Lab) {
 		t.Logf("FRR routes %v over %v; the client's connections entered by %v", prefix, productlab.NodeAddrs(clusterAddr, nodes...), seen)
 	})
 
+	t.Run("a pool edit that leaves the address outside its pool keeps its route at FRR (the claim's pool)", func(t *testing.T) {
+		tl := l.For(t)
+		prefix := netip.PrefixFrom(clusterAddr, 32)
+		tl.WaitRouterNextHops(prefix, 30*time.Second, true, node1, node2, node3)
+		edit := func(lab *productlab.Lab, addresses string) {
+			lab.Apply(fmt.Sprintf(`
+apiVersion: herald.dev/v1alpha1
+kind: IPPool
+metadata: {name: %s}
+spec:
+  addresses: [%q]
+  autoAssign: false
+`, bgpPoolV4, addresses))
+		}
+		// 203.0.113.192/26 holds none of the group's addresses.
+		edit(tl, "203.0.113.192/26")
+		// The group's lab, not the subtest's, whose context ends first.
+		t.Cleanup(func() { edit(l, "203.0.113.128/26") })
+		waitOutside(t, tl, bgpPoolV4, clusterAddr)
+		// The speakers react to a pool edit within a second; a wrong reaction
+		// (resolving the pool by range) would have withdrawn the route by now.
+		time.Sleep(3 * time.Second)
+		tl.WaitRouterNextHops(prefix, 30*time.Second, true, node1, node2, node3)
+		tl.WaitConnect(clusterAddr, 80, 30*time.Second, nil)
+		if got := l.WaitAddresses(bgpNamespace, "bgp-cluster", 1, 30*time.Second)[0]; got != clusterAddr {
+			t.Errorf("bgp-cluster moved from %v to %v after the pool edit", clusterAddr, got)
+		}
+	})
+
 	t.Run("Local policy: next hops are the nodes with a ready pod and the pod sees the client", func(t *testing.T) {
 		tl := l.For(t)
 		addr := localAddr
