@@ -92,6 +92,7 @@ type Checker struct {
 	cfg Config
 
 	quietGlobal time.Time            // when every global change so far has settled
+	quietAny    time.Time            // when every change to any Service has settled
 	quiet       map[string]time.Time // by Service key, when its changes have settled
 	holders     map[netip.Addr]since // holder fingerprint of each held address
 	released    map[netip.Addr]time.Time
@@ -135,8 +136,13 @@ func (c *Checker) Record(changes ...Change) {
 			if until.After(c.quietGlobal) {
 				c.quietGlobal = until
 			}
-		} else if until.After(c.quiet[ch.Service]) {
-			c.quiet[ch.Service] = until
+		} else {
+			if until.After(c.quiet[ch.Service]) {
+				c.quiet[ch.Service] = until
+			}
+			if until.After(c.quietAny) {
+				c.quietAny = until
+			}
 		}
 	}
 }
@@ -524,6 +530,9 @@ func (c *Checker) checkWire(s Snapshot, held map[netip.Addr][]holder) []Violatio
 			}
 		}
 		c.Checks[InvWire]++
+		if slices.ContainsFunc(hs, func(h holder) bool { return h.svc.Local }) {
+			c.Checks[InvLocal]++
+		}
 		obj := objects(a)
 		if svc := unaccepted(s.Services, a); svc != nil && len(hs) == 0 {
 			obj = append(obj, "Service "+svc.Key()+" (not accepted)")
@@ -580,8 +589,10 @@ func (c *Checker) checkWire(s Snapshot, held map[netip.Addr][]holder) []Violatio
 			if !settledAddr(a) {
 				continue
 			}
-		} else if !c.settled(w.Start) {
-			continue // routed, yet never held that the checker saw
+		} else if !c.settled(w.End) || c.quietAny.After(w.End) {
+			// Routed, yet held by nobody when the API was read: a Service
+			// changed since may have been given it.
+			continue
 		}
 		var elig []string
 		for _, h := range hs {
@@ -590,6 +601,9 @@ func (c *Checker) checkWire(s Snapshot, held map[netip.Addr][]holder) []Violatio
 		slices.Sort(elig)
 		elig = slices.Compact(elig)
 		c.Checks[InvWire]++
+		if slices.ContainsFunc(hs, func(h holder) bool { return h.svc.Local }) {
+			c.Checks[InvLocal]++
+		}
 		for _, n := range got {
 			if !slices.Contains(elig, n) {
 				out = append(out, Violation{Time: w.Start, Invariant: blame(a, n), Subject: a.String(), Kind: "next hop not eligible",

@@ -324,6 +324,12 @@ func TestWireBGP(t *testing.T) {
 				want: []string{"3/next hop not eligible/203.0.113.193"}},
 		})
 	})
+	t.Run("route of a Service created after the API was read", func(t *testing.T) {
+		runSteps(t, []step{
+			{name: "routed", at: 10, changes: []Change{{Time: t0.Add(10500 * time.Millisecond), Service: "a/new"}},
+				pools: []Pool{pool, bgpPool}, bgp: map[netip.Addr][]string{r1: {"node1"}}},
+		})
+	})
 }
 
 func TestL2Targets(t *testing.T) {
