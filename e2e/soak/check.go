@@ -98,7 +98,8 @@ type Checker struct {
 	released    map[netip.Addr]time.Time
 	given       map[string]map[netip.Addr]string // by UID: each held address and the Asks it was first seen with
 	pools       map[string]since
-	usable      map[string]since // by node: "true"/"false" and since when
+	usable      map[string]since     // by node: "true"/"false" and since when
+	bgpDown     map[string]time.Time // by usable node: since when its session has been seen down
 
 	// Checks counts the individual checks made, by invariant.
 	Checks map[int]int
@@ -120,7 +121,7 @@ func NewChecker(cfg Config) *Checker {
 	return &Checker{
 		cfg: cfg, quiet: map[string]time.Time{}, holders: map[netip.Addr]since{},
 		released: map[netip.Addr]time.Time{}, given: map[string]map[netip.Addr]string{},
-		pools: map[string]since{}, usable: map[string]since{}, Checks: map[int]int{},
+		pools: map[string]since{}, usable: map[string]since{}, bgpDown: map[string]time.Time{}, Checks: map[int]int{},
 	}
 }
 
@@ -566,10 +567,19 @@ func (c *Checker) checkWire(s Snapshot, held map[netip.Addr][]holder) []Violatio
 		if !n.BGPUp.IsZero() && !n.BGPUp.After(cutoff) {
 			upBefore[n.Name] = true
 		}
-		if u := c.usable[n.Name]; n.Usable && n.BGPUp.IsZero() && !u.t.After(w.Start.Add(-c.cfg.BGPSessionBound)) {
-			c.Checks[InvWire]++
+		if !n.Usable || !n.BGPUp.IsZero() {
+			delete(c.bgpDown, n.Name)
+			continue
+		}
+		down, ok := c.bgpDown[n.Name]
+		if !ok {
+			c.bgpDown[n.Name] = w.Start
+			continue
+		}
+		c.Checks[InvWire]++
+		if !down.After(w.Start.Add(-c.cfg.BGPSessionBound)) {
 			out = append(out, Violation{Time: w.Start, Invariant: InvWire, Subject: "node " + n.Name, Kind: "BGP session down",
-				Objects: []string{"node " + n.Name}, Detail: fmt.Sprintf("usable since %s, no Established session with the router", u.t.UTC().Format("15:04:05"))})
+				Objects: []string{"node " + n.Name}, Detail: fmt.Sprintf("usable, and no Established session with the router since %s", down.UTC().Format("15:04:05"))})
 		}
 	}
 	addrs := map[netip.Addr]bool{}

@@ -313,9 +313,17 @@ func TestWireBGP(t *testing.T) {
 	}
 	t.Run("a session down for long", func(t *testing.T) {
 		runSteps(t, []step{
-			{name: "seen", at: 1, nodes: down},
+			{name: "seen", at: 1, nodes: down, bgp: map[netip.Addr][]string{}},
 			{name: "within the bound", at: 60, nodes: down, bgp: map[netip.Addr][]string{}},
 			{name: "past it", at: 100, nodes: down, bgp: map[netip.Addr][]string{}, want: []string{"3/BGP session down/node node3"}},
+		})
+	})
+	t.Run("a session that resets now and then", func(t *testing.T) {
+		runSteps(t, []step{
+			{name: "down", at: 1, nodes: down, bgp: map[netip.Addr][]string{}},
+			{name: "up", at: 50, bgp: map[netip.Addr][]string{}},
+			{name: "down again", at: 100, nodes: down, bgp: map[netip.Addr][]string{}},
+			{name: "still", at: 150, nodes: down, bgp: map[netip.Addr][]string{}},
 		})
 	})
 	t.Run("route nobody holds", func(t *testing.T) {

@@ -21,15 +21,21 @@ type Window struct {
 }
 
 // Outages is invariant 7 for one probed Service (target names it): it
-// returns each run of failed attempts (from the start of its first failed
-// attempt to the start of the next successful one) that does not lie within
-// a window, widened by slack before (a connection started just before a fault
-// fails with it) and by bound after (the failover bound).
-func Outages(target string, as []Attempt, windows []Window, slack, bound time.Duration) []Violation {
-	var out []Violation
+// returns each outage, a run of at least two failed attempts (from the start
+// of its first failed attempt to the start of the next successful one), that
+// does not lie within a window, widened by slack before (a connection started
+// just before a fault fails with it) and by bound after (the failover bound).
+// A failed attempt alone, between two that succeeded an interval before and
+// after, is a lost packet rather than an outage: isolated counts them, with
+// the time of the first.
+func Outages(target string, as []Attempt, windows []Window, slack, bound time.Duration) (out []Violation, isolated []time.Time) {
 	var run []Attempt
 	flush := func(end time.Time, recovered bool) {
 		if len(run) == 0 {
+			return
+		}
+		if len(run) == 1 && recovered {
+			isolated = append(isolated, run[0].Start)
 			return
 		}
 		start := run[0].Start
@@ -57,5 +63,5 @@ func Outages(target string, as []Attempt, windows []Window, slack, bound time.Du
 		run = append(run, a)
 	}
 	flush(time.Time{}, false)
-	return out
+	return out, isolated
 }

@@ -31,12 +31,14 @@ func TestOutages(t *testing.T) {
 		{"started just before the fault", attempts(850, 1500), fault, nil},
 		{"longer than the bound", attempts(1000, 2100), fault, []string{"7/outage/web"}},
 		{"no fault", attempts(1000, 1100), nil, []string{"7/outage/web"}},
+		{"one lost connection is no outage", attempts(1000, 1010), nil, nil},
 		{"never recovers", attempts(2500, 9999), nil, []string{"7/outage/web"}},
 		{"a long window (link cut with the pod behind it)", attempts(1000, 2500),
 			[]Window{{Start: ms(1000), End: ms(2000)}}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := kinds(Outages("web", tc.as, tc.windows, slack, bound))
+			vs, _ := Outages("web", tc.as, tc.windows, slack, bound)
+			got := kinds(vs)
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("Outages (-want +got):\n%s", diff)
 			}

@@ -35,8 +35,14 @@ type Report struct {
 	index                 map[string]*ViolationGroup
 }
 
-// ProbeCount is what one probed Service's client saw.
-type ProbeCount struct{ Attempts, Failed int }
+// ProbeCount is what one probed Service's client saw: its connections, how
+// many failed, the isolated failures (one lost connection, not an outage),
+// and the fault windows that excused outages.
+type ProbeCount struct {
+	Attempts, Failed int
+	Isolated         []time.Time
+	Windows          int
+}
 
 // ViolationGroup is one violation seen Count times, first at First.
 type ViolationGroup struct {
@@ -81,7 +87,13 @@ func (r *Report) Write(w io.Writer) {
 	}
 	fmt.Fprintf(w, "checks: %s\n", strings.Join(checks, "; "))
 	for _, k := range slices.Sorted(maps.Keys(r.Probes)) {
-		fmt.Fprintf(w, "probe %s: %d connections, %d failed\n", k, r.Probes[k].Attempts, r.Probes[k].Failed)
+		p := r.Probes[k]
+		fmt.Fprintf(w, "probe %s: %d connections, %d failed (%d fault windows); %d isolated failures",
+			k, p.Attempts, p.Failed, p.Windows, len(p.Isolated))
+		for _, t := range p.Isolated {
+			fmt.Fprintf(w, " %s", t.UTC().Format("15:04:05.000"))
+		}
+		fmt.Fprintln(w)
 	}
 	for _, e := range r.OpErrors {
 		fmt.Fprintf(w, "  operation error: %s\n", e)

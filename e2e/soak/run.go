@@ -143,14 +143,15 @@ func Run(ctx context.Context, t netlab.T, opts Options) *Report {
 			}
 			attempts = append(attempts, at)
 		}
-		s.report.Probes[key] = ProbeCount{Attempts: len(as), Failed: failed}
 		s.mu.Lock()
 		ws := s.windows[key]
 		s.mu.Unlock()
 		s.report.Checks[InvOutage] += len(as)
-		for _, v := range Outages(key, attempts, ws, opts.ProbeTimeout, opts.FailoverBound) {
+		vs, isolated := Outages(key, attempts, ws, opts.ProbeTimeout, opts.FailoverBound)
+		for _, v := range vs {
 			s.report.add(v)
 		}
+		s.report.Probes[key] = ProbeCount{Attempts: len(as), Failed: failed, Isolated: isolated, Windows: len(ws)}
 	}
 	s.report.Elapsed = time.Since(started).Round(time.Second)
 	s.mu.Lock()
