@@ -96,6 +96,7 @@ type Checker struct {
 	quiet       map[string]time.Time // by Service key, when its changes have settled
 	holders     map[netip.Addr]since // holder fingerprint of each held address
 	released    map[netip.Addr]time.Time
+	lastHolders map[netip.Addr]string            // who held each released address
 	given       map[string]map[netip.Addr]string // by UID: each held address and the Asks it was first seen with
 	pools       map[string]since
 	usable      map[string]since     // by node: "true"/"false" and since when
@@ -120,7 +121,7 @@ func NewChecker(cfg Config) *Checker {
 	}
 	return &Checker{
 		cfg: cfg, quiet: map[string]time.Time{}, holders: map[netip.Addr]since{},
-		released: map[netip.Addr]time.Time{}, given: map[string]map[netip.Addr]string{},
+		released: map[netip.Addr]time.Time{}, lastHolders: map[netip.Addr]string{}, given: map[string]map[netip.Addr]string{},
 		pools: map[string]since{}, usable: map[string]since{}, bgpDown: map[string]time.Time{}, Checks: map[int]int{},
 	}
 }
@@ -239,15 +240,17 @@ func (c *Checker) trackHolders(t time.Time, held map[netip.Addr][]holder) {
 		}
 		delete(c.released, a)
 	}
-	for a := range c.holders {
+	for a, h := range c.holders {
 		if _, ok := held[a]; !ok {
 			delete(c.holders, a)
 			c.released[a] = t
+			c.lastHolders[a] = h.fp
 		}
 	}
 	for a, rt := range c.released {
 		if t.Sub(rt) > c.cfg.Forget {
 			delete(c.released, a)
+			delete(c.lastHolders, a)
 		}
 	}
 }
@@ -474,7 +477,7 @@ func (c *Checker) checkWire(s Snapshot, held map[netip.Addr][]holder) []Violatio
 		hs := held[a]
 		if len(hs) == 0 {
 			rt, ok := c.released[a]
-			return ok && !rt.After(cutoff) && c.settled(w.Start)
+			return ok && !rt.After(cutoff) && c.settled(w.Start) && !w.HeldAfter[a]
 		}
 		if c.holders[a].t.After(cutoff) {
 			return false
@@ -522,7 +525,7 @@ func (c *Checker) checkWire(s Snapshot, held map[netip.Addr][]holder) []Violatio
 			}
 			cands = sharedCandidates(sets...)
 		case unaccepted(s.Services, a) != nil:
-			if !c.settled(w.Start, unaccepted(s.Services, a).Key()) {
+			if !c.settled(w.Start, unaccepted(s.Services, a).Key()) || w.HeldAfter[a] {
 				continue
 			}
 		default:
@@ -537,6 +540,9 @@ func (c *Checker) checkWire(s Snapshot, held map[netip.Addr][]holder) []Violatio
 		obj := objects(a)
 		if svc := unaccepted(s.Services, a); svc != nil && len(hs) == 0 {
 			obj = append(obj, "Service "+svc.Key()+" (not accepted)")
+		}
+		if last, ok := c.lastHolders[a]; ok && len(hs) == 0 {
+			obj = append(obj, "released by "+last)
 		}
 		switch {
 		case len(cands) == 0 && len(ans.Nodes) > 0:
@@ -599,7 +605,7 @@ func (c *Checker) checkWire(s Snapshot, held map[netip.Addr][]holder) []Violatio
 			if !settledAddr(a) {
 				continue
 			}
-		} else if !c.settled(w.End) || c.quietAny.After(w.End) {
+		} else if !c.settled(w.End) || c.quietAny.After(w.End) || w.HeldAfter[a] {
 			// Routed, yet held by nobody when the API was read: a Service
 			// changed since may have been given it.
 			continue
@@ -616,8 +622,12 @@ func (c *Checker) checkWire(s Snapshot, held map[netip.Addr][]holder) []Violatio
 		}
 		for _, n := range got {
 			if !slices.Contains(elig, n) {
+				obj := append(objects(a), "node "+n)
+				if last, ok := c.lastHolders[a]; ok && len(hs) == 0 {
+					obj = append(obj, "released by "+last)
+				}
 				out = append(out, Violation{Time: w.Start, Invariant: blame(a, n), Subject: a.String(), Kind: "next hop not eligible",
-					Objects: append(objects(a), "node "+n), Detail: fmt.Sprintf("router's next hops %v; eligible %v", got, elig)})
+					Objects: obj, Detail: fmt.Sprintf("router's next hops %v; eligible %v", got, elig)})
 			}
 		}
 		for _, n := range elig {

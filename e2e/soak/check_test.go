@@ -256,6 +256,16 @@ func TestWireLayer2(t *testing.T) {
 			{name: "silent", at: 9, l2: map[netip.Addr][]string{a1: nil}},
 		})
 	})
+	t.Run("released, then given to a Service while the wire was read", func(t *testing.T) {
+		c := NewChecker(cfg)
+		c.Observe(Snapshot{Time: t0.Add(time.Second), Services: []Service{svc("x", a1)}, Pools: p1, Nodes: allUp})
+		c.Observe(Snapshot{Time: t0.Add(2 * time.Second), Nodes: allUp})
+		w := &Wire{Start: t0.Add(9 * time.Second), End: t0.Add(10 * time.Second),
+			L2: map[netip.Addr]L2Answer{a1: {Nodes: []string{"node2"}}}, HeldAfter: map[netip.Addr]bool{a1: true}}
+		if vs := c.Observe(Snapshot{Time: t0.Add(9 * time.Second), Nodes: allUp, Wire: w}); len(vs) > 0 {
+			t.Errorf("violations %v, want none: the address was held again after the wire", vs)
+		}
+	})
 	t.Run("a fault keeps everything unsettled", func(t *testing.T) {
 		runSteps(t, []step{
 			{name: "held", at: 1, svcs: []Service{svc("x", a1)}, pools: p1},

@@ -246,6 +246,16 @@ func (o *Observer) Wire(ctx context.Context, s *Snapshot, l2 []netip.Addr, withB
 	}
 	wg.Wait()
 	w.End = time.Now()
+	if after, err := o.API(ctx); err == nil {
+		w.HeldAfter = map[netip.Addr]bool{}
+		for _, svc := range after.Services {
+			for _, h := range svc.Held {
+				w.HeldAfter[h.Addr] = true
+			}
+		}
+	} else {
+		w.L2, w.BGP = nil, nil // nothing can be judged without it
+	}
 	s.Wire = w
 }
 
