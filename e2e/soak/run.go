@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -86,6 +89,7 @@ type soak struct {
 	l2Owner   map[netip.Addr]string
 	report    *Report
 	windows   map[string][]Window // by probe target
+	held      map[string]string   // by Service key: the addresses last seen held, for the log
 	stopped   int                 // controller replica a fault stopped, -1 none
 	faultFrom time.Time
 }
@@ -98,7 +102,7 @@ func Run(ctx context.Context, t netlab.T, opts Options) *Report {
 	lab := productlab.New(t, productlab.Options{ControllerReplicas: 2, Dir: opts.Dir})
 	nodes := lab.Cluster.NodeNames()
 	s := &soak{opts: opts, lab: lab, unusable: map[string]string{}, l2Owner: map[netip.Addr]string{}, stopped: -1,
-		windows: map[string][]Window{},
+		windows: map[string][]Window{}, held: map[string]string{},
 		plan: NewPlan(PlanConfig{Seed: opts.Seed, Nodes: nodes, Faults: opts.Faults,
 			FaultGap: opts.FaultGap, FaultLength: opts.FaultLength}),
 		checker: NewChecker(Config{Settle: opts.Settle,
@@ -430,6 +434,7 @@ func (s *soak) checkOnce(ctx context.Context) {
 			s.l2Owner[a] = ans.Nodes[0]
 		}
 	}
+	s.logHeld(snap)
 	s.checker.Record(s.pending...)
 	s.pending = nil
 	vs := s.checker.Observe(snap)
@@ -437,6 +442,56 @@ func (s *soak) checkOnce(ctx context.Context) {
 	for _, v := range vs {
 		if s.report.add(v) {
 			fmt.Fprintf(s.opts.Log, "VIOLATION %s\n", v)
+			s.dump(v)
 		}
+	}
+}
+
+// logHeld writes to the log each change of a Service's held addresses (and
+// its UID), as the API showed it: the evidence behind invariants 1, 2 and 5.
+func (s *soak) logHeld(snap Snapshot) {
+	seen := map[string]bool{}
+	for _, svc := range snap.Services {
+		k := svc.Key()
+		seen[k] = true
+		now := fmt.Sprintf("%v uid %s", holdAddrs(svc.Held), svc.UID)
+		if s.held[k] != now {
+			fmt.Fprintf(s.opts.Log, "%s observed: %s holds %s\n", snap.Time.UTC().Format("15:04:05.000"), k, now)
+			s.held[k] = now
+		}
+	}
+	for k := range s.held {
+		if !seen[k] {
+			fmt.Fprintf(s.opts.Log, "%s observed: %s gone\n", snap.Time.UTC().Format("15:04:05.000"), k)
+			delete(s.held, k)
+		}
+	}
+}
+
+// dump writes the Services and pools a violation names, as kubectl shows
+// them, next to the log (violation-<n>.yaml).
+func (s *soak) dump(v Violation) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# %s\n", v)
+	for _, o := range v.Objects {
+		var args []string
+		switch kind, name, _ := strings.Cut(o, " "); kind {
+		case "Service":
+			ns, n, _ := strings.Cut(name, "/")
+			args = []string{"get", "service", "-n", ns, n, "-o", "yaml"}
+		case "IPPool":
+			args = []string{"get", "ippool", name, "-o", "yaml"}
+		default:
+			continue
+		}
+		out, err := s.lab.Kubectl(args...)
+		if err != nil {
+			out = fmt.Sprintf("# kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		b.WriteString("---\n" + out)
+	}
+	path := filepath.Join(s.opts.Dir, fmt.Sprintf("violation-%d.yaml", len(s.report.Violations)))
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		fmt.Fprintf(s.opts.Log, "soak: %v\n", err)
 	}
 }
