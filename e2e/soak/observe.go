@@ -28,9 +28,11 @@ import (
 // objects and the wire. It never reads a component's logs or metrics.
 type Observer struct {
 	Lab *productlab.Lab
-	// Namespaces are the namespaces whose Services (labelled ManagedLabel)
-	// are observed.
+	// Namespaces are the namespaces whose Services are observed; nil: every
+	// namespace.
 	Namespaces []string
+	// Selector selects the Services observed (a label selector; "" for all).
+	Selector string
 	// Parallel bounds the ARP and NDP requests in flight (default 8).
 	Parallel int
 }
@@ -40,13 +42,23 @@ func (o *Observer) API(ctx context.Context) (Snapshot, error) {
 	s := Snapshot{Time: time.Now()}
 	kube := o.Lab.Kube
 	nsLabels := map[string]labels.Set{}
-	for _, ns := range o.Namespaces {
+	namespaces := o.Namespaces
+	if namespaces == nil {
+		list, err := kube.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return s, fmt.Errorf("soak: list namespaces: %w", err)
+		}
+		for _, n := range list.Items {
+			namespaces = append(namespaces, n.Name)
+		}
+	}
+	for _, ns := range namespaces {
 		n, err := kube.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
 		if err != nil {
 			return s, fmt.Errorf("soak: get namespace %s: %w", ns, err)
 		}
 		nsLabels[ns] = n.Labels
-		svcs, err := kube.CoreV1().Services(ns).List(ctx, metav1.ListOptions{LabelSelector: ManagedLabel})
+		svcs, err := kube.CoreV1().Services(ns).List(ctx, metav1.ListOptions{LabelSelector: o.Selector})
 		if err != nil {
 			return s, fmt.Errorf("soak: list services in %s: %w", ns, err)
 		}

@@ -109,7 +109,7 @@ func Run(ctx context.Context, t netlab.T, opts Options) *Report {
 			L2:  []netip.Prefix{netlab.L2PoolV4, netlab.L2PoolV6},
 			BGP: []netip.Prefix{netlab.RoutedPoolV4, netlab.RoutedPoolV6}}),
 		report: newReport(opts)}
-	s.obs = &Observer{Lab: lab, Namespaces: []string{NamespaceA, NamespaceB, NamespaceProbe}}
+	s.obs = &Observer{Lab: lab, Namespaces: []string{NamespaceA, NamespaceB, NamespaceProbe}, Selector: ManagedLabel}
 	s.setUp(ctx)
 	s.report.LabUp = time.Since(started).Round(time.Second)
 	fmt.Fprintf(opts.Log, "lab up after %v (prefix %s); soaking for %v, seed %d\n",
