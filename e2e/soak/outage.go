@@ -26,16 +26,12 @@ type Window struct {
 // does not lie within a window, widened by slack before (a connection started
 // just before a fault fails with it) and by bound after (the failover bound).
 // A failed attempt alone, between two that succeeded an interval before and
-// after, is a lost packet rather than an outage: isolated counts them, with
-// the time of the first.
+// after, is a lost packet rather than an outage: isolated returns the start
+// of each one outside the windows.
 func Outages(target string, as []Attempt, windows []Window, slack, bound time.Duration) (out []Violation, isolated []time.Time) {
 	var run []Attempt
 	flush := func(end time.Time, recovered bool) {
 		if len(run) == 0 {
-			return
-		}
-		if len(run) == 1 && recovered {
-			isolated = append(isolated, run[0].Start)
 			return
 		}
 		start := run[0].Start
@@ -46,6 +42,10 @@ func Outages(target string, as []Attempt, windows []Window, slack, bound time.Du
 			if !start.Before(w.Start.Add(-slack)) && !end.After(w.End.Add(bound)) {
 				return
 			}
+		}
+		if len(run) == 1 && recovered {
+			isolated = append(isolated, run[0].Start)
+			return
 		}
 		detail := fmt.Sprintf("%d failed connections over %v (first: %s)", len(run), end.Sub(start).Round(time.Millisecond), run[0].Err)
 		if !recovered {

@@ -21,26 +21,31 @@ func TestOutages(t *testing.T) {
 	fault := []Window{{Start: ms(1000), End: ms(1000), What: "speaker killed on node1"}}
 	const slack, bound = 200 * time.Millisecond, time.Second
 	for _, tc := range []struct {
-		name    string
-		as      []Attempt
-		windows []Window
-		want    []string
+		name     string
+		as       []Attempt
+		windows  []Window
+		want     []string
+		isolated int
 	}{
-		{"no failure", attempts(0, 0), fault, nil},
-		{"within the bound", attempts(1000, 1900), fault, nil},
-		{"started just before the fault", attempts(850, 1500), fault, nil},
-		{"longer than the bound", attempts(1000, 2100), fault, []string{"7/outage/web"}},
-		{"no fault", attempts(1000, 1100), nil, []string{"7/outage/web"}},
-		{"one lost connection is no outage", attempts(1000, 1010), nil, nil},
-		{"never recovers", attempts(2500, 9999), nil, []string{"7/outage/web"}},
+		{"no failure", attempts(0, 0), fault, nil, 0},
+		{"within the bound", attempts(1000, 1900), fault, nil, 0},
+		{"started just before the fault", attempts(850, 1500), fault, nil, 0},
+		{"longer than the bound", attempts(1000, 2100), fault, []string{"7/outage/web"}, 0},
+		{"no fault", attempts(1000, 1100), nil, []string{"7/outage/web"}, 0},
+		{"one lost connection is no outage", attempts(1000, 1010), nil, nil, 1},
+		{"one lost connection in a fault window", attempts(1000, 1010), fault, nil, 0},
+		{"never recovers", attempts(2500, 9999), nil, []string{"7/outage/web"}, 0},
 		{"a long window (link cut with the pod behind it)", attempts(1000, 2500),
-			[]Window{{Start: ms(1000), End: ms(2000)}}, nil},
+			[]Window{{Start: ms(1000), End: ms(2000)}}, nil, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			vs, _ := Outages("web", tc.as, tc.windows, slack, bound)
+			vs, isolated := Outages("web", tc.as, tc.windows, slack, bound)
 			got := kinds(vs)
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("Outages (-want +got):\n%s", diff)
+			}
+			if len(isolated) != tc.isolated {
+				t.Errorf("isolated failures %v, want %d", isolated, tc.isolated)
 			}
 		})
 	}
