@@ -30,12 +30,15 @@ const (
 	// InvOutage: a client of an untouched Service sees no outage but within
 	// the failover bound of a fault on the node carrying it.
 	InvOutage = 7
+	// InvClaims: once claims are in use (docs/claims.md), every address a
+	// settled Service holds has an AddressClaim listing that Service.
+	InvClaims = 8
 )
 
 // InvariantNames are short names for reports.
 var InvariantNames = map[int]string{
 	InvSharing: "sharing", InvPool: "pool admits", InvWire: "wire", InvLocal: "local policy",
-	InvStable: "address stable", InvCounts: "pool counts", InvOutage: "client outage",
+	InvStable: "address stable", InvCounts: "pool counts", InvOutage: "client outage", InvClaims: "claims",
 }
 
 // Change is one change the soak made: to one Service (its spec or its
@@ -219,6 +222,7 @@ func (c *Checker) Observe(s Snapshot) []Violation {
 	out = append(out, c.checkPools(s, held)...)
 	out = append(out, c.checkStable(s)...)
 	out = append(out, c.checkCounts(s, held)...)
+	out = append(out, c.checkClaims(s, held)...)
 	if s.Wire != nil {
 		out = append(out, c.checkWire(s, held)...)
 	}
@@ -452,6 +456,40 @@ func (c *Checker) checkCounts(s Snapshot, held map[netip.Addr][]holder) []Violat
 	for name := range c.pools {
 		if !seen[name] {
 			delete(c.pools, name)
+		}
+	}
+	return out
+}
+
+// checkClaims is invariant 8: when claims are in use, every address a
+// Service holds, once it and the Service have been stable for Settle, has a
+// claim that lists the Service (by UID) holding it the same way. (Claims are
+// written before the status and released after it, but the two are read
+// apart, so only settled holdings are judged.)
+func (c *Checker) checkClaims(s Snapshot, held map[netip.Addr][]holder) []Violation {
+	if s.Claims == nil {
+		return nil
+	}
+	var out []Violation
+	for _, a := range sortedAddrs(held) {
+		if c.holders[a].t.After(s.Time.Add(-c.cfg.Settle)) {
+			continue
+		}
+		for _, h := range held[a] {
+			if !c.settled(s.Time, h.svc.Key()) {
+				continue
+			}
+			c.Checks[InvClaims]++
+			ext, ok := s.Claims[a][h.svc.UID]
+			switch {
+			case s.Claims[a] == nil:
+				out = append(out, Violation{Time: s.Time, Invariant: InvClaims, Subject: a.String(), Kind: "no claim",
+					Objects: []string{"Service " + h.svc.Key()}, Detail: "the Service holds it and no AddressClaim exists"})
+			case !ok || ext != h.h.External:
+				out = append(out, Violation{Time: s.Time, Invariant: InvClaims, Subject: a.String(), Kind: "holder missing",
+					Objects: []string{"Service " + h.svc.Key(), "AddressClaim " + a.String()},
+					Detail:  fmt.Sprintf("the claim lists %v (UID: external IP), not %s as external=%v", s.Claims[a], h.svc.UID, h.h.External)})
+			}
 		}
 	}
 	return out

@@ -365,3 +365,23 @@ func TestL2Targets(t *testing.T) {
 		t.Errorf("L2Targets two minutes later = %v, want none (released addresses are forgotten)", got)
 	}
 }
+
+func TestClaims(t *testing.T) {
+	p1 := []Pool{with2(pool, 1, 0), bgpPool}
+	c := NewChecker(cfg)
+	x := svc("x", a1)
+	claimed := map[netip.Addr]ClaimHolders{a1: {"uid-x": false}}
+	check := func(at float64, claims map[netip.Addr]ClaimHolders, want []string) {
+		t.Helper()
+		s := Snapshot{Time: t0.Add(time.Duration(at * float64(time.Second))), Services: []Service{x}, Pools: p1, Nodes: allUp, Claims: claims}
+		if diff := cmp.Diff(want, kinds(c.Observe(s))); diff != "" {
+			t.Errorf("at %vs (-want +got):\n%s", at, diff)
+		}
+	}
+	check(1, nil, nil)                                           // claims not in use
+	check(2, map[netip.Addr]ClaimHolders{r1: {"o": false}}, nil) // just held: not judged yet
+	check(7, claimed, nil)
+	check(8, map[netip.Addr]ClaimHolders{r1: {"o": false}}, []string{"8/no claim/198.51.100.130"})
+	check(9, map[netip.Addr]ClaimHolders{a1: {"other": false}}, []string{"8/holder missing/198.51.100.130"})
+	check(10, map[netip.Addr]ClaimHolders{a1: {"uid-x": true}}, []string{"8/holder missing/198.51.100.130"})
+}

@@ -84,7 +84,30 @@ func (o *Observer) API(ctx context.Context) (Snapshot, error) {
 	for i := range pools.Items {
 		s.Pools = append(s.Pools, PoolOf(&pools.Items[i], nsLabels))
 	}
+	s.Claims = o.claims(ctx)
 	return s, nil
+}
+
+// claims lists the AddressClaims; nil when there are none or the API does
+// not serve them (see Snapshot.Claims).
+func (o *Observer) claims(ctx context.Context) map[netip.Addr]ClaimHolders {
+	list, err := o.Lab.Herald.HeraldV1alpha1().AddressClaims().List(ctx, metav1.ListOptions{})
+	if err != nil || len(list.Items) == 0 {
+		return nil
+	}
+	out := map[netip.Addr]ClaimHolders{}
+	for i := range list.Items {
+		c, err := config.ClaimOf(&list.Items[i])
+		if err != nil {
+			continue
+		}
+		hs := ClaimHolders{}
+		for _, h := range c.Holders {
+			hs[h.UID] = h.ExternalIP
+		}
+		out[c.Addr] = hs
+	}
+	return out
 }
 
 // endpointsOf reads an EndpointSlice's endpoints with the API's defaults:

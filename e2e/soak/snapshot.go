@@ -19,7 +19,15 @@ type Snapshot struct {
 	Nodes []Node
 	// Wire is what the client and the router saw, or nil when not observed.
 	Wire *Wire
+	// Claims are the AddressClaims by address, nil when claims are not in
+	// use (no AddressClaim CRD, or no claim at all: a controller from before
+	// claims).
+	Claims map[netip.Addr]ClaimHolders
 }
+
+// ClaimHolders are the holders one AddressClaim lists, by Service UID: true
+// for an external IP, false for a load-balancer address.
+type ClaimHolders map[string]bool
 
 // Service is what the checker needs of one Service and its EndpointSlices.
 type Service struct {
