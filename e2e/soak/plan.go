@@ -175,10 +175,18 @@ const (
 	FaultSpeakerKill FaultKind = "speaker-sigkill"
 	FaultSpeakerTerm FaultKind = "speaker-sigterm"
 	FaultLinkCut     FaultKind = "link-cut"
+	// FaultSpeakerFreeze stops a speaker with SIGSTOP and resumes it with
+	// SIGCONT: CPU starvation of one node taken to the limit. The speaker
+	// wakes with a stale view of the cluster while the others took over.
+	FaultSpeakerFreeze FaultKind = "speaker-freeze"
 )
 
-// AllFaults are the fault kinds.
+// AllFaults are the fault kinds made by default. (Adding one changes what a
+// seed replays.)
 var AllFaults = []FaultKind{FaultLeaderKill, FaultLeaderTerm, FaultSpeakerKill, FaultSpeakerTerm, FaultLinkCut}
+
+// KnownFaults are every fault kind, those made only on request included.
+var KnownFaults = append(slices.Clone(AllFaults), FaultSpeakerFreeze)
 
 // Fault is one fault: it starts at one step and ends (the process restarted,
 // the link restored) Steps steps later.

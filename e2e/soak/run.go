@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/herald-dev/herald/e2e/netlab"
@@ -286,7 +287,7 @@ func (s *soak) startFault(ctx context.Context, f *Fault) {
 		s.stopped = i
 		s.mu.Unlock()
 		settle = controllerSettle
-	case FaultSpeakerKill, FaultSpeakerTerm, FaultLinkCut:
+	case FaultSpeakerKill, FaultSpeakerTerm, FaultLinkCut, FaultSpeakerFreeze:
 		n := l.Node(f.Node)
 		s.openWindows(ctx, f, now)
 		switch f.Kind {
@@ -294,6 +295,12 @@ func (s *soak) startFault(ctx context.Context, f *Fault) {
 			l.KillSpeaker(n)
 		case FaultSpeakerTerm:
 			l.StopSpeaker(n)
+		case FaultSpeakerFreeze:
+			if p := l.Speaker(n); p != nil {
+				if err := p.Signal(syscall.SIGSTOP); err != nil {
+					l.T.Fatalf("soak: freeze the speaker on %s: %v", n.Name(), err)
+				}
+			}
 		case FaultLinkCut:
 			if err := n.LAN.Detach(); err != nil {
 				l.T.Fatalf("soak: cut %s's link: %v", n.Name(), err)
@@ -332,6 +339,13 @@ func (s *soak) endFault(ctx context.Context, f *Fault) {
 	case FaultSpeakerKill, FaultSpeakerTerm:
 		l.StartSpeaker(l.Node(f.Node))
 		desc = "speaker restarted on " + f.Node
+	case FaultSpeakerFreeze:
+		if p := l.Speaker(l.Node(f.Node)); p != nil {
+			if err := p.Signal(syscall.SIGCONT); err != nil {
+				l.T.Fatalf("soak: resume the speaker on %s: %v", f.Node, err)
+			}
+		}
+		desc = "speaker resumed on " + f.Node
 	case FaultLinkCut:
 		if err := l.Node(f.Node).LAN.Attach(); err != nil {
 			l.T.Fatalf("soak: restore %s's link: %v", f.Node, err)

@@ -38,7 +38,7 @@ func main() {
 	flag.DurationVar(&opts.Duration, "duration", 3*time.Minute, "how long changes and faults go on")
 	flag.Uint64Var(&opts.Seed, "seed", 1, "seed of the operations and faults: the same seed replays the same steps")
 	flag.Float64Var(&opts.Rate, "rate", 1, "operations per second")
-	flag.StringVar(&faults, "faults", joinFaults(soak.AllFaults), "comma-separated fault kinds to make (empty: none)")
+	flag.StringVar(&faults, "faults", joinFaults(soak.AllFaults), "comma-separated fault kinds to make (empty: none); also "+string(soak.FaultSpeakerFreeze)+" (SIGSTOP, then SIGCONT)")
 	flag.DurationVar(&opts.Settle, "settle", 5*time.Second, "bound within which a change must show on the API and the wire")
 	flag.DurationVar(&opts.FailoverBound, "failover-bound", 3*time.Second, "outage a probed Service may see after a fault on its node")
 	flag.StringVar(&opts.Dir, "dir", "", "directory for the logs and the report (default a new temporary one)")
@@ -106,11 +106,11 @@ func joinFaults(fs []soak.FaultKind) string {
 func checkFaults(fs []soak.FaultKind) error {
 	for _, f := range fs {
 		known := false
-		for _, k := range soak.AllFaults {
+		for _, k := range soak.KnownFaults {
 			known = known || f == k
 		}
 		if !known {
-			return fmt.Errorf("soak: unknown fault %q; known: %s", f, joinFaults(soak.AllFaults))
+			return fmt.Errorf("soak: unknown fault %q; known: %s", f, joinFaults(soak.KnownFaults))
 		}
 	}
 	return nil
