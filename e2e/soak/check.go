@@ -50,6 +50,11 @@ type Change struct {
 	Service string // "namespace/name", or "" for a global change
 	What    string
 	Settle  time.Duration
+	// Controller marks a global change that only the controller's work
+	// depends on (a leader fault): it holds back the invariants on
+	// allocations and pool status (2, 6, 8), not the wire, since speakers
+	// announce from the Services without the controller.
+	Controller bool
 }
 
 // Violation is one invariant found broken.
@@ -95,6 +100,7 @@ type Checker struct {
 	cfg Config
 
 	quietGlobal time.Time            // when every global change so far has settled
+	quietCtrl   time.Time            // when every controller change so far has settled
 	quietAny    time.Time            // when every change to any Service has settled
 	quiet       map[string]time.Time // by Service key, when its changes have settled
 	holders     map[netip.Addr]since // holder fingerprint of each held address
@@ -137,7 +143,11 @@ func (c *Checker) Record(changes ...Change) {
 			d = c.cfg.Settle
 		}
 		until := ch.Time.Add(d)
-		if ch.Service == "" {
+		if ch.Controller {
+			if until.After(c.quietCtrl) {
+				c.quietCtrl = until
+			}
+		} else if ch.Service == "" {
 			if until.After(c.quietGlobal) {
 				c.quietGlobal = until
 			}
@@ -295,6 +305,12 @@ func (c *Checker) checkSharing(s Snapshot, held map[netip.Addr][]holder) []Viola
 	return out
 }
 
+// settledAllocations is settled for the invariants that depend on the
+// controller's work: controller changes count too.
+func (c *Checker) settledAllocations(t time.Time, keys ...string) bool {
+	return !c.quietCtrl.After(t) && c.settled(t, keys...)
+}
+
 // settledKeysOnly reports whether the Services keys (ignoring global changes)
 // have been quiet for Settle before t.
 func (c *Checker) settledKeysOnly(t time.Time, keys ...string) bool {
@@ -332,7 +348,7 @@ func (c *Checker) checkPools(s Snapshot, held map[netip.Addr][]holder) []Violati
 	var out []Violation
 	for _, a := range sortedAddrs(held) {
 		for _, h := range held[a] {
-			if !c.settled(s.Time, h.svc.Key()) {
+			if !c.settledAllocations(s.Time, h.svc.Key()) {
 				continue
 			}
 			c.Checks[InvPool]++
@@ -435,7 +451,7 @@ func (c *Checker) checkCounts(s Snapshot, held map[netip.Addr][]holder) []Violat
 			c.pools[p.Name] = since{fp, s.Time}
 			continue
 		}
-		if c.pools[p.Name].t.After(s.Time.Add(-c.cfg.Settle)) || !c.settled(s.Time) || !p.Current {
+		if c.pools[p.Name].t.After(s.Time.Add(-c.cfg.Settle)) || !c.settledAllocations(s.Time) || !p.Current {
 			continue
 		}
 		var u4, u6 int
@@ -476,7 +492,7 @@ func (c *Checker) checkClaims(s Snapshot, held map[netip.Addr][]holder) []Violat
 			continue
 		}
 		for _, h := range held[a] {
-			if !c.settled(s.Time, h.svc.Key()) {
+			if !c.settledAllocations(s.Time, h.svc.Key()) {
 				continue
 			}
 			c.Checks[InvClaims]++

@@ -275,6 +275,14 @@ func TestWireLayer2(t *testing.T) {
 				want: []string{"3/unanswered/198.51.100.130"}},
 		})
 	})
+	t.Run("a leader fault holds back pool counts, not the wire", func(t *testing.T) {
+		leader := []Change{{Time: t0.Add(9 * time.Second), What: "leader killed", Settle: 20 * time.Second, Controller: true}}
+		runSteps(t, []step{
+			{name: "held", at: 1, svcs: []Service{svc("x", a1)}, pools: []Pool{with2(pool, 0, 0), bgpPool}},
+			{name: "leader killed", at: 10, changes: leader, svcs: []Service{svc("x", a1)}, pools: []Pool{with2(pool, 0, 0), bgpPool},
+				l2: map[netip.Addr][]string{a1: nil}, want: []string{"3/unanswered/198.51.100.130"}},
+		})
+	})
 	t.Run("external IP not accepted is answered", func(t *testing.T) {
 		x := svc("x")
 		x.UnacceptedExternalIPs = []netip.Addr{a2}

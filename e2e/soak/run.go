@@ -312,7 +312,7 @@ func (s *soak) startFault(ctx context.Context, f *Fault) {
 		s.mu.Unlock()
 	}
 	s.faultFrom = now
-	s.record(Change{Time: now, What: "fault: " + desc, Settle: settle})
+	s.record(Change{Time: now, What: "fault: " + desc, Settle: settle, Controller: f.Node == ""})
 	s.mu.Lock()
 	s.report.Faults[f.Kind]++
 	s.mu.Unlock()
@@ -358,7 +358,7 @@ func (s *soak) endFault(ctx context.Context, f *Fault) {
 		delete(s.unusable, f.Node)
 		s.mu.Unlock()
 	}
-	s.record(Change{Time: now, What: "recovery: " + desc, Settle: settle})
+	s.record(Change{Time: now, What: "recovery: " + desc, Settle: settle, Controller: f.Node == ""})
 	fmt.Fprintf(s.opts.Log, "%s recovery: %s\n", now.UTC().Format("15:04:05.000"), desc)
 }
 
