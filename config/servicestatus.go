@@ -11,10 +11,12 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// The Service status contract between the controller, which alone writes
-// it, and the speakers, which announce only what it grants. Annotations (see
-// annotations.go) are what a user asks for; these conditions are what Herald
-// gave.
+// The Service conditions the controller writes, for people. Annotations
+// (see annotations.go) are what a user asks for; these conditions say what
+// Herald gave and why. The contract with the speakers is the AddressClaims
+// (claim.go): no component parses these messages, except the controller's
+// start-up import of a status written by the previous release, which had no
+// claims (ParseGrant, GrantOf and AcceptedExternalIPs are kept for that alone).
 const (
 	// ConditionAddressAllocated says whether a Service of type LoadBalancer
 	// has the addresses it asks for. True: the message starts with

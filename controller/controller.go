@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -69,6 +68,8 @@ type Controller struct {
 	l2s             heraldlisters.L2AdvertisementLister
 	peers           heraldlisters.BGPPeerLister
 	bgpAds          heraldlisters.BGPAdvertisementLister
+	claims          *Claims
+	orphans         orphans
 	synced          []cache.InformerSynced
 
 	svcQueue workqueue.TypedRateLimitingInterface[string]
@@ -261,6 +262,7 @@ func (c *Controller) lead(ctx context.Context) error {
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.events.CoreV1().Events("")})
 	defer broadcaster.Shutdown()
 	c.recorder = broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: FieldManager})
+	c.claims.SetRecorder(c.recorder)
 
 	c.enqueueAll()
 	var wg sync.WaitGroup
@@ -268,6 +270,7 @@ func (c *Controller) lead(ctx context.Context) error {
 		wg.Go(func() { c.runServiceWorker(ctx) })
 	}
 	wg.Go(func() { c.runObjectWorker(ctx) })
+	wg.Go(func() { wait.UntilWithContext(ctx, c.repairClaims, claimRepairPeriod) })
 	c.log.Info("controller running", "workers", c.cfg.Workers, "loadBalancerClass", c.cfg.LoadBalancerClass)
 	<-ctx.Done()
 	c.svcQueue.ShutDown()
@@ -359,7 +362,7 @@ func (c *Controller) runServiceWorker(ctx context.Context) {
 			return
 		}
 		start := time.Now()
-		err := safely(func() error { return c.syncService(ctx, key) })
+		err := c.syncService(ctx, key)
 		c.m.reconcileDuration.WithLabelValues("Service").Observe(time.Since(start).Seconds())
 		handleErr(c, ctx, c.svcQueue, key, err, "Service", "service", key)
 		c.svcQueue.Done(key)
@@ -377,24 +380,16 @@ func (c *Controller) runObjectWorker(ctx context.Context) {
 			kind = "Config"
 		}
 		start := time.Now()
-		err := safely(func() error { return c.syncObject(ctx, key) })
+		err := c.syncObject(ctx, key)
 		c.m.reconcileDuration.WithLabelValues(kind).Observe(time.Since(start).Seconds())
 		handleErr(c, ctx, c.objQueue, key, err, kind, "kind", kind, "name", key.Name)
 		c.objQueue.Done(key)
 	}
 }
 
-// safely runs sync, turning a panic into an error so that one malformed
-// object cannot stop the controller; the key is retried with backoff and
-// the panic logged.
-func safely(sync func() error) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("controller: panic in reconcile: %v\n%s", r, debug.Stack())
-		}
-	}()
-	return sync()
-}
+// A panic in a reconcile is not recovered: the Core may be half changed, so
+// the process crashes (as utilruntime.HandleCrash does) and the restarted
+// replica imports the allocations afresh from the AddressClaims.
 
 // handleErr forgets a key that synced, and requeues one that failed with
 // rate-limited backoff.

@@ -78,6 +78,8 @@ type Decision struct {
 	Addresses []netip.Addr
 	// Pool is the pool Addresses are counted in.
 	Pool string
+	// Previous are the addresses the Service held before the decision.
+	Previous []netip.Addr
 	// WriteExternalIPs is set when Addresses were allocated for the
 	// allocate-external-ip annotation and spec.externalIPs is still empty:
 	// the caller writes them there.
@@ -174,7 +176,7 @@ func (c *Core) Lookup(addr netip.Addr) (ipam.Holding, bool) { return c.alloc.Loo
 func (c *Core) ensure(svc *corev1.Service, w *Want, kind ipam.Kind) Decision {
 	owner := OwnerOf(svc)
 	before, had := c.alloc.Addresses(owner, kind)
-	d := Decision{Kind: kind}
+	d := Decision{Kind: kind, Previous: before.Addresses}
 	if w == nil {
 		d.Changed = c.alloc.Release(owner, kind)
 		d.Freed = d.Changed
@@ -323,6 +325,29 @@ type ImportReport struct {
 	// Displaced are the younger Services that lost an address to an older
 	// one during the import.
 	Displaced []ipam.Displacement
+	// Claims is the number of AddressClaims imported (see ImportClaims).
+	Claims int
+	// Stale are the claim holders whose Service is gone (or is another
+	// Service under the same name): they were not imported, and the caller
+	// removes them from their claims.
+	Stale []StaleHolder
+	// FromStatus are the allocations restored from Services' statuses that
+	// no AddressClaim records (a cluster upgraded from a release without
+	// claims): the caller creates their claims.
+	FromStatus []StatusImport
+}
+
+// StaleHolder is a claim holder whose Service is gone.
+type StaleHolder struct {
+	Claim  config.Claim
+	Holder config.ClaimHolder
+}
+
+// StatusImport is an allocation imported from a Service's status.
+type StatusImport struct {
+	Owner     ipam.Owner
+	Kind      ipam.Kind
+	Addresses []netip.Addr
 }
 
 // Import restores every allocation the Services record, oldest Service
@@ -333,6 +358,12 @@ type ImportReport struct {
 // ExternalIPsAccepted condition lists. Call it once, after SetModel and
 // before any Ensure. Cost: O(S log S) plus one ipam.Import per allocation.
 func (c *Core) Import(services []*corev1.Service) ImportReport {
+	return c.importStatuses(services, nil)
+}
+
+// importStatuses is Import, leaving out the addresses claimed reports true
+// for (their AddressClaims were imported already and outrank statuses).
+func (c *Core) importStatuses(services []*corev1.Service, claimed func(netip.Addr) bool) ImportReport {
 	svcs := make([]*corev1.Service, 0, len(services))
 	for _, s := range services {
 		if s != nil && c.Serves(s) {
@@ -348,13 +379,13 @@ func (c *Core) Import(services []*corev1.Service) ImportReport {
 		rep.Services++
 		in := Desired(svc, ipam.Subject{Namespace: svc.Namespace}, c.class)
 		if in.LoadBalancer != nil {
-			if addrs := config.LoadBalancerAddresses(svc); len(addrs) > 0 {
+			if addrs := unclaimed(config.LoadBalancerAddresses(svc), claimed); len(addrs) > 0 {
 				g, _ := config.GrantOf(svc, config.ConditionAddressAllocated)
 				c.importOne(&rep, in.LoadBalancer.Request, g.Pool, addrs)
 			}
 		}
 		if in.ExternalIPs != nil {
-			if addrs := config.AcceptedExternalIPs(svc); len(addrs) > 0 {
+			if addrs := unclaimed(config.AcceptedExternalIPs(svc), claimed); len(addrs) > 0 {
 				g, _ := config.GrantOf(svc, config.ConditionExternalIPsAccepted)
 				c.importOne(&rep, in.ExternalIPs.Request, g.Pool, addrs)
 			}
@@ -363,11 +394,20 @@ func (c *Core) Import(services []*corev1.Service) ImportReport {
 	return rep
 }
 
+// unclaimed returns the addresses of addrs that claimed does not report.
+func unclaimed(addrs []netip.Addr, claimed func(netip.Addr) bool) []netip.Addr {
+	if claimed == nil {
+		return addrs
+	}
+	return slices.DeleteFunc(addrs, claimed)
+}
+
 func (c *Core) importOne(rep *ImportReport, req ipam.Request, pool string, addrs []netip.Addr) {
 	req.Pool = pool
 	res, err := c.alloc.Import(req, addrs)
 	if len(res.Addresses) > 0 {
 		rep.Allocations++
+		rep.FromStatus = append(rep.FromStatus, StatusImport{Owner: req.Owner, Kind: req.Kind, Addresses: res.Addresses})
 	}
 	rep.Displaced = append(rep.Displaced, res.Displaced...)
 	if err != nil {

@@ -418,14 +418,3 @@ func TestCoreSecondFamilyArrives(t *testing.T) {
 			want: []string{"198.51.100.0", "2001:db8:9::"}, wantReason: allocated, wantStatus: isTrue},
 	})
 }
-
-func TestSafely(t *testing.T) {
-	err := safely(func() error { panic("boom") })
-	if err == nil || !strings.Contains(err.Error(), "boom") {
-		t.Errorf("safely after a panic = %v", err)
-	}
-	want := errors.New("plain")
-	if err := safely(func() error { return want }); err != want {
-		t.Errorf("safely = %v, want %v", err, want)
-	}
-}

@@ -52,29 +52,37 @@
 //
 // # What a Service records, and what speakers read
 //
-// status.loadBalancer.ingress lists the load-balancer addresses of a Service
-// of type LoadBalancer that this controller serves; a speaker announces them.
-// The condition herald.dev/AddressAllocated explains the decision; when True
-// its message starts with `Allocated <addresses> from IPPool "<pool>".`
-// (ParseGrant reads it back), so the Service alone tells which pool an
-// address came from.
+// Every allocated address is recorded in an AddressClaim (herald.dev), one
+// object per address named by it (config.ClaimName), with the pool that
+// granted it and its holders (Claims, in claims.go): created or extended
+// before the Service's status names the address, and the holder removed only
+// after it no longer does. Speakers announce from the claims
+// (config.ClaimedAddresses), never from condition messages, which are for
+// people. The API server's name uniqueness arbitrates between allocators: a
+// second controller, a deposed leader or the cloud provider cannot claim an
+// address twice. See docs/claims.md.
 //
-// spec.externalIPs is written by users, so a speaker must not trust it: it
-// announces only config.AcceptedExternalIPs(svc), the addresses listed by a True
-// herald.dev/ExternalIPsAccepted condition (`Accepted <addresses> from
-// IPPool "<pool>".`) that are still in spec.externalIPs. The controller
-// writes that condition through the status subresource, and is its only
-// writer. A claim is all or nothing: when any external IP of a Service is
-// refused (not in a pool whose allowExternalIPs admits the namespace, held
-// by an older Service, more than one per family), none is claimed, the
-// condition is False with the reason, and nothing is to be announced.
+// status.loadBalancer.ingress lists the load-balancer addresses of a Service
+// of type LoadBalancer that this controller serves. The condition
+// herald.dev/AddressAllocated explains the decision; when True its message
+// starts with `Allocated <addresses> from IPPool "<pool>".`, the form the
+// previous release's speakers parsed (kept through an upgrade, and read by
+// the start-up import of a status that no claim records).
+//
+// spec.externalIPs is written by users, so nothing in it alone is announced:
+// an external IP is claimed only in a pool whose allowExternalIPs admits the
+// namespace. A claim is all or nothing: when any external IP of a Service is
+// refused (not in such a pool, held by another Service, more than one per
+// family), none is claimed, the condition herald.dev/ExternalIPsAccepted is
+// False with the reason, and nothing is to be announced.
 //
 // # Controller
 //
 // New(Config) then Run(ctx) runs informers, and while this replica holds the
 // Lease (or always, without leader election): builds the model, imports
-// every allocation recorded in the Services (listed from the apiserver, not
-// the cache, so a new leader sees the last writes of the old one), becomes
+// every allocation the AddressClaims record, then those only statuses record
+// (both listed from the apiserver, not the cache, so a new leader sees the
+// last writes of the old one), becomes
 // Ready, then reconciles with a work queue. On ctx's end the workers stop
 // before the Lease is released, so only the leader writes.
 package controller

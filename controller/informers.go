@@ -14,6 +14,7 @@ import (
 
 	"github.com/herald-dev/herald/config"
 	heraldinformers "github.com/herald-dev/herald/config/generated/informers/externalversions"
+	"github.com/herald-dev/herald/config/v1alpha1"
 )
 
 func newBucket(perSecond float64, burst int) *rate.Limiter {
@@ -48,6 +49,13 @@ func (c *Controller) setupInformers() {
 	poolInf, l2Inf, peerInf, adInf := v1.IPPools(), v1.L2Advertisements(), v1.BGPPeers(), v1.BGPAdvertisements()
 	c.services, c.namespaces, c.secrets, c.nodes = svcInf.Lister(), nsInf.Lister(), secInf.Lister(), nodeInf.Lister()
 	c.pools, c.l2s, c.peers, c.bgpAds = poolInf.Lister(), l2Inf.Lister(), peerInf.Lister(), adInf.Lister()
+	claimInf := v1.AddressClaims()
+	_ = claimInf.Informer().AddIndexers(ClaimIndexers())
+	c.claims = NewClaims(ClaimsConfig{
+		Client: c.herald, Kube: c.kube, Lister: claimInf.Lister(), Indexer: claimInf.Informer().GetIndexer(),
+		Services: c.services, Logger: c.log, FieldManager: FieldManager,
+		OnRepair: func(action string) { c.m.claimRepairs.WithLabelValues(action).Inc() },
+	})
 
 	add := func(inf cache.SharedIndexInformer, h cache.ResourceEventHandler) {
 		_, _ = inf.AddEventHandler(h)
@@ -85,6 +93,33 @@ func (c *Controller) setupInformers() {
 		}
 	}
 	add(poolInf.Informer(), kindHandler(config.KindIPPool))
+	// A claim that loses holders queues them (a claim deleted or edited by
+	// hand is restored; after the controller's own release the reconcile
+	// finds nothing to do), and its pool's status (a deletion may wait for
+	// it). A new or extended claim needs nothing: the controller's own
+	// writes made it, or another allocator's, whose holders it adopts when
+	// it meets the address.
+	claimLost := func(old, obj any) {
+		kept := map[string]bool{}
+		for _, k := range HolderKeys(obj) {
+			kept[k] = true
+		}
+		for _, k := range HolderKeys(old) {
+			if !kept[k] {
+				c.svcQueue.Add(k)
+			}
+		}
+		if t, ok := old.(cache.DeletedFinalStateUnknown); ok {
+			old = t.Obj
+		}
+		if cl, ok := old.(*v1alpha1.AddressClaim); ok && cl.Spec.Pool != "" {
+			c.objQueue.AddAfter(objectKey{config.KindIPPool, cl.Spec.Pool}, poolStatusDelay)
+		}
+	}
+	add(claimInf.Informer(), cache.ResourceEventHandlerFuncs{
+		UpdateFunc: claimLost,
+		DeleteFunc: func(obj any) { claimLost(obj, nil) },
+	})
 	add(l2Inf.Informer(), kindHandler(config.KindL2Advertisement))
 	add(peerInf.Informer(), kindHandler(config.KindBGPPeer))
 	add(adInf.Informer(), kindHandler(config.KindBGPAdvertisement))

@@ -15,6 +15,7 @@ type metrics struct {
 	leader            prometheus.Gauge
 	importDuration    prometheus.Gauge
 	importedAllocs    prometheus.Gauge
+	claimRepairs      *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer, core *Core) (*metrics, error) {
@@ -44,9 +45,13 @@ func newMetrics(reg prometheus.Registerer, core *Core) (*metrics, error) {
 			Namespace: "herald", Subsystem: "controller", Name: "imported_allocations",
 			Help: "Allocations restored from Services by the last start-up import.",
 		}),
+		claimRepairs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "herald", Subsystem: "controller", Name: "claim_repairs_total",
+			Help: "AddressClaims repaired, by action: staleHolderRemoved (its Service is gone), claimRestored (deleted or edited by hand), claimedElsewhere (another allocator claimed the address first), orphanRemoved (a holder no allocator completed), invalidClaim (ignored).",
+		}, []string{"action"}),
 	}
 	for _, c := range []prometheus.Collector{m.reconcileDuration, m.reconcileErrors, m.decisions, m.leader,
-		m.importDuration, m.importedAllocs, poolCollector{core}} {
+		m.importDuration, m.importedAllocs, m.claimRepairs, poolCollector{core}} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -91,16 +91,16 @@ func poolsFingerprint(pools []ipam.PoolSpec) string {
 // importPageSize is how many Services one page of the start-up list holds.
 const importPageSize = 500
 
-// importAllocations restores every allocation recorded in the Services. It
-// lists them from the apiserver, not from the cache, so that a new leader
-// sees every write of the previous one: an allocation recorded after the
-// cache's view would otherwise look free.
+// importAllocations restores every allocation the AddressClaims record,
+// then those that only Services' statuses record (an upgrade), see
+// Claims.Import. It lists from the apiserver, not from the cache, so that a
+// new leader sees every write of the previous one: an allocation recorded
+// after the cache's view would otherwise look free.
 func (c *Controller) importAllocations(ctx context.Context) (ImportReport, error) {
-	svcs, err := ListServicesForImport(ctx, c.kube)
+	rep, err := c.claims.Import(ctx, c.core)
 	if err != nil {
 		return ImportReport{}, err
 	}
-	rep := c.core.Import(svcs)
 	for _, d := range rep.Displaced {
 		c.svcQueue.Add(d.Owner.Namespace + "/" + d.Owner.Name)
 	}

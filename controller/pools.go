@@ -57,7 +57,7 @@ func (c *Controller) syncPool(ctx context.Context, name string) error {
 			c.objQueue.AddAfter(objectKey{config.KindIPPool, name}, poolStatusDelay)
 			return nil
 		}
-		if c.core.InUse(name) == 0 {
+		if c.core.InUse(name) == 0 && c.claims.PoolClaims(name) == 0 {
 			upd := pool.DeepCopy()
 			upd.Finalizers = slices.DeleteFunc(upd.Finalizers, func(f string) bool { return f == PoolFinalizer })
 			_, err := client.Update(ctx, upd, metav1.UpdateOptions{FieldManager: FieldManager})
@@ -143,7 +143,7 @@ func (c *Controller) outsideCondition(pool string, generation int64) metav1.Cond
 // allocation to be released.
 func (c *Controller) deletionCondition(pool string, generation int64) metav1.Condition {
 	cond := metav1.Condition{Type: v1alpha1.ConditionDeletionBlocked, ObservedGeneration: generation}
-	n := c.core.InUse(pool)
+	n := max(c.core.InUse(pool), c.claims.PoolClaims(pool))
 	if n == 0 {
 		cond.Status, cond.Reason = metav1.ConditionFalse, ReasonAllAddressesInPool
 		cond.Message = "No Service holds an address of this pool; the deletion proceeds."

@@ -29,26 +29,29 @@ func (c *Controller) syncService(ctx context.Context, key string) error {
 	svc, err := c.services.Services(ns).Get(name)
 	if apierrors.IsNotFound(err) {
 		c.setWaiting(key, false)
-		lb := c.core.ReleaseLoadBalancer(ns, name)
-		ext := c.core.ReleaseExternalIPs(ns, name)
-		if lb || ext {
+		released, err := c.claims.Release(ctx, c.core, ns, name)
+		if released {
 			c.log.Debug("released addresses of deleted service", "service", key)
 			c.kickWaiting(key)
 			c.poolsChanged()
 		}
-		return nil
+		return err
 	}
 	if err != nil {
 		return fmt.Errorf("controller: get service %s: %w", key, err)
 	}
 
-	d := c.core.Ensure(svc)
+	// The claims record the decision before the status names it.
+	d, err := c.claims.Ensure(ctx, c.core, svc)
 	c.setWaiting(key, d.LoadBalancer.Waiting || d.ExternalIPs.Waiting)
 	if d.LoadBalancer.Freed || d.ExternalIPs.Freed {
 		c.kickWaiting(key)
 	}
 	if d.LoadBalancer.Changed || d.ExternalIPs.Changed {
 		c.poolsChanged()
+	}
+	if err != nil {
+		return err
 	}
 
 	if d.ExternalIPs.WriteExternalIPs && len(svc.Spec.ExternalIPs) == 0 {
@@ -64,29 +67,34 @@ func (c *Controller) syncService(ctx context.Context, key string) error {
 			return fmt.Errorf("controller: write spec.externalIPs of service %s: %w", key, err)
 		}
 	}
-	return c.writeServiceStatus(ctx, svc, d)
+	if svc, err = c.writeServiceStatus(ctx, svc, d); err != nil || svc == nil {
+		return err
+	}
+	// The status no longer names what the Service released: its claims go.
+	return c.claims.Settle(ctx, c.core, svc, d, c.takeOrphansDue(key))
 }
 
 // writeServiceStatus writes the status d implies, if it differs from svc's,
 // and emits an Event for each condition whose decision changed. A Service of
 // another controller's class is left alone unless this controller just
-// released something of it.
-func (c *Controller) writeServiceStatus(ctx context.Context, svc *corev1.Service, d ServiceDecision) error {
+// released something of it. It returns the Service as it is afterwards (nil
+// when it is gone).
+func (c *Controller) writeServiceStatus(ctx context.Context, svc *corev1.Service, d ServiceDecision) (*corev1.Service, error) {
 	if !c.core.Serves(svc) && !d.LoadBalancer.Changed && !d.ExternalIPs.Changed {
-		return nil
+		return svc, nil
 	}
 	next, changed := desiredStatus(svc, d)
 	if !changed {
-		return nil
+		return svc, nil
 	}
 	upd := svc.DeepCopy()
 	upd.Status = next
-	_, err := c.kube.CoreV1().Services(svc.Namespace).UpdateStatus(ctx, upd, metav1.UpdateOptions{FieldManager: FieldManager})
+	written, err := c.kube.CoreV1().Services(svc.Namespace).UpdateStatus(ctx, upd, metav1.UpdateOptions{FieldManager: FieldManager})
 	if apierrors.IsNotFound(err) {
-		return nil
+		return nil, nil
 	}
 	if err != nil {
-		return fmt.Errorf("controller: write status of service %s/%s: %w", svc.Namespace, svc.Name, err)
+		return nil, fmt.Errorf("controller: write status of service %s/%s: %w", svc.Namespace, svc.Name, err)
 	}
 	for _, dec := range []Decision{d.LoadBalancer, d.ExternalIPs} {
 		if !dec.Wanted {
@@ -101,7 +109,7 @@ func (c *Controller) writeServiceStatus(ctx context.Context, svc *corev1.Service
 		c.log.Debug("service decision", "service", svc.Namespace+"/"+svc.Name, "condition", dec.Condition.Type,
 			"reason", dec.Condition.Reason, "message", dec.Condition.Message)
 	}
-	return nil
+	return written, nil
 }
 
 // desiredStatus returns svc's status as decision d wants it, and whether it

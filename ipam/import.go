@@ -45,7 +45,18 @@ type Displacement struct {
 //
 // Cost: O(log r + h) per address.
 func (a *Allocator) Import(req Request, addrs []netip.Addr) (ImportResult, error) {
-	const op = "import"
+	return a.importAs("import", req, addrs, false)
+}
+
+// Adopt is Import for an allocation recorded by an authority that outranks
+// this allocator's memory (an AddressClaim the API server accepted): every
+// holder that cannot share an address with req.Owner loses it, whatever the
+// owners' ages, and is listed in ImportResult.Displaced. Cost: as Import.
+func (a *Allocator) Adopt(req Request, addrs []netip.Addr) (ImportResult, error) {
+	return a.importAs("adopt", req, addrs, true)
+}
+
+func (a *Allocator) importAs(op string, req Request, addrs []netip.Addr, authoritative bool) (ImportResult, error) {
 	o := req.Owner
 	if err := validOwner(op, o, req.Kind); err != nil {
 		return ImportResult{}, err
@@ -78,7 +89,7 @@ func (a *Allocator) Import(req Request, addrs []netip.Addr) (ImportResult, error
 	var res ImportResult
 	var next []netip.Addr
 	for _, addr := range clean {
-		losers, err := a.importConflicts(op, o, k, share, addr)
+		losers, err := a.importConflicts(op, o, k, share, addr, authoritative)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -113,8 +124,9 @@ func (a *Allocator) Import(req Request, addrs []netip.Addr) (ImportResult, error
 }
 
 // importConflicts returns the holders of addr that o cannot share it with and
-// that are younger than o, or the error for the first older one.
-func (a *Allocator) importConflicts(op string, o Owner, k ownerKey, share *shareInfo, addr netip.Addr) ([]*allocation, error) {
+// that are younger than o (or all of them, when authoritative), or the
+// error for the first older one.
+func (a *Allocator) importConflicts(op string, o Owner, k ownerKey, share *shareInfo, addr netip.Addr, authoritative bool) ([]*allocation, error) {
 	var losers []*allocation
 	var err error
 	a.forHolders(idOf(addr), func(h *allocation) bool {
@@ -125,7 +137,7 @@ func (a *Allocator) importConflicts(op string, o Owner, k ownerKey, share *share
 		if conflict == nil {
 			return true
 		}
-		if older(h.owner(), o) {
+		if !authoritative && older(h.owner(), o) {
 			err = conflict
 			return false
 		}

@@ -197,5 +197,9 @@ func (a *Allocator) Addresses(owner Owner, kind Kind) (Result, bool) {
 	if al == nil {
 		return Result{}, false
 	}
-	return Result{Pool: a.poolName(al), Addresses: al.list()}, true
+	res := Result{Pool: a.poolName(al), Addresses: al.list()}
+	if s := a.shareOf(al); s != nil {
+		res.Sharing = &Sharing{Key: s.key, BackendKey: s.backend, Ports: slices.Clone(s.ports)}
+	}
+	return res, true
 }

@@ -159,6 +159,9 @@ type Result struct {
 	// Degraded, when set, says why a request that does not require all
 	// families got fewer addresses than it asked for. It wraps a sentinel error.
 	Degraded error
+	// Sharing, set only by Addresses, is the sharing terms the owner holds
+	// its addresses under (nil without).
+	Sharing *Sharing
 }
 
 // Errors returned by the allocator. Wrapped errors say which address, pool or

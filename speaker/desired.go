@@ -88,8 +88,11 @@ func (d Desired) Layer2Desired() layer2.Desired {
 // Compute returns this node's desired state. For each address (Services
 // sharing an address are taken together):
 //
-//   - The address's pool is found in the model; an address in no pool is
-//     not announced.
+//   - The address's pool is its claim's, which the Services carry (see
+//     Service.Addresses and addressPool), never the pool whose range holds
+//     it now: a pool edit that leaves the address outside its pool, or
+//     moves its range to another pool, changes nothing. An address of no
+//     pool ("") is not announced.
 //   - Layer 2: the candidate nodes are those an L2Advertisement of the pool
 //     selects; EligibleNodes applies kube-proxy's rules to each sharer
 //     (after removing nodes whose data plane is down or withdrawn for the
@@ -123,11 +126,11 @@ func Compute(in Inputs) Desired {
 	var addrs []netip.Addr
 	for i, s := range services {
 		for _, a := range s.Addresses {
-			if _, seen := sharers[a]; !seen {
-				addrs = append(addrs, a)
+			if _, seen := sharers[a.Addr]; !seen {
+				addrs = append(addrs, a.Addr)
 			}
-			if !slices.Contains(sharers[a], i) {
-				sharers[a] = append(sharers[a], i)
+			if !slices.Contains(sharers[a.Addr], i) {
+				sharers[a.Addr] = append(sharers[a.Addr], i)
 			}
 		}
 	}
@@ -139,9 +142,23 @@ func Compute(in Inputs) Desired {
 		for _, i := range sharers[addr] {
 			group = append(group, services[i])
 		}
-		c.address(addr, group).apply(d, addr)
+		c.address(addr, addressPool(addr, group), group).apply(d, addr)
 	}
 	return d
+}
+
+// addressPool returns the pool whose advertisements announce addr: its
+// claim's, as the Services sharing it (group, sorted by key) carry it. They
+// all read it from the one claim of addr; should their summaries disagree
+// for a moment (a claim replaced between two rebuilds), the first
+// Service's decides, so that Compute and Incremental agree.
+func addressPool(addr netip.Addr, group []Service) string {
+	for _, s := range group {
+		if i := slices.IndexFunc(s.Addresses, func(a config.ClaimedAddress) bool { return a.Addr == addr }); i >= 0 {
+			return s.Addresses[i].Pool
+		}
+	}
+	return ""
 }
 
 // addressComputer computes one address's part of a node's desired state.
@@ -191,13 +208,13 @@ func (r addressResult) apply(d Desired, addr netip.Addr) {
 	}
 }
 
-// address computes addr's part of the desired state; group are the
-// Services that have addr, sorted by key (see Compute).
-func (c *addressComputer) address(addr netip.Addr, group []Service) addressResult {
+// address computes addr's part of the desired state, announced with the
+// advertisements of pool (its claim's); group are the Services that have
+// addr, sorted by key (see Compute).
+func (c *addressComputer) address(addr netip.Addr, pool string, group []Service) addressResult {
 	var r addressResult
 	in := c.in
-	pool, ok := in.Model.PoolFor(addr)
-	if !ok || len(group) == 0 {
+	if pool == "" || len(group) == 0 {
 		return r
 	}
 	keys := make([]ServiceKey, 0, len(group))

@@ -61,8 +61,25 @@ func aliveNodes(names ...string) []Node {
 	return out
 }
 
+// svc is a Service whose addresses are claimed in the pool "lan" (the
+// pool of testModel).
 func svc(name string, policy TrafficPolicy, addrs []netip.Addr, v4, v6 []Endpoint) Service {
+	return claimedSvc(name, policy, inPool("lan", addrs...), v4, v6)
+}
+
+func claimedSvc(name string, policy TrafficPolicy, addrs []config.ClaimedAddress, v4, v6 []Endpoint) Service {
 	return Service{Key: ServiceKey{"default", name}, Addresses: addrs, TrafficPolicy: policy, EndpointsV4: v4, EndpointsV6: v6}
+}
+
+// inPool returns addrs as claimed in pool, sorted, as Service.Addresses
+// holds them.
+func inPool(pool string, addrs ...netip.Addr) []config.ClaimedAddress {
+	out := make([]config.ClaimedAddress, 0, len(addrs))
+	for _, a := range addrs {
+		out = append(out, config.ClaimedAddress{Addr: a, Pool: pool})
+	}
+	slices.SortFunc(out, func(a, b config.ClaimedAddress) int { return a.Addr.Compare(b.Addr) })
+	return out
 }
 
 // clusterOwner is the node the election picks for addr among all of
@@ -171,11 +188,26 @@ func TestCompute(t *testing.T) {
 			wantOwners: map[netip.Addr]string{},
 		},
 		{
-			name:       "an address in no pool is not announced",
+			name:       "an address whose claim names no pool is not announced",
 			model:      testModel(l2All, nil),
-			services:   []Service{svc("web", TrafficPolicyCluster, []netip.Addr{outside}, []Endpoint{ready("n1")}, nil)},
+			services:   []Service{claimedSvc("web", TrafficPolicyCluster, inPool("", outside), []Endpoint{ready("n1")}, nil)},
 			nodes:      aliveNodes(nodes3...),
 			wantOwners: map[netip.Addr]string{},
+		},
+		{
+			name:       "an address claimed in no pool is not announced, even in a pool's range now",
+			model:      testModel(l2All, nil),
+			services:   []Service{claimedSvc("web", TrafficPolicyCluster, inPool("", lbV4), []Endpoint{ready("n1")}, nil)},
+			nodes:      aliveNodes(nodes3...),
+			wantOwners: map[netip.Addr]string{},
+		},
+		{
+			name:       "an address outside every pool's range is announced with its claim's pool",
+			model:      testModel(l2All, nil),
+			services:   []Service{claimedSvc("web", TrafficPolicyCluster, inPool("lan", outside), []Endpoint{ready("n1")}, nil)},
+			nodes:      aliveNodes(nodes3...),
+			wantOwners: map[netip.Addr]string{outside: clusterOwner(outside, nodes3...)},
+			want:       []announcement{{clusterOwner(outside, nodes3...), outside, []string{"eth0", "eth1"}, []string{"default/web"}}},
 		},
 		{
 			name:  "a shared address goes to a node that serves every sharer",

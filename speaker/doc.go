@@ -7,11 +7,12 @@
 // Outranks and SharedCandidates implement the layer-2 election by rendezvous
 // hashing; Compute turns everything one node knows (configuration model,
 // Services, endpoints, Nodes, live speakers, interfaces) into that node's
-// whole desired state. Run is the thin shell around them: informers whose
-// transforms keep only the fields the speaker reads, one level-triggered
-// loop that recomputes the whole desired state on any change and hands it
-// to every announcer (Set), membership, conflict handling, the SpeakerStatus
-// record, events and metrics. Package speaker/layer2 carries a node's share
+// whole desired state, each address announced with the advertisements of
+// the pool its AddressClaim names (see docs/claims.md). Run is the thin
+// shell around them: informers whose transforms keep only the fields the
+// speaker reads, one level-triggered loop that recomputes the whole desired
+// state on any change and hands it to every announcer (Set), membership,
+// conflict handling, the SpeakerStatus record, events and metrics. Package speaker/layer2 carries a node's share
 // out on the wire; BGP plugs into the same desired state (see announcer).
 //
 // # Liveness: why gossip membership
@@ -53,6 +54,8 @@
 // but the two names, tells both which one keeps it: the winner re-announces,
 // the loser holds the address back (see holdBack and handleConflict).
 //
-// It must never write allocations: it only reads Services and announces,
-// and writes its own SpeakerStatus and events.
+// It must never write allocations: it only reads Services and their
+// AddressClaims and announces, and writes its own SpeakerStatus and events.
+// An address is announced for a Service only while its claim lists the
+// Service's UID; no condition message is parsed.
 package speaker

@@ -14,8 +14,8 @@ import (
 // It keeps, per Service, the summary it last saw, and per address the
 // Services sharing it and the address's part of the desired state. Each
 // call compares the Services it is given with the ones it kept (a change
-// of addresses, traffic policy, endpoints or kube-proxy withdrawals
-// counts) and recomputes the addresses such a Service had or has, and the
+// of addresses or their claims' pools, traffic policy, endpoints or
+// kube-proxy withdrawals counts) and recomputes the addresses such a Service had or has, and the
 // addresses held back or released since the last call. When anything that
 // concerns every address changed (the node, the configuration model, the
 // Nodes and their speakers, the interfaces, the data-plane verdicts), it
@@ -172,19 +172,19 @@ func (c *Incremental) address(addr netip.Addr) addressResult {
 	for _, k := range keys {
 		group = append(group, c.services[k].svc)
 	}
-	return c.c.address(addr, group)
+	return c.c.address(addr, addressPool(addr, group), group)
 }
 
 // share adds s to the sharers of its addresses and marks them dirty.
 func (c *Incremental) share(s Service, dirty map[netip.Addr]bool) {
 	for _, a := range s.Addresses {
-		keys := c.sharers[a]
+		keys := c.sharers[a.Addr]
 		i, found := slices.BinarySearchFunc(keys, s.Key, compareServiceKeys)
 		if !found {
-			c.sharers[a] = slices.Insert(keys, i, s.Key)
+			c.sharers[a.Addr] = slices.Insert(keys, i, s.Key)
 		}
 		if dirty != nil {
-			dirty[a] = true
+			dirty[a.Addr] = true
 		}
 	}
 }
@@ -192,16 +192,16 @@ func (c *Incremental) share(s Service, dirty map[netip.Addr]bool) {
 // unshare removes s from the sharers of its addresses and marks them dirty.
 func (c *Incremental) unshare(s Service, dirty map[netip.Addr]bool) {
 	for _, a := range s.Addresses {
-		keys := c.sharers[a]
+		keys := c.sharers[a.Addr]
 		if i, found := slices.BinarySearchFunc(keys, s.Key, compareServiceKeys); found {
 			keys = slices.Delete(slices.Clone(keys), i, i+1)
 		}
 		if len(keys) == 0 {
-			delete(c.sharers, a)
+			delete(c.sharers, a.Addr)
 		} else {
-			c.sharers[a] = keys
+			c.sharers[a.Addr] = keys
 		}
-		dirty[a] = true
+		dirty[a.Addr] = true
 	}
 }
 

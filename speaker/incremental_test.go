@@ -46,8 +46,11 @@ func newRandomWorld(seed uint64) *randomWorld {
 		testModel([]*v1alpha1.L2Advertisement{zoneAd}, []*v1alpha1.BGPAdvertisement{bgpAd}),
 		testModel([]*v1alpha1.L2Advertisement{zoneAd, ifaceAd}, []*v1alpha1.BGPAdvertisement{bgpAd}),
 		testModel(nil, []*v1alpha1.BGPAdvertisement{bgpAd}),
+		// lan's range edited, the edited part moved to "other".
+		twoPoolModel("198.51.100.192/26", "198.51.100.128/26"),
 	}
-	// Addresses in the pool (both families) and one outside every pool.
+	// Addresses in lan's first range (both families) and one outside
+	// every pool's range.
 	w.addrs = []netip.Addr{lbV4, lbV4b, netip.MustParseAddr("198.51.100.140"), lbV6, netip.MustParseAddr("2001:db8:1::1:6"), outside}
 	w.ifaceSets = [][]layer2.NodeInterface{
 		testNodeInterfaces,
@@ -83,13 +86,20 @@ func (w *randomWorld) endpoints() []Endpoint {
 }
 
 func (w *randomWorld) service(name string) Service {
-	var addrs []netip.Addr
+	var addrs []config.ClaimedAddress
 	for range 1 + w.rng.IntN(2) {
-		addrs = append(addrs, w.addrs[w.rng.IntN(len(w.addrs))])
+		a := w.addrs[w.rng.IntN(len(w.addrs))]
+		if slices.ContainsFunc(addrs, func(c config.ClaimedAddress) bool { return c.Addr == a }) {
+			continue
+		}
+		// Mostly the claim's pool is lan; sometimes another, or none, so
+		// that sharers' summaries disagree at times (a claim replaced).
+		pool := []string{"lan", "lan", "lan", "other", ""}[w.rng.IntN(5)]
+		addrs = append(addrs, config.ClaimedAddress{Addr: a, Pool: pool})
 	}
-	slices.SortFunc(addrs, netip.Addr.Compare)
+	slices.SortFunc(addrs, func(a, b config.ClaimedAddress) int { return a.Addr.Compare(b.Addr) })
 	policy := []TrafficPolicy{TrafficPolicyLocal, TrafficPolicyCluster}[w.rng.IntN(2)]
-	return svc(name, policy, slices.Compact(addrs), w.endpoints(), w.endpoints())
+	return claimedSvc(name, policy, addrs, w.endpoints(), w.endpoints())
 }
 
 // step changes one random thing, mostly a Service, as informer events do.

@@ -42,6 +42,7 @@ type speaker struct {
 
 	services     corelisters.ServiceLister
 	slices       cache.Indexer
+	claims       heraldlisters.AddressClaimLister
 	nodes        corelisters.NodeLister
 	secrets      corelisters.SecretLister
 	pools        heraldlisters.IPPoolLister
@@ -49,6 +50,7 @@ type speaker struct {
 	peers        heraldlisters.BGPPeerLister
 	bgpads       heraldlisters.BGPAdvertisementLister
 	statusLister heraldlisters.SpeakerStatusLister
+	badClaims    *badClaims
 
 	members    *membership
 	l2         *layer2.Announcer
@@ -57,8 +59,11 @@ type speaker struct {
 	bgpSeen    map[string]bgpWatch // owned by the loop
 	badPeers   []bgp.PeerStatus    // owned by the loop, see unusablePeers
 	status     *statusWriter
-	recorder   record.EventRecorder
-	metrics    *metrics
+	// statusForHandlers is status, published for the informers' handlers,
+	// which run on their own goroutines from before status exists.
+	statusForHandlers atomic.Pointer[statusWriter]
+	recorder          record.EventRecorder
+	metrics           *metrics
 
 	trigger     chan struct{}
 	settled     chan netip.Addr
@@ -175,7 +180,7 @@ func (s *speaker) reconcile(ctx context.Context) (took time.Duration) {
 	var computed, applied time.Time
 	defer func() {
 		took = time.Since(start)
-		s.health.lastLoop.Store(time.Now().UnixNano())
+		s.health.markLoop()
 		s.metrics.reconciles.Inc()
 		s.metrics.reconcileSeconds.Observe(took.Seconds())
 		if took >= slowReconcile && !computed.IsZero() && !applied.IsZero() {
@@ -297,11 +302,12 @@ func (s *speaker) buildModel() *config.Model {
 }
 
 // gatherServices summarises the Services this speaker serves that have
-// addresses, with their endpoints, as seen at now: it rebuilds the
-// summaries of the Services whose Service or EndpointSlices changed since
-// the last call, or with a node that has settled since (SettleTracker).
+// claimed addresses, with their endpoints, as seen at now: it rebuilds the
+// summaries of the Services whose Service, EndpointSlices or AddressClaims
+// changed since the last call, or with a node that has settled since
+// (SettleTracker).
 func (s *speaker) gatherServices(now time.Time) []Service {
-	out, _ := s.sums.update(s.services, s.slices, s.cfg.LoadBalancerClass, now)
+	out, _ := s.sums.update(caches{services: s.services, slices: s.slices, claims: s.claims}, s.cfg.LoadBalancerClass, now)
 	s.uids = s.sums.uids
 	return out
 }

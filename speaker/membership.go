@@ -301,15 +301,37 @@ func (m *membership) Verdicts(services []Service) (down map[string]bool, withdra
 	return down, withdrawn
 }
 
+// publishedMeta returns meta as the other members decode it from the
+// metadata this member publishes (memberlist.MetaMaxSize bytes), and how
+// many withdrawn hashes did not fit.
+func publishedMeta(meta memberMeta) (memberMeta, int) {
+	b, dropped := meta.encode(memberlist.MetaMaxSize)
+	out, err := decodeMeta(b)
+	if err != nil {
+		// encode and decodeMeta are each other's inverse; a failure here is
+		// a bug, and the node then claims no withdrawal, like its peers.
+		return memberMeta{MACs: meta.MACs, DataPlaneDown: meta.DataPlaneDown}, len(meta.Withdrawn)
+	}
+	return out, dropped
+}
+
 // SetLocal publishes new metadata for this member if it changed.
 func (m *membership) SetLocal(meta memberMeta) error {
 	slices.Sort(meta.Withdrawn)
 	meta.Withdrawn = slices.Compact(meta.Withdrawn)
+	// The node judges itself by what the others can read, never by more:
+	// hashes beyond memberlist's metadata limit are left out of its own view
+	// too, so every speaker's election sees the same withdrawals.
+	published, dropped := publishedMeta(meta)
 	m.mu.Lock()
 	same := metaEqual(m.local, meta)
 	m.local = meta
-	m.peers[m.self] = meta
+	m.peers[m.self] = published
 	m.mu.Unlock()
+	if dropped > 0 && !same && m.log != nil {
+		m.log.Warn("too many withdrawn Services for the member metadata; those left out stay announced by this node, as every speaker sees it",
+			"withdrawn", len(meta.Withdrawn), "leftOut", dropped)
+	}
 	if same {
 		return nil
 	}

@@ -1,6 +1,7 @@
 package speaker
 
 import (
+	"fmt"
 	"net"
 	"strconv"
 	"testing"
@@ -159,5 +160,43 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 			t.Fatalf("timed out after %v waiting until %s", timeout, what)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestWithdrawalsBeyondTheMetadataLimitViewsAgree: a node that withdraws
+// more Services than its 512 bytes of metadata can carry judges itself by
+// what it published, so its own view of the withdrawals equals its peer's,
+// whatever the number.
+func TestWithdrawalsBeyondTheMetadataLimitViewsAgree(t *testing.T) {
+	key := []byte("0123456789abcdef")
+	a, aPort := startMember(t, "a", key, nil)
+	b, _ := startMember(t, "b", key, nil)
+	var services []Service
+	var hashes []uint64
+	for i := range 200 {
+		k := ServiceKey{"default", fmt.Sprintf("svc-%03d", i)}
+		services = append(services, Service{Key: k})
+		hashes = append(hashes, serviceHash(k))
+	}
+	if err := a.SetLocal(memberMeta{Withdrawn: hashes}); err != nil {
+		t.Fatal(err)
+	}
+	if n := b.Join([]string{joinAddress("127.0.0.1", aPort)}); n != 1 {
+		t.Fatalf("b joined %d members, want 1", n)
+	}
+	waitFor(t, 5*time.Second, "both see two live members", func() bool {
+		return len(a.Alive()) == 2 && len(b.Alive()) == 2
+	})
+	var own, peer map[ServiceKey][]string
+	waitFor(t, 5*time.Second, "b sees a's withdrawals", func() bool {
+		_, own = a.Verdicts(services)
+		_, peer = b.Verdicts(services)
+		return len(peer) > 0
+	})
+	if diff := cmp.Diff(own, peer); diff != "" {
+		t.Errorf("a's own view and b's view of a's withdrawals differ (-a +b):\n%s", diff)
+	}
+	if len(own) == 0 || len(own) == len(services) {
+		t.Errorf("a withdraws %d of %d Services in everyone's view; want some but not all (the metadata holds about 60)", len(own), len(services))
 	}
 }

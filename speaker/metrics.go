@@ -25,7 +25,7 @@ type metrics struct {
 	bgpStateChanges *prometheus.CounterVec
 }
 
-func newMetrics(reg prometheus.Registerer, stats func() layer2.Stats, members func() (alive, gone int)) *metrics {
+func newMetrics(reg prometheus.Registerer, stats func() layer2.Stats, members func() (alive, gone int), invalidClaims func() int) *metrics {
 	m := &metrics{
 		announced: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "herald_speaker_announced_addresses",
@@ -79,7 +79,11 @@ func newMetrics(reg prometheus.Registerer, stats func() layer2.Stats, members fu
 	}
 	reg.MustRegister(m.announced, m.ownershipChanges, m.conflicts, m.reconciles, m.reconcileSeconds, m.statusWrites, m.events, m.kubeProxyProbes,
 		m.bgpSessionUp, m.bgpAdvertised, m.bgpBFDState, m.bgpStateChanges,
-		&wireCollector{stats: stats}, &memberCollector{members: members})
+		&wireCollector{stats: stats}, &memberCollector{members: members},
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "herald_speaker_invalid_address_claims",
+			Help: "AddressClaims in the speaker's cache that fail validation and are ignored: their addresses are not announced.",
+		}, func() float64 { return float64(invalidClaims()) }))
 	return m
 }
 

@@ -13,6 +13,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/herald-dev/herald/config"
+	heraldlisters "github.com/herald-dev/herald/config/generated/listers/config/v1alpha1"
 	"github.com/herald-dev/herald/config/v1alpha1"
 )
 
@@ -23,6 +24,7 @@ import (
 type scaleCluster struct {
 	services cache.Indexer
 	slices   cache.Indexer
+	claims   cache.Indexer
 	nodes    []Node
 	model    *config.Model
 }
@@ -32,6 +34,7 @@ func newScaleCluster(tb testing.TB, n, perService, nodes int) *scaleCluster {
 	c := &scaleCluster{
 		services: cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc}),
 		slices:   cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{serviceIndex: sliceServiceKey}),
+		claims:   cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{}),
 		model: config.Build(config.Snapshot{
 			IPPools:          []*v1alpha1.IPPool{{ObjectMeta: metav1.ObjectMeta{Name: "v6"}, Spec: v1alpha1.IPPoolSpec{Addresses: []string{"2001:db8:1::/96"}}}},
 			L2Advertisements: []*v1alpha1.L2Advertisement{{ObjectMeta: metav1.ObjectMeta{Name: "all"}}},
@@ -66,6 +69,9 @@ func newScaleCluster(tb testing.TB, n, perService, nodes int) *scaleCluster {
 		if err := c.slices.Add(trimEndpointSlice(es, in)); err != nil {
 			tb.Fatal(err)
 		}
+		if err := c.claims.Add(trimAddressClaim(claimFor(a, "v6", holder(s, v1alpha1.HolderLoadBalancer)))); err != nil {
+			tb.Fatal(err)
+		}
 	}
 	return c
 }
@@ -75,6 +81,7 @@ func (c *scaleCluster) speaker() *speaker {
 		cfg:      Config{NodeName: "node1"},
 		services: corelisters.NewServiceLister(c.services),
 		slices:   c.slices,
+		claims:   heraldlisters.NewAddressClaimLister(c.claims),
 		sums:     newSummaries(),
 		inc:      NewIncremental(),
 	}

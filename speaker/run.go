@@ -189,7 +189,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 
 	s := &speaker{cfg: cfg, log: log, kube: kube, herald: herald, trigger: make(chan struct{}, 1), settled: make(chan netip.Addr, 64), interner: newInterner(), health: cfg.Health,
-		sums: newSummaries(), inc: NewIncremental()}
+		sums: newSummaries(), inc: NewIncremental(), badClaims: newBadClaims(log)}
 	s.configDirty.Store(true)
 	if err := s.startInformers(ctx); err != nil {
 		return err
@@ -234,7 +234,7 @@ func Run(ctx context.Context, cfg Config) error {
 		func(o bgp.Options) (bgpSpeaker, error) { return bgp.New(o) })
 	s.announcers = append(s.announcers, s.bgp)
 
-	s.metrics = newMetrics(cfg.Registry, s.l2.Stats, s.members.counts)
+	s.metrics = newMetrics(cfg.Registry, s.l2.Stats, s.members.counts, s.badClaims.count)
 	s.status = newStatusWriter(herald, s.statusLister, cfg.NodeName, cfg.StatusInterval, s.nodeUID, func(err error) {
 		if err != nil {
 			s.metrics.statusWrites.WithLabelValues("error").Inc()
@@ -243,6 +243,7 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		s.metrics.statusWrites.WithLabelValues("ok").Inc()
 	})
+	s.statusForHandlers.Store(s.status)
 
 	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: kube.CoreV1().Events("")})
@@ -305,6 +306,8 @@ func (s *speaker) startInformers(ctx context.Context) error {
 	h := hf.Herald().V1alpha1()
 	s.pools, s.l2ads, s.peers, s.bgpads = h.IPPools().Lister(), h.L2Advertisements().Lister(), h.BGPPeers().Lister(), h.BGPAdvertisements().Lister()
 	s.statusLister = h.SpeakerStatuses().Lister()
+	claimInf := h.AddressClaims()
+	s.claims = claimInf.Lister()
 	var secrets cache.SharedIndexInformer
 	if s.cfg.Namespace != "" {
 		secrets = sf.Core().V1().Secrets().Informer()
@@ -333,10 +336,17 @@ func (s *speaker) startInformers(ctx context.Context) error {
 		UpdateFunc: func(old, o any) { s.sums.markSlice(old); s.sums.markSlice(o); s.poke() },
 		DeleteFunc: func(o any) { s.sums.markSlice(o); s.poke() },
 	}
+	// A claim marks the Services it lists (before and after an update)
+	// dirty: they are the only ones whose addresses it decides.
+	claimChanged := cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(o any) { s.badClaims.observe(o); s.sums.markClaim(o); s.poke() },
+		UpdateFunc: func(old, o any) { s.badClaims.observe(o); s.sums.markClaim(old); s.sums.markClaim(o); s.poke() },
+		DeleteFunc: func(o any) { s.badClaims.forget(o); s.sums.markClaim(o); s.poke() },
+	}
 	for _, w := range []struct {
 		inf cache.SharedIndexInformer
 		h   cache.ResourceEventHandler
-	}{{svcInf.Informer(), serviceChanged}, {sliceInf.Informer(), sliceChanged}, {nodeInf.Informer(), changed}} {
+	}{{svcInf.Informer(), serviceChanged}, {sliceInf.Informer(), sliceChanged}, {nodeInf.Informer(), changed}, {claimInf.Informer(), claimChanged}} {
 		if _, err := w.inf.AddEventHandler(w.h); err != nil {
 			return fmt.Errorf("speaker: watch: %w", err)
 		}
@@ -352,8 +362,10 @@ func (s *speaker) startInformers(ctx context.Context) error {
 		}
 	}
 	own := func(obj any) {
-		if o, ok := obj.(interface{ GetName() string }); ok && o.GetName() == s.cfg.NodeName && s.status != nil {
-			s.status.recheck()
+		if o, ok := obj.(interface{ GetName() string }); ok && o.GetName() == s.cfg.NodeName {
+			if w := s.statusForHandlers.Load(); w != nil {
+				w.recheck()
+			}
 		}
 	}
 	if _, err := h.SpeakerStatuses().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
@@ -472,17 +484,26 @@ func (s *speaker) poke() {
 
 // Health tells whether the speaker works, for /healthz and /readyz.
 type Health struct {
-	ready    atomic.Bool
-	lastLoop atomic.Int64 // unix nanoseconds of the last reconcile
+	ready atomic.Bool
+	// lastLoop is when the last reconcile ran, with its monotonic clock
+	// reading, so that a step of the wall clock (NTP, a VM resumed) never
+	// makes a working speaker look stuck and get restarted.
+	lastLoop atomic.Pointer[time.Time]
 	resync   atomic.Int64 // time.Duration
 }
 
+// markLoop records that a reconcile ran now.
+func (h *Health) markLoop() {
+	now := time.Now()
+	h.lastLoop.Store(&now)
+}
+
 // Healthy returns an error when the reconcile loop has not run for three
-// resync intervals.
+// resync intervals, by the monotonic clock.
 func (h *Health) Healthy() error {
 	last, resync := h.lastLoop.Load(), time.Duration(h.resync.Load())
-	if last != 0 && resync > 0 && time.Since(time.Unix(0, last)) > 3*resync {
-		return fmt.Errorf("speaker: no reconcile since %v", time.Unix(0, last).UTC())
+	if last != nil && resync > 0 && time.Since(*last) > 3*resync {
+		return fmt.Errorf("speaker: no reconcile since %v", last.UTC().Format(time.RFC3339Nano))
 	}
 	return nil
 }

@@ -2,7 +2,6 @@ package speaker
 
 import (
 	"net/netip"
-	"slices"
 	"strings"
 
 	"github.com/herald-dev/herald/config"
@@ -28,10 +27,11 @@ func compareServiceKeys(a, b ServiceKey) int {
 type Service struct {
 	// Key names the Service.
 	Key ServiceKey
-	// Addresses are the addresses to announce: the IPs of
-	// status.loadBalancer.ingress (type LoadBalancer only) and the external
-	// IPs the controller accepted. Unmapped, without zones, unique, sorted.
-	Addresses []netip.Addr
+	// Addresses are the addresses to announce, each with the pool whose
+	// advertisements announce it: the pool of its AddressClaim, whatever
+	// the pools' ranges say now (see config.ClaimedAddresses). Unmapped,
+	// without zones, unique, sorted by address.
+	Addresses []config.ClaimedAddress
 	// TrafficPolicy is spec.externalTrafficPolicy.
 	TrafficPolicy TrafficPolicy
 	// HealthCheckNodePort is spec.healthCheckNodePort (Local only), 0 when unset.
@@ -59,18 +59,4 @@ func ServesClass(svc *corev1.Service, class string) bool {
 		return class == ""
 	}
 	return *svc.Spec.LoadBalancerClass == class
-}
-
-// ServiceAddresses returns the addresses a speaker may announce for svc:
-// the IPs of status.loadBalancer.ingress when svc is of type LoadBalancer,
-// and the entries of spec.externalIPs that the controller accepted (see
-// config.AcceptedExternalIPs). The result is unmapped, unique and sorted.
-func ServiceAddresses(svc *corev1.Service) []netip.Addr {
-	var out []netip.Addr
-	if svc.Spec.Type == corev1.ServiceTypeLoadBalancer {
-		out = append(out, config.LoadBalancerAddresses(svc)...)
-	}
-	out = append(out, config.AcceptedExternalIPs(svc)...)
-	slices.SortFunc(out, netip.Addr.Compare)
-	return slices.Compact(out)
 }

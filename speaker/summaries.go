@@ -2,6 +2,7 @@ package speaker
 
 import (
 	"cmp"
+	"net/netip"
 	goslices "slices"
 	"strings"
 	"sync"
@@ -14,13 +15,18 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/herald-dev/herald/config"
+	heraldlisters "github.com/herald-dev/herald/config/generated/listers/config/v1alpha1"
+	"github.com/herald-dev/herald/config/v1alpha1"
 )
 
 // summaries keeps the Service summary (addresses, policy, endpoints per
 // family) of every Service the speaker serves, and rebuilds only those of
-// the Services whose Service or EndpointSlices changed since the last
-// reconcile. The informer handlers mark keys dirty (any goroutine); the
-// loop calls update, which reads the caches for the dirty keys only.
+// the Services whose Service, EndpointSlices or AddressClaims changed since
+// the last reconcile. The informer handlers mark keys dirty (any
+// goroutine); the loop calls update, which reads the caches for the dirty
+// keys only.
 // rebuildAll makes the next update rebuild every summary (the start, and a
 // periodic safety net).
 type summaries struct {
@@ -70,6 +76,28 @@ func (m *summaries) markSlice(obj any) {
 	}
 }
 
+// markClaim marks dirty the Services an AddressClaim informer event's
+// claim lists as holders. The update handler calls it with the old and the
+// new object, so the Services a claim gained and lost are both rebuilt. A
+// claim names its holders, so no index is needed to find them; a claim
+// that fails config.ClaimOf marks its holders all the same, since they
+// must stop announcing its address.
+func (m *summaries) markClaim(obj any) {
+	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = d.Obj
+	}
+	c, ok := obj.(*v1alpha1.AddressClaim)
+	if !ok {
+		m.rebuildAll()
+		return
+	}
+	for _, h := range c.Spec.Holders {
+		if h.Namespace != "" && h.Name != "" {
+			m.mark(ServiceKey{h.Namespace, h.Name})
+		}
+	}
+}
+
 func (m *summaries) mark(k ServiceKey) {
 	m.mu.Lock()
 	m.dirty[k] = struct{}{}
@@ -99,7 +127,7 @@ func (m *summaries) take() (dirty map[ServiceKey]struct{}, all bool) {
 // Besides the dirty Services it rebuilds those with a node that has
 // settled by now (takeover), so their summaries change and only their
 // addresses are recomputed.
-func (m *summaries) update(services corelisters.ServiceLister, slices cache.Indexer, class string, now time.Time) (out []Service, rebuilt int) {
+func (m *summaries) update(c caches, class string, now time.Time) (out []Service, rebuilt int) {
 	dirty, all := m.take()
 	if m.takeover != nil {
 		for _, k := range m.takeover.Due(now) {
@@ -107,11 +135,11 @@ func (m *summaries) update(services corelisters.ServiceLister, slices cache.Inde
 		}
 	}
 	if all {
-		list, _ := services.List(labels.Everything())
+		list, _ := c.services.List(labels.Everything())
 		m.byKey = make(map[ServiceKey]Service, len(list))
 		m.uids = make(map[ServiceKey]types.UID, len(list))
 		for _, svc := range list {
-			m.set(ServiceKey{svc.Namespace, svc.Name}, svc, slices, class, now)
+			m.set(ServiceKey{svc.Namespace, svc.Name}, svc, c, class, now)
 		}
 		rebuilt = len(list)
 		if m.takeover != nil {
@@ -122,13 +150,13 @@ func (m *summaries) update(services corelisters.ServiceLister, slices cache.Inde
 		}
 	} else {
 		for k := range dirty {
-			svc, err := services.Services(k.Namespace).Get(k.Name)
+			svc, err := c.services.Services(k.Namespace).Get(k.Name)
 			if err != nil && !apierrors.IsNotFound(err) {
 				// A lister only fails with NotFound; should that change,
 				// read everything next time.
 				m.rebuildAll()
 			}
-			m.set(k, svc, slices, class, now)
+			m.set(k, svc, c, class, now)
 		}
 		rebuilt = len(dirty)
 	}
@@ -141,10 +169,10 @@ func (m *summaries) update(services corelisters.ServiceLister, slices cache.Inde
 
 // set stores the summary of Service k (svc, nil when gone) as seen at now,
 // or removes it when the speaker does not announce it.
-func (m *summaries) set(k ServiceKey, svc *corev1.Service, slices cache.Indexer, class string, now time.Time) {
+func (m *summaries) set(k ServiceKey, svc *corev1.Service, c caches, class string, now time.Time) {
 	sv, ok := Service{}, false
 	if svc != nil && ServesClass(svc, class) {
-		sv, ok = summarise(svc, slices)
+		sv, ok = summarise(svc, c)
 	}
 	if !ok {
 		delete(m.byKey, k)
@@ -161,10 +189,34 @@ func (m *summaries) set(k ServiceKey, svc *corev1.Service, slices cache.Indexer,
 	m.uids[k] = svc.UID
 }
 
-// summarise returns what the speaker needs of svc and its EndpointSlices,
-// or false when svc has no address to announce.
-func summarise(svc *corev1.Service, slices cache.Indexer) (Service, bool) {
-	addrs := ServiceAddresses(svc)
+// caches are the informer caches a Service summary is read from.
+type caches struct {
+	services corelisters.ServiceLister
+	// slices are the EndpointSlices, indexed by Service (serviceIndex).
+	slices cache.Indexer
+	claims heraldlisters.AddressClaimLister
+}
+
+// claimOf returns the claim of addr, if the cache holds a valid one. A
+// claim that fails config.ClaimOf counts as none: its address is not
+// announced (the claims handler reports it, see badClaims).
+func (c caches) claimOf(addr netip.Addr) (config.Claim, bool) {
+	obj, err := c.claims.Get(config.ClaimName(addr))
+	if err != nil {
+		return config.Claim{}, false
+	}
+	claim, err := config.ClaimOf(obj)
+	if err != nil {
+		return config.Claim{}, false
+	}
+	return claim, true
+}
+
+// summarise returns what the speaker needs of svc, its AddressClaims and
+// its EndpointSlices, or false when svc has no address to announce: the
+// addresses it asks for whose claims list it (config.ClaimedAddresses).
+func summarise(svc *corev1.Service, c caches) (Service, bool) {
+	addrs := config.ClaimedAddresses(svc, c.claimOf)
 	if len(addrs) == 0 {
 		return Service{}, false
 	}
@@ -175,7 +227,7 @@ func summarise(svc *corev1.Service, slices cache.Indexer) (Service, bool) {
 	} else {
 		sv.TrafficPolicy = TrafficPolicyCluster
 	}
-	objs, _ := slices.ByIndex(serviceIndex, key.String())
+	objs, _ := c.slices.ByIndex(serviceIndex, key.String())
 	var v4, v6 []*discoveryv1.EndpointSlice
 	for _, o := range objs {
 		es := o.(*discoveryv1.EndpointSlice)

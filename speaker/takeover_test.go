@@ -64,10 +64,12 @@ func TestTakeoverDelayInTheLoop(t *testing.T) {
 				t.Fatal(err)
 			}
 
+			claims, _ := claimLister(t, claimFor(lbV4, "lan", holder(svc, v1alpha1.HolderLoadBalancer)))
 			s := &speaker{
 				cfg:      Config{NodeName: "n1", TakeoverDelay: tt.delay},
 				services: corelisters.NewServiceLister(services),
 				slices:   slices,
+				claims:   claims,
 				sums:     newSummaries(),
 				inc:      NewIncremental(),
 			}
@@ -137,10 +139,12 @@ func TestFirstPodsMomentsApart(t *testing.T) {
 				return trimEndpointSlice(es, in)
 			}
 			self := rank[1] // the node that announces first, then must stop
+			claims, _ := claimLister(t, claimFor(lbV4, "lan", v1alpha1.AddressHolder{Namespace: "default", Name: "web", UID: "u", As: v1alpha1.HolderLoadBalancer}))
 			s := &speaker{
 				cfg:      Config{NodeName: self, TakeoverDelay: delay},
 				services: corelisters.NewServiceLister(services),
 				slices:   slices,
+				claims:   claims,
 				sums:     newSummaries(),
 				inc:      NewIncremental(),
 			}

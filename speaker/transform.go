@@ -9,7 +9,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/cache"
 
-	"github.com/herald-dev/herald/config"
 	"github.com/herald-dev/herald/config/v1alpha1"
 )
 
@@ -32,6 +31,8 @@ func transformObject(in *interner) cache.TransformFunc {
 			return trimNode(o), nil
 		case *v1alpha1.SpeakerStatus:
 			return trimSpeakerStatus(o), nil
+		case *v1alpha1.AddressClaim:
+			return trimAddressClaim(o), nil
 		case metav1.Object:
 			if acc, err := meta.Accessor(o); err == nil {
 				acc.SetManagedFields(nil)
@@ -55,8 +56,9 @@ func trimmedMeta(m metav1.ObjectMeta, labels map[string]string) metav1.ObjectMet
 	}
 }
 
-// trimService keeps what ServiceAddresses, ServesClass and eligibility
-// read. A Service without any address to announce is reduced to its name.
+// trimService keeps what config.ClaimedAddresses, ServesClass and
+// eligibility read. A Service without any address to announce is reduced
+// to its name.
 func trimService(s *corev1.Service) *corev1.Service {
 	out := &corev1.Service{ObjectMeta: trimmedMeta(s.ObjectMeta, nil)}
 	if s.Spec.Type != corev1.ServiceTypeLoadBalancer && len(s.Spec.ExternalIPs) == 0 {
@@ -74,8 +76,24 @@ func trimService(s *corev1.Service) *corev1.Service {
 			out.Status.LoadBalancer.Ingress = append(out.Status.LoadBalancer.Ingress, corev1.LoadBalancerIngress{IP: ing.IP})
 		}
 	}
-	if c := meta.FindStatusCondition(s.Status.Conditions, config.ConditionExternalIPsAccepted); c != nil {
-		out.Status.Conditions = []metav1.Condition{{Type: c.Type, Status: c.Status, Message: c.Message}}
+	return out
+}
+
+// trimAddressClaim keeps what config.ClaimOf and ClaimedAddresses read:
+// the address, its family and pool, and each holder's name, UID and how it
+// holds the address. The holders' sharing terms are the allocators'.
+func trimAddressClaim(c *v1alpha1.AddressClaim) *v1alpha1.AddressClaim {
+	out := &v1alpha1.AddressClaim{
+		ObjectMeta: trimmedMeta(c.ObjectMeta, nil),
+		Spec: v1alpha1.AddressClaimSpec{
+			Address: c.Spec.Address, Family: c.Spec.Family, Pool: c.Spec.Pool, HolderCount: c.Spec.HolderCount,
+		},
+	}
+	if len(c.Spec.Holders) > 0 {
+		out.Spec.Holders = make([]v1alpha1.AddressHolder, len(c.Spec.Holders))
+		for i, h := range c.Spec.Holders {
+			out.Spec.Holders[i] = v1alpha1.AddressHolder{Namespace: h.Namespace, Name: h.Name, UID: h.UID, As: h.As}
+		}
 	}
 	return out
 }

@@ -49,13 +49,16 @@ func TestTransformsKeepWhatTheSpeakerReads(t *testing.T) {
 		},
 		Status: corev1.ServiceStatus{
 			LoadBalancer: corev1.LoadBalancerStatus{Ingress: []corev1.LoadBalancerIngress{{IP: "198.51.100.130"}}},
-			Conditions:   []metav1.Condition{{Type: config.ConditionExternalIPsAccepted, Status: metav1.ConditionTrue, Message: `Accepted 203.0.113.5 from IPPool "x".`}},
 		},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("trimmed Service (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff(ServiceAddresses(before), ServiceAddresses(got.(*corev1.Service)), cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
+	// Every address claimed for the Service, either way.
+	claimAll := func(a netip.Addr) (config.Claim, bool) {
+		return config.Claim{Addr: a, Pool: "p", Holders: []config.ClaimHolder{{UID: "u1"}, {UID: "u1", ExternalIP: true}}}, true
+	}
+	if diff := cmp.Diff(config.ClaimedAddresses(before, claimAll), config.ClaimedAddresses(got.(*corev1.Service), claimAll), cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
 		t.Errorf("the trimmed Service announces other addresses (-full +trimmed):\n%s", diff)
 	}
 
@@ -110,6 +113,35 @@ func TestTransformsKeepWhatTheSpeakerReads(t *testing.T) {
 	gotSt, _ := tf(st)
 	if s := gotSt.(*v1alpha1.SpeakerStatus); len(s.Status.Layer2) != 0 || len(s.Status.Conditions) != 1 {
 		t.Errorf("trimmed SpeakerStatus: %+v", s.Status)
+	}
+
+	claim := &v1alpha1.AddressClaim{
+		ObjectMeta: metav1.ObjectMeta{Name: "2001-db8--7", ResourceVersion: "9", ManagedFields: managed, Annotations: map[string]string{"a": "b"}},
+		Spec: v1alpha1.AddressClaimSpec{Address: "2001:db8::7", Family: "IPv6", Pool: "lan", HolderCount: 2, Holders: []v1alpha1.AddressHolder{
+			{Namespace: "shop", Name: "web", UID: "u1", As: v1alpha1.HolderLoadBalancer, SharingKey: "k", BackendKey: "b", Ports: []v1alpha1.HolderPort{{Protocol: "TCP", Port: 80}}},
+			{Namespace: "shop", Name: "web-udp", UID: "u2", As: v1alpha1.HolderExternalIP},
+		}},
+	}
+	beforeClaim := claim.DeepCopy()
+	gotClaim, _ := tf(claim)
+	if diff := cmp.Diff(beforeClaim, claim); diff != "" {
+		t.Errorf("transform changed the AddressClaim (-before +after):\n%s", diff)
+	}
+	wantClaim := &v1alpha1.AddressClaim{
+		ObjectMeta: metav1.ObjectMeta{Name: "2001-db8--7", ResourceVersion: "9"},
+		Spec: v1alpha1.AddressClaimSpec{Address: "2001:db8::7", Family: "IPv6", Pool: "lan", HolderCount: 2, Holders: []v1alpha1.AddressHolder{
+			{Namespace: "shop", Name: "web", UID: "u1", As: v1alpha1.HolderLoadBalancer},
+			{Namespace: "shop", Name: "web-udp", UID: "u2", As: v1alpha1.HolderExternalIP},
+		}},
+	}
+	if diff := cmp.Diff(wantClaim, gotClaim); diff != "" {
+		t.Errorf("trimmed AddressClaim (-want +got):\n%s", diff)
+	}
+	full, errFull := config.ClaimOf(claim)
+	trimmedClaim, errTrimmed := config.ClaimOf(gotClaim.(*v1alpha1.AddressClaim))
+	if errFull != nil || errTrimmed != nil || full.Addr != trimmedClaim.Addr || full.Pool != trimmedClaim.Pool ||
+		!trimmedClaim.Holds("u1", false) || !trimmedClaim.Holds("u2", true) || trimmedClaim.Holds("u1", true) {
+		t.Errorf("the trimmed AddressClaim reads differently: %+v (%v), full %+v (%v)", trimmedClaim, errTrimmed, full, errFull)
 	}
 }
 

@@ -29,7 +29,7 @@ import (
 // +kubebuilder:printcolumn:name="Namespace",type=string,JSONPath=".spec.holders[0].namespace",description="The first holder's namespace."
 // +kubebuilder:printcolumn:name="Service",type=string,JSONPath=".spec.holders[0].name",description="The first holder (kubectl describe lists them all)."
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=".metadata.creationTimestamp"
-// +kubebuilder:validation:XValidation:rule="self.metadata.name == (self.spec.address.startsWith(':') ? '0' : ”) + self.spec.address.replace(':', '-') + (self.spec.address.endsWith(':') ? '0' : ”)",messageExpression="'an AddressClaim is named by its address, with colons written as dashes (2001:db8::7 is named 2001-db8--7, and a leading or trailing :: gets a 0): name it ' + (self.spec.address.startsWith(':') ? '0' : ”) + self.spec.address.replace(':', '-') + (self.spec.address.endsWith(':') ? '0' : ”)",reason=FieldValueInvalid
+// +kubebuilder:validation:XValidation:rule="self.metadata.name == ((self.spec.address.startsWith(':') ? '0' + self.spec.address : self.spec.address).endsWith(':') ? (self.spec.address.startsWith(':') ? '0' + self.spec.address : self.spec.address) + '0' : (self.spec.address.startsWith(':') ? '0' + self.spec.address : self.spec.address)).replace(':', '-')",message="an AddressClaim is named by its address, with colons written as dashes (2001:db8::7 is named 2001-db8--7; a leading or trailing :: gets a 0: 2001:db8:: is named 2001-db8--0)",reason=FieldValueInvalid
 type AddressClaim struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`

@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"k8s.io/apimachinery/pkg/api/meta"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -112,7 +113,16 @@ func checkLive(t *testing.T, cp *controlplane.ControlPlane, objs []*unstructured
 			t.Errorf("%s: the apiserver serves no such kind: %v", id, err)
 			continue
 		}
-		live, err := client.Resource(mapping.Resource).Namespace(want.GetNamespace()).Get(t.Context(), want.GetName(), metav1.GetOptions{})
+		ns := want.GetNamespace()
+		if mapping.Scope.Name() == meta.RESTScopeNameRoot {
+			// kubectl's kustomize does not know every cluster-scoped kind
+			// (ValidatingAdmissionPolicy) and gives it the namespace, which
+			// the apiserver drops.
+			ns = ""
+			want = want.DeepCopy()
+			want.SetNamespace("")
+		}
+		live, err := client.Resource(mapping.Resource).Namespace(ns).Get(t.Context(), want.GetName(), metav1.GetOptions{})
 		if err != nil {
 			t.Errorf("%s: %v", id, err)
 			continue

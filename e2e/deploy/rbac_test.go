@@ -449,6 +449,61 @@ func createSpeakerStatus(ctx context.Context, c clients) error {
 	return err
 }
 
+// claimAddr names the AddressClaim the claim cases read and write. Whether it exists
+// does not matter: RBAC decides before the apiserver looks the object up, and the
+// ValidatingAdmissionPolicy in deploy/controller/claims-policy.yaml refuses even the
+// admin's writes, so the test cannot make one.
+const claimAddr = "203.0.113.5"
+
+// readClaims gets, lists and watches AddressClaims, as the speaker's informer does.
+func readClaims(ctx context.Context, c clients) error {
+	claims := c.herald.HeraldV1alpha1().AddressClaims()
+	if _, err := claims.Get(ctx, claimAddr, metav1.GetOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		return err
+	}
+	if _, err := claims.List(ctx, metav1.ListOptions{}); err != nil {
+		return err
+	}
+	w, err := claims.Watch(ctx, metav1.ListOptions{})
+	if err != nil {
+		return err
+	}
+	w.Stop()
+	return nil
+}
+
+// claimObject is the claim of claimAddr held by the app's Service.
+func claimObject() *v1alpha1.AddressClaim {
+	return &v1alpha1.AddressClaim{
+		ObjectMeta: metav1.ObjectMeta{Name: claimAddr, ResourceVersion: "1"},
+		Spec: v1alpha1.AddressClaimSpec{Address: claimAddr, Family: "IPv4", Pool: fixturePool, HolderCount: 1, Holders: []v1alpha1.AddressHolder{{
+			Namespace: appNamespace, Name: appService, UID: "00000000-0000-0000-0000-000000000001", As: v1alpha1.HolderLoadBalancer,
+		}}},
+	}
+}
+
+func createClaim(ctx context.Context, c clients) error {
+	claim := claimObject()
+	claim.ResourceVersion = ""
+	_, err := c.herald.HeraldV1alpha1().AddressClaims().Create(ctx, claim, metav1.CreateOptions{FieldManager: c.account})
+	return err
+}
+
+func updateClaim(ctx context.Context, c clients) error {
+	_, err := c.herald.HeraldV1alpha1().AddressClaims().Update(ctx, claimObject(), metav1.UpdateOptions{FieldManager: c.account})
+	return err
+}
+
+func patchClaim(ctx context.Context, c clients) error {
+	_, err := c.herald.HeraldV1alpha1().AddressClaims().Patch(ctx, claimAddr, types.MergePatchType,
+		[]byte(`{"spec":{"pool":"another"}}`), metav1.PatchOptions{FieldManager: c.account})
+	return err
+}
+
+func deleteClaim(ctx context.Context, c clients) error {
+	return c.herald.HeraldV1alpha1().AddressClaims().Delete(ctx, claimAddr, metav1.DeleteOptions{})
+}
+
 // leaderElection creates (or finds) the controller's Lease, reads it and renews it.
 func leaderElection(ctx context.Context, c clients) error {
 	leases := c.kube.CoordinationV1().Leases(namespace)
@@ -538,7 +593,12 @@ func speakerCases() []rbacCase {
 		{"patch an Event", a, true, patchEvent},
 		{"read a BGP password Secret in herald-system", a, true, getHeraldSecret},
 		{"read and watch Secrets in herald-system", a, true, watchHeraldSecrets},
+		{"get, list and watch AddressClaims", a, true, readClaims},
 
+		{"create an AddressClaim", a, false, createClaim},
+		{"update an AddressClaim", a, false, updateClaim},
+		{"patch an AddressClaim", a, false, patchClaim},
+		{"delete an AddressClaim", a, false, deleteClaim},
 		{"update a Service", a, false, updateServiceSpec},
 		{"patch a Service", a, false, patchServiceSpec},
 		{"update a Service's status", a, false, updateServiceStatus},
@@ -577,6 +637,9 @@ func testCanI(t *testing.T, cp *controlplane.ControlPlane) {
 		{[]string{"delete", "services", "-n", appNamespace, sa(speakerAccount)}, false},
 		{[]string{"list", "endpointslices.discovery.k8s.io", "--all-namespaces", sa(speakerAccount)}, true},
 		{[]string{"update", "speakerstatuses.herald.dev", "--subresource=status", sa(speakerAccount)}, true},
+		{[]string{"watch", "addressclaims.herald.dev", sa(speakerAccount)}, true},
+		{[]string{"create", "addressclaims.herald.dev", sa(speakerAccount)}, false},
+		{[]string{"delete", "addressclaims.herald.dev", sa(speakerAccount)}, false},
 	} {
 		name := strings.Join(tt.args, " ")
 		t.Run(name, func(t *testing.T) {

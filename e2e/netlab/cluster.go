@@ -10,6 +10,8 @@ import (
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+
+	heraldclient "github.com/herald-dev/herald/config/generated/clientset/versioned"
 )
 
 // ClusterOptions configures NewCluster.
@@ -48,6 +50,9 @@ type Cluster struct {
 	// Kube is a client of the apiserver for the test process (nil without
 	// RESTConfig).
 	Kube kubernetes.Interface
+	// Herald is a client of Herald's resources for the test process (nil
+	// without RESTConfig).
+	Herald heraldclient.Interface
 	// APIServer is where processes in the lab reach the apiserver (the control-plane
 	// host's port 6443), and NodeKubeconfig a kubeconfig file that points there with
 	// RESTConfig's credentials. Both are empty without RESTConfig.

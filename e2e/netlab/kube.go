@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -22,6 +23,10 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/herald-dev/herald/config"
+	heraldclient "github.com/herald-dev/herald/config/generated/clientset/versioned"
+	"github.com/herald-dev/herald/config/v1alpha1"
 )
 
 // APIServerPort is the port the control-plane host forwards to the apiserver.
@@ -61,6 +66,9 @@ func (c *Cluster) connectControlPlane(t T, cfg *rest.Config) {
 	}
 	if c.Kube, err = kubernetes.NewForConfig(cfg); err != nil {
 		t.Fatalf("netlab: client: %v", err)
+	}
+	if c.Herald, err = heraldclient.NewForConfig(cfg); err != nil {
+		t.Fatalf("netlab: Herald client: %v", err)
 	}
 	for _, n := range c.Nodes {
 		if err := c.RegisterNode(t.Context(), n); err != nil {
@@ -348,8 +356,11 @@ func (c *Cluster) SetEndpoints(ctx context.Context, namespace, name string, eps 
 }
 
 // SetLoadBalancerIngress writes addrs to the Service's status.loadBalancer.ingress, as
-// Herald's controller would, so kube-proxy forwards traffic for them.
-func (c *Cluster) SetLoadBalancerIngress(ctx context.Context, namespace, name string, addrs ...netip.Addr) error {
+// Herald's controller would, so kube-proxy forwards traffic for them and a speaker may
+// announce them: it first claims each address in pool for the Service (WriteClaim), and
+// after the status write releases the addresses the status no longer names
+// (ReleaseClaim). The cluster's control plane needs Herald's CRDs.
+func (c *Cluster) SetLoadBalancerIngress(ctx context.Context, namespace, name, pool string, addrs ...netip.Addr) error {
 	if c.Kube == nil {
 		return errors.New("netlab: the cluster has no control plane (ClusterOptions.RESTConfig)")
 	}
@@ -358,6 +369,12 @@ func (c *Cluster) SetLoadBalancerIngress(ctx context.Context, namespace, name st
 	if err != nil {
 		return fmt.Errorf("netlab: get service %s/%s: %w", namespace, name, err)
 	}
+	for _, a := range addrs {
+		if err := WriteClaim(ctx, c.Herald, a, pool, svc, v1alpha1.HolderLoadBalancer); err != nil {
+			return err
+		}
+	}
+	old := config.LoadBalancerAddresses(svc)
 	svc.Status.LoadBalancer.Ingress = nil
 	for _, a := range addrs {
 		svc.Status.LoadBalancer.Ingress = append(svc.Status.LoadBalancer.Ingress,
@@ -365,6 +382,13 @@ func (c *Cluster) SetLoadBalancerIngress(ctx context.Context, namespace, name st
 	}
 	if _, err := svcs.UpdateStatus(ctx, svc, metav1.UpdateOptions{}); err != nil {
 		return fmt.Errorf("netlab: update status of service %s/%s: %w", namespace, name, err)
+	}
+	for _, a := range old {
+		if !slices.Contains(addrs, a) {
+			if err := ReleaseClaim(ctx, c.Herald, a, namespace, name, v1alpha1.HolderLoadBalancer); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }

@@ -19,7 +19,8 @@ import (
 // newKubeCluster starts a control plane and a two-node cluster with kube-proxy.
 func newKubeCluster(t *testing.T) *Cluster {
 	RequireRoot(t)
-	cp := controlplane.StartForTest(t, controlplane.Options{SkipCRDs: true})
+	// Herald's CRDs: SetLoadBalancerIngress writes AddressClaims.
+	cp := controlplane.StartForTest(t, controlplane.Options{})
 	return NewCluster(t, ClusterOptions{Nodes: 2, RESTConfig: cp.Config(), KubeProxy: cp.Binaries.KubeProxy})
 }
 
@@ -128,7 +129,7 @@ func TestNodePortReachesPod(t *testing.T) {
 
 	// A load-balancer address in status reaches the pod too, once routed to a node.
 	lb := netip.MustParseAddr("203.0.113.140")
-	if err := c.SetLoadBalancerIngress(t.Context(), "default", "web", lb); err != nil {
+	if err := c.SetLoadBalancerIngress(t.Context(), "default", "web", "netlab", lb); err != nil {
 		t.Fatal(err)
 	}
 	c.Client.AddRoute(netip.PrefixFrom(lb, 32), node2.Addr4(), "")
@@ -155,7 +156,7 @@ func TestClientReachesPodThroughRouter(t *testing.T) {
 		t.Fatal(err)
 	}
 	lb := netip.MustParseAddr("203.0.113.141")
-	if err := c.SetLoadBalancerIngress(t.Context(), "default", "web", lb); err != nil {
+	if err := c.SetLoadBalancerIngress(t.Context(), "default", "web", "netlab", lb); err != nil {
 		t.Fatal(err)
 	}
 	// The router installs what it learns (zebra), node1 advertises the address, the

@@ -12,7 +12,11 @@ import (
 	"time"
 
 	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/herald-dev/herald/config"
+	"github.com/herald-dev/herald/config/v1alpha1"
 	"github.com/herald-dev/herald/e2e/netlab"
 	"github.com/herald-dev/herald/e2e/speaker/speakerlab"
 	"github.com/herald-dev/herald/speaker"
@@ -139,6 +143,49 @@ func TestLayer2(t *testing.T) {
 		must(t, lab.SetNodeLabel(ctx, ranking[0], "node.kubernetes.io/exclude-from-external-load-balancers", nil))
 		answeredBy(t, lab, addr, 5*time.Second, ranking[0])
 		must(t, lab.DeleteService(ctx, "cluster"))
+	})
+
+	t.Run("the claim decides: its pool after a pool edit, its holder's UID", func(t *testing.T) {
+		addr := lbAddr(v4, 4)
+		must(t, lab.CreateService(ctx, speakerlab.ServiceSpec{Name: "claimed", Addresses: []netip.Addr{addr}}))
+		must(t, lab.SetEndpoints(ctx, "claimed", v4, speakerlab.EndpointState{Node: "node1"}))
+		owner := speaker.Ranking(addr, lab.NodeNames())[0]
+		answeredBy(t, lab, addr, 10*time.Second, owner)
+
+		// The pool no longer covers the address: its claim still names the
+		// pool, whose L2Advertisement still announces it.
+		pools := lab.Herald.HeraldV1alpha1().IPPools()
+		setPoolAddresses := func(addrs ...string) {
+			t.Helper()
+			pool, err := pools.Get(ctx, speakerlab.PoolName, metav1.GetOptions{})
+			must(t, err)
+			pool.Spec.Addresses = addrs
+			_, err = pools.Update(ctx, pool, metav1.UpdateOptions{})
+			must(t, err)
+		}
+		setPoolAddresses(netlab.L2PoolV6.String())
+		time.Sleep(2 * time.Second) // the speakers see the edit within milliseconds
+		answeredBy(t, lab, addr, time.Second, owner)
+		setPoolAddresses(netlab.L2PoolV4.String(), netlab.L2PoolV6.String())
+
+		// Without its claim the address is not announced, nor with a claim
+		// of a former Service of the same name (another UID).
+		svc, err := lab.Kube.CoreV1().Services(speakerlab.Namespace).Get(ctx, "claimed", metav1.GetOptions{})
+		must(t, err)
+		must(t, netlab.ReleaseClaim(ctx, lab.Herald, addr, speakerlab.Namespace, "claimed", ""))
+		answeredBy(t, lab, addr, 5*time.Second)
+		former := svc.DeepCopy()
+		former.UID = "00000000-0000-0000-0000-00000000f0f0"
+		must(t, netlab.WriteClaim(ctx, lab.Herald, addr, speakerlab.PoolName, former, v1alpha1.HolderLoadBalancer))
+		time.Sleep(2 * time.Second)
+		answeredBy(t, lab, addr, time.Second)
+		must(t, netlab.WriteClaim(ctx, lab.Herald, addr, speakerlab.PoolName, svc, v1alpha1.HolderLoadBalancer))
+		answeredBy(t, lab, addr, 5*time.Second, owner)
+		must(t, lab.DeleteService(ctx, "claimed"))
+		answeredBy(t, lab, addr, 5*time.Second)
+		if _, err := lab.Herald.HeraldV1alpha1().AddressClaims().Get(ctx, config.ClaimName(addr), metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			t.Errorf("after DeleteService, the claim of %s: %v, want it deleted", addr, err)
+		}
 	})
 
 	t.Run("the API going away does not stop announcements", func(t *testing.T) {

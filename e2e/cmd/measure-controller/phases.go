@@ -62,6 +62,9 @@ type latencyResult struct {
 	Rate         float64 // achieved creates per second
 	Latencies    []time.Duration
 	CreateErrors int
+	// Writes are the apiserver writes per Service during the phase, the
+	// Service creates left out (events, pool status and leases included).
+	Writes string
 }
 
 // latency creates n Services at rate per second, each from its own
@@ -69,6 +72,10 @@ type latencyResult struct {
 // each create response to the watch event showing its address.
 func (l *lab) latency(ctx context.Context, n int, rate float64) (latencyResult, error) {
 	interval := time.Duration(float64(time.Second) / rate)
+	writesBefore, err := apiserverWrites(ctx, l.kube)
+	if err != nil {
+		return latencyResult{}, err
+	}
 	created := make([]time.Time, n)
 	var retries atomic.Int64
 	var wg sync.WaitGroup
@@ -106,6 +113,13 @@ func (l *lab) latency(ctx context.Context, n int, rate float64) (latencyResult, 
 		res.Latencies = append(res.Latencies, at.Sub(created[i]))
 	}
 	slices.Sort(res.Latencies)
+	// Let the pool status refreshes that follow the last allocations land.
+	time.Sleep(2 * time.Second)
+	writesAfter, err := apiserverWrites(ctx, l.kube)
+	if err != nil {
+		return res, err
+	}
+	res.Writes = perService(writesBefore, writesAfter, n)
 	return res, nil
 }
 

@@ -46,6 +46,7 @@ func (r report) print(w io.Writer, services int) {
 		fmt.Fprintf(w, "| creation to address, %d Services at %.0f/s: p50 / p99 / max | %s / %s / %s | p99 < 100 ms: %s |\n",
 			l.Services, l.Rate, ms(percentile(l.Latencies, 50)), ms(p99), ms(l.Latencies[len(l.Latencies)-1]),
 			verdict(p99 < 100*time.Millisecond))
+		fmt.Fprintf(w, "| apiserver writes per new Service (its create left out) | %s | one claim, one status |\n", l.Writes)
 	}
 	if b := r.bulk; b != nil {
 		fmt.Fprintf(w, "| %d Services by 32 clients: all addressed after | %s (create phase %s, last address %s after the last create) | < 60 s: %s |\n",

@@ -5,8 +5,8 @@
 // and measurement commands need.
 //
 // Nothing runs a kubelet, kube-controller-manager or controller: the lab
-// writes the Nodes, the Services' status.loadBalancer.ingress and the
-// EndpointSlices itself. Each node host has kube-proxy's IPVS-mode view of a
+// writes the Nodes, the Services' AddressClaims and
+// status.loadBalancer.ingress, and the EndpointSlices itself. Each node host has kube-proxy's IPVS-mode view of a
 // load-balancer address (the address on a local interface that is not the
 // LAN's, with arp_ignore=1 and arp_announce=2 as kube-proxy's strictARP sets
 // them, see AddVIP) and a

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -12,6 +13,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
+	"github.com/herald-dev/herald/config"
+	"github.com/herald-dev/herald/config/v1alpha1"
 	"github.com/herald-dev/herald/e2e/netlab"
 )
 
@@ -20,13 +23,23 @@ type ServiceSpec struct {
 	Name string
 	// Local selects externalTrafficPolicy Local (default Cluster).
 	Local bool
-	// Addresses are written to status.loadBalancer.ingress, as the
-	// controller would.
+	// Addresses are claimed (in PoolOf's pool) and written to
+	// status.loadBalancer.ingress, as the controller would.
 	Addresses []netip.Addr
 }
 
-// CreateService creates a Service of type LoadBalancer and writes its
-// ingress addresses.
+// PoolOf returns the pool the lab claims addr in, as the controller would
+// have allocated it: RoutedPoolName for an address of netlab.RoutedPoolV4,
+// PoolName otherwise.
+func PoolOf(addr netip.Addr) string {
+	if netlab.RoutedPoolV4.Contains(addr) {
+		return RoutedPoolName
+	}
+	return PoolName
+}
+
+// CreateService creates a Service of type LoadBalancer, claims its
+// addresses and writes them to its ingress (SetIngress).
 func (l *Lab) CreateService(ctx context.Context, spec ServiceSpec) error {
 	svc := &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: spec.Name, Namespace: Namespace},
@@ -59,8 +72,18 @@ func (l *Lab) CreateService(ctx context.Context, spec ServiceSpec) error {
 	return l.SetIngress(ctx, created, spec.Addresses)
 }
 
-// SetIngress writes svc's status.loadBalancer.ingress.
+// SetIngress writes svc's status.loadBalancer.ingress as the controller
+// would under the AddressClaim contract: it claims each address for svc in
+// PoolOf's pool first, then writes the status, then releases the claims of
+// the addresses svc's status named before and no longer does. svc must
+// carry its UID and the status it had.
 func (l *Lab) SetIngress(ctx context.Context, svc *corev1.Service, addrs []netip.Addr) error {
+	for _, a := range addrs {
+		if err := netlab.WriteClaim(ctx, l.Herald, a, PoolOf(a), svc, v1alpha1.HolderLoadBalancer); err != nil {
+			return fmt.Errorf("speakerlab: %w", err)
+		}
+	}
+	old := config.LoadBalancerAddresses(svc)
 	svc = svc.DeepCopy()
 	svc.Status.LoadBalancer.Ingress = nil
 	for _, a := range addrs {
@@ -69,13 +92,31 @@ func (l *Lab) SetIngress(ctx context.Context, svc *corev1.Service, addrs []netip
 	if _, err := l.Kube.CoreV1().Services(Namespace).UpdateStatus(ctx, svc, metav1.UpdateOptions{}); err != nil {
 		return fmt.Errorf("speakerlab: write ingress of Service %s: %w", svc.Name, err)
 	}
+	for _, a := range old {
+		if !slices.Contains(addrs, a) {
+			if err := netlab.ReleaseClaim(ctx, l.Herald, a, svc.Namespace, svc.Name, v1alpha1.HolderLoadBalancer); err != nil {
+				return fmt.Errorf("speakerlab: %w", err)
+			}
+		}
+	}
 	return nil
 }
 
-// DeleteService deletes a Service and its EndpointSlices.
+// DeleteService deletes a Service, its EndpointSlices and its claims.
 func (l *Lab) DeleteService(ctx context.Context, name string) error {
+	svc, err := l.Kube.CoreV1().Services(Namespace).Get(ctx, name, metav1.GetOptions{})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("speakerlab: get Service %s: %w", name, err)
+	}
 	if err := ignoreNotFound(l.Kube.CoreV1().Services(Namespace).Delete(ctx, name, metav1.DeleteOptions{})); err != nil {
 		return fmt.Errorf("speakerlab: delete Service %s: %w", name, err)
+	}
+	if err == nil {
+		for _, a := range config.LoadBalancerAddresses(svc) {
+			if err := netlab.ReleaseClaim(ctx, l.Herald, a, Namespace, name, ""); err != nil {
+				return fmt.Errorf("speakerlab: %w", err)
+			}
+		}
 	}
 	for _, fam := range []discoveryv1.AddressType{discoveryv1.AddressTypeIPv4, discoveryv1.AddressTypeIPv6} {
 		if err := ignoreNotFound(l.Kube.DiscoveryV1().EndpointSlices(Namespace).Delete(ctx, sliceName(name, fam), metav1.DeleteOptions{})); err != nil {
