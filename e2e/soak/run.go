@@ -4,10 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -190,13 +190,15 @@ func (s *soak) setUp(ctx context.Context) {
 			s.world.pods[p.Name] = p
 		}
 	}
+	probeEndpoints := map[string]EndpointState{}
 	for _, n := range l.Cluster.Nodes[:2] {
 		p := n.AddPod(ProbePod(n.Name()))
 		p.Serve(productlab.WebPort)
 		s.world.pods[p.Name] = p
+		probeEndpoints[p.Name] = Ready
 	}
 	for _, p := range ProbeServices() {
-		p.Endpoints = map[string]EndpointState{ProbePod("node1"): Ready, ProbePod("node2"): Ready}
+		p.Endpoints = maps.Clone(probeEndpoints)
 		if err := s.world.apply(ctx, &Op{Kind: OpCreate, Service: p}); err != nil {
 			l.T.Fatalf("%v", err)
 		}
@@ -379,7 +381,7 @@ func (s *soak) openWindows(ctx context.Context, f *Fault, now time.Time) {
 			n, err := s.lab.RouterPath(ctx, s.lab.Client.Addr4(), a)
 			carries = err != nil || n.Name() == f.Node
 		}
-		if f.Kind == FaultLinkCut && slices.Contains([]string{"node1", "node2"}, f.Node) {
+		if _, pod := s.world.pods[ProbePod(f.Node)]; pod && f.Kind == FaultLinkCut {
 			carries = true // its pod there is unreachable, and no kubelet marks it so
 		}
 		if !carries {
