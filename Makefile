@@ -1,6 +1,7 @@
 # Herald's build, code generation and test entry points.
 #
-# make test   runs everything CI runs (root needed for the network-namespace tests).
+# make test   runs everything CI runs (root needed for the network-namespace tests),
+#             ending with a short chaos soak (make soak).
 # make lab    brings up the product end to end in network namespaces (root needed).
 
 SHELL := /bin/bash
@@ -9,7 +10,7 @@ GO ?= go
 HERALD_CACHE ?= $(HOME)/.cache/herald
 export HERALD_CACHE
 
-.PHONY: all build vet generate verify-generate deps binaries test test-unit test-e2e bench lab lab-down
+.PHONY: all build vet generate verify-generate deps binaries test test-unit test-e2e soak bench lab lab-down
 
 all: build
 
@@ -39,7 +40,7 @@ deps:
 binaries:
 	bash e2e/controlplane/build/build.sh
 
-test: deps binaries test-unit test-e2e
+test: deps binaries test-unit test-e2e soak
 
 test-unit: vet
 	$(GO) test -race -count=1 ./...
@@ -48,6 +49,15 @@ test-unit: vet
 # reactions in network namespaces, which a concurrent package would distort.
 test-e2e: binaries
 	cd e2e && $(GO) test -race -count=1 -p 1 -timeout 60m ./...
+
+# soak runs the chaos soak (root needed): random changes and faults against the
+# product lab for SOAK_DURATION, with Herald's promises checked from the API and
+# the wire; it fails on any violation. The same SOAK_SEED replays the same steps.
+# CI runs this short one through make test. See docs/testing.md, "The soak".
+SOAK_DURATION ?= 3m
+SOAK_SEED ?= 1
+soak: binaries
+	cd e2e && $(GO) run ./cmd/soak -duration $(SOAK_DURATION) -seed $(SOAK_SEED)
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./ipam/...

@@ -2,10 +2,14 @@ package suite
 
 import (
 	"cmp"
+	"net/netip"
 	"slices"
 	"testing"
+	"time"
 
+	"github.com/herald-dev/herald/e2e/netlab"
 	"github.com/herald-dev/herald/e2e/productlab"
+	"github.com/herald-dev/herald/e2e/soak"
 )
 
 // group is one file's scenarios.
@@ -39,4 +43,21 @@ func TestSuite(t *testing.T) {
 			g.run(t, l)
 		})
 	}
+	// Issue 14: the soak's invariants, once, over what the groups left: every
+	// Service's addresses held, shared, counted and announced as they should
+	// be, and nobody answering for an address of the layer-2 range that no
+	// Service holds.
+	t.Run("final check", func(t *testing.T) {
+		var silent []netip.Addr
+		for a := netlab.L2PoolV4.Addr(); netlab.L2PoolV4.Contains(a); a = a.Next() {
+			silent = append(silent, a)
+		}
+		vs, err := soak.FinalCheck(t.Context(), l, 5*time.Second, silent)
+		if err != nil {
+			t.Fatalf("%v", err)
+		}
+		for _, v := range vs {
+			t.Errorf("%s", v)
+		}
+	})
 }

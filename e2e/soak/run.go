@@ -1,0 +1,513 @@
+package soak
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"maps"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/herald-dev/herald/e2e/netlab"
+	"github.com/herald-dev/herald/e2e/productlab"
+)
+
+// Options configures Run.
+type Options struct {
+	// Duration is how long operations and faults go on.
+	Duration time.Duration
+	// Seed chooses the operations and faults: the same seed, the same steps.
+	Seed uint64
+	// Rate is the number of steps (one operation each) per second.
+	Rate float64
+	// Faults are the kinds of fault to make.
+	Faults []FaultKind
+	// FaultGap and FaultLength are in steps (see PlanConfig).
+	FaultGap, FaultLength [2]int
+	// Settle is the bound after which a change must show (invariants 3, 4, 6).
+	Settle time.Duration
+	// RecoverSettle is how long after a process restarts or a link comes back
+	// the wire is not judged (the speaker starts, joins, its BGP session and
+	// BFD come up).
+	RecoverSettle time.Duration
+	// FailoverBound is how long a probed Service's client may see an outage
+	// after a fault on the node carrying it.
+	FailoverBound time.Duration
+	// ProbeInterval and ProbeTimeout are the probing client's.
+	ProbeInterval, ProbeTimeout time.Duration
+	// Dir keeps the lab's logs; Log receives one line per step and fault.
+	Dir string
+	Log io.Writer
+}
+
+func (o *Options) defaults() {
+	if o.Rate == 0 {
+		o.Rate = 1
+	}
+	if o.Settle == 0 {
+		o.Settle = 5 * time.Second
+	}
+	if o.RecoverSettle == 0 {
+		o.RecoverSettle = 15 * time.Second
+	}
+	if o.FailoverBound == 0 {
+		o.FailoverBound = 3 * time.Second
+	}
+	if o.ProbeInterval == 0 {
+		o.ProbeInterval = 10 * time.Millisecond
+	}
+	if o.ProbeTimeout == 0 {
+		// Not measure-e2e's 200 ms: on a shared machine the soak's own
+		// process may stall that long, and both probes then "fail" at once.
+		o.ProbeTimeout = time.Second
+	}
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+}
+
+// controllerSettle is how long after a leader fault the controller's work is
+// not judged: a standby waits out the Lease (10 s) before it leads.
+const controllerSettle = 20 * time.Second
+
+// soak is one running soak.
+type soak struct {
+	opts  Options
+	lab   *productlab.Lab
+	world *world
+	obs   *Observer
+	plan  *Plan
+
+	mu        sync.Mutex
+	checker   *Checker
+	pending   []Change
+	unusable  map[string]string // node -> why
+	l2Owner   map[netip.Addr]string
+	report    *Report
+	windows   map[string][]Window // by probe target
+	held      map[string]string   // by Service key: the addresses last seen held, for the log
+	stopped   int                 // controller replica a fault stopped, -1 none
+	faultFrom time.Time
+}
+
+// Run builds the product lab on t, runs the soak and returns its report.
+// Everything it starts is removed in t's cleanup.
+func Run(ctx context.Context, t netlab.T, opts Options) *Report {
+	opts.defaults()
+	started := time.Now()
+	lab := productlab.New(t, productlab.Options{ControllerReplicas: 2, Dir: opts.Dir})
+	nodes := lab.Cluster.NodeNames()
+	s := &soak{opts: opts, lab: lab, unusable: map[string]string{}, l2Owner: map[netip.Addr]string{}, stopped: -1,
+		windows: map[string][]Window{}, held: map[string]string{},
+		plan: NewPlan(PlanConfig{Seed: opts.Seed, Nodes: nodes, Faults: opts.Faults,
+			FaultGap: opts.FaultGap, FaultLength: opts.FaultLength}),
+		checker: NewChecker(Config{Settle: opts.Settle,
+			L2:  []netip.Prefix{netlab.L2PoolV4, netlab.L2PoolV6},
+			BGP: []netip.Prefix{netlab.RoutedPoolV4, netlab.RoutedPoolV6}}),
+		report: newReport(opts)}
+	s.obs = &Observer{Lab: lab, Namespaces: []string{NamespaceA, NamespaceB, NamespaceProbe}, Selector: ManagedLabel}
+	s.setUp(ctx)
+	s.report.LabUp = time.Since(started).Round(time.Second)
+	fmt.Fprintf(opts.Log, "lab up after %v (prefix %s); soaking for %v, seed %d\n",
+		s.report.LabUp, lab.Cluster.Lab.Prefix(), opts.Duration, opts.Seed)
+
+	probes := map[string]*productlab.Prober{}
+	for _, p := range ProbeServices() {
+		probes[p.Key()] = lab.Probe(p.Requested[0], int(p.Port), opts.ProbeInterval, opts.ProbeTimeout)
+	}
+	checkCtx, stopChecks := context.WithCancel(ctx)
+	checksDone := make(chan struct{})
+	go func() {
+		defer close(checksDone)
+		s.checkLoop(checkCtx)
+	}()
+
+	s.steps(ctx)
+	// Let the last changes and restorations settle, still checking.
+	select {
+	case <-ctx.Done():
+	case <-time.After(opts.RecoverSettle + opts.Settle):
+	}
+	stopChecks()
+	<-checksDone
+
+	for key, p := range probes {
+		as := p.Stop()
+		var attempts []Attempt
+		failed := 0
+		for _, a := range as {
+			at := Attempt{Start: a.Start, OK: a.OK()}
+			if !at.OK {
+				failed++
+				at.Err = a.Err.Error()
+			}
+			attempts = append(attempts, at)
+		}
+		s.mu.Lock()
+		ws := s.windows[key]
+		s.mu.Unlock()
+		s.report.Checks[InvOutage] += len(as)
+		vs, isolated := Outages(key, attempts, ws, opts.ProbeTimeout, opts.FailoverBound)
+		for _, v := range vs {
+			s.report.add(v)
+		}
+		s.report.Probes[key] = ProbeCount{Attempts: len(as), Failed: failed, Isolated: isolated, Windows: len(ws)}
+	}
+	s.report.Elapsed = time.Since(started).Round(time.Second)
+	s.mu.Lock()
+	for k, n := range s.checker.Checks {
+		s.report.Checks[k] += n
+	}
+	s.mu.Unlock()
+	return s.report
+}
+
+// setUp configures the router, Herald, the namespaces, the pods and the
+// probed Services, and waits until the probed Services answer.
+func (s *soak) setUp(ctx context.Context) {
+	l := s.lab
+	var nbrs []netlab.BGPNeighborConfig
+	for _, n := range l.Cluster.Nodes {
+		nbrs = append(nbrs, netlab.BGPNeighborConfig{Address: n.Addr4(), ASN: NodeASN,
+			HoldTime: 9 * time.Second, KeepaliveTime: 3 * time.Second, BFD: true})
+	}
+	l.Cluster.Router.StartBGP(netlab.BGPConfig{ASN: RouterASN, Neighbors: nbrs, InstallRoutes: true})
+	for _, ns := range []string{NamespaceA, NamespaceB, NamespaceProbe} {
+		l.CreateNamespace(ns, map[string]string{"soak.herald.dev/namespace": ns})
+	}
+	l.Apply(configYAML(s.plan.InitialL2Size(), l.Cluster.Router.Addr4()))
+
+	s.world = &world{lab: l, pods: map[string]*netlab.Pod{}}
+	for _, n := range l.Cluster.Nodes {
+		for k := 1; k <= PodsPerNode; k++ {
+			p := n.AddPod(PodName(n.Name(), k))
+			p.Serve(productlab.WebPort)
+			s.world.pods[p.Name] = p
+		}
+	}
+	probeEndpoints := map[string]EndpointState{}
+	for _, n := range l.Cluster.Nodes[:2] {
+		p := n.AddPod(ProbePod(n.Name()))
+		p.Serve(productlab.WebPort)
+		s.world.pods[p.Name] = p
+		probeEndpoints[p.Name] = Ready
+	}
+	for _, p := range ProbeServices() {
+		p.Endpoints = maps.Clone(probeEndpoints)
+		if err := s.world.apply(ctx, &Op{Kind: OpCreate, Service: p}); err != nil {
+			l.T.Fatalf("%v", err)
+		}
+	}
+	for _, p := range ProbeServices() {
+		l.WaitConnect(p.Requested[0], int(p.Port), 120*time.Second, nil)
+	}
+	l.WaitBGPSessions(120*time.Second, []string{"router"}, nil)
+}
+
+// steps runs the plan for the soak's duration, one step every 1/Rate.
+func (s *soak) steps(ctx context.Context) {
+	period := time.Duration(float64(time.Second) / s.opts.Rate)
+	tick := time.NewTicker(period)
+	defer tick.Stop()
+	end := time.Now().Add(s.opts.Duration)
+	var active *Fault
+	for time.Now().Before(end) {
+		select {
+		case <-ctx.Done():
+			end = time.Now()
+			continue
+		case <-tick.C:
+		}
+		st := s.plan.Next()
+		if st.FaultEnd != nil {
+			s.endFault(ctx, st.FaultEnd)
+			active = nil
+		}
+		if st.FaultStart != nil {
+			s.startFault(ctx, st.FaultStart)
+			active = st.FaultStart
+		}
+		s.operate(ctx, st)
+	}
+	if active != nil {
+		s.endFault(context.Background(), active)
+	}
+}
+
+// operate applies one step's operation and records it.
+func (s *soak) operate(ctx context.Context, st Step) {
+	op := st.Op
+	now := time.Now()
+	err := s.world.apply(ctx, op)
+	ch := Change{Time: now, What: op.Desc}
+	if op.Service != nil {
+		ch.Service = op.Service.Key()
+	}
+	if op.Kind == OpPool {
+		ch.Service = ""
+	}
+	s.record(ch)
+	s.mu.Lock()
+	s.report.Ops[op.Kind]++
+	if err != nil {
+		s.report.OpErrors = append(s.report.OpErrors, fmt.Sprintf("%s step %d %s: %v", now.UTC().Format("15:04:05.000"), st.Index, op.Desc, err))
+	}
+	s.mu.Unlock()
+	status := "ok"
+	if err != nil {
+		status = "error: " + err.Error()
+	}
+	fmt.Fprintf(s.opts.Log, "%s step %d: %s (%s)\n", now.UTC().Format("15:04:05.000"), st.Index, op.Desc, status)
+}
+
+func (s *soak) record(chs ...Change) {
+	s.mu.Lock()
+	s.pending = append(s.pending, chs...)
+	s.mu.Unlock()
+}
+
+// startFault makes f happen and records it.
+func (s *soak) startFault(ctx context.Context, f *Fault) {
+	l := s.lab
+	now := time.Now()
+	desc := string(f.Kind)
+	settle := s.opts.Settle
+	switch f.Kind {
+	case FaultLeaderKill, FaultLeaderTerm:
+		i, err := l.LeaseHolder(ctx)
+		if err != nil || i < 0 {
+			i = 0
+		}
+		desc = fmt.Sprintf("%s of controller %d", f.Kind, i)
+		l.StopController(i, f.Kind == FaultLeaderTerm)
+		s.mu.Lock()
+		s.stopped = i
+		s.mu.Unlock()
+		settle = controllerSettle
+	case FaultSpeakerKill, FaultSpeakerTerm, FaultLinkCut, FaultSpeakerFreeze:
+		n := l.Node(f.Node)
+		s.openWindows(ctx, f, now)
+		switch f.Kind {
+		case FaultSpeakerKill:
+			l.KillSpeaker(n)
+		case FaultSpeakerTerm:
+			l.StopSpeaker(n)
+		case FaultSpeakerFreeze:
+			if p := l.Speaker(n); p != nil {
+				if err := p.Signal(syscall.SIGSTOP); err != nil {
+					l.T.Fatalf("soak: freeze the speaker on %s: %v", n.Name(), err)
+				}
+			}
+		case FaultLinkCut:
+			if err := n.LAN.Detach(); err != nil {
+				l.T.Fatalf("soak: cut %s's link: %v", n.Name(), err)
+			}
+		}
+		desc = fmt.Sprintf("%s on %s", f.Kind, f.Node)
+		s.mu.Lock()
+		s.unusable[f.Node] = string(f.Kind)
+		s.mu.Unlock()
+	}
+	s.faultFrom = now
+	s.record(Change{Time: now, What: "fault: " + desc, Settle: settle, Controller: f.Node == ""})
+	s.mu.Lock()
+	s.report.Faults[f.Kind]++
+	s.mu.Unlock()
+	fmt.Fprintf(s.opts.Log, "%s fault: %s for %d steps\n", now.UTC().Format("15:04:05.000"), desc, f.Steps)
+}
+
+// endFault undoes f (restarts the process, restores the link).
+func (s *soak) endFault(ctx context.Context, f *Fault) {
+	l := s.lab
+	now := time.Now()
+	desc := ""
+	settle := s.opts.RecoverSettle
+	switch f.Kind {
+	case FaultLeaderKill, FaultLeaderTerm:
+		s.mu.Lock()
+		i := s.stopped
+		s.stopped = -1
+		s.mu.Unlock()
+		if i >= 0 {
+			l.StartController(i)
+		}
+		desc = fmt.Sprintf("controller %d restarted", i)
+		settle = controllerSettle
+	case FaultSpeakerKill, FaultSpeakerTerm:
+		l.StartSpeaker(l.Node(f.Node))
+		desc = "speaker restarted on " + f.Node
+	case FaultSpeakerFreeze:
+		if p := l.Speaker(l.Node(f.Node)); p != nil {
+			if err := p.Signal(syscall.SIGCONT); err != nil {
+				l.T.Fatalf("soak: resume the speaker on %s: %v", f.Node, err)
+			}
+		}
+		desc = "speaker resumed on " + f.Node
+	case FaultLinkCut:
+		if err := l.Node(f.Node).LAN.Attach(); err != nil {
+			l.T.Fatalf("soak: restore %s's link: %v", f.Node, err)
+		}
+		desc = "link restored on " + f.Node
+	}
+	if f.Node != "" {
+		s.closeWindows(f, now)
+		s.mu.Lock()
+		delete(s.unusable, f.Node)
+		s.mu.Unlock()
+	}
+	s.record(Change{Time: now, What: "recovery: " + desc, Settle: settle, Controller: f.Node == ""})
+	fmt.Fprintf(s.opts.Log, "%s recovery: %s\n", now.UTC().Format("15:04:05.000"), desc)
+}
+
+// openWindows notes, for each probed Service the node f hits carries (its
+// layer-2 owner at the last observation, the router's path for the client,
+// or, for a cut link, a node running one of its pods), that an outage may
+// start now.
+func (s *soak) openWindows(ctx context.Context, f *Fault, now time.Time) {
+	for _, p := range ProbeServices() {
+		a := p.Requested[0]
+		carries := false
+		switch p.Mode {
+		case ModeProbeL2:
+			s.mu.Lock()
+			carries = s.l2Owner[a] == f.Node || s.l2Owner[a] == ""
+			s.mu.Unlock()
+		case ModeProbeBGP:
+			n, err := s.lab.RouterPath(ctx, s.lab.Client.Addr4(), a)
+			carries = err != nil || n.Name() == f.Node
+		}
+		if _, pod := s.world.pods[ProbePod(f.Node)]; pod && f.Kind == FaultLinkCut {
+			carries = true // its pod there is unreachable, and no kubelet marks it so
+		}
+		if !carries {
+			continue
+		}
+		s.mu.Lock()
+		s.windows[p.Key()] = append(s.windows[p.Key()], Window{Start: now, End: now, What: fmt.Sprintf("%s on %s", f.Kind, f.Node)})
+		s.mu.Unlock()
+	}
+}
+
+// closeWindows ends the windows f opened: a cut link's outage may last until
+// it is restored; every fault's end may cause its own short outage (the
+// address moves back).
+func (s *soak) closeWindows(f *Fault, now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for key, ws := range s.windows {
+		if n := len(ws); n > 0 && ws[n-1].What == fmt.Sprintf("%s on %s", f.Kind, f.Node) && ws[n-1].Start.Equal(s.faultFrom) {
+			if f.Kind == FaultLinkCut {
+				ws[n-1].End = now
+			}
+			s.windows[key] = append(ws, Window{Start: now, End: now, What: "recovery from " + ws[n-1].What})
+		}
+	}
+}
+
+// checkLoop observes and checks about once a second until ctx ends.
+func (s *soak) checkLoop(ctx context.Context) {
+	for ctx.Err() == nil {
+		began := time.Now()
+		s.checkOnce(ctx)
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second - time.Since(began)):
+		}
+	}
+}
+
+// checkOnce takes one snapshot, API then wire, and checks it.
+func (s *soak) checkOnce(ctx context.Context) {
+	snap, err := s.obs.API(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.mu.Lock()
+			s.report.ObserveErrors++
+			s.mu.Unlock()
+		}
+		return
+	}
+	s.mu.Lock()
+	for _, n := range s.lab.Cluster.NodeNames() {
+		_, down := s.unusable[n]
+		snap.Nodes = append(snap.Nodes, Node{Name: n, Usable: !down})
+	}
+	targets := s.checker.L2Targets(snap)
+	s.mu.Unlock()
+	s.obs.Wire(ctx, &snap, targets, true)
+	if ctx.Err() != nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for a, ans := range snap.Wire.L2 {
+		if len(ans.Nodes) == 1 {
+			s.l2Owner[a] = ans.Nodes[0]
+		}
+	}
+	s.logHeld(snap)
+	s.checker.Record(s.pending...)
+	s.pending = nil
+	vs := s.checker.Observe(snap)
+	s.report.Snapshots++
+	for _, v := range vs {
+		if s.report.add(v) {
+			fmt.Fprintf(s.opts.Log, "VIOLATION %s\n", v)
+			s.dump(v)
+		}
+	}
+}
+
+// logHeld writes to the log each change of a Service's held addresses (and
+// its UID), as the API showed it: the evidence behind invariants 1, 2 and 5.
+func (s *soak) logHeld(snap Snapshot) {
+	seen := map[string]bool{}
+	for _, svc := range snap.Services {
+		k := svc.Key()
+		seen[k] = true
+		now := fmt.Sprintf("%v uid %s", holdAddrs(svc.Held), svc.UID)
+		if s.held[k] != now {
+			fmt.Fprintf(s.opts.Log, "%s observed: %s holds %s\n", snap.Time.UTC().Format("15:04:05.000"), k, now)
+			s.held[k] = now
+		}
+	}
+	for k := range s.held {
+		if !seen[k] {
+			fmt.Fprintf(s.opts.Log, "%s observed: %s gone\n", snap.Time.UTC().Format("15:04:05.000"), k)
+			delete(s.held, k)
+		}
+	}
+}
+
+// dump writes the Services and pools a violation names, as kubectl shows
+// them, next to the log (violation-<n>.yaml).
+func (s *soak) dump(v Violation) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# %s\n", v)
+	for _, o := range v.Objects {
+		var args []string
+		switch kind, name, _ := strings.Cut(o, " "); kind {
+		case "Service":
+			ns, n, _ := strings.Cut(name, "/")
+			args = []string{"get", "service", "-n", ns, n, "-o", "yaml"}
+		case "IPPool":
+			args = []string{"get", "ippool", name, "-o", "yaml"}
+		default:
+			continue
+		}
+		out, err := s.lab.Kubectl(args...)
+		if err != nil {
+			out = fmt.Sprintf("# kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		b.WriteString("---\n" + out)
+	}
+	path := filepath.Join(s.opts.Dir, fmt.Sprintf("violation-%d.yaml", len(s.report.Violations)))
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		fmt.Fprintf(s.opts.Log, "soak: %v\n", err)
+	}
+}
