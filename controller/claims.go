@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"slices"
+	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -95,9 +96,30 @@ type ClaimsConfig struct {
 type Claims struct {
 	cfg      ClaimsConfig
 	recorder record.EventRecorder
-	// fromStatus holds the addresses imported from statuses without a
-	// claim: creating their claims is the upgrade, not a repair.
-	fromStatus map[netip.Addr]bool
+	// fromStatus holds the holdings imported from statuses without a
+	// claim: creating their claims is the upgrade, not a repair. It is keyed
+	// by holder, not by address, since sharers join one claim one at a time;
+	// workers for different Services use it concurrently.
+	fromStatusMu sync.Mutex
+	fromStatus   map[statusHolding]bool
+}
+
+// statusHolding is one Service holding an address, as imported from its
+// status: its UID and how it holds it (AddressHolder.As).
+type statusHolding struct {
+	addr netip.Addr
+	uid  string
+	as   string
+}
+
+// takeFromStatus reports whether the holding was imported from a status
+// and not claimed since, and forgets it.
+func (c *Claims) takeFromStatus(h statusHolding) bool {
+	c.fromStatusMu.Lock()
+	defer c.fromStatusMu.Unlock()
+	imported := c.fromStatus[h]
+	delete(c.fromStatus, h)
+	return imported
 }
 
 // NewClaims returns Claims over cfg.
@@ -108,7 +130,7 @@ func NewClaims(cfg ClaimsConfig) *Claims {
 	if cfg.FieldManager == "" {
 		cfg.FieldManager = FieldManager
 	}
-	return &Claims{cfg: cfg, fromStatus: map[netip.Addr]bool{}}
+	return &Claims{cfg: cfg, fromStatus: map[statusHolding]bool{}}
 }
 
 // SetRecorder sets where Events about claims go. Call it before Ensure runs.
@@ -161,11 +183,13 @@ func (c *Claims) Import(ctx context.Context, core *Core) (ImportReport, error) {
 		return ImportReport{}, err
 	}
 	rep := core.ImportClaims(claims, svcs)
+	c.fromStatusMu.Lock()
 	for _, s := range rep.FromStatus {
 		for _, a := range s.Addresses {
-			c.fromStatus[a] = true
+			c.fromStatus[statusHolding{a, s.Owner.UID, holderAs(s.Kind)}] = true
 		}
 	}
+	c.fromStatusMu.Unlock()
 	for _, st := range rep.Stale {
 		h := st.Holder
 		if err := c.removeHolders(ctx, st.Claim.Addr, func(x v1alpha1.AddressHolder) bool { return x.UID == h.UID }); err != nil {
@@ -314,12 +338,11 @@ func (c *Claims) claim(ctx context.Context, core *Core, svc *corev1.Service, add
 		return false, fmt.Errorf("controller: get addressclaim %s: %w", name, err)
 	}
 	restored := func() {
-		if held && !c.fromStatus[addr] {
+		if imported := c.takeFromStatus(statusHolding{addr, holder.UID, holder.As}); held && !imported {
 			c.event(svc, corev1.EventTypeWarning, ReasonAddressClaimRestored, fmt.Sprintf(
 				"The AddressClaim %s of %s, which this Service holds, was deleted or no longer listed the Service; it is restored.", name, addr))
 			c.repaired("claimRestored")
 		}
-		delete(c.fromStatus, addr)
 	}
 	for range maxClaimWrites {
 		if obj == nil {
