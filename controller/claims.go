@@ -421,7 +421,7 @@ func (c *Claims) merge(ctx context.Context, core *Core, svc *corev1.Service, obj
 		kind = ipam.ExternalIP
 	}
 	var keep []v1alpha1.AddressHolder
-	adopted, recorded := false, false
+	recorded := false
 	for i, h := range obj.Spec.Holders {
 		ch := cl.Holders[i]
 		if h.Namespace == holder.Namespace && h.Name == holder.Name && h.As == holder.As {
@@ -448,10 +448,13 @@ func (c *Claims) merge(ctx context.Context, core *Core, svc *corev1.Service, obj
 		if _, err := core.AdoptClaim(cl, ch, created.Time); err != nil {
 			c.cfg.Logger.Warn("could not adopt an AddressClaim holder", "address", cl.Addr, "service", h.Namespace+"/"+h.Name, "err", err)
 		}
-		adopted = true
 		keep = append(keep, h)
 	}
-	if adopted && !core.Holds(svc.Namespace, svc.Name, string(svc.UID), kind, cl.Addr) {
+	// The Core may have given the address to a holder svc may not share it
+	// with since it decided for svc: an adoption here, or one by a worker
+	// following another Service's claim meanwhile. Only a holder the Core
+	// still holds at the address may join the claim.
+	if !core.Holds(svc.Namespace, svc.Name, string(svc.UID), kind, cl.Addr) {
 		return nil, true, nil
 	}
 	if recorded && len(keep)+1 == len(obj.Spec.Holders) {

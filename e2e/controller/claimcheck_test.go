@@ -119,6 +119,29 @@ func sharingViolations(svcs []corev1.Service) []string {
 	return out
 }
 
+// incompatibleHolders returns one line per claim that lists two Services
+// that may not share its address (docs/claims.md: more than one holder only
+// when they may share it). A holder whose Service is not in svcs is skipped.
+func incompatibleHolders(svcs []corev1.Service, claims []v1alpha1.AddressClaim) []string {
+	byUID := map[string]*corev1.Service{}
+	for i := range svcs {
+		byUID[string(svcs[i].UID)] = &svcs[i]
+	}
+	var out []string
+	for _, cl := range claims {
+		for i, a := range cl.Spec.Holders {
+			for _, b := range cl.Spec.Holders[i+1:] {
+				sa, sb := byUID[a.UID], byUID[b.UID]
+				if sa != nil && sb != nil && !mayShare(sa, sb) {
+					out = append(out, fmt.Sprintf("AddressClaim %s lists %s/%s and %s/%s, which may not share it", cl.Name, a.Namespace, a.Name, b.Namespace, b.Name))
+				}
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
 // claimProblems compares the AddressClaims with what Services show, as they
 // must be at rest: every shown address has the claim named
 // config.ClaimName(addr) for it, listing exactly the Services that show it
