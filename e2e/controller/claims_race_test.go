@@ -234,7 +234,7 @@ func TestClaimsTwoAllocatorsRace(t *testing.T) {
 			t.Errorf("claim %s names the deleted pool doomed", cl.Name)
 		}
 	}
-	t.Logf("the monitor checked %d times", mon.rounds.Load())
+	t.Logf("the monitor checked %d times, and saw %d Services' addresses change", mon.rounds.Load(), mon.moves.Load())
 }
 
 // wideClusterIPs gives the Services' cluster IPs room: 240 IPv4 ones need
@@ -247,13 +247,35 @@ func wideClusterIPs() controlplane.Options {
 // raceMonitor polls the cluster while allocators race, and collects every
 // violation of the contract it can prove.
 type raceMonitor struct {
-	e          *env
-	pool       string
-	cancel     context.CancelFunc
-	done       chan struct{}
-	rounds     atomic.Int64
+	e      *env
+	pool   string
+	cancel context.CancelFunc
+	done   chan struct{}
+	rounds atomic.Int64
+	// stable, when set, makes a Service's address changing (or going)
+	// while it exists a violation, unless it moves forward in what asked
+	// returns: the addresses the test asked for it, in order. moves counts
+	// changes either way.
+	stable bool
+	asked  func(namespace, name string) []string
+	moves  atomic.Int64
+
 	mu         sync.Mutex
 	violations map[string]time.Time // when first seen
+	first      map[string]string    // a Service's UID -> its first ingress
+}
+
+// movedForward reports whether a Service that asked for the addresses
+// asked, in order, moved from was to now as they say: now was asked for
+// after was.
+func movedForward(asked []string, was, now string) bool {
+	i, j := slices.Index(asked, was), -1
+	for k, a := range asked {
+		if a == now {
+			j = k
+		}
+	}
+	return i >= 0 && j > i
 }
 
 // startRaceMonitor polls until stop: no address shown by two Services that
@@ -264,7 +286,7 @@ type raceMonitor struct {
 // was found gone) names it.
 func (e *env) startRaceMonitor(t *testing.T, pool string) *raceMonitor {
 	ctx, cancel := context.WithCancel(context.Background())
-	m := &raceMonitor{e: e, pool: pool, cancel: cancel, done: make(chan struct{}), violations: map[string]time.Time{}}
+	m := &raceMonitor{e: e, pool: pool, cancel: cancel, done: make(chan struct{}), violations: map[string]time.Time{}, first: map[string]string{}}
 	go func() {
 		defer close(m.done)
 		for ctx.Err() == nil {
@@ -294,7 +316,7 @@ func (m *raceMonitor) round(ctx context.Context) {
 	found := sharingViolations(svcs.Items)
 	found = append(found, incompatibleHolders(svcs.Items, claims.Items)...)
 	found = append(found, m.e.confirmUnbacked(unbacked(svcs.Items, claims.Items))...)
-	if poolGone {
+	if poolGone && m.pool != "" {
 		for _, cl := range claims.Items {
 			if cl.Spec.Pool == m.pool {
 				found = append(found, fmt.Sprintf("pool %s is gone, but the claim %s names it", m.pool, cl.Name))
@@ -302,6 +324,23 @@ func (m *raceMonitor) round(ctx context.Context) {
 		}
 	}
 	m.mu.Lock()
+	for _, svc := range svcs.Items {
+		uid, now := string(svc.UID), strings.Join(ingressIPs(&svc), ",")
+		was, seen := m.first[uid]
+		switch {
+		case !seen || was == "":
+			m.first[uid] = now
+		case now != was:
+			m.moves.Add(1)
+			if m.asked != nil && now != "" && movedForward(m.asked(svc.Namespace, svc.Name), was, now) {
+				m.first[uid] = now // it moved to an address it asked for since
+				continue
+			}
+			if m.stable {
+				found = append(found, fmt.Sprintf("service %s/%s moved from %q to %q", svc.Namespace, svc.Name, was, now))
+			}
+		}
+	}
 	for _, v := range found {
 		if _, seen := m.violations[v]; !seen {
 			m.violations[v] = time.Now()
