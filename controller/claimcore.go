@@ -35,7 +35,7 @@ func holderSharing(h config.ClaimHolder) *ipam.Sharing {
 	if h.SharingKey == "" {
 		return nil
 	}
-	s := &ipam.Sharing{Key: h.SharingKey, BackendKey: h.BackendKey}
+	s := &ipam.Sharing{Key: sharingKey(h.Namespace, h.SharingKey), BackendKey: h.BackendKey}
 	for _, p := range h.Ports {
 		s.Ports = append(s.Ports, ipam.PortProto{Protocol: p.Protocol, Port: p.Port})
 	}
@@ -157,7 +157,8 @@ func (c *Core) Holds(namespace, name, uid string, kind ipam.Kind, addr netip.Add
 func holderOf(svc *corev1.Service, kind ipam.Kind, share *ipam.Sharing) v1alpha1.AddressHolder {
 	h := v1alpha1.AddressHolder{Namespace: svc.Namespace, Name: svc.Name, UID: string(svc.UID), As: holderAs(kind)}
 	if share != nil {
-		h.SharingKey, h.BackendKey = share.Key, share.BackendKey
+		// The claim records the key as the Service's annotation has it.
+		h.SharingKey, h.BackendKey = strings.TrimPrefix(share.Key, sharingKey(svc.Namespace, "")), share.BackendKey
 		for _, p := range share.Ports {
 			h.Ports = append(h.Ports, v1alpha1.HolderPort{Protocol: cmp.Or(p.Protocol, "TCP"), Port: p.Port})
 		}

@@ -96,12 +96,33 @@ type ClaimsConfig struct {
 type Claims struct {
 	cfg      ClaimsConfig
 	recorder record.EventRecorder
+	// fromStatus holds the holdings imported from statuses without a
+	// claim: creating their claims is the upgrade, not a repair. It is keyed
+	// by holder, not by address, since sharers join one claim one at a time;
+	// workers for different Services use it concurrently.
+	fromStatusMu sync.Mutex
+	fromStatus   map[statusHolding]bool
+	// mu guards released, the releases whose holders are not removed yet.
 	mu       sync.Mutex
-	// fromStatus holds the addresses imported from statuses without a
-	// claim: creating their claims is the upgrade, not a repair.
-	fromStatus map[netip.Addr]bool
-	// released holds the releases whose holders are not removed yet.
 	released map[release]bool
+}
+
+// statusHolding is one Service holding an address, as imported from its
+// status: its UID and how it holds it (AddressHolder.As).
+type statusHolding struct {
+	addr netip.Addr
+	uid  string
+	as   string
+}
+
+// takeFromStatus reports whether the holding was imported from a status
+// and not claimed since, and forgets it.
+func (c *Claims) takeFromStatus(h statusHolding) bool {
+	c.fromStatusMu.Lock()
+	defer c.fromStatusMu.Unlock()
+	imported := c.fromStatus[h]
+	delete(c.fromStatus, h)
+	return imported
 }
 
 // NewClaims returns Claims over cfg.
@@ -112,7 +133,7 @@ func NewClaims(cfg ClaimsConfig) *Claims {
 	if cfg.FieldManager == "" {
 		cfg.FieldManager = FieldManager
 	}
-	return &Claims{cfg: cfg, fromStatus: map[netip.Addr]bool{}, released: map[release]bool{}}
+	return &Claims{cfg: cfg, fromStatus: map[statusHolding]bool{}, released: map[release]bool{}}
 }
 
 // SetRecorder sets where Events about claims go. Call it before Ensure runs.
@@ -165,11 +186,13 @@ func (c *Claims) Import(ctx context.Context, core *Core) (ImportReport, error) {
 		return ImportReport{}, err
 	}
 	rep := core.ImportClaims(claims, svcs)
+	c.fromStatusMu.Lock()
 	for _, s := range rep.FromStatus {
 		for _, a := range s.Addresses {
-			c.fromStatus[a] = true
+			c.fromStatus[statusHolding{a, s.Owner.UID, holderAs(s.Kind)}] = true
 		}
 	}
+	c.fromStatusMu.Unlock()
 	for _, st := range rep.Stale {
 		h := st.Holder
 		if err := c.removeHolders(ctx, st.Claim.Addr, func(x v1alpha1.AddressHolder) bool { return x.UID == h.UID }); err != nil {
@@ -342,11 +365,7 @@ func (c *Claims) claim(ctx context.Context, core *Core, svc *corev1.Service, add
 		return false, fmt.Errorf("controller: get addressclaim %s: %w", name, err)
 	}
 	restored := func() {
-		c.mu.Lock()
-		upgraded := c.fromStatus[addr]
-		delete(c.fromStatus, addr)
-		c.mu.Unlock()
-		if held && !upgraded {
+		if imported := c.takeFromStatus(statusHolding{addr, holder.UID, holder.As}); held && !imported {
 			c.event(svc, corev1.EventTypeWarning, ReasonAddressClaimRestored, fmt.Sprintf(
 				"The AddressClaim %s of %s, which this Service holds, was deleted or no longer listed the Service; it is restored.", name, addr))
 			c.repaired("claimRestored")
@@ -429,7 +448,7 @@ func (c *Claims) merge(ctx context.Context, core *Core, svc *corev1.Service, obj
 		kind = ipam.ExternalIP
 	}
 	var keep []v1alpha1.AddressHolder
-	adopted, recorded := false, false
+	recorded := false
 	for i, h := range obj.Spec.Holders {
 		ch := cl.Holders[i]
 		if h.Namespace == holder.Namespace && h.Name == holder.Name && h.As == holder.As {
@@ -456,10 +475,13 @@ func (c *Claims) merge(ctx context.Context, core *Core, svc *corev1.Service, obj
 		if _, err := core.AdoptClaim(cl, ch, created.Time); err != nil {
 			c.cfg.Logger.Warn("could not adopt an AddressClaim holder", "address", cl.Addr, "service", h.Namespace+"/"+h.Name, "err", err)
 		}
-		adopted = true
 		keep = append(keep, h)
 	}
-	if adopted && !core.Holds(svc.Namespace, svc.Name, string(svc.UID), kind, cl.Addr) {
+	// The Core may have given the address to a holder svc may not share it
+	// with since it decided for svc: an adoption here, or one by a worker
+	// following another Service's claim meanwhile. Only a holder the Core
+	// still holds at the address may join the claim.
+	if !core.Holds(svc.Namespace, svc.Name, string(svc.UID), kind, cl.Addr) {
 		return nil, true, nil
 	}
 	if recorded && len(keep)+1 == len(obj.Spec.Holders) {

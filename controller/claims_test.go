@@ -231,6 +231,39 @@ func TestClaimsArbitrateBetweenAllocators(t *testing.T) {
 	}
 }
 
+// TestClaimsNeverJoinAfterDisplacement: an allocator decides an address
+// for b, then (in another worker, following a's claim made by the other
+// allocator) adopts a at that address, which displaces b in its Core. When
+// b's decision is committed, the claim lists a, whom the Core holds: b must
+// not be added beside it (a and b may not share), but be decided again.
+func TestClaimsNeverJoinAfterDisplacement(t *testing.T) {
+	pool := ippool("lan", []string{"198.51.100.1-198.51.100.2"})
+	e := newClaimEnv(t, pool)
+	a := e.create(service("ns", "a"))
+	e.ensure(e.claims, e.core, a)
+
+	core2, claims2 := e.newCore(pool), e.newClaims()
+	b := e.create(service("ns", "b"))
+	d := core2.Ensure(b)
+	if got := d.LoadBalancer.Addresses; !slices.Equal(got, addrs("198.51.100.1")) {
+		t.Fatalf("allocator two decided %v for b; the test needs it to pick a's address", got)
+	}
+	cl, err := config.ClaimOf(e.claim("198.51.100.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := core2.AdoptClaim(cl, cl.Holders[0], a.CreationTimestamp.Time); err != nil {
+		t.Fatal(err)
+	}
+	lost, err := claims2.commit(context.Background(), core2, b, d.LoadBalancer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := holderNames(e.claim("198.51.100.1")); !lost || !slices.Equal(got, []string{"ns/a/LoadBalancer"}) {
+		t.Fatalf("commit of b after a was adopted: lost %v, claim %v; want lost and the claim listing a alone", lost, got)
+	}
+}
+
 // TestClaimsRestoreAndStaleHolders: a claim deleted by hand is restored
 // with an Event reason counted; a holder whose Service is gone is dropped
 // when its address is needed, and removed at import.

@@ -224,9 +224,10 @@ func externalIPsOf(in []string) ([]netip.Addr, []ipam.Family, *Refusal) {
 // sharingOf returns a Service's sharing terms: its ports and, for
 // externalTrafficPolicy Local, a key naming its backends (a hash of its
 // selector), since an address can only be announced from nodes that run the
-// backends of every Service sharing it.
+// backends of every Service sharing it. The IPAM key is scoped to the
+// Service's namespace (sharingKey), so Services share only within one.
 func sharingOf(svc *corev1.Service, key string) *ipam.Sharing {
-	s := &ipam.Sharing{Key: key}
+	s := &ipam.Sharing{Key: sharingKey(svc.Namespace, key)}
 	for _, p := range svc.Spec.Ports {
 		proto := string(p.Protocol)
 		if proto == "" {
@@ -239,6 +240,12 @@ func sharingOf(svc *corev1.Service, key string) *ipam.Sharing {
 	}
 	return s
 }
+
+// sharingKey is the IPAM sharing key of a herald.dev/sharing-key set in
+// namespace. Tenancy is explicit: a Service in another namespace that sets
+// the same key (a tenant who guessed or copied it) must not join the address,
+// so the key only matches within its namespace.
+func sharingKey(namespace, key string) string { return namespace + "/" + key }
 
 // backendKey names a selector's backends: a hash of the selector in its
 // canonical (sorted) form, so equal selectors give equal keys.

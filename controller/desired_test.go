@@ -215,14 +215,14 @@ func TestDesired(t *testing.T) {
 			name: "sharing key: ports from spec.ports",
 			svc:  service("ns", "a", withPorts(80, 443), annotate("herald.dev/sharing-key", "k")),
 			want: Intent{LoadBalancer: lb("a", func(r *ipam.Request) {
-				r.Sharing = &ipam.Sharing{Key: "k", Ports: []ipam.PortProto{{Protocol: "TCP", Port: 80}, {Protocol: "TCP", Port: 443}}}
+				r.Sharing = &ipam.Sharing{Key: "ns/k", Ports: []ipam.PortProto{{Protocol: "TCP", Port: 80}, {Protocol: "TCP", Port: 443}}}
 			})},
 		},
 		{
 			name: "sharing key with externalTrafficPolicy Local names the backends",
 			svc:  service("ns", "a", withPorts(80), withLocal(), annotate("herald.dev/sharing-key", "k")),
 			want: Intent{LoadBalancer: lb("a", func(r *ipam.Request) {
-				r.Sharing = &ipam.Sharing{Key: "k", Ports: []ipam.PortProto{{Protocol: "TCP", Port: 80}}, BackendKey: backendKey(map[string]string{"app": "a"})}
+				r.Sharing = &ipam.Sharing{Key: "ns/k", Ports: []ipam.PortProto{{Protocol: "TCP", Port: 80}}, BackendKey: backendKey(map[string]string{"app": "a"})}
 			})},
 		},
 		{

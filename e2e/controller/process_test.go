@@ -20,6 +20,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 
 	"github.com/herald-dev/herald/e2e/controlplane"
 	"github.com/herald-dev/herald/e2e/netlab"
@@ -45,6 +46,15 @@ func startReplica(t *testing.T, cp *controlplane.ControlPlane, bin, user string,
 	if err != nil {
 		t.Fatal(err)
 	}
+	return startReplicaWith(t, cfg, bin, user, extra...)
+}
+
+// startReplicaWith runs the herald-controller binary with the client
+// configuration cfg (a user's, or a service account's token), named name in
+// the Lease.
+func startReplicaWith(t *testing.T, cfg *rest.Config, bin, name string, extra ...string) *replica {
+	t.Helper()
+	user := name
 	dir := t.TempDir()
 	kubeconfig := filepath.Join(dir, "kubeconfig")
 	if err := controlplane.WriteKubeconfig(kubeconfig, cfg); err != nil {

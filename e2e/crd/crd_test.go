@@ -29,6 +29,7 @@ var resources = map[string]schema.GroupVersionResource{
 	"L2Advertisement":  {Group: "herald.dev", Version: "v1alpha1", Resource: "l2advertisements"},
 	"BGPPeer":          {Group: "herald.dev", Version: "v1alpha1", Resource: "bgppeers"},
 	"BGPAdvertisement": {Group: "herald.dev", Version: "v1alpha1", Resource: "bgpadvertisements"},
+	"AddressClaim":     {Group: "herald.dev", Version: "v1alpha1", Resource: "addressclaims"},
 }
 
 // TestCRDs runs the subtests against one control plane with Herald's CRDs installed.
@@ -37,6 +38,7 @@ func TestCRDs(t *testing.T) {
 	client := dynamic.NewForConfigOrDie(cp.Config())
 	t.Run("valid objects are accepted", func(t *testing.T) { testValid(t, client) })
 	t.Run("bad objects are refused", func(t *testing.T) { testRefused(t, client) })
+	t.Run("address claims", func(t *testing.T) { testAddressClaims(t, client) })
 	t.Run("examples apply", func(t *testing.T) { testExamples(t, cp) })
 	t.Run("kubectl explain", func(t *testing.T) { testExplain(t, cp) })
 }
