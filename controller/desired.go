@@ -82,6 +82,14 @@ func Desired(svc *corev1.Service, subject ipam.Subject, class string) Intent {
 	var annRefusal *Refusal
 	if annErr != nil {
 		annRefusal = &Refusal{Reason: ReasonInvalidAnnotation, Message: annotationMessage(annErr)}
+		// Another annotation's mistake freezes the Service's allocation, but
+		// a valid sharing key still describes what it holds: an import from
+		// its status must not lose it and displace its sharers.
+		if k, ok := svc.Annotations[config.AnnotationSharingKey]; ok {
+			if only, err := config.ParseServiceAnnotations(map[string]string{config.AnnotationSharingKey: k}); err == nil {
+				ann.SharingKey = only.SharingKey
+			}
+		}
 	}
 	var sharing *ipam.Sharing
 	if ann.SharingKey != "" {

@@ -349,3 +349,19 @@ func TestBackendKey(t *testing.T) {
 		t.Errorf("different selectors give the same key %q", a)
 	}
 }
+
+// TestDesiredKeepsSharingKeyDespiteAnotherBadAnnotation: a malformed
+// annotation refuses the Service's request, but a valid sharing key still
+// describes what it holds, so an import from its status keeps its sharers
+// (soak seed 3, TestRegressImportKeepsSharingDespiteBadAnnotation).
+func TestDesiredKeepsSharingKeyDespiteAnotherBadAnnotation(t *testing.T) {
+	svc := service("ns", "a", withPorts(81), annotate("herald.dev/sharing-key", "k", "herald.dev/allocate-external-ip", "maybe!"))
+	in := Desired(svc, ipam.Subject{Namespace: "ns"}, "")
+	if in.LoadBalancer == nil || in.LoadBalancer.Refusal == nil || in.LoadBalancer.Refusal.Reason != ReasonInvalidAnnotation {
+		t.Fatalf("LoadBalancer want %+v, want an InvalidAnnotation refusal", in.LoadBalancer)
+	}
+	want := &ipam.Sharing{Key: "ns/k", Ports: []ipam.PortProto{{Protocol: "TCP", Port: 81}}}
+	if diff := cmp.Diff(want, in.LoadBalancer.Request.Sharing); diff != "" {
+		t.Errorf("sharing terms (-want +got):\n%s", diff)
+	}
+}
