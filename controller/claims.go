@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
@@ -82,6 +83,13 @@ type ClaimsConfig struct {
 	Services     corelisters.ServiceLister
 	Logger       *slog.Logger
 	FieldManager string
+	// ImportFromCache makes Import read the claims from the synced informer
+	// instead of listing them again. That is safe because the API server
+	// arbitrates: a claim the cache has not seen yet is found when its
+	// address is chosen (the create conflicts and the claim is adopted), and
+	// one the cache still shows after its deletion has a holder that is gone
+	// or that follows its status. The Services are still listed live, after.
+	ImportFromCache bool
 	// OnRepair, when set, counts a repair: "staleHolderRemoved",
 	// "claimRestored", "claimedElsewhere", "invalidClaim".
 	OnRepair func(action string)
@@ -154,31 +162,14 @@ func (c *Claims) event(svc *corev1.Service, typ, reason, msg string) {
 // Import restores the allocations the AddressClaims record into core, then
 // those that Services' statuses record without a claim (see
 // Core.ImportClaims), and removes the holders whose Service is gone. It
-// lists the claims, then the Services, from the API server (not a cache), so
-// a new leader sees its predecessor's last writes. Call it once, after
+// reads the claims (see ClaimsConfig.ImportFromCache), then lists the
+// Services from the API server (not a cache), so a new leader sees its
+// predecessor's last writes. Call it once, after
 // SetModel and before any Ensure.
 func (c *Claims) Import(ctx context.Context, core *Core) (ImportReport, error) {
-	var claims []config.Claim
-	p := pager.New(func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
-		return c.cfg.Client.HeraldV1alpha1().AddressClaims().List(ctx, opts)
-	})
-	p.PageSize = importPageSize
-	err := p.EachListItem(ctx, metav1.ListOptions{}, func(obj runtime.Object) error {
-		ac, ok := obj.(*v1alpha1.AddressClaim)
-		if !ok {
-			return nil
-		}
-		cl, err := config.ClaimOf(ac)
-		if err != nil {
-			c.cfg.Logger.Warn("ignoring an invalid AddressClaim", "claim", ac.Name, "err", err)
-			c.repaired("invalidClaim")
-			return nil
-		}
-		claims = append(claims, cl)
-		return nil
-	})
+	claims, err := c.listClaims(ctx)
 	if err != nil {
-		return ImportReport{}, fmt.Errorf("controller: list addressclaims: %w", err)
+		return ImportReport{}, err
 	}
 	// The Services are listed after the claims: see Core.ImportClaims.
 	svcs, err := ListServicesForImport(ctx, c.cfg.Kube)
@@ -202,6 +193,45 @@ func (c *Claims) Import(ctx context.Context, core *Core) (ImportReport, error) {
 		c.repaired("staleHolderRemoved")
 	}
 	return rep, nil
+}
+
+// listClaims returns every valid claim: from the informer's cache with
+// ClaimsConfig.ImportFromCache, else listed from the API server.
+func (c *Claims) listClaims(ctx context.Context) ([]config.Claim, error) {
+	var claims []config.Claim
+	add := func(ac *v1alpha1.AddressClaim) {
+		cl, err := config.ClaimOf(ac)
+		if err != nil {
+			c.cfg.Logger.Warn("ignoring an invalid AddressClaim", "claim", ac.Name, "err", err)
+			c.repaired("invalidClaim")
+			return
+		}
+		claims = append(claims, cl)
+	}
+	if c.cfg.ImportFromCache {
+		objs, err := c.cfg.Lister.List(labels.Everything())
+		if err != nil {
+			return nil, fmt.Errorf("controller: list addressclaims from the cache: %w", err)
+		}
+		for _, ac := range objs {
+			add(ac)
+		}
+		return claims, nil
+	}
+	p := pager.New(func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
+		return c.cfg.Client.HeraldV1alpha1().AddressClaims().List(ctx, opts)
+	})
+	p.PageSize = importPageSize
+	err := p.EachListItem(ctx, metav1.ListOptions{}, func(obj runtime.Object) error {
+		if ac, ok := obj.(*v1alpha1.AddressClaim); ok {
+			add(ac)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("controller: list addressclaims: %w", err)
+	}
+	return claims, nil
 }
 
 // ErrClaimContended is returned when other allocators kept claiming the

@@ -54,7 +54,9 @@ func (c *Controller) setupInformers() {
 	c.claims = NewClaims(ClaimsConfig{
 		Client: c.herald, Kube: c.kube, Lister: claimInf.Lister(), Indexer: claimInf.Informer().GetIndexer(),
 		Services: c.services, Logger: c.log, FieldManager: FieldManager,
-		OnRepair: func(action string) { c.m.claimRepairs.WithLabelValues(action).Inc() },
+		// lead imports only after every cache synced.
+		ImportFromCache: true,
+		OnRepair:        func(action string) { c.m.claimRepairs.WithLabelValues(action).Inc() },
 	})
 
 	add := func(inf cache.SharedIndexInformer, h cache.ResourceEventHandler) {
