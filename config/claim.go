@@ -150,11 +150,21 @@ func ClaimedAddresses(svc *corev1.Service, claimOf func(netip.Addr) (Claim, bool
 			add(a, false)
 		}
 	}
-	for _, s := range svc.Spec.ExternalIPs {
-		if a, err := netip.ParseAddr(strings.TrimSpace(s)); err == nil && a.Zone() == "" {
-			add(a.Unmap(), true)
-		}
+	for _, a := range ExternalIPAddresses(svc) {
+		add(a, true)
 	}
 	slices.SortFunc(out, func(a, b ClaimedAddress) int { return a.Addr.Compare(b.Addr) })
+	return out
+}
+
+// ExternalIPAddresses returns the IP addresses in svc's spec.externalIPs,
+// unmapped, in order, skipping what does not parse and addresses with a zone.
+func ExternalIPAddresses(svc *corev1.Service) []netip.Addr {
+	var out []netip.Addr
+	for _, s := range svc.Spec.ExternalIPs {
+		if a, err := netip.ParseAddr(strings.TrimSpace(s)); err == nil && a.Zone() == "" {
+			out = append(out, a.Unmap())
+		}
+	}
 	return out
 }

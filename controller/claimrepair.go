@@ -62,7 +62,7 @@ func (c *Controller) repairClaims(context.Context) {
 			}
 			kind, shown := ipam.LoadBalancer, config.LoadBalancerAddresses(s)
 			if h.As == v1alpha1.HolderExternalIP {
-				kind, shown = ipam.ExternalIP, externalIPAddrs(s)
+				kind, shown = ipam.ExternalIP, config.ExternalIPAddresses(s)
 			}
 			if !c.core.Holds(h.Namespace, h.Name, h.UID, kind, addr) && !slices.Contains(shown, addr) {
 				seen[key] = true

@@ -50,14 +50,7 @@ const (
 func ClaimIndexers() cache.Indexers {
 	return cache.Indexers{
 		ClaimsByHolder: func(obj any) ([]string, error) {
-			c, ok := obj.(*v1alpha1.AddressClaim)
-			if !ok {
-				return nil, nil
-			}
-			keys := make([]string, 0, len(c.Spec.Holders))
-			for _, h := range c.Spec.Holders {
-				keys = append(keys, h.Namespace+"/"+h.Name)
-			}
+			keys := HolderKeys(obj)
 			slices.Sort(keys)
 			return slices.Compact(keys), nil
 		},
@@ -311,7 +304,7 @@ func (c *Claims) follow(core *Core, svc *corev1.Service) (dropped map[ipam.Kind]
 	dropped = map[ipam.Kind][]netip.Addr{}
 	shown := map[ipam.Kind][]netip.Addr{
 		ipam.LoadBalancer: config.LoadBalancerAddresses(svc),
-		ipam.ExternalIP:   externalIPAddrs(svc),
+		ipam.ExternalIP:   config.ExternalIPAddresses(svc),
 	}
 	for _, obj := range objs {
 		cl, err := config.ClaimOf(obj.(*v1alpha1.AddressClaim))
@@ -342,17 +335,6 @@ func (c *Claims) follow(core *Core, svc *corev1.Service) (dropped map[ipam.Kind]
 		}
 	}
 	return dropped
-}
-
-// externalIPAddrs parses svc's spec.externalIPs, skipping what does not parse.
-func externalIPAddrs(svc *corev1.Service) []netip.Addr {
-	var out []netip.Addr
-	for _, s := range svc.Spec.ExternalIPs {
-		if a, err := netip.ParseAddr(s); err == nil {
-			out = append(out, a.Unmap())
-		}
-	}
-	return out
 }
 
 // commit makes the claim of every address d holds list svc. It reports
@@ -559,7 +541,7 @@ func (c *Claims) Settle(ctx context.Context, core *Core, svc *corev1.Service, d 
 		return err
 	}
 	status := config.LoadBalancerAddresses(svc)
-	external := externalIPAddrs(svc)
+	external := config.ExternalIPAddresses(svc)
 	for _, obj := range objs {
 		cl, err := config.ClaimOf(obj.(*v1alpha1.AddressClaim))
 		if err != nil {
@@ -694,19 +676,10 @@ func (c *Claims) Release(ctx context.Context, core *Core, namespace, name string
 		return lb || ext, fmt.Errorf("controller: get service %s/%s: %w", namespace, name, err)
 	}
 	c.forgetReleasesOf(objs, namespace, name, live)
-	for _, obj := range objs {
-		cl := obj.(*v1alpha1.AddressClaim)
-		addr, err := config.ParseClaimName(cl.Name)
-		if err != nil {
-			continue
-		}
-		if err := c.removeHolders(ctx, addr, func(x v1alpha1.AddressHolder) bool {
-			return x.Namespace == namespace && x.Name == name && x.UID != live
-		}); err != nil {
-			return lb || ext, err
-		}
-	}
-	return lb || ext, nil
+	err = c.removeFromClaims(ctx, objs, func(x v1alpha1.AddressHolder) bool {
+		return x.Namespace == namespace && x.Name == name && x.UID != live
+	})
+	return lb || ext, err
 }
 
 // ReleaseLoadBalancer releases svc's load-balancer addresses in core and
@@ -718,15 +691,19 @@ func (c *Claims) ReleaseLoadBalancer(ctx context.Context, core *Core, svc *corev
 	if err != nil {
 		return err
 	}
+	return c.removeFromClaims(ctx, objs, func(x v1alpha1.AddressHolder) bool {
+		return x.UID == string(svc.UID) && x.As == v1alpha1.HolderLoadBalancer
+	})
+}
+
+// removeFromClaims removes the holders match selects from each claim of objs.
+func (c *Claims) removeFromClaims(ctx context.Context, objs []any, match func(v1alpha1.AddressHolder) bool) error {
 	for _, obj := range objs {
-		cl := obj.(*v1alpha1.AddressClaim)
-		addr, err := config.ParseClaimName(cl.Name)
+		addr, err := config.ParseClaimName(obj.(*v1alpha1.AddressClaim).Name)
 		if err != nil {
 			continue
 		}
-		if err := c.removeHolders(ctx, addr, func(x v1alpha1.AddressHolder) bool {
-			return x.UID == string(svc.UID) && x.As == v1alpha1.HolderLoadBalancer
-		}); err != nil {
+		if err := c.removeHolders(ctx, addr, match); err != nil {
 			return err
 		}
 	}
