@@ -220,6 +220,11 @@ func (c *Core) ensure(svc *corev1.Service, w *Want, kind ipam.Kind) Decision {
 			d.Condition.Message = sentence(w.Refusal.Message)
 			return d
 		}
+		if had {
+			// The allocation is frozen, but the sharing terms the Service
+			// states now decide who may join it (when its sharers allow).
+			c.alloc.Retag(owner, kind, w.Request.Sharing)
+		}
 		return keep(w.Refusal.Reason, sentence(w.Refusal.Message), err)
 	}
 	req := w.Request

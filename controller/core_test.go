@@ -286,6 +286,27 @@ func TestCoreExternalIPs(t *testing.T) {
 	})
 }
 
+// TestCoreFrozenSharingTerms: a Service whose input is invalid keeps its
+// address, but a sharing key it removed no longer lets others join it (found
+// by the soak, seed 30: a sharer joined a Service whose key was gone).
+func TestCoreFrozenSharingTerms(t *testing.T) {
+	key := func(k string) svcOpt { return annotate("herald.dev/sharing-key", k) }
+	bad := annotate("herald.dev/allocate-external-ip", "maybe!")
+	runCore(t, []coreStep{
+		{name: "pools", pools: []*v1alpha1.IPPool{ippool("p", []string{"198.51.100.0/29"})}},
+		{name: "web on 80 with key k", svc: service("ns", "web", withPorts(80), key("k"), withLBIP("198.51.100.3")),
+			want: []string{"198.51.100.3"}, wantReason: allocated, wantStatus: isTrue},
+		{name: "a bad annotation freezes it", svc: service("ns", "web", withPorts(80), key("k"), bad, withLBIP("198.51.100.3")),
+			want: []string{"198.51.100.3"}, wantReason: ReasonInvalidAnnotation, wantStatus: isTrue},
+		{name: "frozen, its key removed: it keeps the address", svc: service("ns", "web", withPorts(80), bad, withLBIP("198.51.100.3")),
+			want: []string{"198.51.100.3"}, wantReason: ReasonInvalidAnnotation, wantStatus: isTrue},
+		{name: "a Service with key k may not join it", svc: service("ns", "api", withPorts(81), key("k"), withLBIP("198.51.100.3")),
+			wantReason: ReasonAddressInUse, wantStatus: isFalse, wantWaiting: true, wantErr: ipam.ErrInUse},
+		{name: "nor by key alone", svc: service("ns", "api2", withPorts(82), key("k")),
+			want: []string{"198.51.100.0"}, wantReason: allocated, wantStatus: isTrue},
+	})
+}
+
 func TestCorePriority(t *testing.T) {
 	runCore(t, []coreStep{
 		{name: "pools", pools: []*v1alpha1.IPPool{

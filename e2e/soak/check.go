@@ -110,6 +110,10 @@ type Checker struct {
 	pools       map[string]since
 	usable      map[string]since     // by node: "true"/"false" and since when
 	bgpDown     map[string]time.Time // by usable node: since when its session has been seen down
+	// frozen holds, by UID of a Service with an invalid annotation, the UIDs
+	// of the Services that shared an address with it when it froze: Herald
+	// keeps them together whatever the frozen Service's terms say since.
+	frozen map[string]map[string]bool
 
 	// Checks counts the individual checks made, by invariant.
 	Checks map[int]int
@@ -132,6 +136,7 @@ func NewChecker(cfg Config) *Checker {
 		cfg: cfg, quiet: map[string]time.Time{}, holders: map[netip.Addr]since{},
 		released: map[netip.Addr]time.Time{}, lastHolders: map[netip.Addr]string{}, given: map[string]map[netip.Addr]string{},
 		pools: map[string]since{}, usable: map[string]since{}, bgpDown: map[string]time.Time{}, Checks: map[int]int{},
+		frozen: map[string]map[string]bool{},
 	}
 }
 
@@ -227,6 +232,7 @@ func (c *Checker) Observe(s Snapshot) []Violation {
 	}
 	c.trackHolders(s.Time, held)
 	c.trackNodes(s)
+	c.trackFrozen(s, held)
 
 	out = append(out, c.checkSharing(s, held)...)
 	out = append(out, c.checkPools(s, held)...)
@@ -278,6 +284,40 @@ func (c *Checker) trackNodes(s Snapshot) {
 	}
 }
 
+// trackFrozen notes, for each Service that became frozen, the Services
+// sharing its addresses at that moment, and forgets Services no longer frozen.
+func (c *Checker) trackFrozen(s Snapshot, held map[netip.Addr][]holder) {
+	live := map[string]bool{}
+	for i := range s.Services {
+		svc := &s.Services[i]
+		if !svc.Frozen {
+			continue
+		}
+		live[svc.UID] = true
+		if _, ok := c.frozen[svc.UID]; ok {
+			continue
+		}
+		with := map[string]bool{}
+		for _, h := range svc.Held {
+			for _, o := range held[h.Addr] {
+				with[o.svc.UID] = true
+			}
+		}
+		c.frozen[svc.UID] = with
+	}
+	for uid := range c.frozen {
+		if !live[uid] {
+			delete(c.frozen, uid)
+		}
+	}
+}
+
+// frozenTogether reports whether x and y shared an address when one of them
+// froze.
+func (c *Checker) frozenTogether(x, y *Service) bool {
+	return c.frozen[x.UID][y.UID] || c.frozen[y.UID][x.UID]
+}
+
 // checkSharing is invariant 1: two Services holding one address must be in
 // one namespace with one sharing key and disjoint ports. Services the soak
 // changed within Settle are left alone (the controller has not acted yet).
@@ -295,7 +335,7 @@ func (c *Checker) checkSharing(s Snapshot, held map[netip.Addr][]holder) []Viola
 					continue
 				}
 				c.Checks[InvSharing]++
-				if why := mayShare(*x, *y); why != "" {
+				if why := mayShare(*x, *y); why != "" && !c.frozenTogether(x, y) {
 					out = append(out, Violation{Time: s.Time, Invariant: InvSharing, Subject: a.String(), Kind: "shared",
 						Objects: []string{"Service " + x.Key(), "Service " + y.Key()}, Detail: why})
 				}

@@ -134,6 +134,26 @@ func TestSharing(t *testing.T) {
 	})
 }
 
+// TestSharingFrozen: a frozen Service keeps the sharers it had when it froze
+// whatever its key says since, but one that joins it later is judged by its
+// current key.
+func TestSharingFrozen(t *testing.T) {
+	shared := func(name, key string, port int32) Service {
+		return with(svc(name, a1), func(s *Service) { s.SharingKey = key; s.Ports = []Port{{"TCP", port}} })
+	}
+	frozen := func(s Service) Service { s.Frozen = true; return s }
+	pools := []Pool{with2(pool, 1, 0), bgpPool}
+	runSteps(t, []step{
+		{name: "x and y share", at: 10, svcs: []Service{shared("x", "k", 80), shared("y", "k", 81)}, pools: pools},
+		{name: "x freezes", at: 11, svcs: []Service{frozen(shared("x", "k", 80)), shared("y", "k", 81)}, pools: pools},
+		{name: "x drops its key, frozen: kept with y", at: 12, svcs: []Service{frozen(shared("x", "", 80)), shared("y", "k", 81)}, pools: pools},
+		{name: "z joins x without a key", at: 13, svcs: []Service{frozen(shared("x", "", 80)), shared("y", "k", 81), shared("z", "k", 82)}, pools: pools,
+			want: []string{"1/shared/198.51.100.130"}},
+		{name: "x thaws without a key: y is judged again", at: 14, svcs: []Service{shared("x", "", 80), shared("y", "k", 81)}, pools: pools,
+			want: []string{"1/shared/198.51.100.130"}},
+	})
+}
+
 func TestPoolAdmits(t *testing.T) {
 	outside := netip.MustParseAddr("198.51.100.150")
 	p := with2(pool, 1, 0)

@@ -143,6 +143,9 @@ func ServiceOf(svc *corev1.Service) Service {
 	if svc.Spec.LoadBalancerClass != nil {
 		s.Class = *svc.Spec.LoadBalancerClass
 	}
+	if _, err := config.ParseServiceAnnotations(svc.Annotations); err != nil {
+		s.Frozen = true
+	}
 	if v, ok := svc.Annotations[config.AnnotationSharingKey]; ok {
 		if a, err := config.ParseServiceAnnotations(map[string]string{config.AnnotationSharingKey: v}); err == nil {
 			s.SharingKey = a.SharingKey

@@ -38,6 +38,9 @@ type Service struct {
 	Local bool
 	// SharingKey is a valid herald.dev/sharing-key annotation, or "".
 	SharingKey string
+	// Frozen says that one of the Service's annotations is invalid: Herald
+	// then keeps what it holds, and its sharers, until the input is fixed.
+	Frozen bool
 	// Ports are the Service's (protocol, port) pairs.
 	Ports []Port
 	// Asks is the soak's count of the edits that asked for another address
