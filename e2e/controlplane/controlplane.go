@@ -113,6 +113,9 @@ type ControlPlane struct {
 	pki        *pki
 	etcd       *process
 	apiserver  *process
+	apiArgv    []string // kube-apiserver's command line and environment, for RestartAPIServer
+	apiEnv     []string
+	wrap       func([]string) []string
 	removeDir  bool
 	stopGrace  time.Duration
 	stopped    bool
@@ -213,7 +216,8 @@ func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
 	// megabytes of memory.
 	apiEnv := []string{"GOGC=400"}
 	apiArgs := append(cp.apiserverArgs(bind, advertise, ports[2]), opts.ExtraAPIServerArgs...)
-	if cp.apiserver, err = startProcess("kube-apiserver", apiArgs, apiEnv, opts.Wrap, cp.Dir, filepath.Join(cp.Dir, "kube-apiserver.log")); err != nil {
+	cp.apiArgv, cp.apiEnv, cp.wrap = apiArgs, apiEnv, opts.Wrap
+	if cp.apiserver, err = cp.startAPIServer(); err != nil {
 		return nil, err
 	}
 
@@ -229,6 +233,29 @@ func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
 	cp.ReadyAfter = time.Since(start)
 	ready = true
 	return cp, nil
+}
+
+func (cp *ControlPlane) startAPIServer() (*process, error) {
+	return startProcess("kube-apiserver", cp.apiArgv, cp.apiEnv, cp.wrap, cp.Dir, filepath.Join(cp.Dir, "kube-apiserver.log"))
+}
+
+// RestartAPIServer stops kube-apiserver (SIGTERM and up to grace to exit; a
+// grace of zero is SIGKILL), starts it again on the same address, port and
+// data, and waits until /readyz answers ok or ctx ends. Clients keep their
+// configuration; etcd keeps running. It must not run concurrently with Stop.
+func (cp *ControlPlane) RestartAPIServer(ctx context.Context, grace time.Duration) error {
+	if cp.stopped {
+		return errors.New("controlplane: restart kube-apiserver: the control plane is stopped")
+	}
+	if err := cp.apiserver.stop(grace); err != nil {
+		return err
+	}
+	p, err := cp.startAPIServer()
+	if err != nil {
+		return err
+	}
+	cp.apiserver = p
+	return cp.waitReady(ctx, func() {})
 }
 
 // addresses returns the address the apiserver listens on and the one clients use.

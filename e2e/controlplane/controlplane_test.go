@@ -315,3 +315,23 @@ func mustUserConfig(t *testing.T, cp *controlplane.ControlPlane, name string) *r
 	}
 	return cfg
 }
+
+// TestRestartAPIServer: the apiserver comes back on the same URL with the same
+// data, and a client made before the restart works after it, whether the
+// apiserver was stopped gracefully or killed.
+func TestRestartAPIServer(t *testing.T) {
+	cp := controlplane.StartForTest(t, controlplane.Options{SkipCRDs: true})
+	admin := kubernetes.NewForConfigOrDie(cp.Config())
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "kept", Namespace: "default"}}
+	if _, err := admin.CoreV1().ConfigMaps("default").Create(t.Context(), cm, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, grace := range []time.Duration{5 * time.Second, 0} {
+		if err := cp.RestartAPIServer(t.Context(), grace); err != nil {
+			t.Fatalf("restart (grace %v): %v", grace, err)
+		}
+		if _, err := admin.CoreV1().ConfigMaps("default").Get(t.Context(), "kept", metav1.GetOptions{}); err != nil {
+			t.Fatalf("after a restart (grace %v): %v", grace, err)
+		}
+	}
+}

@@ -60,6 +60,7 @@ type Cluster struct {
 	NodeKubeconfig string
 
 	restConfig *rest.Config
+	apiProxy   *tcpProxy
 }
 
 // Node is a node host: its LAN link is eth0, its pods hang off a bridge cni0 that

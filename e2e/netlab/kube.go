@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/netip"
@@ -58,6 +59,7 @@ func (c *Cluster) connectControlPlane(t T, cfg *rest.Config) {
 	}
 	proxy := newTCPProxy(lns, target)
 	c.Lab.onClose(proxy.close)
+	c.apiProxy = proxy
 	c.APIServer = netip.AddrPortFrom(c.ControlPlane.Addr4(), APIServerPort)
 
 	c.NodeKubeconfig = filepath.Join(c.Lab.Dir(), "node-kubeconfig")
@@ -129,13 +131,56 @@ func (c *Cluster) LabRESTConfig() *rest.Config {
 	return cfg
 }
 
-// tcpProxy copies connections accepted on its listeners to target.
+// tcpProxy copies connections accepted on its listeners to target. It can
+// also play a slow or failing apiserver for the lab's processes (APIFault).
 type tcpProxy struct {
 	lns    []net.Listener
 	target string
 	mu     sync.Mutex
 	conns  map[net.Conn]struct{}
+	fault  APIFault
 	wg     sync.WaitGroup
+}
+
+// APIFault is how the lab's path to the apiserver misbehaves: the zero value
+// is a healthy path.
+type APIFault struct {
+	// Delay holds back every chunk of data, each way, this long.
+	Delay time.Duration
+	// RefusePercent of the new connections are closed as soon as accepted.
+	RefusePercent int
+}
+
+// SetAPIFault makes the lab's path to the apiserver (every process in a lab
+// host reaches it through the control-plane host) behave as f; with reset,
+// it first cuts every open connection, as an apiserver that goes away does.
+// The test process's own clients (Kube, Herald) do not go through it.
+func (c *Cluster) SetAPIFault(f APIFault, reset bool) {
+	if c.apiProxy == nil {
+		return
+	}
+	c.apiProxy.setFault(f, reset)
+}
+
+func (p *tcpProxy) setFault(f APIFault, reset bool) {
+	p.mu.Lock()
+	p.fault = f
+	var open []net.Conn
+	if reset {
+		for c := range p.conns {
+			open = append(open, c)
+		}
+	}
+	p.mu.Unlock()
+	for _, c := range open {
+		c.Close()
+	}
+}
+
+func (p *tcpProxy) currentFault() APIFault {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.fault
 }
 
 func newTCPProxy(lns []net.Listener, target string) *tcpProxy {
@@ -153,6 +198,10 @@ func (p *tcpProxy) accept(ln net.Listener) {
 		in, err := ln.Accept()
 		if err != nil {
 			return
+		}
+		if f := p.currentFault(); f.RefusePercent > 0 && rand.IntN(100) < f.RefusePercent {
+			in.Close()
+			continue
 		}
 		out, err := net.DialTimeout("tcp", p.target, 5*time.Second)
 		if err != nil {
@@ -186,7 +235,21 @@ func (p *tcpProxy) track(conns ...net.Conn) bool {
 
 func (p *tcpProxy) pipe(dst, src net.Conn) {
 	defer p.wg.Done()
-	_, _ = io.Copy(dst, src)
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			if d := p.currentFault().Delay; d > 0 {
+				time.Sleep(d)
+			}
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				break
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
 	dst.Close()
 	src.Close()
 	p.mu.Lock()

@@ -74,7 +74,7 @@ func TestServiceOf(t *testing.T) {
 	}
 	got := ServiceOf(svc)
 	a := netip.MustParseAddr
-	want := Service{Namespace: "a", Name: "x", UID: "u", Local: true, SharingKey: "k", Asks: "2",
+	want := Service{Namespace: "a", Name: "x", UID: "u", Local: true, SharingKey: "k", Frozen: true, Asks: "2",
 		Ports:                 []Port{{"TCP", 80}},
 		Held:                  []Holding{{Addr: a("198.51.100.130"), Pool: "p"}, {Addr: a("198.51.100.177"), External: true, Pool: "ext"}},
 		UnacceptedExternalIPs: []netip.Addr{a("198.51.100.178")}}

@@ -179,11 +179,33 @@ const (
 	// SIGCONT: CPU starvation of one node taken to the limit. The speaker
 	// wakes with a stale view of the cluster while the others took over.
 	FaultSpeakerFreeze FaultKind = "speaker-freeze"
+	// FaultCPUStarve holds a node's speaker and kube-proxy to 2% of a CPU
+	// (a cgroup quota) for the fault's length.
+	FaultCPUStarve FaultKind = "cpu-starve"
+	// FaultAPIRestart restarts the kube-apiserver (SIGTERM, then start).
+	FaultAPIRestart FaultKind = "apiserver-restart"
+	// FaultAPISlow delays every chunk of data between the lab's processes
+	// and the apiserver by 500 ms each way; FaultAPIFail cuts every open
+	// connection and refuses half of the new ones. Both last the fault's
+	// length. The soak's own observations do not go through that path.
+	FaultAPISlow FaultKind = "api-slow"
+	FaultAPIFail FaultKind = "api-failing"
 )
+
+// OnNode reports whether the fault hits one node (the others hit the control
+// plane).
+func (k FaultKind) OnNode() bool {
+	switch k {
+	case FaultLeaderKill, FaultLeaderTerm, FaultAPIRestart, FaultAPISlow, FaultAPIFail:
+		return false
+	}
+	return true
+}
 
 // AllFaults are the fault kinds made by default. (Adding one changes what a
 // seed replays.)
-var AllFaults = []FaultKind{FaultLeaderKill, FaultLeaderTerm, FaultSpeakerKill, FaultSpeakerTerm, FaultLinkCut}
+var AllFaults = []FaultKind{FaultLeaderKill, FaultLeaderTerm, FaultSpeakerKill, FaultSpeakerTerm, FaultLinkCut,
+	FaultCPUStarve, FaultAPIRestart, FaultAPISlow, FaultAPIFail}
 
 // KnownFaults are every fault kind, those made only on request included.
 var KnownFaults = append(slices.Clone(AllFaults), FaultSpeakerFreeze)
@@ -266,7 +288,7 @@ func (p *Plan) Next() Step {
 		p.nextFault = p.step + p.between(p.cfg.FaultGap)
 	} else if p.fault == nil && len(p.cfg.Faults) > 0 && p.step >= p.nextFault {
 		f := &Fault{Kind: p.cfg.Faults[p.rng.IntN(len(p.cfg.Faults))], Steps: p.between(p.cfg.FaultLength)}
-		if f.Kind != FaultLeaderKill && f.Kind != FaultLeaderTerm {
+		if f.Kind.OnNode() {
 			f.Node = p.cfg.Nodes[p.rng.IntN(len(p.cfg.Nodes))]
 		}
 		p.fault, p.faultEnd = f, p.step+f.Steps

@@ -19,6 +19,9 @@ type Report struct {
 	// OpErrors are operations the API refused or that failed (not
 	// violations: a requested address may be malformed on purpose).
 	OpErrors []string
+	// Restarts are the controllers and speakers that exited without a fault
+	// stopping them, which the soak started again as a kubelet would.
+	Restarts []string
 	// Snapshots counts the observations checked; Checks the individual
 	// checks, by invariant.
 	Snapshots     int
@@ -94,6 +97,10 @@ func (r *Report) Write(w io.Writer) {
 			fmt.Fprintf(w, " %s", t.UTC().Format("15:04:05.000"))
 		}
 		fmt.Fprintln(w)
+	}
+	fmt.Fprintf(w, "restarts after an exit no fault caused: %d\n", len(r.Restarts))
+	for _, e := range r.Restarts {
+		fmt.Fprintf(w, "  restart: %s\n", e)
 	}
 	for _, e := range r.OpErrors {
 		fmt.Fprintf(w, "  operation error: %s\n", e)

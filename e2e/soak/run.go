@@ -92,6 +92,7 @@ type soak struct {
 	windows   map[string][]Window // by probe target
 	held      map[string]string   // by Service key: the addresses last seen held, for the log
 	stopped   int                 // controller replica a fault stopped, -1 none
+	starved   *netlab.CPULimit    // the cgroup of a cpu-starve fault
 	faultFrom time.Time
 }
 
@@ -111,6 +112,14 @@ func Run(ctx context.Context, t netlab.T, opts Options) *Report {
 			BGP: []netip.Prefix{netlab.RoutedPoolV4, netlab.RoutedPoolV6}}),
 		report: newReport(opts)}
 	s.obs = &Observer{Lab: lab, Namespaces: []string{NamespaceA, NamespaceB, NamespaceProbe}, Selector: ManagedLabel}
+	t.Cleanup(func() {
+		s.mu.Lock()
+		lim := s.starved
+		s.mu.Unlock()
+		if err := lim.Remove(); err != nil {
+			t.Logf("%v", err)
+		}
+	})
 	s.setUp(ctx)
 	s.report.LabUp = time.Since(started).Round(time.Second)
 	fmt.Fprintf(opts.Log, "lab up after %v (prefix %s); soaking for %v, seed %d\n",
@@ -223,6 +232,7 @@ func (s *soak) steps(ctx context.Context) {
 			continue
 		case <-tick.C:
 		}
+		s.supervise(ctx)
 		st := s.plan.Next()
 		if st.FaultEnd != nil {
 			s.endFault(ctx, st.FaultEnd)
@@ -237,6 +247,48 @@ func (s *soak) steps(ctx context.Context) {
 	if active != nil {
 		s.endFault(context.Background(), active)
 	}
+}
+
+// supervise does what the kubelet would: it starts again a controller
+// replica or a speaker that exited when no fault stopped it (a controller
+// exits when it loses its Lease, for example while the apiserver is away),
+// and counts it in the report.
+func (s *soak) supervise(ctx context.Context) {
+	l := s.lab
+	s.mu.Lock()
+	stopped, unusable := s.stopped, maps.Clone(s.unusable)
+	s.mu.Unlock()
+	for i := range 2 {
+		if p := l.Controller(i); i != stopped && (p == nil || p.Exited()) {
+			s.restarted(fmt.Sprintf("controller %d", i), p)
+			l.StartController(i)
+			s.record(Change{Time: time.Now(), What: fmt.Sprintf("controller %d restarted after it exited", i), Settle: controllerSettle, Controller: true})
+		}
+	}
+	for _, name := range l.Cluster.NodeNames() {
+		n := l.Node(name)
+		why := unusable[name]
+		if why == string(FaultSpeakerKill) || why == string(FaultSpeakerTerm) {
+			continue
+		}
+		if p := l.Speaker(n); p == nil || p.Exited() {
+			s.restarted("speaker on "+name, p)
+			l.StartSpeaker(n)
+			s.record(Change{Time: time.Now(), What: "speaker restarted on " + name + " after it exited", Settle: s.opts.RecoverSettle})
+		}
+	}
+}
+
+// restarted records that what (whose process p exited) is started again.
+func (s *soak) restarted(what string, p *netlab.Process) {
+	why := "not running"
+	if p != nil {
+		why = fmt.Sprintf("exited (%v)", p.Err())
+	}
+	s.mu.Lock()
+	s.report.Restarts = append(s.report.Restarts, fmt.Sprintf("%s %s %s", time.Now().UTC().Format("15:04:05.000"), what, why))
+	s.mu.Unlock()
+	fmt.Fprintf(s.opts.Log, "%s supervisor: %s %s; started again\n", time.Now().UTC().Format("15:04:05.000"), what, why)
 }
 
 // operate applies one step's operation and records it.
@@ -289,10 +341,36 @@ func (s *soak) startFault(ctx context.Context, f *Fault) {
 		s.stopped = i
 		s.mu.Unlock()
 		settle = controllerSettle
-	case FaultSpeakerKill, FaultSpeakerTerm, FaultLinkCut, FaultSpeakerFreeze:
+	case FaultAPIRestart:
+		if err := l.CP.RestartAPIServer(ctx, 5*time.Second); err != nil {
+			l.T.Fatalf("soak: restart the kube-apiserver: %v", err)
+		}
+		desc = fmt.Sprintf("%s (down %v)", f.Kind, time.Since(now).Round(100*time.Millisecond))
+		settle = controllerSettle
+	case FaultAPISlow:
+		l.Cluster.SetAPIFault(netlab.APIFault{Delay: 500 * time.Millisecond}, false)
+		settle = controllerSettle
+	case FaultAPIFail:
+		l.Cluster.SetAPIFault(netlab.APIFault{RefusePercent: 50}, true)
+		settle = controllerSettle
+	case FaultSpeakerKill, FaultSpeakerTerm, FaultLinkCut, FaultSpeakerFreeze, FaultCPUStarve:
 		n := l.Node(f.Node)
 		s.openWindows(ctx, f, now)
 		switch f.Kind {
+		case FaultCPUStarve:
+			var pids []int
+			for _, p := range []*netlab.Process{l.Speaker(n), n.KubeProxy} {
+				if p != nil && !p.Exited() {
+					pids = append(pids, p.Pid())
+				}
+			}
+			lim, err := netlab.LimitCPU(l.Cluster.Lab.Prefix()+"-starve-"+n.Name(), 2, pids...)
+			if err != nil {
+				l.T.Fatalf("soak: starve %s: %v", n.Name(), err)
+			}
+			s.mu.Lock()
+			s.starved = lim
+			s.mu.Unlock()
 		case FaultSpeakerKill:
 			l.KillSpeaker(n)
 		case FaultSpeakerTerm:
@@ -341,6 +419,22 @@ func (s *soak) endFault(ctx context.Context, f *Fault) {
 	case FaultSpeakerKill, FaultSpeakerTerm:
 		l.StartSpeaker(l.Node(f.Node))
 		desc = "speaker restarted on " + f.Node
+	case FaultAPIRestart:
+		desc = "kube-apiserver restarted"
+		settle = controllerSettle
+	case FaultAPISlow, FaultAPIFail:
+		l.Cluster.SetAPIFault(netlab.APIFault{}, false)
+		desc = "the path to the apiserver is healthy again"
+		settle = controllerSettle
+	case FaultCPUStarve:
+		s.mu.Lock()
+		lim := s.starved
+		s.starved = nil
+		s.mu.Unlock()
+		if err := lim.Remove(); err != nil {
+			l.T.Fatalf("soak: end the starvation of %s: %v", f.Node, err)
+		}
+		desc = "CPU restored on " + f.Node
 	case FaultSpeakerFreeze:
 		if p := l.Speaker(l.Node(f.Node)); p != nil {
 			if err := p.Signal(syscall.SIGCONT); err != nil {
