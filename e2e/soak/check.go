@@ -55,6 +55,10 @@ type Change struct {
 	// allocations and pool status (2, 6, 8), not the wire, since speakers
 	// announce from the Services without the controller.
 	Controller bool
+	// Endpoints marks a change to a Service's endpoints only, which cannot
+	// change whom it may share an address with (invariant 1 reads the
+	// namespace, key and ports).
+	Endpoints bool
 }
 
 // Violation is one invariant found broken.
@@ -103,6 +107,7 @@ type Checker struct {
 	quietCtrl   time.Time            // when every controller change so far has settled
 	quietAny    time.Time            // when every change to any Service has settled
 	quiet       map[string]time.Time // by Service key, when its changes have settled
+	quietSpec   map[string]time.Time // by Service key, when its changes other than endpoints have settled
 	holders     map[netip.Addr]since // holder fingerprint of each held address
 	released    map[netip.Addr]time.Time
 	lastHolders map[netip.Addr]string            // who held each released address
@@ -133,7 +138,7 @@ func NewChecker(cfg Config) *Checker {
 		cfg.BGPSessionBound = 90 * time.Second
 	}
 	return &Checker{
-		cfg: cfg, quiet: map[string]time.Time{}, holders: map[netip.Addr]since{},
+		cfg: cfg, quiet: map[string]time.Time{}, quietSpec: map[string]time.Time{}, holders: map[netip.Addr]since{},
 		released: map[netip.Addr]time.Time{}, lastHolders: map[netip.Addr]string{}, given: map[string]map[netip.Addr]string{},
 		pools: map[string]since{}, usable: map[string]since{}, bgpDown: map[string]time.Time{}, Checks: map[int]int{},
 		frozen: map[string]map[string]bool{},
@@ -159,6 +164,9 @@ func (c *Checker) Record(changes ...Change) {
 		} else {
 			if until.After(c.quiet[ch.Service]) {
 				c.quiet[ch.Service] = until
+			}
+			if !ch.Endpoints && until.After(c.quietSpec[ch.Service]) {
+				c.quietSpec[ch.Service] = until
 			}
 			if until.After(c.quietAny) {
 				c.quietAny = until
@@ -351,11 +359,11 @@ func (c *Checker) settledAllocations(t time.Time, keys ...string) bool {
 	return !c.quietCtrl.After(t) && c.settled(t, keys...)
 }
 
-// settledKeysOnly reports whether the Services keys (ignoring global changes)
-// have been quiet for Settle before t.
+// settledKeysOnly reports whether the Services keys (ignoring global changes
+// and endpoint changes) have been quiet for Settle before t.
 func (c *Checker) settledKeysOnly(t time.Time, keys ...string) bool {
 	for _, k := range keys {
-		if c.quiet[k].After(t) {
+		if c.quietSpec[k].After(t) {
 			return false
 		}
 	}
@@ -486,7 +494,7 @@ func (c *Checker) checkCounts(s Snapshot, held map[netip.Addr][]holder) []Violat
 			}
 		}
 		slices.SortFunc(in, netip.Addr.Compare)
-		fp := fmt.Sprint(p.Ranges, in)
+		fp := fmt.Sprint(p.Ranges, p.Shadowed, in)
 		if old, ok := c.pools[p.Name]; !ok || old.fp != fp {
 			c.pools[p.Name] = since{fp, s.Time}
 			continue
@@ -556,13 +564,20 @@ func (c *Checker) checkClaims(s Snapshot, held map[netip.Addr][]holder) []Violat
 func (c *Checker) checkWire(s Snapshot, held map[netip.Addr][]holder) []Violation {
 	w := s.Wire
 	cutoff := w.Start.Add(-c.cfg.Settle)
-	var usable []string
+	// usable are the nodes that must announce what they may; degraded ones
+	// may, but need not.
+	var usable, degraded []string
 	for _, n := range s.Nodes {
-		if n.Usable {
+		switch {
+		case n.Usable && n.Degraded:
+			degraded = append(degraded, n.Name)
+		case n.Usable:
 			usable = append(usable, n.Name)
 		}
 	}
 	slices.Sort(usable)
+	withDegraded := slices.Sorted(slices.Values(append(slices.Clone(usable), degraded...)))
+	isDegraded := func(n string) bool { return slices.Contains(degraded, n) }
 
 	var out []Violation
 	// settledAddr reports whether a's holders, their Services and everything
@@ -607,17 +622,20 @@ func (c *Checker) checkWire(s Snapshot, held map[netip.Addr][]holder) []Violatio
 			continue
 		}
 		hs := held[a]
-		var cands []string
+		var cands, candsOrDegraded []string
 		switch {
 		case len(hs) > 0:
 			if !settledAddr(a) {
 				continue
 			}
 			sets := make([][]string, len(hs))
+			setsOrDegraded := make([][]string, len(hs))
 			for i, h := range hs {
 				sets[i] = Eligible(*h.svc, usable)
+				setsOrDegraded[i] = Eligible(*h.svc, withDegraded)
 			}
 			cands = sharedCandidates(sets...)
+			candsOrDegraded = sharedCandidates(setsOrDegraded...)
 		case unaccepted(s.Services, a) != nil:
 			if !c.settled(w.Start, unaccepted(s.Services, a).Key()) || w.HeldAfter[a] {
 				continue
@@ -637,6 +655,16 @@ func (c *Checker) checkWire(s Snapshot, held map[netip.Addr][]holder) []Violatio
 		}
 		if last, ok := c.lastHolders[a]; ok && len(hs) == 0 {
 			obj = append(obj, "released by "+last)
+		}
+		// A degraded node that may announce a is judged by what the others
+		// do: it may answer beside or instead of the node that would.
+		if slices.ContainsFunc(candsOrDegraded, isDegraded) {
+			others := slices.DeleteFunc(slices.Clone(ans.Nodes), isDegraded)
+			if len(others) > 1 || len(others) == 1 && !slices.Contains(cands, others[0]) {
+				out = append(out, Violation{Time: w.Start, Invariant: blame(a, others[0]), Subject: a.String(), Kind: "wrong node",
+					Objects: append(obj, nodesOf(ans.Nodes)...), Detail: fmt.Sprintf("%v answer; eligible %v, degraded %v", ans.Nodes, cands, degraded)})
+			}
+			continue
 		}
 		switch {
 		case len(cands) == 0 && len(ans.Nodes) > 0:
@@ -667,7 +695,7 @@ func (c *Checker) checkWire(s Snapshot, held map[netip.Addr][]holder) []Violatio
 		if !n.BGPUp.IsZero() && !n.BGPUp.After(cutoff) {
 			upBefore[n.Name] = true
 		}
-		if !n.Usable || !n.BGPUp.IsZero() {
+		if !n.Usable || n.Degraded || !n.BGPUp.IsZero() {
 			delete(c.bgpDown, n.Name)
 			continue
 		}
@@ -704,9 +732,10 @@ func (c *Checker) checkWire(s Snapshot, held map[netip.Addr][]holder) []Violatio
 			// changed since may have been given it.
 			continue
 		}
-		var elig []string
+		var elig, eligOrDegraded []string
 		for _, h := range hs {
 			elig = append(elig, Eligible(*h.svc, usable)...)
+			eligOrDegraded = append(eligOrDegraded, Eligible(*h.svc, withDegraded)...)
 		}
 		slices.Sort(elig)
 		elig = slices.Compact(elig)
@@ -715,7 +744,7 @@ func (c *Checker) checkWire(s Snapshot, held map[netip.Addr][]holder) []Violatio
 			c.Checks[InvLocal]++
 		}
 		for _, n := range got {
-			if !slices.Contains(elig, n) {
+			if !slices.Contains(elig, n) && !(isDegraded(n) && slices.Contains(eligOrDegraded, n)) {
 				obj := append(objects(a), "node "+n)
 				if last, ok := c.lastHolders[a]; ok && len(hs) == 0 {
 					obj = append(obj, "released by "+last)

@@ -124,6 +124,12 @@ func TestSharing(t *testing.T) {
 			runSteps(t, []step{{name: "both hold", at: 10, svcs: []Service{tc.x, tc.y}, pools: pools, want: tc.want}})
 		})
 	}
+	t.Run("an endpoint change does not hold the judgement back", func(t *testing.T) {
+		runSteps(t, []step{
+			{name: "endpoints moved", at: 10, changes: []Change{{Time: t0.Add(8 * time.Second), Service: "a/y", Endpoints: true}},
+				svcs: []Service{shared("x", "k", 80), shared("y", "k", 80)}, pools: pools, want: []string{"1/shared/198.51.100.130"}},
+		})
+	})
 	t.Run("a Service just edited is not judged yet", func(t *testing.T) {
 		runSteps(t, []step{
 			{name: "edited", at: 10, changes: []Change{{Time: t0.Add(8 * time.Second), Service: "a/y"}},
@@ -237,6 +243,7 @@ func TestWireLayer2(t *testing.T) {
 	draining := func(n string) Endpoint { return Endpoint{Node: n, Serving: true, Terminating: true} }
 	p1 := []Pool{with2(pool, 1, 0), bgpPool}
 	cut := []Node{{Name: "node1", Usable: false}, {Name: "node2", Usable: true}, {Name: "node3", Usable: true}}
+	starved := []Node{{Name: "node1", Usable: true, Degraded: true}, {Name: "node2", Usable: true}, {Name: "node3", Usable: true}}
 	for _, tc := range []struct {
 		name   string
 		s      Service
@@ -257,6 +264,12 @@ func TestWireLayer2(t *testing.T) {
 		{"local, draining fallback", local(draining("node3")), nil, []string{"node3"}, nil},
 		{"local, ready pod on an unusable node only", local(ready("node1")), cut, []string{"node1"},
 			[]string{"3/answered, no node may/198.51.100.130"}},
+		{"cluster, a degraded node keeps it", svc("x", a1), starved, []string{"node1"}, nil},
+		{"cluster, a degraded node and a successor answer", svc("x", a1), starved, []string{"node1", "node2"}, nil},
+		{"cluster, a degraded node lost it", svc("x", a1), starved, []string{"node3"}, nil},
+		{"cluster, degraded: two others answer", svc("x", a1), starved, []string{"node2", "node3"}, []string{"3/wrong node/198.51.100.130"}},
+		{"local, degraded node without a pod answers", local(ready("node1")), starved, []string{"node1", "node2"},
+			[]string{"4/wrong node/198.51.100.130"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			runSteps(t, []step{
@@ -412,4 +425,28 @@ func TestClaims(t *testing.T) {
 	check(8, map[netip.Addr]ClaimHolders{r1: {"o": false}}, []string{"8/no claim/198.51.100.130"})
 	check(9, map[netip.Addr]ClaimHolders{a1: {"other": false}}, []string{"8/holder missing/198.51.100.130"})
 	check(10, map[netip.Addr]ClaimHolders{a1: {"uid-x": true}}, []string{"8/holder missing/198.51.100.130"})
+}
+
+// TestCountsOverlap: of two overlapping pools the older counts the shared
+// addresses, as Herald resolves overlaps.
+func TestCountsOverlap(t *testing.T) {
+	overlapping := func(pUsed, qUsed int) []Pool {
+		p := with2(pool, pUsed, 0)
+		p.Created = t0.Add(-2 * time.Hour)
+		q := Pool{Name: "q", Ranges: []Range{{netip.MustParseAddr("198.51.100.130"), netip.MustParseAddr("198.51.100.150")}},
+			AdmitsLB: map[string]bool{"a": true}, Current: true, Created: t0.Add(-time.Hour), Used4: qUsed}
+		ps := []Pool{q, p, bgpPool}
+		ResolveOverlaps(ps)
+		return ps
+	}
+	runSteps(t, []step{
+		{name: "first seen", at: 1, svcs: []Service{svc("x", a1)}, pools: overlapping(1, 0)},
+		{name: "the older pool counts it", at: 8, svcs: []Service{svc("x", a1)}, pools: overlapping(1, 0)},
+		{name: "the newer one too: wrong", at: 9, svcs: []Service{svc("x", a1)}, pools: overlapping(1, 1),
+			want: []string{"6/counts/IPPool q"}},
+	})
+	if ps := overlapping(0, 0); !ps[0].Contains(netip.MustParseAddr("198.51.100.150")) || ps[0].Contains(a1) {
+		t.Errorf("the newer pool q: Contains(.150) %v, Contains(.130) %v; want true, false",
+			ps[0].Contains(netip.MustParseAddr("198.51.100.150")), ps[0].Contains(a1))
+	}
 }

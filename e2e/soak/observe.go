@@ -84,6 +84,7 @@ func (o *Observer) API(ctx context.Context) (Snapshot, error) {
 	for i := range pools.Items {
 		s.Pools = append(s.Pools, PoolOf(&pools.Items[i], nsLabels))
 	}
+	ResolveOverlaps(s.Pools)
 	s.Claims = o.claims(ctx)
 	return s, nil
 }
@@ -184,7 +185,7 @@ var outsideAddr = regexp.MustCompile(`([0-9a-fA-F.:]+) \(`)
 // labels of the namespaces the soak observes, for the pool's namespace
 // selectors. A serviceSelector is not evaluated (the soak's pools set none).
 func PoolOf(p *v1alpha1.IPPool, nsLabels map[string]labels.Set) Pool {
-	out := Pool{Name: p.Name, Deleting: p.DeletionTimestamp != nil, Current: p.Status.ObservedGeneration == p.Generation,
+	out := Pool{Name: p.Name, Created: p.CreationTimestamp.Time, Deleting: p.DeletionTimestamp != nil, Current: p.Status.ObservedGeneration == p.Generation,
 		AdmitsLB: map[string]bool{}, AdmitsExternal: map[string]bool{}}
 	for _, e := range p.Spec.Addresses {
 		if r, ok := parseRange(e); ok {

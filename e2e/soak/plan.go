@@ -19,6 +19,7 @@ const (
 	PoolL2B      = "soak-l2-b"      // soak-b only, by name; deleted and recreated
 	PoolExternal = "soak-ext"       // external IPs for soak-a
 	PoolBGP      = "soak-bgp"       // routed, by name
+	PoolOverlap  = "soak-overlap"   // auto-assign, overlapping soak-l2 when it is large; created and deleted
 	PoolProbeL2  = "soak-probe-l2"  // the probed Services' pools: never touched
 	PoolProbeBGP = "soak-probe-bgp" //
 
@@ -45,14 +46,17 @@ var L2Sizes = []int{4, 8, 16}
 
 // Fixed ranges of the pools.
 var (
-	L2First4    = netip.MustParseAddr("198.51.100.128")
-	L2First6    = netip.MustParseAddr("2001:db8:1::1:0")
-	L2BRanges   = []string{"198.51.100.160/29", "2001:db8:1::1:100/125"}
-	ExtRanges   = []string{"198.51.100.176/30"}
-	BGPRanges   = []string{"203.0.113.192/28", "2001:db8:200::/124"}
-	ProbeL2     = netip.MustParseAddr("198.51.100.184")
-	ProbeBGP    = netip.MustParseAddr("203.0.113.240")
-	ProbeRanges = map[string][]string{PoolProbeL2: {"198.51.100.184/30"}, PoolProbeBGP: {"203.0.113.240/30"}}
+	L2First4  = netip.MustParseAddr("198.51.100.128")
+	L2First6  = netip.MustParseAddr("2001:db8:1::1:0")
+	L2BRanges = []string{"198.51.100.160/29", "2001:db8:1::1:100/125"}
+	ExtRanges = []string{"198.51.100.176/30"}
+	BGPRanges = []string{"203.0.113.192/28", "2001:db8:200::/124"}
+	// OverlapRanges overlap soak-l2 at its largest size (16), which, older,
+	// keeps the shared addresses.
+	OverlapRanges = []string{"198.51.100.136-198.51.100.151", "2001:db8:1::1:8-2001:db8:1::1:17"}
+	ProbeL2       = netip.MustParseAddr("198.51.100.184")
+	ProbeBGP      = netip.MustParseAddr("203.0.113.240")
+	ProbeRanges   = map[string][]string{PoolProbeL2: {"198.51.100.184/30"}, PoolProbeBGP: {"203.0.113.240/30"}}
 )
 
 // L2Ranges returns pool soak-l2's addresses at size n.
@@ -252,6 +256,7 @@ type Plan struct {
 	created   int
 	l2Size    int
 	poolB     bool
+	overlap   bool // whether soak-overlap exists
 	fault     *Fault
 	faultEnd  int
 	nextFault int
@@ -475,6 +480,13 @@ func (p *Plan) endpoints() *Op {
 }
 
 func (p *Plan) pool() *Op {
+	if p.chance(25) {
+		p.overlap = !p.overlap
+		if p.overlap {
+			return &Op{Kind: OpPool, Pool: PoolOverlap, PoolRanges: OverlapRanges, Desc: "create " + PoolOverlap + ", overlapping " + PoolL2}
+		}
+		return &Op{Kind: OpPool, Pool: PoolOverlap, Desc: "delete " + PoolOverlap}
+	}
 	if p.chance(60) {
 		sizes := slices.DeleteFunc(slices.Clone(L2Sizes), func(n int) bool { return n == p.l2Size })
 		p.l2Size = sizes[p.rng.IntN(len(sizes))]

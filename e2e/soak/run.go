@@ -296,7 +296,7 @@ func (s *soak) operate(ctx context.Context, st Step) {
 	op := st.Op
 	now := time.Now()
 	err := s.world.apply(ctx, op)
-	ch := Change{Time: now, What: op.Desc}
+	ch := Change{Time: now, What: op.Desc, Endpoints: op.Kind == OpEndpoints}
 	if op.Service != nil {
 		ch.Service = op.Service.Key()
 	}
@@ -528,7 +528,11 @@ func (s *soak) checkOnce(ctx context.Context) {
 	}
 	s.mu.Lock()
 	for _, n := range s.lab.Cluster.NodeNames() {
-		_, down := s.unusable[n]
+		why, down := s.unusable[n]
+		if why == string(FaultCPUStarve) {
+			snap.Nodes = append(snap.Nodes, Node{Name: n, Usable: true, Degraded: true})
+			continue
+		}
 		snap.Nodes = append(snap.Nodes, Node{Name: n, Usable: !down})
 	}
 	targets := s.checker.L2Targets(snap)

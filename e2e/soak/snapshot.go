@@ -1,8 +1,10 @@
 package soak
 
 import (
+	"cmp"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -99,11 +101,36 @@ type Pool struct {
 	// Used4 and Used6 are status.ipv4.used and status.ipv6.used (0 when unset),
 	// -1 when not a number.
 	Used4, Used6 int
+	// Created is the pool's creation time; Shadowed are the addresses of
+	// older pools (creation time, then name), which keep the addresses they
+	// share with it (see ResolveOverlaps).
+	Created  time.Time
+	Shadowed []Range
 }
 
-// Contains reports whether a is one of the pool's addresses.
+// Contains reports whether a is one of the pool's addresses: in its ranges
+// and not kept by an older pool.
 func (p Pool) Contains(a netip.Addr) bool {
-	return slices.ContainsFunc(p.Ranges, func(r Range) bool { return r.Contains(a) })
+	in := func(r Range) bool { return r.Contains(a) }
+	return slices.ContainsFunc(p.Ranges, in) && !slices.ContainsFunc(p.Shadowed, in)
+}
+
+// ResolveOverlaps sets each pool's Shadowed to the ranges of the pools older
+// than it, as Herald resolves overlapping pools: the older keeps the shared
+// addresses.
+func ResolveOverlaps(pools []Pool) {
+	order := make([]int, len(pools))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(i, j int) int {
+		return cmp.Or(pools[i].Created.Compare(pools[j].Created), strings.Compare(pools[i].Name, pools[j].Name))
+	})
+	var older []Range
+	for _, i := range order {
+		pools[i].Shadowed = slices.Clone(older)
+		older = append(older, pools[i].Ranges...)
+	}
 }
 
 // Range is an inclusive range of addresses of one family.
@@ -121,6 +148,11 @@ type Node struct {
 	// and nothing marks it out of load balancing: the soak's own record of
 	// the faults it made.
 	Usable bool
+	// Degraded is true while a fault impairs the node without stopping it
+	// (its daemons starved of CPU): it may keep announcing or lose its
+	// announcements to others, so it is neither required nor forbidden to
+	// announce what it may.
+	Degraded bool
 	// BGPUp is when the router's session with the node became Established
 	// (zero when it is not).
 	BGPUp time.Time

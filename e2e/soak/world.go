@@ -63,9 +63,12 @@ func (d poolDef) yaml() string {
 	return b.String()
 }
 
+// overlapDef is pool soak-overlap, which the soak creates and deletes.
+var overlapDef = poolDef{PoolOverlap, "l2", OverlapRanges, true, []string{NamespaceA, NamespaceB}, nil}
+
 // poolYAML is the soak's pool name at ranges.
 func poolYAML(name string, ranges []string) string {
-	for _, d := range poolDefs(0) {
+	for _, d := range append(poolDefs(0), overlapDef) {
 		if d.name == name {
 			d.ranges = ranges
 			return d.yaml()
