@@ -615,7 +615,13 @@ func (c *Checker) checkWire(s Snapshot, held map[netip.Addr][]holder) []Violatio
 		return o
 	}
 
-	// Layer 2.
+	// Layer 2: only the nodes an L2Advertisement lets announce.
+	l2Usable, l2WithDegraded := usable, withDegraded
+	if s.L2Nodes != nil {
+		notAdvertised := func(n string) bool { return !slices.Contains(s.L2Nodes, n) }
+		l2Usable = slices.DeleteFunc(slices.Clone(usable), notAdvertised)
+		l2WithDegraded = slices.DeleteFunc(slices.Clone(withDegraded), notAdvertised)
+	}
 	for _, a := range sortedAddrs(w.L2) {
 		ans := w.L2[a]
 		if ans.Err != "" || !inAny(c.cfg.L2, a) {
@@ -631,8 +637,8 @@ func (c *Checker) checkWire(s Snapshot, held map[netip.Addr][]holder) []Violatio
 			sets := make([][]string, len(hs))
 			setsOrDegraded := make([][]string, len(hs))
 			for i, h := range hs {
-				sets[i] = Eligible(*h.svc, usable)
-				setsOrDegraded[i] = Eligible(*h.svc, withDegraded)
+				sets[i] = Eligible(*h.svc, l2Usable)
+				setsOrDegraded[i] = Eligible(*h.svc, l2WithDegraded)
 			}
 			cands = sharedCandidates(sets...)
 			candsOrDegraded = sharedCandidates(setsOrDegraded...)

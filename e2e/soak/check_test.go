@@ -62,6 +62,7 @@ type step struct {
 	nodes   []Node
 	l2      map[netip.Addr][]string
 	bgp     map[netip.Addr][]string
+	l2Nodes []string // Snapshot.L2Nodes
 	want    []string
 }
 
@@ -79,7 +80,7 @@ func runSteps(t *testing.T, steps []step) {
 		if nodes == nil {
 			nodes = allUp
 		}
-		s := Snapshot{Time: at, Services: st.svcs, Pools: pools, Nodes: nodes}
+		s := Snapshot{Time: at, Services: st.svcs, Pools: pools, Nodes: nodes, L2Nodes: st.l2Nodes}
 		if st.l2 != nil || st.bgp != nil {
 			w := &Wire{Start: at, End: at.Add(time.Second), L2: map[netip.Addr]L2Answer{}, BGP: st.bgp}
 			for a, ns := range st.l2 {
@@ -448,5 +449,29 @@ func TestCountsOverlap(t *testing.T) {
 	if ps := overlapping(0, 0); !ps[0].Contains(netip.MustParseAddr("198.51.100.150")) || ps[0].Contains(a1) {
 		t.Errorf("the newer pool q: Contains(.150) %v, Contains(.130) %v; want true, false",
 			ps[0].Contains(netip.MustParseAddr("198.51.100.150")), ps[0].Contains(a1))
+	}
+}
+
+// TestWireLayer2Advertised: a node the L2Advertisement leaves out may not
+// answer, and the address must be answered by another.
+func TestWireLayer2Advertised(t *testing.T) {
+	p1 := []Pool{with2(pool, 1, 0), bgpPool}
+	for _, tc := range []struct {
+		name   string
+		answer []string
+		want   []string
+	}{
+		{"an advertised node answers", []string{"node2"}, nil},
+		{"the left-out node answers", []string{"node1"}, []string{"3/wrong node/198.51.100.130"}},
+		{"nobody answers", nil, []string{"3/unanswered/198.51.100.130"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			two := []string{"node2", "node3"}
+			runSteps(t, []step{
+				{name: "seen", at: 1, svcs: []Service{svc("x", a1)}, pools: p1, l2Nodes: two},
+				{name: "wire", at: 7, svcs: []Service{svc("x", a1)}, pools: p1, l2Nodes: two,
+					l2: map[netip.Addr][]string{a1: tc.answer}, want: tc.want},
+			})
+		})
 	}
 }

@@ -85,8 +85,49 @@ func (o *Observer) API(ctx context.Context) (Snapshot, error) {
 		s.Pools = append(s.Pools, PoolOf(&pools.Items[i], nsLabels))
 	}
 	ResolveOverlaps(s.Pools)
+	if s.L2Nodes, err = o.l2Nodes(ctx); err != nil {
+		return s, err
+	}
 	s.Claims = o.claims(ctx)
 	return s, nil
+}
+
+// l2Nodes returns the nodes an L2Advertisement lets announce, nil for all.
+func (o *Observer) l2Nodes(ctx context.Context) ([]string, error) {
+	ads, err := o.Lab.Herald.HeraldV1alpha1().L2Advertisements().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("soak: list l2advertisements: %w", err)
+	}
+	nodes, err := o.Lab.Kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("soak: list nodes: %w", err)
+	}
+	var ls []labels.Set
+	var names []string
+	for _, n := range nodes.Items {
+		ls = append(ls, n.Labels)
+		names = append(names, n.Name)
+	}
+	return AdvertisedNodes(ads.Items, names, ls), nil
+}
+
+// AdvertisedNodes returns the nodes (names, with labels ls) that some of ads
+// lets announce, in name order; nil when every node may.
+func AdvertisedNodes(ads []v1alpha1.L2Advertisement, names []string, ls []labels.Set) []string {
+	out := []string{}
+	for i, name := range names {
+		for _, ad := range ads {
+			if len(ad.Spec.NodeSelectors) == 0 {
+				return nil
+			}
+			if slices.ContainsFunc(ad.Spec.NodeSelectors, func(sel metav1.LabelSelector) bool { return selects(&sel, ls[i]) }) {
+				out = append(out, name)
+				break
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // claims lists the AddressClaims; nil when there are none or the API does

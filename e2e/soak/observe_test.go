@@ -82,3 +82,30 @@ func TestServiceOf(t *testing.T) {
 		t.Errorf("ServiceOf (-want +got):\n%s", diff)
 	}
 }
+
+func TestAdvertisedNodes(t *testing.T) {
+	names := []string{"node1", "node2", "node3"}
+	ls := []labels.Set{{"kubernetes.io/hostname": "node1"}, {"kubernetes.io/hostname": "node2", "edge": "yes"}, {"kubernetes.io/hostname": "node3"}}
+	notIn := func(n string) metav1.LabelSelector {
+		return metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{
+			{Key: "kubernetes.io/hostname", Operator: metav1.LabelSelectorOpNotIn, Values: []string{n}}}}
+	}
+	ad := func(sels ...metav1.LabelSelector) v1alpha1.L2Advertisement {
+		return v1alpha1.L2Advertisement{Spec: v1alpha1.L2AdvertisementSpec{NodeSelectors: sels}}
+	}
+	for _, tc := range []struct {
+		name string
+		ads  []v1alpha1.L2Advertisement
+		want []string
+	}{
+		{"no selector: every node", []v1alpha1.L2Advertisement{ad()}, nil},
+		{"every node but node3", []v1alpha1.L2Advertisement{ad(notIn("node3"))}, []string{"node1", "node2"}},
+		{"by label", []v1alpha1.L2Advertisement{ad(metav1.LabelSelector{MatchLabels: map[string]string{"edge": "yes"}})}, []string{"node2"}},
+		{"one of two ads without selector", []v1alpha1.L2Advertisement{ad(notIn("node1")), ad()}, nil},
+		{"no advertisement: no node", nil, []string{}},
+	} {
+		if got := AdvertisedNodes(tc.ads, names, ls); !cmp.Equal(got, tc.want) {
+			t.Errorf("%s: AdvertisedNodes = %#v, want %#v", tc.name, got, tc.want)
+		}
+	}
+}

@@ -153,7 +153,24 @@ const (
 	OpEdit      OpKind = "edit"
 	OpEndpoints OpKind = "endpoints"
 	OpPool      OpKind = "pool"
+	// OpConfig edits the advertisements or the BGP peer (Op.Config).
+	OpConfig OpKind = "config"
 )
+
+// ConfigState is the state of the soak's advertisements and BGP peer.
+type ConfigState struct {
+	// L2Exclude is a node the L2Advertisement's nodeSelectors leave out
+	// ("": none).
+	L2Exclude string
+	// Communities says whether the BGPAdvertisement tags its routes with a
+	// community (a change of attributes only: no route may come or go).
+	Communities bool
+	// BFDMultiplier is the BGPPeer's BFD multiplier (3 or 4).
+	BFDMultiplier int32
+}
+
+// InitialConfig is the advertisements' and peer's state at the start.
+var InitialConfig = ConfigState{BFDMultiplier: 3}
 
 // Op is one change: the whole desired state of what it touches.
 type Op struct {
@@ -163,6 +180,8 @@ type Op struct {
 	// Service is the Service's desired state (nil for OpPool); for OpDelete,
 	// the Service that goes.
 	Service *ServiceSpec
+	// Config is the state an OpConfig sets.
+	Config *ConfigState
 	// Pool and PoolRanges are the pool an OpPool sets to PoolRanges (nil:
 	// deletes it).
 	Pool       string
@@ -257,6 +276,7 @@ type Plan struct {
 	l2Size    int
 	poolB     bool
 	overlap   bool // whether soak-overlap exists
+	config    ConfigState
 	fault     *Fault
 	faultEnd  int
 	nextFault int
@@ -274,7 +294,7 @@ func NewPlan(cfg PlanConfig) *Plan {
 		cfg.FaultLength = [2]int{5, 12}
 	}
 	p := &Plan{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x5eed50a6)),
-		services: map[string]*ServiceSpec{}, l2Size: 8, poolB: true}
+		services: map[string]*ServiceSpec{}, l2Size: 8, poolB: true, config: InitialConfig}
 	p.nextFault = p.between(cfg.FaultGap)
 	return p
 }
@@ -314,11 +334,37 @@ func (p *Plan) op() *Op {
 		return p.remove()
 	case r < 55:
 		return p.edit()
-	case r < 95:
+	case r < 93:
 		return p.endpoints()
-	default:
+	case r < 97:
 		return p.pool()
+	default:
+		return p.configEdit()
 	}
+}
+
+// configEdit changes one thing about the advertisements or the peer.
+func (p *Plan) configEdit() *Op {
+	c := &p.config
+	var desc string
+	switch r := p.rng.IntN(3); r {
+	case 0:
+		if c.L2Exclude != "" {
+			c.L2Exclude = ""
+			desc = "L2Advertisement: every node"
+		} else {
+			c.L2Exclude = p.cfg.Nodes[p.rng.IntN(len(p.cfg.Nodes))]
+			desc = "L2Advertisement: every node but " + c.L2Exclude
+		}
+	case 1:
+		c.Communities = !c.Communities
+		desc = fmt.Sprintf("BGPAdvertisement: community %v", c.Communities)
+	default:
+		c.BFDMultiplier = 7 - c.BFDMultiplier
+		desc = fmt.Sprintf("BGPPeer: BFD multiplier %d", c.BFDMultiplier)
+	}
+	cp := *c
+	return &Op{Kind: OpConfig, Config: &cp, Desc: desc}
 }
 
 func (p *Plan) pick() *ServiceSpec {

@@ -295,6 +295,9 @@ func (s *soak) restarted(what string, p *netlab.Process) {
 func (s *soak) operate(ctx context.Context, st Step) {
 	op := st.Op
 	now := time.Now()
+	if op.Kind == OpConfig && op.Config.L2Exclude != "" {
+		s.plannedMove(now, op.Config.L2Exclude, op.Desc)
+	}
 	err := s.world.apply(ctx, op)
 	ch := Change{Time: now, What: op.Desc, Endpoints: op.Kind == OpEndpoints}
 	if op.Service != nil {
@@ -484,6 +487,20 @@ func (s *soak) openWindows(ctx context.Context, f *Fault, now time.Time) {
 		s.mu.Lock()
 		s.windows[p.Key()] = append(s.windows[p.Key()], Window{Start: now, End: now, What: fmt.Sprintf("%s on %s", f.Kind, f.Node)})
 		s.mu.Unlock()
+	}
+}
+
+// plannedMove opens a window for the layer-2 probe when an edit leaves out
+// node, which answers for it: the address moves to another node, which costs
+// a client up to the failover bound until planned moves are lossless (issue
+// 18).
+func (s *soak) plannedMove(now time.Time, node, what string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, p := range ProbeServices() {
+		if owner := s.l2Owner[p.Requested[0]]; p.Mode == ModeProbeL2 && (owner == node || owner == "") {
+			s.windows[p.Key()] = append(s.windows[p.Key()], Window{Start: now, End: now, What: what})
+		}
 	}
 }
 

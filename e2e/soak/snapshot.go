@@ -19,6 +19,10 @@ type Snapshot struct {
 	Pools []Pool
 	// Nodes are the lab's nodes as the soak knows them.
 	Nodes []Node
+	// L2Nodes are the nodes some L2Advertisement lets announce (its
+	// nodeSelectors match their labels); nil when every node may. (The
+	// soak's L2Advertisements select every layer-2 pool, so one set serves.)
+	L2Nodes []string
 	// Wire is what the client and the router saw, or nil when not observed.
 	Wire *Wire
 	// Claims are the AddressClaims by address, nil when claims are not in

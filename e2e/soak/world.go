@@ -85,30 +85,46 @@ func configYAML(l2Size int, router netip.Addr) string {
 	for _, d := range poolDefs(l2Size) {
 		b.WriteString(d.yaml())
 	}
+	b.WriteString(advertisementsYAML(InitialConfig, router))
+	return b.String()
+}
+
+// advertisementsYAML is the soak's L2Advertisement, BGPAdvertisement and
+// BGPPeer in state c.
+func advertisementsYAML(c ConfigState, router netip.Addr) string {
+	var b strings.Builder
 	fmt.Fprintf(&b, `---
 apiVersion: herald.dev/v1alpha1
 kind: L2Advertisement
 metadata: {name: soak}
 spec:
-  ipPoolSelector: {matchLabels: {%[1]s: l2}}
----
+  ipPoolSelector: {matchLabels: {%s: l2}}
+`, announceLabel)
+	if c.L2Exclude != "" {
+		fmt.Fprintf(&b, "  nodeSelectors: [{matchExpressions: [{key: kubernetes.io/hostname, operator: NotIn, values: [%s]}]}]\n", c.L2Exclude)
+	}
+	fmt.Fprintf(&b, `---
 apiVersion: herald.dev/v1alpha1
 kind: BGPAdvertisement
 metadata: {name: soak}
 spec:
-  ipPoolSelector: {matchLabels: {%[1]s: bgp}}
----
+  ipPoolSelector: {matchLabels: {%s: bgp}}
+`, announceLabel)
+	if c.Communities {
+		fmt.Fprintf(&b, "  communities: [\"%d:100\"]\n", RouterASN)
+	}
+	fmt.Fprintf(&b, `---
 apiVersion: herald.dev/v1alpha1
 kind: BGPPeer
 metadata: {name: router}
 spec:
-  peerAddress: "%[2]s"
-  peerASN: %[3]d
-  myASN: %[4]d
+  peerAddress: "%s"
+  peerASN: %d
+  myASN: %d
   holdTime: 9s
   keepaliveTime: 3s
-  bfd: {minRx: 300ms, minTx: 300ms, multiplier: 3}
-`, announceLabel, router, RouterASN, NodeASN)
+  bfd: {minRx: 300ms, minTx: 300ms, multiplier: %d}
+`, router, RouterASN, NodeASN, c.BFDMultiplier)
 	return b.String()
 }
 
@@ -267,6 +283,8 @@ func (w *world) apply(ctx context.Context, op *Op) error {
 			return fmt.Errorf("soak: delete endpointslices of %s: %w", s.Key(), err)
 		}
 		return nil
+	case OpConfig:
+		return w.applyYAML(ctx, advertisementsYAML(*op.Config, w.lab.Cluster.Router.Addr4()))
 	case OpPool:
 		if op.PoolRanges == nil {
 			err := w.lab.Herald.HeraldV1alpha1().IPPools().Delete(ctx, op.Pool, metav1.DeleteOptions{})
