@@ -256,7 +256,7 @@ func resolvePassword(ref ObjectRef, sr v1alpha1.SecretKeyReference, secretNamesp
 	}
 	if ns == "" {
 		problems.add(ref, notReady(v1alpha1.ReasonSecretNotFound, fmt.Sprintf(
-			"spec.passwordSecretRef names no namespace and Herald's own namespace is not known: set spec.passwordSecretRef.namespace")))
+			"Herald's own namespace, where spec.passwordSecretRef's Secret is read, is not known: run Herald with --namespace")))
 		return ""
 	}
 	secret, ok := secrets[secretKey{ns, sr.Name}]

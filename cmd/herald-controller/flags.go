@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"time"
 
@@ -37,6 +38,14 @@ func defaultNamespace() string {
 	return "herald-system"
 }
 
+// defaultMetricsAddress is where /metrics, /healthz and /readyz listen unless
+// --metrics-bind-address says otherwise: the pod's own address ($HERALD_POD_IP, set
+// from the downward API's status.podIP) and port 7472, rather than every interface of
+// the pod; every address when podIP is empty (outside Kubernetes).
+func defaultMetricsAddress(podIP string) string {
+	return net.JoinHostPort(podIP, "7472")
+}
+
 // parseFlags parses args; on --help it prints the usage to out and returns
 // pflag.ErrHelp.
 func parseFlags(name string, args []string, out io.Writer) (options, error) {
@@ -67,9 +76,10 @@ func parseFlags(name string, args []string, out io.Writer) (options, error) {
 	fs.IntVar(&o.workers, "workers", controller.DefaultWorkers, "Number of Services reconciled in parallel.")
 	fs.DurationVar(&o.resync, "resync", 10*time.Minute,
 		"How often every object is reconciled again even without a change; 0 disables it.")
-	fs.StringVar(&o.metricsAddr, "metrics-bind-address", ":7472",
+	fs.StringVar(&o.metricsAddr, "metrics-bind-address", defaultMetricsAddress(os.Getenv("HERALD_POD_IP")),
 		"Address serving /metrics, /healthz and /readyz (ready once the caches are synced and, on the leader,\n"+
-			"existing allocations are imported). Empty disables it.")
+			"existing allocations are imported). Empty disables it. Its default is the pod's own address\n"+
+			"$HERALD_POD_IP (the Deployment sets it from status.podIP), port 7472; every address when unset.")
 	fs.StringVar(&o.log.Format, "log-format", "json", "Log format: json or text.")
 	fs.StringVar(&o.log.Level, "log-level", "info", "Log level: debug, info, warn or error.")
 	fs.BoolVar(&o.leaderEnabled, "leader-elect", true,

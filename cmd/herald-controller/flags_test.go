@@ -18,6 +18,7 @@ func TestParseFlags(t *testing.T) {
 	t.Setenv("KUBECONFIG", "")
 	t.Setenv("POD_NAMESPACE", "herald")
 	t.Setenv("POD_NAME", "herald-controller-abc")
+	t.Setenv("HERALD_POD_IP", "")
 	tests := []struct {
 		name string
 		args []string
@@ -81,5 +82,29 @@ func TestHelpExplainsEveryFlag(t *testing.T) {
 func TestUnexpectedArguments(t *testing.T) {
 	if _, err := parseFlags("herald-controller", []string{"extra"}, &bytes.Buffer{}); err == nil {
 		t.Error("a positional argument was accepted")
+	}
+}
+
+func TestParseFlagsMetricsAddressFromPodIP(t *testing.T) {
+	for _, tc := range []struct{ podIP, args, want string }{
+		{"10.244.1.7", "", "10.244.1.7:7472"},
+		{"fd00:10:244::7", "", "[fd00:10:244::7]:7472"},
+		{"", "", ":7472"},
+		{"10.244.1.7", "--metrics-bind-address=127.0.0.1:9000", "127.0.0.1:9000"},
+	} {
+		t.Run(tc.podIP+tc.args, func(t *testing.T) {
+			t.Setenv("HERALD_POD_IP", tc.podIP)
+			var args []string
+			if tc.args != "" {
+				args = []string{tc.args}
+			}
+			o, err := parseFlags("herald-controller", args, &bytes.Buffer{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if o.metricsAddr != tc.want {
+				t.Errorf("metrics address = %q, want %q", o.metricsAddr, tc.want)
+			}
+		})
 	}
 }

@@ -77,8 +77,10 @@ type BGPPeerSpec struct {
 	// +optional
 	KeepaliveTime *metav1.Duration `json:"keepaliveTime,omitempty"`
 
-	// Password is the TCP MD5 password of the session, written inline. Anyone
-	// who can read BGPPeers can read it: prefer passwordSecretRef. Mutually
+	// Password is the TCP MD5 password of the session, written inline.
+	// Deprecated: anyone who can read BGPPeers can read it, and it ends up in
+	// audit logs and backups; use passwordSecretRef. Writing it draws an API
+	// warning (deploy/controller/bgppeer-password-policy.yaml). Mutually
 	// exclusive with passwordSecretRef.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=80
@@ -86,7 +88,9 @@ type BGPPeerSpec struct {
 	Password string `json:"password,omitempty"`
 
 	// PasswordSecretRef names the Secret key that holds the session's TCP MD5
-	// password. Mutually exclusive with password.
+	// password. The Secret lives in the namespace Herald runs in: the speakers
+	// read Secrets nowhere else. Mutually exclusive with password.
+	// +kubebuilder:validation:XValidation:rule="!has(self.namespace)",message="passwordSecretRef.namespace is not supported: Herald reads BGP password Secrets only in the namespace it runs in (herald-system unless installed elsewhere); create the Secret there and leave namespace unset",reason=FieldValueForbidden,fieldPath=".namespace"
 	// +optional
 	PasswordSecretRef *SecretKeyReference `json:"passwordSecretRef,omitempty"`
 
@@ -129,7 +133,9 @@ type SecretKeyReference struct {
 	// +kubebuilder:validation:MaxLength=253
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
 	Name string `json:"name"`
-	// Namespace is the Secret's namespace. Unset: the namespace Herald runs in.
+	// Namespace must be unset: the Secret is read in the namespace Herald
+	// runs in, the only one whose Secrets the speakers may read. The field
+	// stays so that records written before it was refused still decode.
 	// +kubebuilder:validation:MaxLength=63
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
 	// +optional

@@ -14,6 +14,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"k8s.io/utils/ptr"
 )
 
 // Config returns a new client configuration for AdminUser (system:masters), which the
@@ -49,19 +50,81 @@ func (cp *ControlPlane) ServiceAccountConfig(ctx context.Context, namespace, nam
 	if err != nil {
 		return nil, fmt.Errorf("controlplane: client: %w", err)
 	}
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}
-	if _, err := client.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{FieldManager: fieldManager}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return nil, fmt.Errorf("controlplane: create namespace %s: %w", namespace, err)
-	}
-	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name}}
-	if _, err := client.CoreV1().ServiceAccounts(namespace).Create(ctx, sa, metav1.CreateOptions{FieldManager: fieldManager}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return nil, fmt.Errorf("controlplane: create service account %s/%s: %w", namespace, name, err)
+	if err := ensureServiceAccount(ctx, client, namespace, name); err != nil {
+		return nil, err
 	}
 	tr, err := client.CoreV1().ServiceAccounts(namespace).CreateToken(ctx, name, &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("controlplane: request token for %s/%s: %w", namespace, name, err)
 	}
 	return cp.configWithToken(tr.Status.Token), nil
+}
+
+// PodBoundServiceAccountConfig returns a client configuration that authenticates as the
+// service account namespace/account with a token bound to a Pod on node, as the kubelet
+// mounts one into each pod: the apiserver then puts the node's name into the token's user
+// information (extra authentication.kubernetes.io/node-name), which admission policies
+// can check. It creates, as AdminUser, what is missing of the namespace, the service
+// account, the Node (without status: no kubelet runs) and the Pod, named
+// "<account>-<node>" and bound to node through spec.nodeName. The token is valid for a
+// day, or until the Pod is deleted.
+func (cp *ControlPlane) PodBoundServiceAccountConfig(ctx context.Context, namespace, account, node string) (*rest.Config, error) {
+	client, err := kubernetes.NewForConfig(cp.Config())
+	if err != nil {
+		return nil, fmt.Errorf("controlplane: client: %w", err)
+	}
+	if err := ensureServiceAccount(ctx, client, namespace, account); err != nil {
+		return nil, err
+	}
+	n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: node}}
+	if _, err := client.CoreV1().Nodes().Create(ctx, n, metav1.CreateOptions{FieldManager: fieldManager}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return nil, fmt.Errorf("controlplane: create node %s: %w", node, err)
+	}
+	pods := client.CoreV1().Pods(namespace)
+	pod, err := pods.Create(ctx, &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: account + "-" + node},
+		Spec: corev1.PodSpec{
+			NodeName:                     node,
+			ServiceAccountName:           account,
+			AutomountServiceAccountToken: ptr.To(false),
+			// No kubelet runs the Pod; it only anchors the token to node.
+			Containers: []corev1.Container{{Name: "anchor", Image: "herald-e2e.invalid/none"}},
+		},
+	}, metav1.CreateOptions{FieldManager: fieldManager})
+	if apierrors.IsAlreadyExists(err) {
+		pod, err = pods.Get(ctx, account+"-"+node, metav1.GetOptions{})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("controlplane: create pod for %s/%s on %s: %w", namespace, account, node, err)
+	}
+	if pod.Spec.NodeName != node || pod.Spec.ServiceAccountName != account {
+		return nil, fmt.Errorf("controlplane: pod %s/%s exists on node %q as %q, want node %q as %q",
+			namespace, pod.Name, pod.Spec.NodeName, pod.Spec.ServiceAccountName, node, account)
+	}
+	tr, err := client.CoreV1().ServiceAccounts(namespace).CreateToken(ctx, account, &authenticationv1.TokenRequest{
+		Spec: authenticationv1.TokenRequestSpec{
+			ExpirationSeconds: ptr.To[int64](24 * 3600),
+			BoundObjectRef:    &authenticationv1.BoundObjectReference{Kind: "Pod", APIVersion: "v1", Name: pod.Name, UID: pod.UID},
+		},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("controlplane: request a token for %s/%s bound to pod %s: %w", namespace, account, pod.Name, err)
+	}
+	return cp.configWithToken(tr.Status.Token), nil
+}
+
+// ensureServiceAccount creates the namespace and the service account namespace/name
+// where missing.
+func ensureServiceAccount(ctx context.Context, client kubernetes.Interface, namespace, name string) error {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}
+	if _, err := client.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{FieldManager: fieldManager}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("controlplane: create namespace %s: %w", namespace, err)
+	}
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name}}
+	if _, err := client.CoreV1().ServiceAccounts(namespace).Create(ctx, sa, metav1.CreateOptions{FieldManager: fieldManager}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("controlplane: create service account %s/%s: %w", namespace, name, err)
+	}
+	return nil
 }
 
 func (cp *ControlPlane) configWithToken(token string) *rest.Config {

@@ -41,6 +41,7 @@ func TestCRDs(t *testing.T) {
 	t.Run("address claims", func(t *testing.T) { testAddressClaims(t, client) })
 	t.Run("examples apply", func(t *testing.T) { testExamples(t, cp) })
 	t.Run("kubectl explain", func(t *testing.T) { testExplain(t, cp) })
+	t.Run("an inline BGP password draws a deprecation warning", func(t *testing.T) { testPasswordWarning(t, cp) })
 }
 
 // testValid creates one object of each kind, close to the refused ones below, so that a
@@ -139,6 +140,12 @@ func testRefused(t *testing.T, client dynamic.Interface) {
 			kind:    "BGPPeer",
 			spec:    `{peerAddress: 203.0.113.1, peerASN: 64512, myASN: 64513, password: s3cret, passwordSecretRef: {name: bgp}}`,
 			wantMsg: "set either password or passwordSecretRef, not both",
+		},
+		{
+			name:    "passwordSecretRef in another namespace",
+			kind:    "BGPPeer",
+			spec:    `{peerAddress: 203.0.113.1, peerASN: 64512, myASN: 64513, passwordSecretRef: {name: bgp, namespace: tenant-a}}`,
+			wantMsg: "passwordSecretRef.namespace is not supported: Herald reads BGP password Secrets only in the namespace it runs in",
 		},
 		{
 			name:    "ipPools and ipPoolSelector together (L2)",

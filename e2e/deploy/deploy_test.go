@@ -28,6 +28,7 @@ func TestDeploy(t *testing.T) {
 	t.Run("kubectl auth can-i", func(t *testing.T) { testCanI(t, cp) })
 	t.Run("controller allocates under its RBAC", func(t *testing.T) { testControllerUnderRBAC(t, cp) })
 	t.Run("speaker runs under its RBAC", func(t *testing.T) { testSpeakerUnderRBAC(t, cp) })
+	t.Run("speakers write only their own node's SpeakerStatus", func(t *testing.T) { testSpeakerStatusPolicy(t, cp) })
 	t.Run("cloud-controller-manager allocates under its RBAC", func(t *testing.T) { testCloudControllerManagerUnderRBAC(t, cp) })
 }
 

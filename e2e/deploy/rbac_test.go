@@ -74,6 +74,11 @@ func testRBAC(t *testing.T, cp *controlplane.ControlPlane) {
 		}
 		t.Run(fmt.Sprintf("%s: %s is %s", tc.account, tc.name, verdict), func(t *testing.T) {
 			cfg := cp.ImpersonateServiceAccount(namespace, tc.account)
+			if tc.account == speakerAccount {
+				// As a Pod-bound token on speakerNode would carry it: the policy of
+				// deploy/speaker/status-policy.yaml refuses speaker writes without it.
+				cfg.Impersonate.Extra = map[string][]string{nodeNameExtra: {speakerNode}}
+			}
 			// Writing spec.externalIPs draws a deprecation warning; it is expected here.
 			cfg.WarningHandler = rest.NoWarnings{}
 			c := clients{

@@ -40,6 +40,8 @@ func TestPodSecurity(t *testing.T) {
 
 			checkContainer(t, "controller", ctrl.Spec.Template.Spec, nil, "/readyz")
 			checkContainer(t, "speaker", spk.Spec.Template.Spec, speakerCaps[install], "/readyz")
+			checkOwnAddress(t, "controller", ctrl.Spec.Template.Spec, "--metrics-bind-address", "HERALD_POD_IP", "status.podIP")
+			checkOwnAddress(t, "speaker", spk.Spec.Template.Spec, "--metrics-address", "HERALD_NODE_IP", "status.hostIP")
 			if hasObject(objs, "Deployment", ccmWorkload) {
 				checkCloudControllerManager(t, objs)
 			}
@@ -74,6 +76,28 @@ func TestPodSecurity(t *testing.T) {
 				t.Errorf("speaker runs as user %v, but only user 0 receives added capabilities", u)
 			}
 		})
+	}
+}
+
+// checkOwnAddress checks that a component serves /metrics and its health checks on its
+// own address only: the container gets env from the downward API's fieldPath (the
+// binary's default listen address is that address), and flag does not override it.
+func checkOwnAddress(t *testing.T, name string, pod corev1.PodSpec, flag, env, fieldPath string) {
+	t.Helper()
+	c := pod.Containers[0]
+	if i := slices.IndexFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == env }); i < 0 ||
+		c.Env[i].ValueFrom == nil || c.Env[i].ValueFrom.FieldRef == nil || c.Env[i].ValueFrom.FieldRef.FieldPath != fieldPath {
+		t.Errorf("%s: no env %s from the downward API's %s: %+v", name, env, fieldPath, c.Env)
+	}
+	for _, a := range append(slices.Clone(c.Command), c.Args...) {
+		if a == flag || strings.HasPrefix(a, flag+"=") {
+			t.Errorf("%s: %s overrides the default, the pod's own address: /metrics and /healthz would listen on %q", name, a, strings.TrimPrefix(a, flag+"="))
+		}
+	}
+	for _, p := range []*corev1.Probe{c.LivenessProbe, c.ReadinessProbe} {
+		if p != nil && p.HTTPGet != nil && p.HTTPGet.Host != "" {
+			t.Errorf("%s: a probe asks host %q; the kubelet must probe the pod's address, where the endpoint listens", name, p.HTTPGet.Host)
+		}
 	}
 }
 

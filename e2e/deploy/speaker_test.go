@@ -24,8 +24,8 @@ import (
 const speakerTestNode = "deploy-test-node"
 
 // testSpeakerUnderRBAC runs the real speaker in this process with the identity of its
-// service account (impersonated, so the apiserver applies exactly the RBAC deploy/
-// grants) and checks that it does its job: its informers sync (every list and watch it
+// service account (a real token bound to a Pod on its node, so the apiserver applies
+// exactly the RBAC and admission policies deploy/ ships) and checks that it does its job: its informers sync (every list and watch it
 // makes is allowed), it applies its first desired state, and it creates and keeps its
 // node's SpeakerStatus. No L2Advertisement exists, so it announces nothing and opens no
 // raw socket; membership listens on loopback only.
@@ -43,7 +43,13 @@ func testSpeakerUnderRBAC(t *testing.T, cp *controlplane.ControlPlane) {
 	}
 	port := freeLoopbackPort(t)
 
-	cfg := cp.ImpersonateServiceAccount(namespace, speakerAccount)
+	// A token bound to a Pod on the node, as the kubelet mounts: the policy of
+	// deploy/speaker/status-policy.yaml lets the speaker write its node's record only
+	// with it.
+	cfg, err := cp.PodBoundServiceAccountConfig(ctx, namespace, speakerAccount, speakerTestNode)
+	if err != nil {
+		t.Fatal(err)
+	}
 	cfg.WarningHandler = rest.NoWarnings{}
 	var logs lockedBuffer
 	health := &speaker.Health{}

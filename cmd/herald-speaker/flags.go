@@ -1,0 +1,78 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/herald-dev/herald/cmd/internal/daemon"
+	"github.com/herald-dev/herald/speaker"
+)
+
+// metricsPort is the port of /metrics, /healthz and /readyz.
+const metricsPort = 7473
+
+// options are the command line, parsed.
+type options struct {
+	cfg         speaker.Config
+	log         daemon.LogOptions
+	metricsAddr string
+	gcPercent   int
+	takeover    time.Duration
+}
+
+// defaultMetricsAddress is where /metrics, /healthz and /readyz listen unless
+// --metrics-address says otherwise: the node's own address ($HERALD_NODE_IP, which
+// the DaemonSet sets from the downward API's status.hostIP) and metricsPort. The
+// speaker uses the host network, so every interface of the node would otherwise
+// serve them, including ones that face other networks. Without $HERALD_NODE_IP
+// (outside Kubernetes) it is every address.
+func defaultMetricsAddress(nodeIP string) string {
+	return net.JoinHostPort(nodeIP, strconv.Itoa(metricsPort))
+}
+
+// parseFlags parses args, with defaults from getenv; on --help it prints the usage to
+// out and returns pflag.ErrHelp.
+func parseFlags(args []string, getenv func(string) string, out io.Writer) (options, error) {
+	var o options
+	cfg := &o.cfg
+	fs := pflag.NewFlagSet("herald-speaker", pflag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.Usage = func() {
+		fmt.Fprintf(out, "Usage: herald-speaker [flags]\n\n"+
+			"Announces this node's share of Herald's load-balancer addresses (ARP for IPv4,\n"+
+			"NDP for IPv6) and records it in the SpeakerStatus named after the node.\n"+
+			"Speakers find each other through the Node objects' InternalIPs and keep a\n"+
+			"gossip membership on --memberlist-port (UDP and TCP): open it between nodes.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&cfg.NodeName, "node-name", getenv("NODE_NAME"), "name of the Node this speaker runs on (default $NODE_NAME)")
+	fs.StringVar(&cfg.Kubeconfig, "kubeconfig", "", "kubeconfig file; empty uses the in-cluster service account")
+	fs.StringVar(&cfg.LoadBalancerClass, "load-balancer-class", "", "serve only Services with this spec.loadBalancerClass; empty serves the Services without a class")
+	fs.StringVar(&cfg.Namespace, "namespace", getenv("POD_NAMESPACE"), "namespace Herald runs in, where BGP password Secrets are read (default $POD_NAMESPACE)")
+	fs.StringVar(&o.metricsAddr, "metrics-address", defaultMetricsAddress(getenv("HERALD_NODE_IP")),
+		"address serving /metrics, /healthz and /readyz; empty disables it. Its default is the node's own address $HERALD_NODE_IP (the DaemonSet sets it from status.hostIP), port 7473; every address when $HERALD_NODE_IP is unset")
+	fs.StringVar(&o.log.Format, "log-format", "json", "log format: json or text")
+	fs.StringVar(&o.log.Level, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&cfg.MemberlistBindAddr, "memberlist-bind-address", "0.0.0.0", "address the speaker membership listens on")
+	fs.IntVar(&cfg.MemberlistPort, "memberlist-port", 7946, "UDP and TCP port of the speaker membership, the same on every node")
+	fs.StringVar(&cfg.MemberlistAdvertiseAddr, "memberlist-advertise-address", "", "address other speakers reach this one at (default this Node's first InternalIP)")
+	fs.StringVar(&cfg.MemberlistSecretKeyFile, "memberlist-secret-key-file", "", "file holding a 16, 24 or 32-byte key (raw or base64) that encrypts membership traffic; the same on every node")
+	fs.StringSliceVar(&cfg.MemberlistJoin, "memberlist-join", nil, "extra host:port addresses of speakers to join, besides the Nodes' InternalIPs")
+	fs.DurationVar(&cfg.MemberlistProbeInterval, "memberlist-probe-interval", 0, "membership probe interval; a dead speaker is detected in about 2 to 5 intervals (default 200ms)")
+	fs.DurationVar(&o.takeover, "takeover-delay", speaker.DefaultTakeoverDelay, "for externalTrafficPolicy Local: how long a node whose first local endpoint just became ready waits before it takes an address (layer 2) or adds its route (BGP) while another node still forwards, so its kube-proxy has programmed the endpoint first; above kube-proxy's --iptables-min-sync-period; 0 disables")
+	fs.BoolVar(&cfg.ProbeKubeProxy, "probe-kube-proxy", false, "probe kube-proxy's health checks on this node (healthCheckNodePort /healthz for externalTrafficPolicy Local, the node health port for every Service) and withdraw when it says the node cannot serve")
+	fs.IntVar(&cfg.KubeProxyHealthPort, "kube-proxy-health-port", 10256, "kube-proxy's node health port (its --healthz-bind-address port)")
+	fs.IntVar(&o.gcPercent, "gc-percent", 0, "Go garbage collection target, as GOGC (the heap grows to live data x (1 + gc-percent/100) between collections); 0 keeps $GOGC or Go's default, 100. 50 kept the resident memory under 150 MiB at 10,000 Services in the lab, but the reaction p99 was worse there (docs/speaker.md); ignored when $GOGC is set")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	return o, nil
+}
