@@ -36,8 +36,17 @@ const (
 	// addresses of a family it requires.
 	ReasonFamilyUnavailable = "FamilyUnavailable"
 	// ReasonSharingRefused: the sharing key matches, but the ports overlap or,
-	// with externalTrafficPolicy Local, the backends differ.
+	// with externalTrafficPolicy Local on both, the backends differ. With a
+	// True condition: the Service keeps an address whose co-holders' backends
+	// an edit made differ from its own (the address never moves for that).
 	ReasonSharingRefused = "SharingRefused"
+	// ReasonCrossNamespaceSharingNotOptedIn: the Service keeps an address it
+	// shares with Services of other namespaces, from before Services of
+	// different namespaces had to opt in, and not both sides list the
+	// other's namespace in herald.dev/sharing-cross-namespace; the message
+	// says what to add. The condition stays True (the same reason for
+	// external IPs).
+	ReasonCrossNamespaceSharingNotOptedIn = "CrossNamespaceSharingNotOptedIn"
 	// ReasonInvalidAnnotation: a herald.dev/ annotation cannot be parsed.
 	ReasonInvalidAnnotation = "InvalidAnnotation"
 	// ReasonInvalidLoadBalancerIP: spec.loadBalancerIP is not an IP address.
@@ -100,6 +109,7 @@ var reasonMap = []struct {
 	{ipam.ErrNotInAnyPool, ReasonAddressNotInAnyPool, ReasonExternalIPNotInAnyPool},
 	{ipam.ErrInUse, ReasonAddressInUse, ReasonExternalIPInUse},
 	{ipam.ErrSharingRefused, ReasonSharingRefused, ReasonExternalIPSharingRefused},
+	{ipam.ErrCrossNamespace, ReasonCrossNamespaceSharingNotOptedIn, ReasonCrossNamespaceSharingNotOptedIn},
 	{ipam.ErrPoolExhausted, ReasonPoolExhausted, ReasonExternalIPPoolExhausted},
 	{ipam.ErrFamilyUnavailable, ReasonFamilyUnavailable, ReasonExternalIPFamilyUnavailable},
 	{ipam.ErrNotAllowed, ReasonPoolNotAllowed, ReasonExternalIPNotAllowed},
