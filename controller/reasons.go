@@ -22,7 +22,8 @@ const (
 	// ReasonPoolExhausted: no pool that may serve the Service has a free address.
 	ReasonPoolExhausted = "PoolExhausted"
 	// ReasonAddressInUse: the requested address is held by another Service
-	// (named in the message) that cannot share it.
+	// that cannot share it, named in the message when it is of the same
+	// namespace; of another namespace, the message names nothing of it.
 	ReasonAddressInUse = "AddressInUse"
 	// ReasonAddressNotInAnyPool: a requested address lies in no IPPool.
 	ReasonAddressNotInAnyPool = "AddressNotInAnyPool"
@@ -76,8 +77,8 @@ const (
 	// ReasonExternalIPNotAllowed: no IPPool's allowExternalIPs admits the
 	// Service's namespace for that address.
 	ReasonExternalIPNotAllowed = "ExternalIPNotAllowed"
-	// ReasonExternalIPInUse: another Service (named in the message) holds the
-	// external IP and cannot share it.
+	// ReasonExternalIPInUse: another Service holds the external IP and
+	// cannot share it (named only within the namespace, as for AddressInUse).
 	ReasonExternalIPInUse = "ExternalIPInUse"
 	// ReasonExternalIPSharingRefused: the sharing key matches, but the ports
 	// overlap or the backends differ.
