@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
+	"slices"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -31,6 +32,15 @@ const (
 	// letter or digit.
 	AnnotationSharingKey = "herald.dev/sharing-key"
 
+	// AnnotationSharingCrossNamespace lets a Service with a sharing key share
+	// its address with Services of other namespaces: a comma-separated list
+	// of namespace names, or "*" for every namespace. Tenancy is explicit:
+	// two Services of different namespaces share an address only when they
+	// set the same sharing key and each one's list names the other's
+	// namespace (as Cilium's LB-IPAM does). Without a sharing key it has no
+	// effect.
+	AnnotationSharingCrossNamespace = "herald.dev/sharing-cross-namespace"
+
 	// AnnotationAllocateExternalIP asks Herald to allocate an address and
 	// write it into the Service's spec.externalIPs (for Services of any type).
 	// "true" picks among the pools whose allowExternalIPs admits the Service's
@@ -53,6 +63,9 @@ type ServiceAnnotations struct {
 	Addresses []netip.Addr
 	// SharingKey is AnnotationSharingKey, or "".
 	SharingKey string
+	// SharingNamespaces are the namespaces of AnnotationSharingCrossNamespace,
+	// sorted and unique; AllNamespaces ("*") alone allows every namespace.
+	SharingNamespaces []string
 	// ExternalIP is the request made by AnnotationAllocateExternalIP.
 	ExternalIP ExternalIPRequest
 }
@@ -99,6 +112,13 @@ func ParseServiceAnnotations(annotations map[string]string) (ServiceAnnotations,
 		}
 		res.SharingKey = v
 	}
+	if v, ok := annotations[AnnotationSharingCrossNamespace]; ok {
+		nss, err := parseSharingNamespaces(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%w %s=%q: %w", ErrInvalidAnnotation, AnnotationSharingCrossNamespace, v, err))
+		}
+		res.SharingNamespaces = nss
+	}
 	if v, ok := annotations[AnnotationAllocateExternalIP]; ok {
 		v = strings.TrimSpace(v)
 		switch v {
@@ -116,6 +136,42 @@ func ParseServiceAnnotations(annotations map[string]string) (ServiceAnnotations,
 		return ServiceAnnotations{}, errors.Join(errs...)
 	}
 	return res, nil
+}
+
+// AllNamespaces, alone in AnnotationSharingCrossNamespace, allows sharing
+// with Services of every namespace.
+const AllNamespaces = "*"
+
+// maxSharingNamespaces bounds the namespaces one Service may name in
+// AnnotationSharingCrossNamespace, and so the work of comparing two lists.
+const maxSharingNamespaces = 64
+
+// parseSharingNamespaces reads a comma-separated list of namespace names, or
+// "*" alone, into a sorted list without duplicates.
+func parseSharingNamespaces(v string) ([]string, error) {
+	parts := strings.SplitN(v, ",", maxSharingNamespaces+1)
+	if len(parts) > maxSharingNamespaces {
+		return nil, fmt.Errorf("at most %d namespaces may be listed", maxSharingNamespaces)
+	}
+	out := make([]string, 0, len(parts))
+	for _, p := range parts {
+		p = strings.TrimSpace(p)
+		switch {
+		case p == "":
+			return nil, errors.New("empty entry in the comma-separated list of namespaces")
+		case p == AllNamespaces:
+			if len(parts) > 1 {
+				return nil, errors.New(`"*" (every namespace) must be the only entry`)
+			}
+		default:
+			if msgs := validation.IsDNS1123Label(p); len(msgs) > 0 {
+				return nil, fmt.Errorf("%q is not a namespace name: %s", p, strings.Join(msgs, "; "))
+			}
+		}
+		out = append(out, p)
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
 }
 
 // checkPoolName checks that name can be an IPPool's name.

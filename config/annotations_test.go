@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
@@ -30,6 +31,10 @@ func TestParseServiceAnnotations(t *testing.T) {
 		{name: "one address", in: map[string]string{AnnotationAddresses: "198.51.100.10"}, want: ServiceAnnotations{Addresses: addrs("198.51.100.10")}},
 		{name: "dual stack with spaces", in: map[string]string{AnnotationAddresses: "2001:db8::10 , 198.51.100.10"}, want: ServiceAnnotations{Addresses: addrs("2001:db8::10", "198.51.100.10")}},
 		{name: "sharing key", in: map[string]string{AnnotationSharingKey: "web-1.a_b"}, want: ServiceAnnotations{SharingKey: "web-1.a_b"}},
+		{name: "cross-namespace sharing", in: map[string]string{AnnotationSharingCrossNamespace: " tenant-b,tenant-a ,tenant-b"},
+			want: ServiceAnnotations{SharingNamespaces: []string{"tenant-a", "tenant-b"}}},
+		{name: "cross-namespace sharing with every namespace", in: map[string]string{AnnotationSharingCrossNamespace: "*"},
+			want: ServiceAnnotations{SharingNamespaces: []string{"*"}}},
 		{name: "external ip true", in: map[string]string{AnnotationAllocateExternalIP: "true"}, want: ServiceAnnotations{ExternalIP: ExternalIPRequest{Requested: true}}},
 		{name: "external ip false", in: map[string]string{AnnotationAllocateExternalIP: "false"}},
 		{name: "external ip from pool", in: map[string]string{AnnotationAllocateExternalIP: "edge"}, want: ServiceAnnotations{ExternalIP: ExternalIPRequest{Requested: true, Pool: "edge"}}},
@@ -50,6 +55,12 @@ func TestParseServiceAnnotations(t *testing.T) {
 			wantErr: `config: invalid annotation herald.dev/addresses="::ffff:198.51.100.1": config: invalid address: "::ffff:198.51.100.1" is an IPv4-mapped IPv6 address: write it as IPv4`},
 		{name: "bad sharing key", in: map[string]string{AnnotationSharingKey: "-x"},
 			wantErr: `config: invalid annotation herald.dev/sharing-key="-x": a sharing key is 1 to 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit`},
+		{name: "star among namespaces", in: map[string]string{AnnotationSharingCrossNamespace: "a,*"},
+			wantErr: `config: invalid annotation herald.dev/sharing-cross-namespace="a,*": "*" (every namespace) must be the only entry`},
+		{name: "bad namespace", in: map[string]string{AnnotationSharingCrossNamespace: "Tenant_A"},
+			wantErr: `config: invalid annotation herald.dev/sharing-cross-namespace="Tenant_A": "Tenant_A" is not a namespace name: a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')`},
+		{name: "empty namespace list", in: map[string]string{AnnotationSharingCrossNamespace: ""},
+			wantErr: `config: invalid annotation herald.dev/sharing-cross-namespace="": empty entry in the comma-separated list of namespaces`},
 		{name: "bad external ip value", in: map[string]string{AnnotationAllocateExternalIP: "yes please"},
 			wantErr: `config: invalid annotation herald.dev/allocate-external-ip="yes please": want "true", "false" or a pool name: not a valid pool name: a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')`},
 		{name: "two wrong, reported in a fixed order", in: map[string]string{AnnotationSharingKey: "", AnnotationAddresses: "x"},
@@ -108,6 +119,30 @@ func FuzzParseServiceAnnotations(f *testing.F) {
 		}
 		if !sharingKeyRE.MatchString(got.SharingKey) {
 			t.Fatalf("accepted sharing key %q", got.SharingKey)
+		}
+	})
+}
+
+// FuzzSharingNamespaces checks that what the cross-namespace list accepts is
+// sorted, unique, bounded, and either "*" alone or namespace names.
+func FuzzSharingNamespaces(f *testing.F) {
+	f.Add("tenant-b,tenant-a")
+	f.Add("*")
+	f.Add("a,,b")
+	f.Fuzz(func(t *testing.T, v string) {
+		got, err := ParseServiceAnnotations(map[string]string{AnnotationSharingCrossNamespace: v})
+		if err != nil {
+			if !errors.Is(err, ErrInvalidAnnotation) {
+				t.Fatalf("error %v does not wrap ErrInvalidAnnotation", err)
+			}
+			return
+		}
+		nss := got.SharingNamespaces
+		if len(nss) == 0 || len(nss) > maxSharingNamespaces || !slices.IsSorted(nss) || len(slices.Compact(slices.Clone(nss))) != len(nss) {
+			t.Fatalf("accepted %q as %q", v, nss)
+		}
+		if slices.Contains(nss, AllNamespaces) && len(nss) != 1 {
+			t.Fatalf("accepted %q with \"*\" among others: %q", v, nss)
 		}
 	})
 }

@@ -78,8 +78,11 @@ type ClaimHolder struct {
 	// spec.externalIPs; otherwise in status.loadBalancer.ingress.
 	ExternalIP bool
 	SharingKey string
-	BackendKey string
-	Ports      []v1alpha1.HolderPort
+	// SharingNamespaces are the other namespaces the holder lets share the
+	// address ("*" for all).
+	SharingNamespaces []string
+	BackendKey        string
+	Ports             []v1alpha1.HolderPort
 }
 
 // ErrClaim wraps every problem ClaimOf finds in an AddressClaim.
@@ -105,7 +108,7 @@ func ClaimOf(c *v1alpha1.AddressClaim) (Claim, error) {
 		out.Holders = append(out.Holders, ClaimHolder{
 			Namespace: h.Namespace, Name: h.Name, UID: h.UID,
 			ExternalIP: h.As == v1alpha1.HolderExternalIP,
-			SharingKey: h.SharingKey, BackendKey: h.BackendKey, Ports: h.Ports,
+			SharingKey: h.SharingKey, SharingNamespaces: h.SharingNamespaces, BackendKey: h.BackendKey, Ports: h.Ports,
 		})
 	}
 	if len(out.Holders) == 0 {

@@ -35,7 +35,7 @@ func holderSharing(h config.ClaimHolder) *ipam.Sharing {
 	if h.SharingKey == "" {
 		return nil
 	}
-	s := &ipam.Sharing{Key: sharingKey(h.Namespace, h.SharingKey), BackendKey: h.BackendKey}
+	s := &ipam.Sharing{Key: h.SharingKey, BackendKey: h.BackendKey, Namespaces: h.SharingNamespaces}
 	for _, p := range h.Ports {
 		s.Ports = append(s.Ports, ipam.PortProto{Protocol: p.Protocol, Port: p.Port})
 	}
@@ -53,8 +53,8 @@ func holderSharing(h config.ClaimHolder) *ipam.Sharing {
 // had its Service created before the list: a holder whose Service is not
 // among services (or is another Service under the same name) is gone, is not
 // imported, and is reported in ImportReport.Stale. Call it once, after
-// SetModel and before any Ensure. Cost: O(C + S log S) plus one ipam.Adopt
-// per holder and one ipam.Import per status allocation.
+// SetModel and before any Ensure. Cost: O(C + S log S) plus one ipam.Import
+// per holder and per status allocation.
 func (c *Core) ImportClaims(claims []config.Claim, services []*corev1.Service) ImportReport {
 	byKey := make(map[string]*corev1.Service, len(services))
 	for _, s := range services {
@@ -97,11 +97,15 @@ func (c *Core) ImportClaims(claims []config.Claim, services []*corev1.Service) I
 	slices.Sort(keys)
 	for _, k := range keys {
 		hd := holdings[k]
-		// The claims do not conflict (the API server let one object exist
-		// per address, and holders joined a claim only when they could
-		// share it), so Adopt only guards against a claim edited by hand.
+		// The API server let one object exist per address, and holders
+		// joined a claim only when they could share it, so the holders a
+		// claim lists stay together: Import keeps holders whose terms a
+		// newcomer could not meet (Services of two namespaces sharing from
+		// before namespaces had to opt in, a Local sharer whose selector was
+		// edited). It resolves only a claim edited by hand into holders that
+		// may never share, and then, as for statuses, the older Service wins.
 		slices.SortFunc(hd.addrs, netip.Addr.Compare)
-		res, err := c.alloc.Adopt(ipam.Request{Owner: hd.owner, Kind: hd.kind, Pool: hd.pool, Sharing: hd.share}, hd.addrs)
+		res, err := c.alloc.Import(ipam.Request{Owner: hd.owner, Kind: hd.kind, Pool: hd.pool, Sharing: hd.share}, hd.addrs)
 		if len(res.Addresses) > 0 {
 			rep.Allocations++
 		}
@@ -157,8 +161,7 @@ func (c *Core) Holds(namespace, name, uid string, kind ipam.Kind, addr netip.Add
 func holderOf(svc *corev1.Service, kind ipam.Kind, share *ipam.Sharing) v1alpha1.AddressHolder {
 	h := v1alpha1.AddressHolder{Namespace: svc.Namespace, Name: svc.Name, UID: string(svc.UID), As: holderAs(kind)}
 	if share != nil {
-		// The claim records the key as the Service's annotation has it.
-		h.SharingKey, h.BackendKey = strings.TrimPrefix(share.Key, sharingKey(svc.Namespace, "")), share.BackendKey
+		h.SharingKey, h.BackendKey, h.SharingNamespaces = share.Key, share.BackendKey, share.Namespaces
 		for _, p := range share.Ports {
 			h.Ports = append(h.Ports, v1alpha1.HolderPort{Protocol: cmp.Or(p.Protocol, "TCP"), Port: p.Port})
 		}

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -239,6 +240,11 @@ func (c *Core) ensure(svc *corev1.Service, w *Want, kind ipam.Kind) Decision {
 		d.Waiting = true
 		reason := reasonFor(err, kind)
 		msg := userMessage(err)
+		if ie := (*ipam.InUseError)(nil); errors.As(err, &ie) && ie.OtherNamespace {
+			// The same words whatever the holder and its terms: they do not
+			// tell whether the key matched in the other namespace.
+			msg += " " + crossNamespaceRule
+		}
 		if kind == ipam.ExternalIP && !w.Allocate {
 			// A refused claim is not held: speakers must not announce it.
 			d.Changed = c.alloc.Release(owner, kind)
@@ -266,10 +272,47 @@ func (c *Core) ensure(svc *corev1.Service, w *Want, kind ipam.Kind) Decision {
 		}
 		d.Condition.Message += " " + userMessage(res.Degraded)
 	}
+	if res.Conflict != nil {
+		// The Service keeps an address its co-holders could not share with
+		// it if it asked now: an edit of another field, or an upgrade, never
+		// moves an address in use. It is told what to change.
+		d.Err = res.Conflict
+		d.Condition.Reason = reasonFor(res.Conflict, kind)
+		d.Condition.Message += " " + keptConflictMessage(svc, res.Conflict)
+	}
 	if kind == ipam.ExternalIP && w.Allocate {
 		d.WriteExternalIPs = true
 	}
 	return d
+}
+
+// crossNamespaceRule is added to every refusal caused by a Service of
+// another namespace.
+var crossNamespaceRule = "Services of different namespaces share an address only when both set the same " +
+	config.AnnotationSharingKey + " and each lists the other's namespace in " + config.AnnotationSharingCrossNamespace + "."
+
+// keptConflictMessage says why a Service keeps an address its co-holders
+// could not share with it now, and what to change. For Services of other
+// namespaces it names their namespaces only (the annotation value the
+// Service needs), never a Service, key or port.
+func keptConflictMessage(svc *corev1.Service, err error) string {
+	var ni *ipam.NotOptedInError
+	if !errors.As(err, &ni) {
+		return userMessage(err) + " The Service keeps the address, and no other Service joins it on these terms, until that is resolved."
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s is shared with Services of other namespaces, as it was before Services of different namespaces had to opt in to share; it stays.", ni.Addr)
+	if len(ni.Missing) > 0 {
+		allowed := validAnnotation(svc, config.AnnotationSharingCrossNamespace).SharingNamespaces
+		value := slices.Compact(slices.Sorted(slices.Values(append(slices.Clone(allowed), ni.Missing...))))
+		fmt.Fprintf(&b, " To keep sharing it, add the annotation %s: %q to this Service (it shares with namespace%s %s).",
+			config.AnnotationSharingCrossNamespace, strings.Join(value, ","), plural(len(ni.Missing), "", "s"), strings.Join(ni.Missing, ", "))
+	}
+	if ni.Unreciprocated {
+		fmt.Fprintf(&b, " The Services of the other namespaces must list %q in their %s too.", svc.Namespace, config.AnnotationSharingCrossNamespace)
+	}
+	b.WriteString(" Until both sides allow each other, no other Service of another namespace joins it.")
+	return b.String()
 }
 
 // userMessage turns an ipam error into a sentence for the Service's owner:

@@ -83,17 +83,14 @@ func Desired(svc *corev1.Service, subject ipam.Subject, class string) Intent {
 	if annErr != nil {
 		annRefusal = &Refusal{Reason: ReasonInvalidAnnotation, Message: annotationMessage(annErr)}
 		// Another annotation's mistake freezes the Service's allocation, but
-		// a valid sharing key still describes what it holds: an import from
-		// its status must not lose it and displace its sharers.
-		if k, ok := svc.Annotations[config.AnnotationSharingKey]; ok {
-			if only, err := config.ParseServiceAnnotations(map[string]string{config.AnnotationSharingKey: k}); err == nil {
-				ann.SharingKey = only.SharingKey
-			}
-		}
+		// a valid sharing key and opt-in still describe what it holds: an
+		// import from its status must not lose them and displace its sharers.
+		ann.SharingKey, ann.SharingNamespaces = validAnnotation(svc, config.AnnotationSharingKey).SharingKey,
+			validAnnotation(svc, config.AnnotationSharingCrossNamespace).SharingNamespaces
 	}
 	var sharing *ipam.Sharing
 	if ann.SharingKey != "" {
-		sharing = sharingOf(svc, ann.SharingKey)
+		sharing = sharingOf(svc, ann)
 	}
 	families, requireAll := familiesOf(svc)
 
@@ -135,6 +132,17 @@ func Desired(svc *corev1.Service, subject ipam.Subject, class string) Intent {
 // OwnerOf returns the IPAM owner for svc.
 func OwnerOf(svc *corev1.Service) ipam.Owner {
 	return ipam.Owner{Namespace: svc.Namespace, Name: svc.Name, UID: string(svc.UID), Created: svc.CreationTimestamp.Time}
+}
+
+// validAnnotation parses svc's annotation name alone: the zero value when it
+// is absent or invalid.
+func validAnnotation(svc *corev1.Service, name string) config.ServiceAnnotations {
+	v, ok := svc.Annotations[name]
+	if !ok {
+		return config.ServiceAnnotations{}
+	}
+	ann, _ := config.ParseServiceAnnotations(map[string]string{name: v})
+	return ann
 }
 
 func hasExternalIPAnnotation(svc *corev1.Service) bool {
@@ -229,13 +237,15 @@ func externalIPsOf(in []string) ([]netip.Addr, []ipam.Family, *Refusal) {
 	return addrs, fams, nil
 }
 
-// sharingOf returns a Service's sharing terms: its ports and, for
-// externalTrafficPolicy Local, a key naming its backends (a hash of its
-// selector), since an address can only be announced from nodes that run the
-// backends of every Service sharing it. The IPAM key is scoped to the
-// Service's namespace (sharingKey), so Services share only within one.
-func sharingOf(svc *corev1.Service, key string) *ipam.Sharing {
-	s := &ipam.Sharing{Key: sharingKey(svc.Namespace, key)}
+// sharingOf returns a Service's sharing terms: its key and the other
+// namespaces it lets share (herald.dev/sharing-cross-namespace; ipam matches
+// keys across namespaces only when both Services allow each other's), its
+// ports and, for externalTrafficPolicy Local, a key naming its backends (a
+// hash of its selector; ipam compares it only between Services of one
+// namespace), since an address can only be announced from nodes that run
+// the backends of every Local Service sharing it.
+func sharingOf(svc *corev1.Service, ann config.ServiceAnnotations) *ipam.Sharing {
+	s := &ipam.Sharing{Key: ann.SharingKey, Namespaces: ann.SharingNamespaces}
 	for _, p := range svc.Spec.Ports {
 		proto := string(p.Protocol)
 		if proto == "" {
@@ -248,12 +258,6 @@ func sharingOf(svc *corev1.Service, key string) *ipam.Sharing {
 	}
 	return s
 }
-
-// sharingKey is the IPAM sharing key of a herald.dev/sharing-key set in
-// namespace. Tenancy is explicit: a Service in another namespace that sets
-// the same key (a tenant who guessed or copied it) must not join the address,
-// so the key only matches within its namespace.
-func sharingKey(namespace, key string) string { return namespace + "/" + key }
 
 // backendKey names a selector's backends: a hash of the selector in its
 // canonical (sorted) form, so equal selectors give equal keys.

@@ -75,6 +75,15 @@ func withFamilies(policy corev1.IPFamilyPolicy, fams ...corev1.IPFamily) svcOpt 
 	}
 }
 
+func withSelector(kv ...string) svcOpt {
+	return func(s *corev1.Service) {
+		s.Spec.Selector = map[string]string{}
+		for i := 0; i+1 < len(kv); i += 2 {
+			s.Spec.Selector[kv[i]] = kv[i+1]
+		}
+	}
+}
+
 func withLocal() svcOpt {
 	return func(s *corev1.Service) { s.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyLocal }
 }
@@ -215,14 +224,21 @@ func TestDesired(t *testing.T) {
 			name: "sharing key: ports from spec.ports",
 			svc:  service("ns", "a", withPorts(80, 443), annotate("herald.dev/sharing-key", "k")),
 			want: Intent{LoadBalancer: lb("a", func(r *ipam.Request) {
-				r.Sharing = &ipam.Sharing{Key: "ns/k", Ports: []ipam.PortProto{{Protocol: "TCP", Port: 80}, {Protocol: "TCP", Port: 443}}}
+				r.Sharing = &ipam.Sharing{Key: "k", Ports: []ipam.PortProto{{Protocol: "TCP", Port: 80}, {Protocol: "TCP", Port: 443}}}
 			})},
 		},
 		{
 			name: "sharing key with externalTrafficPolicy Local names the backends",
 			svc:  service("ns", "a", withPorts(80), withLocal(), annotate("herald.dev/sharing-key", "k")),
 			want: Intent{LoadBalancer: lb("a", func(r *ipam.Request) {
-				r.Sharing = &ipam.Sharing{Key: "ns/k", Ports: []ipam.PortProto{{Protocol: "TCP", Port: 80}}, BackendKey: backendKey(map[string]string{"app": "a"})}
+				r.Sharing = &ipam.Sharing{Key: "k", Ports: []ipam.PortProto{{Protocol: "TCP", Port: 80}}, BackendKey: backendKey(map[string]string{"app": "a"})}
+			})},
+		},
+		{
+			name: "cross-namespace opt-in",
+			svc:  service("ns", "a", withPorts(80), annotate("herald.dev/sharing-key", "k", "herald.dev/sharing-cross-namespace", "tenant-b,tenant-a")),
+			want: Intent{LoadBalancer: lb("a", func(r *ipam.Request) {
+				r.Sharing = &ipam.Sharing{Key: "k", Ports: []ipam.PortProto{{Protocol: "TCP", Port: 80}}, Namespaces: []string{"tenant-a", "tenant-b"}}
 			})},
 		},
 		{
@@ -355,12 +371,12 @@ func TestBackendKey(t *testing.T) {
 // describes what it holds, so an import from its status keeps its sharers
 // (soak seed 3, TestRegressImportKeepsSharingDespiteBadAnnotation).
 func TestDesiredKeepsSharingKeyDespiteAnotherBadAnnotation(t *testing.T) {
-	svc := service("ns", "a", withPorts(81), annotate("herald.dev/sharing-key", "k", "herald.dev/allocate-external-ip", "maybe!"))
+	svc := service("ns", "a", withPorts(81), annotate("herald.dev/sharing-key", "k", "herald.dev/sharing-cross-namespace", "tenant-b", "herald.dev/allocate-external-ip", "maybe!"))
 	in := Desired(svc, ipam.Subject{Namespace: "ns"}, "")
 	if in.LoadBalancer == nil || in.LoadBalancer.Refusal == nil || in.LoadBalancer.Refusal.Reason != ReasonInvalidAnnotation {
 		t.Fatalf("LoadBalancer want %+v, want an InvalidAnnotation refusal", in.LoadBalancer)
 	}
-	want := &ipam.Sharing{Key: "ns/k", Ports: []ipam.PortProto{{Protocol: "TCP", Port: 81}}}
+	want := &ipam.Sharing{Key: "k", Ports: []ipam.PortProto{{Protocol: "TCP", Port: 81}}, Namespaces: []string{"tenant-b"}}
 	if diff := cmp.Diff(want, in.LoadBalancer.Request.Sharing); diff != "" {
 		t.Errorf("sharing terms (-want +got):\n%s", diff)
 	}

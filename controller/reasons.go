@@ -22,7 +22,8 @@ const (
 	// ReasonPoolExhausted: no pool that may serve the Service has a free address.
 	ReasonPoolExhausted = "PoolExhausted"
 	// ReasonAddressInUse: the requested address is held by another Service
-	// (named in the message) that cannot share it.
+	// that cannot share it, named in the message when it is of the same
+	// namespace; of another namespace, the message names nothing of it.
 	ReasonAddressInUse = "AddressInUse"
 	// ReasonAddressNotInAnyPool: a requested address lies in no IPPool.
 	ReasonAddressNotInAnyPool = "AddressNotInAnyPool"
@@ -36,8 +37,17 @@ const (
 	// addresses of a family it requires.
 	ReasonFamilyUnavailable = "FamilyUnavailable"
 	// ReasonSharingRefused: the sharing key matches, but the ports overlap or,
-	// with externalTrafficPolicy Local, the backends differ.
+	// with externalTrafficPolicy Local on both, the backends differ. With a
+	// True condition: the Service keeps an address whose co-holders' backends
+	// an edit made differ from its own (the address never moves for that).
 	ReasonSharingRefused = "SharingRefused"
+	// ReasonCrossNamespaceSharingNotOptedIn: the Service keeps an address it
+	// shares with Services of other namespaces, from before Services of
+	// different namespaces had to opt in, and not both sides list the
+	// other's namespace in herald.dev/sharing-cross-namespace; the message
+	// says what to add. The condition stays True (the same reason for
+	// external IPs).
+	ReasonCrossNamespaceSharingNotOptedIn = "CrossNamespaceSharingNotOptedIn"
 	// ReasonInvalidAnnotation: a herald.dev/ annotation cannot be parsed.
 	ReasonInvalidAnnotation = "InvalidAnnotation"
 	// ReasonInvalidLoadBalancerIP: spec.loadBalancerIP is not an IP address.
@@ -67,8 +77,8 @@ const (
 	// ReasonExternalIPNotAllowed: no IPPool's allowExternalIPs admits the
 	// Service's namespace for that address.
 	ReasonExternalIPNotAllowed = "ExternalIPNotAllowed"
-	// ReasonExternalIPInUse: another Service (named in the message) holds the
-	// external IP and cannot share it.
+	// ReasonExternalIPInUse: another Service holds the external IP and
+	// cannot share it (named only within the namespace, as for AddressInUse).
 	ReasonExternalIPInUse = "ExternalIPInUse"
 	// ReasonExternalIPSharingRefused: the sharing key matches, but the ports
 	// overlap or the backends differ.
@@ -100,6 +110,7 @@ var reasonMap = []struct {
 	{ipam.ErrNotInAnyPool, ReasonAddressNotInAnyPool, ReasonExternalIPNotInAnyPool},
 	{ipam.ErrInUse, ReasonAddressInUse, ReasonExternalIPInUse},
 	{ipam.ErrSharingRefused, ReasonSharingRefused, ReasonExternalIPSharingRefused},
+	{ipam.ErrCrossNamespace, ReasonCrossNamespaceSharingNotOptedIn, ReasonCrossNamespaceSharingNotOptedIn},
 	{ipam.ErrPoolExhausted, ReasonPoolExhausted, ReasonExternalIPPoolExhausted},
 	{ipam.ErrFamilyUnavailable, ReasonFamilyUnavailable, ReasonExternalIPFamilyUnavailable},
 	{ipam.ErrNotAllowed, ReasonPoolNotAllowed, ReasonExternalIPNotAllowed},

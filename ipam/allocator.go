@@ -33,8 +33,11 @@ type Allocator struct {
 	extra map[addrID][]*allocation
 	// shares holds the sharing terms of allocations that set them.
 	shares map[*allocation]*shareInfo
-	// byKey lists, per sharing key, the held addresses with a holder using it.
-	byKey map[string][]sharedAddr
+	// byKey lists, per sharing key of a namespace, the held addresses with a
+	// holder using it; byCross, per key, those with a holder using it that
+	// allows other namespaces.
+	byKey   map[shareKey][]sharedAddr
+	byCross map[string][]sharedAddr
 	// poolNames and poolIDs number pool names; inUse counts allocations per
 	// pool, including removed pools.
 	poolNames []string
@@ -59,7 +62,8 @@ func New() *Allocator {
 		held:     make(map[addrID]*allocation),
 		extra:    make(map[addrID][]*allocation),
 		shares:   make(map[*allocation]*shareInfo),
-		byKey:    make(map[string][]sharedAddr),
+		byKey:    make(map[shareKey][]sharedAddr),
+		byCross:  make(map[string][]sharedAddr),
 		poolIDs:  make(map[string]poolID),
 		inUse:    make(map[poolID]int),
 		outside:  make(map[*allocation]struct{}),
@@ -258,10 +262,11 @@ type outcome struct {
 	pool     string
 	addrs    [2]netip.Addr
 	degraded error
+	conflict error
 }
 
 func (o outcome) result(fams []Family) Result {
-	r := Result{Pool: o.pool, Degraded: o.degraded}
+	r := Result{Pool: o.pool, Degraded: o.degraded, Conflict: o.conflict}
 	for i := range fams {
 		if o.addrs[i].IsValid() {
 			r.Addresses = append(r.Addresses, o.addrs[i])
@@ -270,11 +275,27 @@ func (o outcome) result(fams []Family) Result {
 	return r
 }
 
-// plan decides what nr gets, without changing anything.
+// plan decides what nr gets, without changing anything. An outcome that
+// keeps an address despite a tolerated conflict reports it.
 func (a *Allocator) plan(op string, nr *normRequest) (outcome, error) {
+	keep, kept, conflicts := a.keepable(op, nr, a.find(nr.key))
+	out, err := a.planFrom(op, nr, keep, kept)
+	if err != nil {
+		return out, err
+	}
+	for i, c := range conflicts {
+		if c != nil && out.addrs[i] == keep[i] {
+			out.conflict = c
+			break
+		}
+	}
+	return out, nil
+}
+
+// planFrom decides what nr gets, given the addresses it may keep.
+func (a *Allocator) planFrom(op string, nr *normRequest, keep [2]netip.Addr, kept int) (outcome, error) {
 	o := nr.req.Owner
 	cur := a.find(nr.key)
-	keep, kept := a.keepable(op, nr, cur)
 	if kept == len(nr.fams) {
 		return outcome{pool: a.poolName(cur), addrs: keep}, nil
 	}
@@ -331,10 +352,11 @@ func (a *Allocator) plan(op string, nr *normRequest) (outcome, error) {
 	return outcome{}, a.combine(op, o, cands, errs)
 }
 
-// keepable returns, per requested family, the current address that may stay.
-func (a *Allocator) keepable(op string, nr *normRequest, cur *allocation) (keep [2]netip.Addr, kept int) {
+// keepable returns, per requested family, the current address that may
+// stay, and the tolerated conflict it stays despite (see keepError).
+func (a *Allocator) keepable(op string, nr *normRequest, cur *allocation) (keep [2]netip.Addr, kept int, conflicts [2]error) {
 	if cur == nil {
-		return keep, 0
+		return keep, 0, conflicts
 	}
 	for _, id := range cur.ids() {
 		addr := id.addr()
@@ -351,13 +373,14 @@ func (a *Allocator) keepable(op string, nr *normRequest, cur *allocation) (keep 
 				continue
 			}
 		}
-		if a.joinError(op, nr.req.Owner, nr.key, nr.share, addr) != nil {
+		conflict, ok := a.keepError(op, nr.req.Owner, nr.key, nr.share, addr)
+		if !ok {
 			continue
 		}
-		keep[i] = addr
+		keep[i], conflicts[i] = addr, conflict
 		kept++
 	}
-	return keep, kept
+	return keep, kept, conflicts
 }
 
 // candidates returns the pools that may serve nr, in the order to try them.
@@ -522,18 +545,22 @@ func (a *Allocator) pick(op string, nr *normRequest, p *pool, f Family) (netip.A
 	if !p.hasFamily(f) {
 		return netip.Addr{}, &refusal{reason: "pool " + strconv.Quote(p.spec.Name) + " has no " + f.String() + " addresses", kind: ErrFamilyUnavailable}
 	}
-	var unshareable error // why the first address held under the sharing key could not be joined
+	// unshareable is why the first address held under the sharing key in
+	// the requester's namespace could not be joined. An address only
+	// another namespace holds under the key is never explained: whether a
+	// key matched there is not the requester's business.
+	var unshareable error
 	if nr.share != nil {
-		for _, addr := range a.sharedAddrs(nr.share.key) {
-			pr := a.pools.rangeOf(addr)
-			if pr == nil || pr.pool != p || pr.fam != f || (pr.avoid && avoided(addr)) {
+		for _, j := range a.sharedAddrs(nr.req.Owner.Namespace, nr.share) {
+			pr := a.pools.rangeOf(j.addr)
+			if pr == nil || pr.pool != p || pr.fam != f || (pr.avoid && avoided(j.addr)) {
 				continue
 			}
-			err := a.joinError(op, nr.req.Owner, nr.key, nr.share, addr)
+			err := a.joinError(op, nr.req.Owner, nr.key, nr.share, j.addr)
 			if err == nil {
-				return addr, nil
+				return j.addr, nil
 			}
-			if unshareable == nil {
+			if unshareable == nil && j.own {
 				unshareable = err
 			}
 		}
@@ -550,7 +577,7 @@ func (a *Allocator) pick(op string, nr *normRequest, p *pool, f Family) (netip.A
 	if unshareable != nil {
 		// The user set a sharing key and expected to share: say why that did not
 		// happen, not only that the pool is full.
-		reason += ", and the address shared under key " + strconv.Quote(nr.share.key) + " cannot be shared with this service: " + sharingReason(unshareable)
+		reason += ", and the address shared under key " + strconv.Quote(nr.share.key) + " in its namespace cannot be shared with this service: " + sharingReason(unshareable)
 	}
 	return netip.Addr{}, &refusal{reason: reason, kind: ErrPoolExhausted}
 }
@@ -563,6 +590,9 @@ func sharingReason(err error) string {
 		return se.Reason
 	}
 	var ie *InUseError
+	if errors.As(err, &ie) && ie.OtherNamespace {
+		return "it is also held by a service of another namespace"
+	}
 	if errors.As(err, &ie) && ie.Reason != "" {
 		return ie.Reason
 	}
@@ -609,7 +639,7 @@ func (a *Allocator) replace(al *allocation, o Owner, share *shareInfo, next []ne
 	oldShare := a.shareOf(al)
 	for _, id := range old {
 		if slices.Contains(newIDs, id) {
-			a.indexRemove(id, oldShare)
+			a.indexRemove(id, al.ns, oldShare)
 		} else {
 			a.removeHolder(id, al)
 		}
@@ -620,7 +650,7 @@ func (a *Allocator) replace(al *allocation, o Owner, share *shareInfo, next []ne
 	al.n = uint8(len(newIDs))
 	for _, id := range newIDs {
 		if slices.Contains(old, id) {
-			a.indexAdd(id, share)
+			a.indexAdd(id, o.Namespace, share)
 		} else {
 			a.addHolder(id, al)
 		}

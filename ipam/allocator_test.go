@@ -102,7 +102,7 @@ func TestAllocatorSequences(t *testing.T) {
 				{name: "s3 shares with s1 under the same key and disjoint ports", do: allocate(lb(s3).share("k", "TCP/443")), want: res("a", "198.51.100.1")},
 				{name: "overlapping ports refused", do: allocate(lb(s4).share("k", "TCP/443").addrs("198.51.100.1")), wantErr: ErrSharingRefused},
 				{name: "overlapping ports take a new address automatically", do: allocate(lb(s4).share("k", "TCP/443")), want: res("a", "198.51.100.3")},
-				{name: "Local backends differ refused", do: allocate(lb(s5).share("k", "UDP/53").backend("b").addrs("198.51.100.1")), wantErr: ErrSharingRefused},
+				{name: "a Local service may join Cluster sharers: any node they share is one of its own", do: dryRun(lb(s5).share("k", "UDP/53").backend("b").addrs("198.51.100.1")), want: res("a", "198.51.100.1")},
 				{name: "a different key is refused", do: allocate(lb(s5).share("other", "UDP/53").addrs("198.51.100.1")), wantErr: ErrInUse},
 				{name: "lookup lists both sharers", do: lookup("198.51.100.1"), want: Holding{Pool: "a", Holders: []Holder{
 					{Owner: s1, Kind: LoadBalancer, Pool: "a"}, {Owner: s3, Kind: LoadBalancer, Pool: "a"}}}},

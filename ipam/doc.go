@@ -35,17 +35,25 @@
 //     a nil ExternalIPAdmission allows no external IP. A claimed external IP
 //     is re-checked on every Allocate.
 //   - An address held by one owner is given to another only when both set the
-//     same Sharing.Key, their (protocol, port) sets are disjoint and their
-//     BackendKeys are equal when either sets one. Automatic allocation with a
-//     sharing key joins the lowest compatible shared address of the pool
-//     before taking a free one. Sharers release independently.
+//     same Sharing.Key, their (protocol, port) sets are disjoint, when both
+//     set a BackendKey they are of one namespace and the keys are equal, and,
+//     for owners of different namespaces, each one's Sharing.Namespaces
+//     allows the other's. Automatic allocation with a sharing key joins the
+//     lowest compatible shared address of the pool before taking a free one.
+//     Sharers release independently. A refusal between namespaces names
+//     nobody and reads the same whatever the keys.
 //   - Allocate is idempotent and never moves an address the request does not
-//     demand to move; a failed change keeps the current allocation. SetPools
+//     demand to move; a failed change keeps the current allocation. A
+//     holder whose new terms differ from its co-holders' only by backends or
+//     opt-in keeps its address (Result.Conflict says so); a new key or an
+//     overlapping port asks for another address. SetPools
 //     never moves or drops an allocation: addresses left outside their pool
 //     are kept and listed by OutsidePool, and InUse keeps counting a removed
 //     pool's allocations so its deletion can wait.
 //   - Import conflicts are won by the older owner (Owner.Created, then UID),
 //     whatever the order of the imports; displaced owners are reported.
+//     Owners that differ only by backends or opt-in are not in conflict on
+//     Import: holders recorded together stay together.
 //
 // Admitters are called with the allocator's lock held and must not call back
 // into it.

@@ -25,9 +25,17 @@ type InUseError struct {
 	HolderKind Kind
 	// Reason, when set, says why the address could not be shared.
 	Reason string
+	// OtherNamespace reports that Holder is of another namespace than For.
+	// The message then names neither the holder nor its terms, nor says
+	// why they cannot share: it reads the same whether or not the sharing
+	// keys matched, so a tenant learns nothing of another's Services.
+	OtherNamespace bool
 }
 
 func (e *InUseError) Error() string {
+	if e.OtherNamespace {
+		return fmt.Sprintf("ipam: %s %s: address %s is in use by a service of another namespace", e.Op, ownerName(e.For), e.Addr)
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "ipam: %s %s: address %s is in use by %s", e.Op, ownerName(e.For), e.Addr, ownerName(e.Holder))
 	if e.HolderKind == ExternalIP {
@@ -57,14 +65,56 @@ type SharingError struct {
 	Holder Owner
 	// Reason says which sharing rule refused the request.
 	Reason string
+	// OtherNamespace reports that Holder is of another namespace than For:
+	// the message does not name it.
+	OtherNamespace bool
 }
 
 func (e *SharingError) Error() string {
-	return fmt.Sprintf("ipam: %s %s: address %s cannot be shared with %s: %s", e.Op, ownerName(e.For), e.Addr, ownerName(e.Holder), e.Reason)
+	holder := ownerName(e.Holder)
+	if e.OtherNamespace {
+		holder = "a service of another namespace"
+	}
+	return fmt.Sprintf("ipam: %s %s: address %s cannot be shared with %s: %s", e.Op, ownerName(e.For), e.Addr, holder, e.Reason)
 }
 
 // Unwrap returns ErrSharingRefused.
 func (e *SharingError) Unwrap() error { return ErrSharingRefused }
+
+// NotOptedInError says that an owner keeps an address it shares with owners
+// of other namespaces although they have not both allowed it (see
+// Sharing.Namespaces): an address shared before namespaces had to opt in, or
+// an opt-in withdrawn. errors.Is(err, ErrCrossNamespace) reports true for it.
+// It names namespaces, never the other owners.
+type NotOptedInError struct {
+	// Op is the operation ("allocate").
+	Op string
+	// For is the owner that keeps the address.
+	For Owner
+	// Addr is the first such address.
+	Addr netip.Addr
+	// Missing are the other holders' namespaces that For's terms do not
+	// allow, sorted; adding them to For's Sharing.Namespaces is For's part.
+	Missing []string
+	// Unreciprocated reports that some other holder's terms do not allow
+	// For's namespace: that is the other holder's part.
+	Unreciprocated bool
+}
+
+func (e *NotOptedInError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "ipam: %s %s: address %s is shared with services of other namespaces that have not both allowed it", e.Op, ownerName(e.For), e.Addr)
+	if len(e.Missing) > 0 {
+		fmt.Fprintf(&b, "; the owner does not allow namespaces %s", strings.Join(e.Missing, ", "))
+	}
+	if e.Unreciprocated {
+		fmt.Fprintf(&b, "; not every other holder allows namespace %s", e.For.Namespace)
+	}
+	return b.String()
+}
+
+// Unwrap returns ErrCrossNamespace.
+func (e *NotOptedInError) Unwrap() error { return ErrCrossNamespace }
 
 // detailError is a message for users that wraps one sentinel error (kind).
 type detailError struct {

@@ -18,7 +18,7 @@ func TestErrorMessages(t *testing.T) {
 		auto("b", "198.51.100.2/31").prio(2),
 		auto("ext", "203.0.113.0/30").manual().external("allowed"),
 	)
-	for _, r := range []Request{lb(s1).share("k", "TCP/80"), lb(s2), lb(s3), lb(s4)} {
+	for _, r := range []Request{lb(s1).share("k", "TCP/80").backend("node-set-1"), lb(s2), lb(s3), lb(s4)} {
 		if _, err := a.Allocate(r); err != nil {
 			t.Fatalf("setup Allocate(%s): %v", r.Owner.Name, err)
 		}
@@ -26,6 +26,7 @@ func TestErrorMessages(t *testing.T) {
 	if _, err := a.Allocate(lb(svc("claim", 9)).kind(ExternalIP).inNamespace("allowed").addrs("203.0.113.1")); err != nil {
 		t.Fatalf("setup claim: %v", err)
 	}
+	tenant := Owner{Namespace: "other", Name: "t", UID: "uid-t", Created: epoch}
 	tests := []struct {
 		name    string
 		req     Request
@@ -39,7 +40,16 @@ func TestErrorMessages(t *testing.T) {
 		{"backends differ", lb(s5).share("k", "UDP/53").backend("node-set-2").addrs("198.51.100.0"), "ipam: allocate ns/s5: address 198.51.100.0 cannot be shared with ns/s1: they do not select the same backends, which externalTrafficPolicy Local requires", ErrSharingRefused},
 		{"every pool exhausted", lb(s5), `ipam: allocate ns/s5: no pool can serve the request: pool "a" has no free IPv4 address; pool "b" has no free IPv4 address`, ErrPoolExhausted},
 		{"named pool exhausted", lb(s5).pool("a"), `ipam: allocate ns/s5: pool "a" has no free IPv4 address`, ErrPoolExhausted},
-		{"named pool exhausted, sharing refused", lb(s5).pool("a").share("k", "TCP/80"), `ipam: allocate ns/s5: pool "a" has no free IPv4 address, and the address shared under key "k" cannot be shared with this service: both use port TCP/80`, ErrPoolExhausted},
+		{"named pool exhausted, sharing refused", lb(s5).pool("a").share("k", "TCP/80"), `ipam: allocate ns/s5: pool "a" has no free IPv4 address, and the address shared under key "k" in its namespace cannot be shared with this service: both use port TCP/80`, ErrPoolExhausted},
+		// Across namespaces every refusal reads the same, whatever the key:
+		// it names nobody and does not tell whether the key matched.
+		{"another namespace, same key", lb(tenant).share("k", "UDP/53").addrs("198.51.100.0"), "ipam: allocate other/t: address 198.51.100.0 is in use by a service of another namespace", ErrInUse},
+		{"another namespace, same key and opt-in", lb(tenant).share("k", "UDP/53").allow("ns").addrs("198.51.100.0"), "ipam: allocate other/t: address 198.51.100.0 is in use by a service of another namespace", ErrInUse},
+		{"another namespace, other key", lb(tenant).share("x", "UDP/53").addrs("198.51.100.0"), "ipam: allocate other/t: address 198.51.100.0 is in use by a service of another namespace", ErrInUse},
+		{"another namespace, no key", lb(tenant).addrs("198.51.100.0"), "ipam: allocate other/t: address 198.51.100.0 is in use by a service of another namespace", ErrInUse},
+		{"another namespace, port used", lb(tenant).share("k", "TCP/80").allow("*").addrs("198.51.100.0"), "ipam: allocate other/t: address 198.51.100.0 is in use by a service of another namespace", ErrInUse},
+		{"another namespace, external IP", lb(tenant).pool("ext").addrs("203.0.113.1"), "ipam: allocate other/t: address 203.0.113.1 is in use by a service of another namespace", ErrInUse},
+		{"another namespace, pool exhausted with the key", lb(tenant).pool("a").share("k", "TCP/80"), `ipam: allocate other/t: pool "a" has no free IPv4 address`, ErrPoolExhausted},
 		{"family missing", lb(s5).fams(IPv6).pool("a"), `ipam: allocate ns/s5: pool "a" has no IPv6 addresses`, ErrFamilyUnavailable},
 		{"no such pool", lb(s5).pool("c"), `ipam: allocate ns/s5: pool "c" does not exist`, ErrNoSuchPool},
 		{"not in any pool", lb(s5).addrs("203.0.113.200"), "ipam: allocate ns/s5: address 203.0.113.200 is not in any pool", ErrNotInAnyPool},

@@ -51,6 +51,19 @@ func (r Request) backend(key string) Request {
 	return r
 }
 
+func (r Request) allow(namespaces ...string) Request {
+	s := *r.Sharing
+	s.Namespaces = namespaces
+	r.Sharing = &s
+	return r
+}
+
+// in returns the request for the owner moved to namespace ns.
+func (r Request) in(ns string) Request {
+	r.Owner.Namespace, r.Subject.Namespace = ns, ns
+	return r
+}
+
 func parsePorts(ports ...string) []PortProto {
 	var out []PortProto
 	for _, p := range ports {

@@ -41,6 +41,22 @@ func keyOf(o Owner, k Kind) ownerKey { return ownerKey{ns: o.Namespace, name: o.
 type shareInfo struct {
 	key, backend string
 	ports        []PortProto
+	namespaces   []string // other namespaces allowed; AllNamespaces for all
+}
+
+// allows reports whether the terms let an owner of namespace ns share.
+// Cost O(m) for m namespaces listed (at most 64 from the controller).
+func (s *shareInfo) allows(ns string) bool {
+	return s != nil && (slices.Contains(s.namespaces, ns) || slices.Contains(s.namespaces, AllNamespaces))
+}
+
+// crossNamespace reports whether the terms allow any other namespace.
+func (s *shareInfo) crossNamespace() bool { return s != nil && len(s.namespaces) > 0 }
+
+// shareKey is a sharing key within one namespace: keys match across
+// namespaces only under a mutual opt-in, which byCross indexes.
+type shareKey struct {
+	ns, key string
 }
 
 // poolID numbers pool names (see Allocator.poolNames), so an allocation
@@ -210,13 +226,13 @@ func (a *Allocator) addHolder(id addrID, al *allocation) {
 			pr.markUsed(addr)
 		}
 	}
-	a.indexAdd(id, a.shareOf(al))
+	a.indexAdd(id, al.ns, a.shareOf(al))
 }
 
 // removeHolder forgets al as a holder of id; the address becomes free when
 // its last holder goes. Cost O(log r + h).
 func (a *Allocator) removeHolder(id addrID, al *allocation) {
-	a.indexRemove(id, a.shareOf(al))
+	a.indexRemove(id, al.ns, a.shareOf(al))
 	extra := a.extra[id]
 	if a.held[id] == al {
 		if len(extra) == 0 {
@@ -245,100 +261,222 @@ type sharedAddr struct {
 	holders int
 }
 
-// indexAdd and indexRemove keep byKey: for each sharing key, the addresses held
-// under it. A key has few addresses (one per family, a few more when ports
-// collide), so a slice beats a map. Cost O(s) for s addresses under the key.
-func (a *Allocator) indexAdd(id addrID, s *shareInfo) {
+// indexAdd and indexRemove keep byKey: for each sharing key of a namespace,
+// the addresses held under it; and byCross: for each key, the addresses held
+// under it by an owner that allows other namespaces. A key has few addresses
+// (one per family, a few more when ports collide), so a slice beats a map.
+// Cost O(s) for s addresses under the key.
+func (a *Allocator) indexAdd(id addrID, ns string, s *shareInfo) {
 	if s == nil {
 		return
 	}
-	list := a.byKey[s.key]
+	k := shareKey{ns: ns, key: s.key}
+	a.byKey[k] = addShared(a.byKey[k], id)
+	if s.crossNamespace() {
+		a.byCross[s.key] = addShared(a.byCross[s.key], id)
+	}
+}
+
+func (a *Allocator) indexRemove(id addrID, ns string, s *shareInfo) {
+	if s == nil {
+		return
+	}
+	k := shareKey{ns: ns, key: s.key}
+	if list := removeShared(a.byKey[k], id); len(list) == 0 {
+		delete(a.byKey, k)
+	} else {
+		a.byKey[k] = list
+	}
+	if s.crossNamespace() {
+		if list := removeShared(a.byCross[s.key], id); len(list) == 0 {
+			delete(a.byCross, s.key)
+		} else {
+			a.byCross[s.key] = list
+		}
+	}
+}
+
+// addShared counts one more holder of id in list.
+func addShared(list []sharedAddr, id addrID) []sharedAddr {
 	for i := range list {
 		if list[i].id == id {
 			list[i].holders++
-			return
+			return list
 		}
 	}
-	a.byKey[s.key] = append(list, sharedAddr{id: id, holders: 1})
+	return append(list, sharedAddr{id: id, holders: 1})
 }
 
-func (a *Allocator) indexRemove(id addrID, s *shareInfo) {
-	if s == nil {
-		return
-	}
-	list := a.byKey[s.key]
+// removeShared counts one holder of id less in list.
+func removeShared(list []sharedAddr, id addrID) []sharedAddr {
 	i := slices.IndexFunc(list, func(x sharedAddr) bool { return x.id == id })
 	switch {
 	case i < 0:
+		return list
 	case list[i].holders > 1:
 		list[i].holders--
-	case len(list) == 1:
-		delete(a.byKey, s.key)
-	default:
-		a.byKey[s.key] = slices.Delete(list, i, i+1)
+		return list
 	}
+	return slices.Delete(list, i, i+1)
 }
 
-// sharedAddrs returns the addresses held under sharing key k, in address order.
-func (a *Allocator) sharedAddrs(k string) []netip.Addr {
-	list := a.byKey[k]
-	if len(list) == 0 {
+// joinable is an address an owner might join under its sharing key; own
+// reports that an owner of its namespace holds it under the key.
+type joinable struct {
+	addr netip.Addr
+	own  bool
+}
+
+// sharedAddrs returns the addresses that owners of namespace ns with terms s
+// might join, in address order: those held under s's key in ns and, when s
+// allows other namespaces, those held under the key by owners that allow
+// other namespaces too.
+func (a *Allocator) sharedAddrs(ns string, s *shareInfo) []joinable {
+	own := a.byKey[shareKey{ns: ns, key: s.key}]
+	var cross []sharedAddr
+	if s.crossNamespace() {
+		cross = a.byCross[s.key]
+	}
+	if len(own)+len(cross) == 0 {
 		return nil
 	}
-	out := make([]netip.Addr, 0, len(list))
-	for _, x := range list {
-		out = append(out, x.id.addr())
+	out := make([]joinable, 0, len(own)+len(cross))
+	for _, x := range own {
+		out = append(out, joinable{addr: x.id.addr(), own: true})
 	}
-	slices.SortFunc(out, netip.Addr.Compare)
+	for _, x := range cross {
+		if !slices.ContainsFunc(own, func(y sharedAddr) bool { return y.id == x.id }) {
+			out = append(out, joinable{addr: x.id.addr()})
+		}
+	}
+	slices.SortFunc(out, func(x, y joinable) int { return x.addr.Compare(y.addr) })
 	return out
 }
 
-// joinError says why the requester k (with sharing terms s) cannot hold addr
-// next to its current holders, or returns nil when it can. Holders belonging to
-// the requester's own Service never conflict with it. Cost O(h·p²) for h
-// holders with p ports each.
+// severity says whether two owners may hold one address together.
+type severity uint8
+
+const (
+	// compatible owners may share the address.
+	compatible severity = iota
+	// tolerated owners may not come together (their backends differ, or
+	// they are of different namespaces that have not both opted in), but
+	// owners that already hold the address together keep it: an edit of
+	// another field, or an upgrade, never moves an address in use.
+	tolerated
+	// exclusive owners may never hold it together: they have no common
+	// sharing key, or a (protocol, port) pair is used by both.
+	exclusive
+)
+
+// joinError says why the requester k (with sharing terms s) cannot join addr's
+// current holders, or returns nil when it can. Holders belonging to the
+// requester's own Service never conflict with it. Cost O(h·(p²+m)) for h
+// holders with p ports and m namespaces each.
 func (a *Allocator) joinError(op string, o Owner, k ownerKey, s *shareInfo, addr netip.Addr) error {
 	var err error
 	a.forHolders(idOf(addr), func(h *allocation) bool {
 		if h.sameService(k) {
 			return true
 		}
-		err = a.shareConflict(op, o, s, h, addr)
+		err, _ = a.shareConflict(op, o, s, h, addr)
 		return err == nil
 	})
 	return err
 }
 
-// shareConflict applies the sharing rules between a requester and one holder.
-func (a *Allocator) shareConflict(op string, o Owner, s *shareInfo, h *allocation, addr netip.Addr) error {
+// keepError says whether the requester k may keep addr, which it holds, on
+// its terms s. It returns ok false when a holder is exclusive with it (the
+// requester asked for another key or port: the address must change), and
+// otherwise the conflict to report for the tolerated holders, or nil. Cost:
+// as joinError.
+func (a *Allocator) keepError(op string, o Owner, k ownerKey, s *shareInfo, addr netip.Addr) (conflict error, ok bool) {
+	var optIn *NotOptedInError
+	var backends error
+	ok = true
+	a.forHolders(idOf(addr), func(h *allocation) bool {
+		if h.sameService(k) {
+			return true
+		}
+		err, sev := a.shareConflict(op, o, s, h, addr)
+		switch {
+		case sev == exclusive:
+			ok = false
+			return false
+		case sev == compatible:
+			return true
+		case h.ns != o.Namespace && !(s.allows(h.ns) && a.shareOf(h).allows(o.Namespace)):
+			if optIn == nil {
+				optIn = &NotOptedInError{Op: op, For: o, Addr: addr}
+			}
+			if !s.allows(h.ns) && !slices.Contains(optIn.Missing, h.ns) {
+				optIn.Missing = append(optIn.Missing, h.ns)
+			}
+			optIn.Unreciprocated = optIn.Unreciprocated || !a.shareOf(h).allows(o.Namespace)
+		case backends == nil && h.ns != o.Namespace:
+			backends = &SharingError{Op: op, For: o, Addr: addr, Holder: h.owner(), OtherNamespace: true,
+				Reason: "both use externalTrafficPolicy Local, and Services of different namespaces never select the same backends"}
+		case backends == nil:
+			backends = err
+		}
+		return true
+	})
+	switch {
+	case !ok:
+		return nil, false
+	case optIn != nil:
+		slices.Sort(optIn.Missing)
+		return optIn, true
+	}
+	return backends, true
+}
+
+// shareConflict applies the sharing rules between a requester o (terms s)
+// and one holder h. Between namespaces the error is always the same
+// *InUseError that names nobody, whatever the reason: it must not tell a
+// tenant whether its key matched another tenant's, nor anything of the
+// holder. Cost O(p² + m).
+func (a *Allocator) shareConflict(op string, o Owner, s *shareInfo, h *allocation, addr netip.Addr) (error, severity) {
 	hs := a.shareOf(h)
-	inUse := &InUseError{Op: op, For: o, Addr: addr, Holder: h.owner(), HolderKind: h.kind}
+	cross := h.ns != o.Namespace
+	inUse := &InUseError{Op: op, For: o, Addr: addr, Holder: h.owner(), HolderKind: h.kind, OtherNamespace: cross}
 	switch {
 	case s == nil && hs == nil:
-		return inUse
+		return inUse, exclusive
 	case s == nil:
 		inUse.Reason = "the service sets no sharing key"
-		return inUse
+		return inUse, exclusive
 	case hs == nil:
 		inUse.Reason = "the holder sets no sharing key"
-		return inUse
+		return inUse, exclusive
 	case s.key != hs.key:
 		inUse.Reason = "their sharing keys differ"
-		return inUse
-	}
-	if (s.backend != "" || hs.backend != "") && s.backend != hs.backend {
-		return &SharingError{Op: op, For: o, Addr: addr, Holder: h.owner(),
-			Reason: "they do not select the same backends, which externalTrafficPolicy Local requires"}
+		return inUse, exclusive
 	}
 	for _, p := range s.ports {
 		for _, q := range hs.ports {
 			if p == q {
+				if cross {
+					return inUse, exclusive
+				}
 				return &SharingError{Op: op, For: o, Addr: addr, Holder: h.owner(),
-					Reason: "both use port " + p.Protocol + "/" + strconv.FormatInt(int64(p.Port), 10)}
+					Reason: "both use port " + p.Protocol + "/" + strconv.FormatInt(int64(p.Port), 10)}, exclusive
 			}
 		}
 	}
-	return nil
+	switch {
+	case cross && !(s.allows(h.ns) && hs.allows(o.Namespace)):
+		return inUse, tolerated
+	case s.backend != "" && hs.backend != "" && (cross || s.backend != hs.backend):
+		// Both are Local: the announcing node must run both Services'
+		// backends. One Cluster sharer fits any node, so it never conflicts.
+		if cross {
+			return inUse, tolerated
+		}
+		return &SharingError{Op: op, For: o, Addr: addr, Holder: h.owner(),
+			Reason: "they do not select the same backends, which externalTrafficPolicy Local requires"}, tolerated
+	}
+	return nil, compatible
 }
 
 // newShareInfo copies a request's sharing terms; protocols default to TCP as
@@ -347,7 +485,7 @@ func newShareInfo(s *Sharing) *shareInfo {
 	if s == nil {
 		return nil
 	}
-	si := &shareInfo{key: s.Key, backend: s.BackendKey, ports: make([]PortProto, len(s.Ports))}
+	si := &shareInfo{key: s.Key, backend: s.BackendKey, ports: make([]PortProto, len(s.Ports)), namespaces: slices.Clone(s.Namespaces)}
 	for i, p := range s.Ports {
 		if p.Protocol == "" {
 			p.Protocol = "TCP"

@@ -35,8 +35,12 @@ type Displacement struct {
 // and reported by OutsidePool. Only req.Owner, req.Kind, req.Pool (the pool
 // to count an address in no pool under) and req.Sharing are used.
 //
-// When another owner holds an address and the two cannot share it, the older
-// owner (Owner.Created, then UID) keeps it, whatever the order of the imports:
+// Owners whose terms differ only in what a newcomer must also meet (their
+// backends, or the namespaces they allow: see Result.Conflict) keep an
+// address together: it was theirs before. When another owner holds an
+// address and the two may never share it (no common key, a port used by
+// both), the older owner (Owner.Created, then UID) keeps it, whatever the
+// order of the imports:
 // if the importer is older, the younger holder loses the address and is listed
 // in ImportResult.Displaced; if it is younger, the address is not imported and
 // the error (an *InUseError or *SharingError) says who holds it. Import only
@@ -50,8 +54,9 @@ func (a *Allocator) Import(req Request, addrs []netip.Addr) (ImportResult, error
 
 // Adopt is Import for an allocation recorded by an authority that outranks
 // this allocator's memory (an AddressClaim the API server accepted): every
-// holder that cannot share an address with req.Owner loses it, whatever the
-// owners' ages, and is listed in ImportResult.Displaced. Cost: as Import.
+// holder that could not join req.Owner now (by the strict rules of
+// Allocate) loses it, whatever the owners' ages, and is listed in
+// ImportResult.Displaced. Cost: as Import.
 func (a *Allocator) Adopt(req Request, addrs []netip.Addr) (ImportResult, error) {
 	return a.importAs("adopt", req, addrs, true)
 }
@@ -133,8 +138,10 @@ func (a *Allocator) importConflicts(op string, o Owner, k ownerKey, share *share
 		if h.sameService(k) {
 			return true
 		}
-		conflict := a.shareConflict(op, o, share, h, addr)
-		if conflict == nil {
+		conflict, sev := a.shareConflict(op, o, share, h, addr)
+		if sev == compatible || sev == tolerated && !authoritative {
+			// Owners that held the address together keep it together,
+			// even where a new owner could not join them.
 			return true
 		}
 		if !authoritative && older(h.owner(), o) {

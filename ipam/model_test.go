@@ -68,19 +68,34 @@ func (m *model) holders(addr netip.Addr) []*modelAlloc {
 	return out
 }
 
-// compatible applies the sharing rules between a requester and every other holder.
-func (m *model) compatible(owner string, s *Sharing, addr netip.Addr) bool {
+// compatible applies the sharing rules between a requester (owner name of
+// namespace ns, terms s) and every other holder of addr: keeping an address
+// tolerates differing backends and missing opt-ins, joining does not.
+func (m *model) compatible(owner, ns string, s *Sharing, addr netip.Addr, keeping bool) bool {
+	allows := func(s *Sharing, ns string) bool {
+		return slices.Contains(s.Namespaces, ns) || slices.Contains(s.Namespaces, AllNamespaces)
+	}
 	for _, h := range m.holders(addr) {
 		if h.owner.Name == owner {
 			continue
 		}
-		if s == nil || h.share == nil || s.Key != h.share.Key || s.BackendKey != h.share.BackendKey {
+		if s == nil || h.share == nil || s.Key != h.share.Key {
 			return false
 		}
 		for _, p := range s.Ports {
 			if slices.Contains(h.share.Ports, p) {
 				return false
 			}
+		}
+		if keeping {
+			continue
+		}
+		cross := h.owner.Namespace != ns
+		if cross && !(allows(s, h.owner.Namespace) && allows(h.share, ns)) {
+			return false
+		}
+		if s.BackendKey != "" && h.share.BackendKey != "" && (cross || s.BackendKey != h.share.BackendKey) {
+			return false
 		}
 	}
 	return true
@@ -103,16 +118,25 @@ func allAddrs(p PoolSpec, f Family) []netip.Addr {
 	return out
 }
 
-// predict returns the address and pool the rules give req, or an error.
-func (m *model) predict(req Request) (netip.Addr, string, bool) {
+// predict returns the address and pool the rules give req, or false; and
+// whether the address is kept despite a conflict a newcomer could not join.
+func (m *model) predict(req Request) (netip.Addr, string, bool, bool) {
+	addr, pool, ok := m.predictAddr(req)
+	if cur := m.holds[req.Owner.Name]; ok && cur != nil && cur.addr == addr {
+		return addr, pool, ok, !m.compatible(req.Owner.Name, req.Owner.Namespace, req.Sharing, addr, false)
+	}
+	return addr, pool, ok, false
+}
+
+func (m *model) predictAddr(req Request) (netip.Addr, string, bool) {
 	f := req.Families[0]
-	name := req.Owner.Name
+	name, ns := req.Owner.Name, req.Owner.Namespace
 	var want netip.Addr
 	if len(req.Addresses) > 0 {
 		want = req.Addresses[0]
 	}
 	if cur, ok := m.holds[name]; ok && FamilyOf(cur.addr) == f && (!want.IsValid() || want == cur.addr) &&
-		m.compatible(name, req.Sharing, cur.addr) {
+		m.compatible(name, ns, req.Sharing, cur.addr, true) {
 		p, inPool := m.rangeOf(cur.addr)
 		if req.Pool == "" || (inPool && p.Name == req.Pool) {
 			return cur.addr, cur.pool, true
@@ -125,7 +149,7 @@ func (m *model) predict(req Request) (netip.Addr, string, bool) {
 		if !ok || (req.Pool != "" && req.Pool != p.Name) {
 			return netip.Addr{}, "", false
 		}
-		if !usable(p, want) || !m.compatible(name, req.Sharing, want) {
+		if !usable(p, want) || !m.compatible(name, ns, req.Sharing, want, false) {
 			return netip.Addr{}, "", false
 		}
 		return want, p.Name, true
@@ -148,7 +172,7 @@ func (m *model) predict(req Request) (netip.Addr, string, bool) {
 	for _, p := range cands {
 		if req.Sharing != nil {
 			for _, addr := range allAddrs(p, f) {
-				if len(m.holders(addr)) > 0 && usable(p, addr) && m.compatible(name, req.Sharing, addr) {
+				if len(m.holders(addr)) > 0 && usable(p, addr) && m.compatible(name, ns, req.Sharing, addr, false) {
 					return addr, p.Name, true
 				}
 			}
@@ -175,7 +199,7 @@ func (m *model) setPools(pools []PoolSpec) {
 func (m *model) snapshot() map[string]string {
 	out := make(map[string]string)
 	for name, al := range m.holds {
-		out["ns/"+name+"/LoadBalancer"] = al.pool + ": " + al.addr.String()
+		out[al.owner.Namespace+"/"+name+"/LoadBalancer"] = al.pool + ": " + al.addr.String()
 	}
 	return out
 }
@@ -204,6 +228,9 @@ func runModel(t *testing.T, seed uint64, steps int, newAllocator func() *Allocat
 	owners := make([]Owner, 8)
 	for i := range owners {
 		owners[i] = svc(fmt.Sprintf("o%d", i), rng.IntN(3)) // equal ages happen: UIDs break ties
+		if i%2 == 1 {
+			owners[i].Namespace = "ns2"
+		}
 	}
 	var probe []netip.Addr
 	for _, cfg := range modelPoolConfigs {
@@ -237,19 +264,34 @@ func runModel(t *testing.T, seed uint64, steps int, newAllocator func() *Allocat
 			case 1:
 				req = req.pool([]string{"a", "b", "m", "gone"}[rng.IntN(4)])
 			}
+			req.Subject.Namespace = o.Namespace
 			if rng.IntN(2) == 0 {
 				req = req.share("k", []string{"TCP/80", "TCP/443", "UDP/53"}[rng.IntN(3)])
+				req = req.backend([]string{"", "", "x", "y"}[rng.IntN(4)])
+				switch rng.IntN(4) {
+				case 0:
+					req = req.allow("*")
+				case 1:
+					req = req.allow("ns", "ns2")
+				}
 			}
-			what = fmt.Sprintf("allocate %s %v pool=%q addrs=%v sharing=%v", o.Name, req.Families, req.Pool, req.Addresses, req.Sharing)
-			wantAddr, wantPool, wantOK := m.predict(req)
+			what = fmt.Sprintf("allocate %s/%s %v pool=%q addrs=%v sharing=%v", o.Namespace, o.Name, req.Families, req.Pool, req.Addresses, req.Sharing)
+			wantAddr, wantPool, wantOK, wantConflict := m.predict(req)
 			before := snapshot(a)
 			dry, dryErr := a.DryRun(req)
 			if diff := gocmp.Diff(before, snapshot(a)); diff != "" {
 				t.Fatalf("step %d %s: DryRun changed the state (-before +after):\n%s", step, what, diff)
 			}
 			got, err := a.Allocate(req)
-			if fmt.Sprint(dryErr) != fmt.Sprint(err) || !gocmp.Equal(dry, got, cmpOpts) {
+			if fmt.Sprint(dryErr) != fmt.Sprint(err) || fmt.Sprint(dry.Conflict) != fmt.Sprint(got.Conflict) {
 				t.Fatalf("step %d %s: DryRun gave %v, %v; Allocate %v, %v", step, what, dry, dryErr, got, err)
+			}
+			if (got.Conflict != nil) != wantConflict {
+				t.Fatalf("step %d %s: conflict %v, model expects one: %v", step, what, got.Conflict, wantConflict)
+			}
+			dry.Conflict, got.Conflict = nil, nil
+			if !gocmp.Equal(dry, got, cmpOpts) {
+				t.Fatalf("step %d %s: DryRun gave %v; Allocate %v", step, what, dry, got)
 			}
 			if wantOK {
 				if err != nil {

@@ -199,7 +199,7 @@ func (a *Allocator) Addresses(owner Owner, kind Kind) (Result, bool) {
 	}
 	res := Result{Pool: a.poolName(al), Addresses: al.list()}
 	if s := a.shareOf(al); s != nil {
-		res.Sharing = &Sharing{Key: s.key, BackendKey: s.backend, Ports: slices.Clone(s.ports)}
+		res.Sharing = &Sharing{Key: s.key, BackendKey: s.backend, Ports: slices.Clone(s.ports), Namespaces: slices.Clone(s.namespaces)}
 	}
 	return res, true
 }

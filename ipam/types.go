@@ -109,14 +109,27 @@ type PortProto struct {
 	Port     int32
 }
 
-// Sharing lets Services with the same Key share an address when their ports
-// do not overlap and, when BackendKey is set on either (externalTrafficPolicy
-// Local), their BackendKeys are equal.
+// Sharing lets owners with the same Key share an address when their ports
+// do not overlap, when both set a BackendKey (externalTrafficPolicy Local on
+// both) they are of one namespace and their BackendKeys are equal, and, when
+// they are of different namespaces, each one's Namespaces allows the other's.
+// Keys match across namespaces only under that mutual opt-in: an owner that
+// copies or guesses another tenant's key joins nothing.
 type Sharing struct {
-	Key        string
-	Ports      []PortProto
+	Key   string
+	Ports []PortProto
+	// BackendKey names the owner's backends under externalTrafficPolicy
+	// Local (a hash of its selector); "" under Cluster, where any node may
+	// announce the address, so any sharer's backends do. Backends are those
+	// of the owner's namespace: equal keys of two namespaces differ.
 	BackendKey string
+	// Namespaces lists the other namespaces whose owners may share an
+	// address with this one; AllNamespaces allows every namespace.
+	Namespaces []string
 }
+
+// AllNamespaces in Sharing.Namespaces allows sharing with every namespace.
+const AllNamespaces = "*"
 
 // Request asks for addresses for one Owner and Kind.
 type Request struct {
@@ -162,6 +175,14 @@ type Result struct {
 	// Sharing, set only by Addresses, is the sharing terms the owner holds
 	// its addresses under (nil without).
 	Sharing *Sharing
+	// Conflict, when set, says that the owner keeps an address whose other
+	// holders it could not join now on its current terms: their backends
+	// differ (an edit of externalTrafficPolicy or of the selector), or
+	// they are of another namespace and not both opted in (an address shared
+	// before namespaces had to opt in). An address in use never moves for
+	// that; the caller reports it. It wraps ErrSharingRefused, or
+	// ErrCrossNamespace (a *NotOptedInError).
+	Conflict error
 }
 
 // Errors returned by the allocator. Wrapped errors say which address, pool or
@@ -174,5 +195,6 @@ var (
 	ErrNoSuchPool        = errors.New("ipam: no such pool")
 	ErrFamilyUnavailable = errors.New("ipam: no pool serves the requested family")
 	ErrSharingRefused    = errors.New("ipam: address cannot be shared")
+	ErrCrossNamespace    = errors.New("ipam: owners of different namespaces have not both allowed sharing")
 	ErrInvalidRequest    = errors.New("ipam: invalid request")
 )

@@ -112,9 +112,18 @@ type AddressHolder struct {
 	// +kubebuilder:validation:MaxLength=253
 	// +optional
 	SharingKey string `json:"sharingKey,omitempty"`
-	// BackendKey identifies the Service's backends (namespace and selector)
-	// under externalTrafficPolicy Local, where sharers must select the
-	// same backends.
+	// SharingNamespaces are the other namespaces the Service lets share
+	// the address (its herald.dev/sharing-cross-namespace, sorted; "*" for
+	// every namespace). Services of different namespaces share only when
+	// each lists the other's.
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MaxLength=63
+	// +optional
+	SharingNamespaces []string `json:"sharingNamespaces,omitempty"`
+	// BackendKey identifies the Service's selector under
+	// externalTrafficPolicy Local, where sharers that both use Local must
+	// select the same backends: the same selector in the same namespace.
 	// +kubebuilder:validation:MaxLength=128
 	// +optional
 	BackendKey string `json:"backendKey,omitempty"`
