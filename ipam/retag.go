@@ -30,11 +30,11 @@ func (a *Allocator) Retag(owner Owner, kind Kind, s *Sharing) bool {
 		}
 	}
 	for _, id := range al.ids() {
-		a.indexRemove(id, cur)
+		a.indexRemove(id, al.ns, cur)
 	}
 	a.setShare(al, next)
 	for _, id := range al.ids() {
-		a.indexAdd(id, next)
+		a.indexAdd(id, al.ns, next)
 	}
 	return true
 }
@@ -44,5 +44,5 @@ func sameShare(x, y *shareInfo) bool {
 	if x == nil || y == nil {
 		return x == y
 	}
-	return x.key == y.key && x.backend == y.backend && slices.Equal(x.ports, y.ports)
+	return x.key == y.key && x.backend == y.backend && slices.Equal(x.ports, y.ports) && slices.Equal(x.namespaces, y.namespaces)
 }
