@@ -241,83 +241,19 @@ func candidatesFor(addr netip.Addr, sharers []Service, set nodeSet, in Inputs) [
 		if w := in.Withdrawn[svc.Key]; len(w) > 0 {
 			usable := make([]NodeState, 0, len(set.states))
 			for _, n := range set.states {
-				if !in.DataPlaneDown[n.Name] && !slices.Contains(w, n.Name) {
+				if !slices.Contains(w, n.Name) {
 					usable = append(usable, n)
 				}
 			}
-			sets = append(sets, EligibleNodes(ServiceState{TrafficPolicy: svc.TrafficPolicy, Endpoints: eps}, usable).Nodes)
-			continue
+			set = newNodeSet(usable, in.DataPlaneDown)
 		}
-		sets = append(sets, set.eligible(svc.TrafficPolicy, eps))
+		nodes, _ := set.eligible(svc.TrafficPolicy, eps)
+		sets = append(sets, nodes)
 	}
 	if len(sets) == 1 {
 		return sets[0]
 	}
 	return SharedCandidates(sets...)
-}
-
-// nodeSet is the nodes an advertisement of one pool selects, with the
-// usable ones (nothing about the node rules it out, its data plane is up)
-// precomputed, so that eligibility costs O(endpoints) per Service instead
-// of a sort of every node.
-type nodeSet struct {
-	states   []NodeState
-	usable   []string // sorted; shared, never modified
-	isUsable map[string]bool
-}
-
-func newNodeSet(states []NodeState, down map[string]bool) nodeSet {
-	set := nodeSet{states: states, isUsable: make(map[string]bool, len(states))}
-	for _, n := range states {
-		if nodeReason(n) == "" && !down[n.Name] {
-			set.usable = append(set.usable, n.Name)
-			set.isUsable[n.Name] = true
-		}
-	}
-	slices.Sort(set.usable)
-	set.usable = slices.Compact(set.usable)
-	return set
-}
-
-// eligible returns EligibleNodes(ServiceState{policy, eps}, usable
-// nodes).Nodes: the same rules, computed from the endpoints.
-func (set nodeSet) eligible(policy TrafficPolicy, eps []Endpoint) []string {
-	if policy != TrafficPolicyLocal {
-		for _, ep := range eps {
-			if ep.Ready || (ep.Serving && ep.Terminating) {
-				return set.usable
-			}
-		}
-		return nil
-	}
-	var ready, draining, settling []string
-	for _, ep := range eps {
-		if !set.isUsable[ep.NodeName] {
-			continue
-		}
-		switch {
-		case ep.Ready && ep.Settling:
-			settling = append(settling, ep.NodeName)
-		case ep.Ready:
-			ready = append(ready, ep.NodeName)
-		case ep.Serving && ep.Terminating:
-			draining = append(draining, ep.NodeName)
-		}
-	}
-	if len(ready) > 0 {
-		slices.Sort(ready)
-		return slices.Compact(ready)
-	}
-	// No settled ready endpoint: a node whose ready endpoints all settle
-	// is not a candidate while a draining node can forward (see
-	// EligibleNodes); draining and settling lists rarely hold more than a
-	// few nodes.
-	out := draining
-	if len(out) == 0 {
-		out = settling
-	}
-	slices.Sort(out)
-	return slices.Compact(out)
 }
 
 // interfacesFor returns the union of the interfaces each advertisement

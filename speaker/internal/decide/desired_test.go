@@ -378,9 +378,11 @@ func TestComputeWithoutModelAnnouncesNothing(t *testing.T) {
 	}
 }
 
-// TestNodeSetEligibleMatchesEligibleNodes checks Compute's fast eligibility
-// against EligibleNodes, the specification, on random clusters.
-func TestNodeSetEligibleMatchesEligibleNodes(t *testing.T) {
+// TestDataPlaneDownIsLeavingTheNodeOut checks, on random clusters, that
+// Compute's node sets, which precompute the usable nodes with the nodes
+// whose data plane is down left out, elect as EligibleNodes does over the
+// other nodes (both apply the one rule, nodeSet.eligible).
+func TestDataPlaneDownIsLeavingTheNodeOut(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	names := []string{"a", "b", "c", "d", "e"}
 	for i := range 20000 {
@@ -414,7 +416,7 @@ func TestNodeSetEligibleMatchesEligibleNodes(t *testing.T) {
 			}
 		}
 		want := EligibleNodes(ServiceState{TrafficPolicy: policy, Endpoints: eps}, usable).Nodes
-		got := newNodeSet(states, down).eligible(policy, eps)
+		got, _ := newNodeSet(states, down).eligible(policy, eps)
 		if !slices.Equal(want, got) {
 			t.Fatalf("case %d: policy %q, nodes %+v, down %v, endpoints %+v:\nEligibleNodes %v, nodeSet.eligible %v", i, policy, states, down, eps, want, got)
 		}

@@ -171,92 +171,115 @@ func nodeReason(n NodeState) Reason {
 // the Service's endpoints for Cluster. The result does not depend on the
 // order of the inputs. Cost: O(len(nodes) log len(nodes) + len(endpoints)).
 func EligibleNodes(svc ServiceState, nodes []NodeState) Eligibility {
-	type local struct{ ready, settling, servingTerminating bool }
-	perNode := make(map[string]local, len(nodes))
-	var anyReady, anyServingTerminating bool
-	for _, ep := range svc.Endpoints {
-		l := perNode[ep.NodeName]
-		switch {
-		case ep.Ready && ep.Settling:
-			anyReady = true
-			l.settling = true
-		case ep.Ready:
-			anyReady = true
-			l.ready = true
-		case ep.Serving && ep.Terminating:
-			anyServingTerminating = true
-			l.servingTerminating = true
-		default:
-			continue
-		}
-		if ep.NodeName != "" {
-			perNode[ep.NodeName] = l
-		}
-	}
-
 	sorted := slices.Clone(nodes)
 	slices.SortStableFunc(sorted, func(a, b NodeState) int { return cmp.Compare(a.Name, b.Name) })
 	sorted = slices.CompactFunc(sorted, func(a, b NodeState) bool { return a.Name == b.Name })
+	set := newNodeSet(sorted, nil)
 
 	var out Eligibility
-	usable := make([]string, 0, len(sorted))
-	for _, n := range sorted {
-		if r := nodeReason(n); r != "" {
-			out.Ineligible = append(out.Ineligible, NodeVerdict{Node: n.Name, Reason: r})
-			continue
-		}
-		usable = append(usable, n.Name)
-	}
-
-	// reason returns "" for an eligible node, else why it is not.
-	var reason func(node string) Reason
+	out.Nodes, out.ServingTerminating = set.eligible(svc.TrafficPolicy, svc.Endpoints)
+	// Why each usable node left out is: a Local node whose ready
+	// endpoints all settle waits for them; any other has no endpoint that
+	// counts.
+	settlingOnly := map[string]bool{}
 	if svc.TrafficPolicy == TrafficPolicyLocal {
-		settledReady := func(l local) bool { return l.ready }
-		servingTerminating := func(l local) bool { return !l.ready && l.servingTerminating }
-		settlingOnly := func(l local) bool { return !l.ready && l.settling }
-		has := func(group func(local) bool) bool {
-			return slices.ContainsFunc(usable, func(n string) bool { return group(perNode[n]) })
+		ready := map[string]bool{}
+		for _, ep := range svc.Endpoints {
+			if ep.Ready && !ep.Settling {
+				ready[ep.NodeName] = true
+			}
 		}
-		var group func(local) bool
+		for _, ep := range svc.Endpoints {
+			if ep.Ready && ep.Settling && !ready[ep.NodeName] {
+				settlingOnly[ep.NodeName] = true
+			}
+		}
+	}
+	for _, n := range sorted {
+		r := nodeReason(n)
 		switch {
-		case has(settledReady):
-			group = settledReady
-		case has(servingTerminating):
-			group = servingTerminating
-			out.ServingTerminating = true
+		case r != "":
+		case slices.Contains(out.Nodes, n.Name):
+			continue
+		case svc.TrafficPolicy != TrafficPolicyLocal:
+			r = ReasonNoServingEndpoint
+		case settlingOnly[n.Name]:
+			r = ReasonEndpointSettling
 		default:
-			group = settlingOnly
+			r = ReasonNoLocalEndpoint
 		}
-		reason = func(n string) Reason {
-			switch l := perNode[n]; {
-			case group(l):
-				return ""
-			case settlingOnly(l):
-				return ReasonEndpointSettling
-			}
-			return ReasonNoLocalEndpoint
-		}
-	} else {
-		out.ServingTerminating = !anyReady && anyServingTerminating
-		hasEndpoint := anyReady || anyServingTerminating
-		reason = func(string) Reason {
-			if hasEndpoint {
-				return ""
-			}
-			return ReasonNoServingEndpoint
-		}
-	}
-
-	for _, n := range usable {
-		if r := reason(n); r == "" {
-			out.Nodes = append(out.Nodes, n)
-		} else {
-			out.Ineligible = append(out.Ineligible, NodeVerdict{Node: n, Reason: r})
-		}
-	}
-	slices.SortFunc(out.Ineligible, func(a, b NodeVerdict) int { return cmp.Compare(a.Node, b.Node) })
-	if len(out.Nodes) == 0 {
-		out.ServingTerminating = false
+		out.Ineligible = append(out.Ineligible, NodeVerdict{Node: n.Name, Reason: r})
 	}
 	return out
+}
+
+// nodeSet is the nodes an advertisement of one pool selects, with the
+// usable ones (nothing about the node rules it out, its data plane is up)
+// precomputed, so that eligibility costs O(endpoints) per Service instead
+// of a sort of every node.
+type nodeSet struct {
+	states   []NodeState
+	usable   []string // sorted; shared, never modified
+	isUsable map[string]bool
+}
+
+func newNodeSet(states []NodeState, down map[string]bool) nodeSet {
+	set := nodeSet{states: states, isUsable: make(map[string]bool, len(states))}
+	for _, n := range states {
+		if nodeReason(n) == "" && !down[n.Name] {
+			set.usable = append(set.usable, n.Name)
+			set.isUsable[n.Name] = true
+		}
+	}
+	slices.Sort(set.usable)
+	set.usable = slices.Compact(set.usable)
+	return set
+}
+
+// eligible applies EligibleNodes' rules (see there) to the usable nodes
+// of set: it returns the eligible ones, sorted, and whether
+// serving-terminating endpoints were used because no ready one could be.
+// Cost: O(len(eps)), plus sorting the Local nodes found.
+func (set nodeSet) eligible(policy TrafficPolicy, eps []Endpoint) (nodes []string, servingTerminating bool) {
+	if policy != TrafficPolicyLocal {
+		anyServingTerminating := false
+		for _, ep := range eps {
+			if ep.Ready {
+				return set.usable, false
+			}
+			anyServingTerminating = anyServingTerminating || (ep.Serving && ep.Terminating)
+		}
+		if anyServingTerminating && len(set.usable) > 0 {
+			return set.usable, true
+		}
+		return nil, false
+	}
+	var ready, draining, settling []string
+	for _, ep := range eps {
+		if !set.isUsable[ep.NodeName] {
+			continue
+		}
+		switch {
+		case ep.Ready && ep.Settling:
+			settling = append(settling, ep.NodeName)
+		case ep.Ready:
+			ready = append(ready, ep.NodeName)
+		case ep.Serving && ep.Terminating:
+			draining = append(draining, ep.NodeName)
+		}
+	}
+	if len(ready) > 0 {
+		slices.Sort(ready)
+		return slices.Compact(ready), false
+	}
+	// No settled ready endpoint: a node whose ready endpoints all settle
+	// is not a candidate while a draining node can forward (see
+	// EligibleNodes); draining and settling lists rarely hold more than a
+	// few nodes.
+	if len(draining) > 0 {
+		slices.Sort(draining)
+		return slices.Compact(draining), true
+	}
+	slices.Sort(settling)
+	return slices.Compact(settling), false
 }
