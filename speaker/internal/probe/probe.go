@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/herald-dev/herald/speaker/internal/decide"
@@ -42,8 +44,14 @@ func NewProber(nodeIP netip.Addr, healthPort int) *Prober {
 	}
 }
 
-// maxServiceProbes bounds the Service probes of one round.
-const maxServiceProbes = 256
+// maxServiceProbes bounds the Service probes of one round, and
+// maxParallelProbes how many run at once: a round of Services whose health
+// checks all time out takes maxServiceProbes/maxParallelProbes timeouts
+// (16 s), not one timeout per Service (128 s).
+const (
+	maxServiceProbes  = 256
+	maxParallelProbes = 16
+)
 
 // Probe runs one round. A node health check that fails, or cannot be
 // reached, marks the data plane down: the operator asked for probing, and
@@ -64,22 +72,43 @@ func (p *Prober) Probe(ctx context.Context, local []decide.Service) Verdict {
 	default:
 		v.Results[[2]string{"node", "healthy"}]++
 	}
-	for i, s := range local {
-		if i == maxServiceProbes {
-			break
-		}
-		code, err := p.get(ctx, int(s.HealthCheckNodePort))
+	local = local[:min(len(local), maxServiceProbes)]
+	for i, r := range p.probeServices(ctx, local) {
 		switch {
-		case err != nil:
+		case r.err != nil:
 			v.Results[[2]string{"service", "error"}]++
-		case code == http.StatusServiceUnavailable:
-			v.Withdrawn = append(v.Withdrawn, s.Key)
+		case r.code == http.StatusServiceUnavailable:
+			v.Withdrawn = append(v.Withdrawn, local[i].Key)
 			v.Results[[2]string{"service", "unhealthy"}]++
 		default:
 			v.Results[[2]string{"service", "healthy"}]++
 		}
 	}
 	return v
+}
+
+// probeResult is one health check's answer.
+type probeResult struct {
+	code int
+	err  error
+}
+
+// probeServices probes the Services' health checks, maxParallelProbes at
+// a time, and returns the answers in the order of services.
+func (p *Prober) probeServices(ctx context.Context, services []decide.Service) []probeResult {
+	out := make([]probeResult, len(services))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, maxParallelProbes)
+	for i, s := range services {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			code, err := p.get(ctx, int(s.HealthCheckNodePort))
+			out[i] = probeResult{code: code, err: err}
+		})
+	}
+	wg.Wait()
+	return out
 }
 
 func (p *Prober) get(ctx context.Context, port int) (int, error) {
@@ -99,7 +128,10 @@ func (p *Prober) get(ctx context.Context, port int) (int, error) {
 // Targets returns the Services of services that node self has a
 // local endpoint for (ready, or serving-terminating) under
 // externalTrafficPolicy Local with a healthCheckNodePort: the ones whose
-// kube-proxy health check can contradict the EndpointSlices.
+// kube-proxy health check can contradict the EndpointSlices. They are
+// sorted by Service, whatever the order of services (the loop's summaries
+// come in map order): the same Services are probed, and the same ones left
+// out past maxServiceProbes, round after round.
 func Targets(services []decide.Service, self string) []decide.Service {
 	var out []decide.Service
 	for _, s := range services {
@@ -113,5 +145,6 @@ func Targets(services []decide.Service, self string) []decide.Service {
 			}
 		}
 	}
+	slices.SortFunc(out, func(a, b decide.Service) int { return decide.CompareServiceKeys(a.Key, b.Key) })
 	return out
 }
