@@ -2,8 +2,10 @@ package reconcile
 
 import (
 	"fmt"
+	"maps"
 	"sync/atomic"
 
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/herald-dev/herald/speaker/internal/kubeinput"
@@ -52,11 +54,7 @@ func (c *Changes) Register(in *kubeinput.Informers) error {
 		UpdateFunc: func(any, any) { c.Poke() },
 		DeleteFunc: func(any) { c.Poke() },
 	}
-	configChanged := cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(any) { c.configChanged() },
-		UpdateFunc: func(any, any) { c.configChanged() },
-		DeleteFunc: func(any) { c.configChanged() },
-	}
+	configChanged := c.configHandler()
 	// Services and EndpointSlices also mark their Service dirty, so the
 	// reconcile rebuilds only the summaries of the Services that changed.
 	serviceChanged := cache.ResourceEventHandlerFuncs{
@@ -104,6 +102,36 @@ func (c *Changes) Register(in *kubeinput.Informers) error {
 		}
 	}
 	return nil
+}
+
+// configHandler is the handler of the configuration model's inputs.
+func (c *Changes) configHandler() cache.ResourceEventHandlerFuncs {
+	return cache.ResourceEventHandlerFuncs{
+		AddFunc: func(any) { c.configChanged() },
+		UpdateFunc: func(old, o any) {
+			if modelInputChanged(old, o) {
+				c.configChanged()
+			}
+		},
+		DeleteFunc: func(any) { c.configChanged() },
+	}
+}
+
+// modelInputChanged reports whether an update may change what
+// config.Build reads of the object: its spec (metadata.generation, for
+// the kinds that have one), its labels (IPPool selectors) or its deletion.
+// The controller writes an IPPool's usage to its status every 500 ms
+// during churn; without this, each write rebuilt the model and made every
+// node recompute every address. Secrets have no generation: any change
+// counts.
+func modelInputChanged(old, o any) bool {
+	a, errA := meta.Accessor(old)
+	b, errB := meta.Accessor(o)
+	if errA != nil || errB != nil || b.GetGeneration() == 0 {
+		return true
+	}
+	return a.GetGeneration() != b.GetGeneration() || !maps.Equal(a.GetLabels(), b.GetLabels()) ||
+		(a.GetDeletionTimestamp() == nil) != (b.GetDeletionTimestamp() == nil)
 }
 
 func (c *Changes) configChanged() {
