@@ -27,6 +27,8 @@ type Factories struct {
 	// Secrets watches the Secrets of one namespace (BGP passwords); nil
 	// when the speaker reads none.
 	Secrets informers.SharedInformerFactory
+	// Interner holds the node names the EndpointSlice transform shares.
+	Interner *Interner
 }
 
 // NewFactories returns the factories for the clients, with the transforms
@@ -34,8 +36,9 @@ type Factories struct {
 func NewFactories(kube kubernetes.Interface, herald heraldclient.Interface, namespace string, in *Interner) Factories {
 	tf := TransformObject(in)
 	f := Factories{
-		Kube:   informers.NewSharedInformerFactoryWithOptions(kube, 0, informers.WithTransform(tf)),
-		Herald: heraldinformers.NewSharedInformerFactoryWithOptions(herald, 0, heraldinformers.WithTransform(tf)),
+		Interner: in,
+		Kube:     informers.NewSharedInformerFactoryWithOptions(kube, 0, informers.WithTransform(tf)),
+		Herald:   heraldinformers.NewSharedInformerFactoryWithOptions(herald, 0, heraldinformers.WithTransform(tf)),
 	}
 	if namespace != "" {
 		f.Secrets = informers.NewSharedInformerFactoryWithOptions(kube, 0, informers.WithTransform(tf), informers.WithNamespace(namespace))
@@ -58,6 +61,9 @@ type Informers struct {
 	BGPAds    heraldlisters.BGPAdvertisementLister
 	Statuses  heraldlisters.SpeakerStatusLister
 	Namespace string // where Secrets are read
+	// Interner holds the node names the caches share; nil in tests that
+	// fill caches by hand.
+	Interner *Interner
 
 	ServiceInformer, SliceInformer, NodeInformer, ClaimInformer cache.SharedIndexInformer
 	// ConfigInformers are the informers of the configuration model's
@@ -81,7 +87,7 @@ func NewInformers(f Factories, namespace string) (*Informers, error) {
 		ConfigInformers: []cache.SharedIndexInformer{
 			h.IPPools().Informer(), h.L2Advertisements().Informer(), h.BGPPeers().Informer(), h.BGPAdvertisements().Informer(),
 		},
-		StatusInformer: h.SpeakerStatuses().Informer(),
+		StatusInformer: h.SpeakerStatuses().Informer(), Interner: f.Interner,
 	}
 	if err := in.SliceInformer.AddIndexers(cache.Indexers{ServiceIndex: SliceServiceKey}); err != nil {
 		return nil, fmt.Errorf("kubeinput: index EndpointSlices: %w", err)

@@ -173,13 +173,27 @@ func trimSpeakerStatus(s *v1alpha1.SpeakerStatus) *v1alpha1.SpeakerStatus {
 	}
 }
 
-// interner shares one copy of each distinct node name among all endpoints.
+// Interner shares one copy of each distinct node name among all endpoints.
 type Interner struct {
 	mu   sync.Mutex
 	strs map[string]*string
 }
 
 func NewInterner() *Interner { return &Interner{strs: map[string]*string{}} }
+
+// Forget drops the node names that gone says are gone (their Node was
+// deleted), so the interner does not keep every node the cluster ever had.
+// Endpoints already cached keep their copy; a name seen again is interned
+// anew.
+func (in *Interner) Forget(gone func(name string) bool) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	for s := range in.strs {
+		if gone(s) {
+			delete(in.strs, s)
+		}
+	}
+}
 
 func (in *Interner) internPtr(s string) *string {
 	in.mu.Lock()

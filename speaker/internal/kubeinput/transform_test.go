@@ -144,3 +144,16 @@ func TestTransformsKeepWhatTheSpeakerReads(t *testing.T) {
 		t.Errorf("the trimmed AddressClaim reads differently: %+v (%v), full %+v (%v)", trimmedClaim, errTrimmed, full, errFull)
 	}
 }
+
+// TestInternerForgetsGoneNodes: the interner keeps one name per node, and
+// forgets the nodes that go.
+func TestInternerForgetsGoneNodes(t *testing.T) {
+	in := NewInterner()
+	for _, n := range []string{"n1", "n2", "n3", "n1"} {
+		in.internPtr(n)
+	}
+	in.Forget(func(name string) bool { return name != "n1" })
+	if len(in.strs) != 1 || in.strs["n1"] == nil {
+		t.Errorf("after n2 and n3 went, the interner holds %v, want n1 only", in.strs)
+	}
+}

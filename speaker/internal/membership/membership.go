@@ -247,6 +247,27 @@ func (m *Membership) Counts() (alive, gone int) {
 	return len(live), gone
 }
 
+// Forget drops what membership remembers of the members that are not
+// alive and that keep says are gone (their Node was deleted): their
+// metadata and their count among the gone members. Without it, a cluster
+// that replaces its nodes would keep every node it ever had.
+func (m *Membership) Forget(gone func(name string) bool) {
+	live := m.Alive()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for name := range m.state {
+		if !live[name] && gone(name) {
+			delete(m.state, name)
+			delete(m.peers, name)
+		}
+	}
+	for name := range m.peers {
+		if !live[name] && gone(name) {
+			delete(m.peers, name)
+		}
+	}
+}
+
 // NodeForMAC returns the member whose metadata lists mac, dead members
 // included (after a partition both sides see the other as dead).
 func (m *Membership) NodeForMAC(mac net.HardwareAddr) (string, bool) {

@@ -151,6 +151,21 @@ func TestMembershipOnLoopback(t *testing.T) {
 	if alive, gone := a.Counts(); alive != 1 || gone != 2 {
 		t.Errorf("a counts %d alive and %d gone, want 1 and 2", alive, gone)
 	}
+
+	// b's Node is deleted: a forgets b (its metadata and its count), and
+	// keeps c, whose Node still exists.
+	a.Forget(func(name string) bool { return name == "b" })
+	if _, gone := a.Counts(); gone != 1 {
+		t.Errorf("after b's Node went, a counts %d gone, want 1 (c)", gone)
+	}
+	if n, ok := a.NodeForMAC(mac); ok {
+		t.Errorf("after b's Node went, a still traces b's MAC to %s", n)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if _, ok := a.peers["b"]; ok {
+		t.Error("after b's Node went, a keeps b's metadata")
+	}
 }
 
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {

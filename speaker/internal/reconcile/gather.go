@@ -41,3 +41,21 @@ func (s *Loop) gatherNodes(alive map[string]bool) []decide.Node {
 	}
 	return out
 }
+
+// forgetGoneNodes makes membership and the interner forget the nodes whose
+// Node is gone: a cluster that replaces its nodes would otherwise keep
+// every node it ever had. (The status writer forgets the records it marked
+// when they go; see report.StatusWriter.MarkGone.)
+func (s *Loop) forgetGoneNodes(nodes []decide.Node) {
+	exists := make(map[string]bool, len(nodes))
+	for _, n := range nodes {
+		exists[n.State.Name] = true
+	}
+	gone := func(name string) bool { return !exists[name] }
+	if s.members != nil {
+		s.members.Forget(gone)
+	}
+	if s.inf.Interner != nil {
+		s.inf.Interner.Forget(gone)
+	}
+}

@@ -108,6 +108,7 @@ type Loop struct {
 	prev      decide.Desired
 	since     map[netip.Addr]time.Time
 	started   time.Time
+	lastNodes int // how many Nodes the last reconcile saw
 	// lastMembers and lastSessions are what the last status handed over held.
 	lastMembers  int
 	lastSessions []v1alpha1.BGPSessionStatus
@@ -255,6 +256,10 @@ func (s *Loop) reconcile(ctx context.Context) (took time.Duration) {
 	s.takeoverT = rearm(s.takeoverT, s.changes.sums.Takeover().Next(), s.changes.Poke)
 	alive := s.members.Alive()
 	nodes := s.gatherNodes(alive)
+	if len(nodes) < s.lastNodes || s.periodic {
+		s.forgetGoneNodes(nodes)
+	}
+	s.lastNodes = len(nodes)
 	ifaces, macs, err := nodeInterfaces()
 	if err != nil {
 		s.log.Warn("list interfaces", "err", err)

@@ -235,6 +235,7 @@ func (w *StatusWriter) MarkGone(ctx context.Context, alive map[string]bool, now 
 		return fmt.Errorf("speaker: list SpeakerStatuses: %w", err)
 	}
 	slices.SortFunc(objs, func(a, b *v1alpha1.SpeakerStatus) int { return strings.Compare(a.Name, b.Name) })
+	w.forgetMarked(objs)
 	var errs []error
 	for _, o := range objs {
 		if alive[o.Name] {
@@ -276,6 +277,18 @@ func (w *StatusWriter) MarkGone(ctx context.Context, alive map[string]bool, now 
 		return errs[0]
 	}
 	return nil
+}
+
+// forgetMarked forgets when the records no longer listed (their Node,
+// and so the record, was deleted) were marked.
+func (w *StatusWriter) forgetMarked(listed []*v1alpha1.SpeakerStatus) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for name := range w.marked {
+		if !slices.ContainsFunc(listed, func(o *v1alpha1.SpeakerStatus) bool { return o.Name == name }) {
+			delete(w.marked, name)
+		}
+	}
 }
 
 // FinalWrite records that this speaker stopped: not ready, nothing announced.
