@@ -133,7 +133,7 @@ func (s *Loop) refreshBGP() {
 		s.peerEvent(name, corev1.EventTypeNormal, ReasonBGPSessionEstablished, "node "+s.cfg.NodeName+": session established")
 	}
 	sessions := sessionStatuses(sts)
-	if !reflect.DeepEqual(sessions, s.lastSessions) {
+	if !sameSessions(sessions, s.lastSessions) {
 		s.status.Update(s.statusOf(s.prev, s.lastMembers, sessions))
 		s.lastSessions = sessions
 	}

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -109,7 +108,8 @@ type Loop struct {
 	since     map[netip.Addr]time.Time
 	started   time.Time
 	lastNodes int // how many Nodes the last reconcile saw
-	// lastMembers and lastSessions are what the last status handed over held.
+	// lastMembers is how many live speakers the last reconcile saw;
+	// lastSessions the BGP sessions of the last status handed over.
 	lastMembers  int
 	lastSessions []v1alpha1.BGPSessionStatus
 }
@@ -289,13 +289,7 @@ func (s *Loop) reconcile(ctx context.Context) (took time.Duration) {
 	s.health.MarkReady()
 	s.publishLocal(services, macs)
 	s.updateUnusablePeers(d)
-	// The status is rebuilt only when something in it changed: with
-	// thousands of addresses, building it costs more than the compare.
-	sessions := s.bgpSessions()
-	if s.record(d, start) || len(alive) != s.lastMembers || !reflect.DeepEqual(sessions, s.lastSessions) {
-		s.status.Update(s.statusOf(d, len(alive), sessions))
-		s.lastMembers, s.lastSessions = len(alive), sessions
-	}
+	s.report(d, len(alive), start)
 	return
 }
 

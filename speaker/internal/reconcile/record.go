@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"net/netip"
+	"reflect"
 	"slices"
 	"time"
 
@@ -11,6 +12,36 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
+
+// report records what changed since the last reconcile (events,
+// metrics) and hands the status writer this node's record when this
+// node's own state in it changed: its announcements, or its BGP sessions'
+// states and errors. The record is rebuilt only then: with thousands of
+// addresses, building it costs more than the compare.
+//
+// The other speakers' state is no reason to write: the member count and
+// the sessions' prefix counts are refreshed with the next write for the
+// node's own reasons. Otherwise one node's death (the member count) or a
+// Service added under BGP (every node's prefix counts) made every node
+// rewrite its record: N writes for an event, where now only the nodes
+// whose announcements change write (TestStatusWritesOnANodeDeath).
+func (s *Loop) report(d decide.Desired, members int, now time.Time) {
+	sessions := s.bgpSessions()
+	s.lastMembers = members
+	if s.record(d, now) || !sameSessions(sessions, s.lastSessions) {
+		s.status.Update(s.statusOf(d, members, sessions))
+		s.lastSessions = sessions
+	}
+}
+
+// sameSessions reports whether a and b show the same sessions in the same
+// states, with the same errors, whatever their prefix counts.
+func sameSessions(a, b []v1alpha1.BGPSessionStatus) bool {
+	return slices.EqualFunc(a, b, func(x, y v1alpha1.BGPSessionStatus) bool {
+		x.PrefixesAdvertised, y.PrefixesAdvertised = 0, 0
+		return reflect.DeepEqual(x, y)
+	})
+}
 
 // record emits events and metrics for what changed since the last
 // reconcile, and keeps when each address was taken. It reports whether

@@ -3,6 +3,7 @@ package report
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/netip"
 	"reflect"
@@ -120,12 +121,12 @@ func (w *StatusWriter) Run(ctx context.Context) {
 			return
 		case <-w.kick:
 		}
-		err := w.flush(ctx)
-		if w.onWrite != nil && err != errNothingToWrite {
+		err := w.Flush(ctx)
+		if w.onWrite != nil && err != ErrUnchanged {
 			w.onWrite(err)
 		}
 		wait := w.interval
-		if err != nil && err != errNothingToWrite {
+		if err != nil && err != ErrUnchanged {
 			backoff = min(2*backoff, 30*time.Second)
 			wait = backoff
 			w.poke()
@@ -140,20 +141,21 @@ func (w *StatusWriter) Run(ctx context.Context) {
 	}
 }
 
-var errNothingToWrite = fmt.Errorf("speaker: status unchanged")
+// ErrUnchanged is what Flush returns when the record is as it wrote it.
+var ErrUnchanged = errors.New("report: status unchanged")
 
-// flush writes the pending status when it differs from the last one
+// Flush writes the pending status when it differs from the last one
 // written, or when the stored record no longer says this speaker is ready.
-func (w *StatusWriter) flush(ctx context.Context) error {
+func (w *StatusWriter) Flush(ctx context.Context) error {
 	w.mu.Lock()
 	s := w.pending
 	written := w.written
 	w.mu.Unlock()
 	if s == nil {
-		return errNothingToWrite
+		return ErrUnchanged
 	}
 	if written != nil && reflect.DeepEqual(*s, *written) && w.storedMatches() {
-		return errNothingToWrite
+		return ErrUnchanged
 	}
 	if err := w.write(ctx, *s); err != nil {
 		return err
