@@ -165,90 +165,29 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	var secretKey []byte
-	if cfg.MemberlistSecretKeyFile != "" {
-		if secretKey, err = readSecretKey(cfg.MemberlistSecretKeyFile); err != nil {
-			return err
-		}
-	}
-
-	// The informers, and the handlers that tell the loop what changed.
-	factories := kubeinput.NewFactories(kube, herald, cfg.Namespace, kubeinput.NewInterner())
-	inf, err := kubeinput.NewInformers(factories, cfg.Namespace)
-	if err != nil {
-		return fmt.Errorf("speaker: %w", err)
-	}
-	badClaims := kubeinput.NewBadClaims(log)
-	changes := reconcile.NewChanges(cfg.NodeName, kubeinput.NewSummaries(decide.NewSettleTracker(cfg.TakeoverDelay)), badClaims)
-	if err := changes.Register(inf); err != nil {
-		return fmt.Errorf("speaker: %w", err)
-	}
-	if err := startInformers(ctx, factories, log); err != nil {
-		return err
-	}
-	self, err := waitForOwnNode(ctx, inf, cfg.NodeName, log)
+	in, err := startInputs(ctx, cfg, kube, herald, log)
 	if err != nil {
 		return err
 	}
-	advertise := cfg.MemberlistAdvertiseAddr
-	if advertise == "" {
-		a, ok := kubeinput.NodeAddress(self)
-		if !ok {
-			return fmt.Errorf("speaker: node %s has no InternalIP: set --memberlist-advertise-address", cfg.NodeName)
-		}
-		advertise = a.String()
-	}
-	nodeIP, _ := netip.ParseAddr(advertise)
-
-	members, err := membership.New(membership.Config{
-		Name: cfg.NodeName, BindAddr: cfg.MemberlistBindAddr, BindPort: cfg.MemberlistPort,
-		AdvertiseAddr: advertise, SecretKey: secretKey, ProbeInterval: cfg.MemberlistProbeInterval,
-		Logger: log.With("component", "memberlist"),
-	}, changes.Poke)
+	members, nodeIP, err := joinMembership(cfg, in, log)
 	if err != nil {
 		return err
 	}
-
 	annCtx, stopAnnouncer := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopAnnouncer()
 	l2 := layer2.NewAnnouncer(annCtx, cfg.Layer2)
-	// BGP: the GoBGP server starts with this node's first BGPPeer.
-	var idAddrs []netip.Addr
-	if a, ok := kubeinput.NodeAddress(self); ok {
-		idAddrs = append(idAddrs, a)
-	}
-	metrics := report.NewMetrics(cfg.Registry, l2.Stats, members.Counts, badClaims.Count)
-	status := report.NewStatusWriter(herald, inf.Statuses, cfg.NodeName, cfg.StatusInterval, nodeUID(inf, cfg.NodeName), func(err error) {
-		if err != nil {
-			metrics.StatusWrites.WithLabelValues("error").Inc()
-			log.Warn("status write failed", "err", err)
-			return
-		}
-		metrics.StatusWrites.WithLabelValues("ok").Inc()
-	})
 	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: kube.CoreV1().Events("")})
 	defer broadcaster.Shutdown()
+	recorder := broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "herald-speaker", Host: cfg.NodeName})
+	loop, status := newLoop(cfg, in, herald, members, l2, nodeIP, recorder, log)
 
-	loop := reconcile.New(reconcile.Config{
-		NodeName: cfg.NodeName, LoadBalancerClass: cfg.LoadBalancerClass, Namespace: cfg.Namespace,
-		ConflictHold: cfg.ConflictHold, ResyncInterval: cfg.ResyncInterval,
-		ProbeKubeProxy: cfg.ProbeKubeProxy, NodeIP: nodeIP, KubeProxyHealthPort: cfg.KubeProxyHealthPort,
-		KubeProxyProbeInterval: cfg.KubeProxyProbeInterval,
-		MemberlistPort:         cfg.MemberlistPort, MemberlistJoin: cfg.MemberlistJoin,
-	}, reconcile.Deps{
-		Log: log, Informers: inf, Changes: changes, Members: members, Layer2: l2,
-		BGP:      func(o bgp.Options) (reconcile.BGPSpeaker, error) { return bgp.New(o) },
-		RouterID: bgp.RouterIDFor(cfg.NodeName, append(idAddrs, nodeIP)),
-		Status:   status, Metrics: metrics, Health: cfg.Health,
-		Recorder: broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "herald-speaker", Host: cfg.NodeName}),
-	})
 	// Join before the first reconcile, so a starting speaker does not
 	// briefly claim every address.
 	joinCtx, cancelJoin := context.WithTimeout(ctx, 3*time.Second)
 	n := loop.JoinPeers(joinCtx)
 	cancelJoin()
-	log.Info("joined speaker membership", "contacted", n, "members", len(members.Alive()), "advertise", advertise)
+	log.Info("joined speaker membership", "contacted", n, "members", len(members.Alive()), "advertise", nodeIP)
 
 	loop.Run(ctx)
 
@@ -272,6 +211,96 @@ func Run(ctx context.Context, cfg Config) error {
 		log.Warn("final status write failed", "err", err)
 	}
 	return nil
+}
+
+// inputs are the speaker's started informers, the handlers that tell the
+// loop what changed, and this node's Node.
+type inputs struct {
+	informers *kubeinput.Informers
+	changes   *reconcile.Changes
+	badClaims *kubeinput.BadClaims
+	self      *corev1.Node
+}
+
+// startInputs starts the informers, with the loop's handlers, and waits
+// for the caches and this node's Node.
+func startInputs(ctx context.Context, cfg Config, kube kubernetes.Interface, herald heraldclient.Interface, log *slog.Logger) (inputs, error) {
+	factories := kubeinput.NewFactories(kube, herald, cfg.Namespace, kubeinput.NewInterner())
+	inf, err := kubeinput.NewInformers(factories, cfg.Namespace)
+	if err != nil {
+		return inputs{}, fmt.Errorf("speaker: %w", err)
+	}
+	in := inputs{informers: inf, badClaims: kubeinput.NewBadClaims(log)}
+	in.changes = reconcile.NewChanges(cfg.NodeName, kubeinput.NewSummaries(decide.NewSettleTracker(cfg.TakeoverDelay)), in.badClaims)
+	if err := in.changes.Register(inf); err != nil {
+		return inputs{}, fmt.Errorf("speaker: %w", err)
+	}
+	if err := startInformers(ctx, factories, log); err != nil {
+		return inputs{}, err
+	}
+	if in.self, err = waitForOwnNode(ctx, inf, cfg.NodeName, log); err != nil {
+		return inputs{}, err
+	}
+	return in, nil
+}
+
+// joinMembership starts membership at this node's address (the Node's
+// first InternalIP unless configured), which it returns.
+func joinMembership(cfg Config, in inputs, log *slog.Logger) (*membership.Membership, netip.Addr, error) {
+	advertise := cfg.MemberlistAdvertiseAddr
+	if advertise == "" {
+		a, ok := kubeinput.NodeAddress(in.self)
+		if !ok {
+			return nil, netip.Addr{}, fmt.Errorf("speaker: node %s has no InternalIP: set --memberlist-advertise-address", cfg.NodeName)
+		}
+		advertise = a.String()
+	}
+	var secretKey []byte
+	if cfg.MemberlistSecretKeyFile != "" {
+		var err error
+		if secretKey, err = readSecretKey(cfg.MemberlistSecretKeyFile); err != nil {
+			return nil, netip.Addr{}, err
+		}
+	}
+	nodeIP, _ := netip.ParseAddr(advertise)
+	members, err := membership.New(membership.Config{
+		Name: cfg.NodeName, BindAddr: cfg.MemberlistBindAddr, BindPort: cfg.MemberlistPort,
+		AdvertiseAddr: advertise, SecretKey: secretKey, ProbeInterval: cfg.MemberlistProbeInterval,
+		Logger: log.With("component", "memberlist"),
+	}, in.changes.Poke)
+	return members, nodeIP, err
+}
+
+// newLoop makes the metrics, the status writer and the reconcile loop.
+func newLoop(cfg Config, in inputs, herald heraldclient.Interface, members *membership.Membership, l2 *layer2.Announcer,
+	nodeIP netip.Addr, recorder record.EventRecorder, log *slog.Logger) (*reconcile.Loop, *report.StatusWriter) {
+	metrics := report.NewMetrics(cfg.Registry, l2.Stats, members.Counts, in.badClaims.Count)
+	status := report.NewStatusWriter(herald, in.informers.Statuses, cfg.NodeName, cfg.StatusInterval, nodeUID(in.informers, cfg.NodeName), func(err error) {
+		if err != nil {
+			metrics.StatusWrites.WithLabelValues("error").Inc()
+			log.Warn("status write failed", "err", err)
+			return
+		}
+		metrics.StatusWrites.WithLabelValues("ok").Inc()
+	})
+	// BGP: the GoBGP server starts with this node's first BGPPeer.
+	var idAddrs []netip.Addr
+	if a, ok := kubeinput.NodeAddress(in.self); ok {
+		idAddrs = append(idAddrs, a)
+	}
+	loop := reconcile.New(reconcile.Config{
+		NodeName: cfg.NodeName, LoadBalancerClass: cfg.LoadBalancerClass, Namespace: cfg.Namespace,
+		ConflictHold: cfg.ConflictHold, ResyncInterval: cfg.ResyncInterval,
+		ProbeKubeProxy: cfg.ProbeKubeProxy, NodeIP: nodeIP, KubeProxyHealthPort: cfg.KubeProxyHealthPort,
+		KubeProxyProbeInterval: cfg.KubeProxyProbeInterval,
+		MemberlistPort:         cfg.MemberlistPort, MemberlistJoin: cfg.MemberlistJoin,
+	}, reconcile.Deps{
+		Log: log, Informers: in.informers, Changes: in.changes, Members: members, Layer2: l2,
+		BGP:      func(o bgp.Options) (reconcile.BGPSpeaker, error) { return bgp.New(o) },
+		RouterID: bgp.RouterIDFor(cfg.NodeName, append(idAddrs, nodeIP)),
+		Status:   status, Metrics: metrics, Health: cfg.Health, Recorder: recorder,
+	})
+	return loop, status
 }
 
 // clients returns the Kubernetes and Herald clients of cfg.
