@@ -2,18 +2,21 @@
 // it decides which addresses this node announces (eligibility and election)
 // and announces them over layer 2 (ARP and NDP) or BGP.
 //
-// The decisions are pure functions: EligibleNodes applies kube-proxy's
-// health-check semantics and the node exclusions; AnnouncingNode, Ranking,
-// Outranks and SharedCandidates implement the layer-2 election by rendezvous
-// hashing; Compute turns everything one node knows (configuration model,
-// Services, endpoints, Nodes, live speakers, interfaces) into that node's
-// whole desired state, each address announced with the advertisements of
-// the pool its AddressClaim names (see docs/claims.md). Run is the thin
-// shell around them: informers whose transforms keep only the fields the
-// speaker reads, one level-triggered loop that recomputes the whole desired
-// state on any change and hands it to every announcer (Set), membership,
-// conflict handling, the SpeakerStatus record, events and metrics. Package speaker/layer2 carries a node's share
-// out on the wire; BGP plugs into the same desired state (see announcer).
+// This package holds only Config, Run and the wiring; the work is done by
+// packages whose imports TestLayout checks (docs/speaker.md draws them):
+//
+//   - internal/decide: the decisions, pure functions of their inputs
+//     (eligibility, election, settling, conflicts, interfaces, the desired
+//     state and its incremental recomputation). Standard library and the
+//     configuration model only.
+//   - internal/kubeinput: informers, transforms, and the summaries of
+//     Services, EndpointSlices, AddressClaims and Nodes that decide reads.
+//   - internal/membership: the live speakers (gossip) and their metadata.
+//   - internal/probe: kube-proxy's health checks on this node.
+//   - internal/reconcile: the loop, the only owner of its state, which
+//     hands the desired state to the announcers.
+//   - internal/report: the SpeakerStatus record, metrics and health.
+//   - layer2 and bgp: the announcers; they import nothing from here.
 //
 // # Liveness: why gossip membership
 //
@@ -52,7 +55,7 @@
 // Two speakers answering for one address (a partition, views out of step)
 // are seen on the wire by the layer2 package; Outranks, which needs nothing
 // but the two names, tells both which one keeps it: the winner re-announces,
-// the loser holds the address back (see holdBack and handleConflict).
+// the loser holds the address back (see decide.HoldBack and the loop's conflict handling).
 //
 // It must never write allocations: it only reads Services and their
 // AddressClaims and announces, and writes its own SpeakerStatus and events.

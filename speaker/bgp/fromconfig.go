@@ -21,10 +21,7 @@ func PeerFromConfig(p config.BGPPeer) Peer {
 		PeerASN: p.PeerASN, MyASN: p.MyASN,
 		HoldTime: p.HoldTime, KeepaliveTime: p.KeepaliveTime,
 		Password: p.Password, SourceAddress: p.SourceAddress,
-		BFD: BFD{
-			Enabled: p.BFD.Enabled, MinRx: p.BFD.MinRx, MinTx: p.BFD.MinTx, Multiplier: p.BFD.Multiplier,
-		},
-		GracefulRestart: GracefulRestart{Enabled: p.GracefulRestart.Enabled, RestartTime: p.GracefulRestart.RestartTime},
+		BFD: p.BFD, GracefulRestart: p.GracefulRestart,
 	}
 	if p.EBGPMultihop {
 		out.EBGPMultihop = multihopTTL

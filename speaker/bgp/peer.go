@@ -6,16 +6,22 @@ import (
 	"net/netip"
 	"slices"
 	"time"
+
+	"github.com/herald-dev/herald/config"
 )
 
 // DefaultPort is the BGP port used when Peer.Port is 0.
-const DefaultPort = 179
+const DefaultPort = config.DefaultBGPPort
 
 // ErrInvalidPeer is wrapped by the error a PeerStatus reports for a peer whose
 // configuration cannot be applied; the session is then not configured at all.
 var ErrInvalidPeer = errors.New("bgp: invalid peer")
 
-// Peer is one BGP session and the routes to advertise over it.
+// Peer is one BGP session as GoBGP is configured with it, and the routes
+// to advertise over it. The speaker derives it from the configuration
+// model's BGPPeer (PeerFromConfig), whose BFD and graceful restart
+// settings and defaults it shares; it adds what only a session has (the
+// multihop TTL, passive mode, next hops, routes).
 type Peer struct {
 	// Name identifies the peer in statuses (the BGPPeer's name).
 	Name string
@@ -61,31 +67,23 @@ type Peer struct {
 	Routes []Route
 }
 
-// BFD are a session's BFD settings.
-type BFD struct {
-	// Enabled turns BFD on.
-	Enabled bool
-	// MinRx is the required minimum receive interval and MinTx the desired
-	// minimum transmit interval; 0 means 300 ms.
-	MinRx, MinTx time.Duration
-	// Multiplier is the detection multiplier; 0 means 3.
-	Multiplier uint8
-}
+// BFD are a session's BFD settings, as the configuration model holds them
+// (one definition): Enabled turns BFD on; MinRx is the required minimum
+// receive interval and MinTx the desired minimum transmit interval, 0
+// meaning 300 ms; Multiplier is the detection multiplier, 0 meaning 3.
+type BFD = config.BFD
 
-// GracefulRestart are a session's graceful restart settings.
-type GracefulRestart struct {
-	// Enabled advertises the capability.
-	Enabled bool
-	// RestartTime is how long the router keeps the routes after the session
-	// drops, in whole seconds up to 4095 s; 0 means 120 s.
-	RestartTime time.Duration
-}
+// GracefulRestart are a session's graceful restart settings, as the
+// configuration model holds them: Enabled advertises the capability;
+// RestartTime is how long the router keeps the routes after the session
+// drops, in whole seconds up to 4095 s, 0 meaning 120 s.
+type GracefulRestart = config.GracefulRestart
 
-// Defaults applied to zero fields.
+// Defaults applied to zero fields: the configuration model's.
 const (
-	defaultBFDInterval   = 300 * time.Millisecond
-	defaultBFDMultiplier = 3
-	defaultRestartTime   = 120 * time.Second
+	defaultBFDInterval   = config.DefaultBFDInterval
+	defaultBFDMultiplier = config.DefaultBFDMultiplier
+	defaultRestartTime   = config.DefaultGRRestartTime
 	minHoldTime          = 3 * time.Second
 	maxHoldTime          = 65535 * time.Second
 	maxRestartTime       = 4095 * time.Second

@@ -107,28 +107,45 @@ func (p plan) empty() bool {
 // maxGroups groups would be needed, the routes of the groups beyond the limit
 // are left out and reported in dropped (by peer).
 func makePlan(cur applied, want desiredState) (p plan, dropped map[netip.Addr]int) {
-	// Sessions.
+	p.deleteSessions, p.addSessions = planSessions(cur, want)
+	members, needed := neededGroups(want)
+	p.addGroups = assignGroupIDs(cur, needed)
+	p.putPaths, p.deletePaths, dropped = planPaths(cur, members, needed, len(want.sessions))
+	p.removeGroups, p.addNeighborSets, p.removeNeighborSets = planRemovals(cur, needed)
+	return p, dropped
+}
+
+// planSessions returns the sessions to delete (gone or changed) and to add
+// (new or changed), each sorted by address.
+func planSessions(cur applied, want desiredState) (del []netip.Addr, add []sessionConfig) {
 	for _, addr := range sortedAddrs(cur.sessions) {
 		if w, ok := want.sessions[addr]; !ok || w != cur.sessions[addr] {
-			p.deleteSessions = append(p.deleteSessions, addr)
+			del = append(del, addr)
 		}
 	}
 	for _, addr := range sortedAddrs(want.sessions) {
 		if c, ok := cur.sessions[addr]; !ok || c != want.sessions[addr] {
-			p.addSessions = append(p.addSessions, want.sessions[addr])
+			add = append(add, want.sessions[addr])
 		}
 	}
+	return del, add
+}
 
-	// Groups: the ones the desired routes need, existing ones keeping their ids.
-	type member struct {
-		prefix netip.Prefix
-		key    groupKey
-	}
+// groupMember is one desired route: its prefix and the group (peer, next
+// hop, attributes) it belongs to.
+type groupMember struct {
+	prefix netip.Prefix
+	key    groupKey
+}
+
+// neededGroups returns the desired routes of the peers that have a
+// session, and the groups they need (without ids yet).
+func neededGroups(want desiredState) ([]groupMember, map[groupKey]group) {
 	total := 0
 	for _, routes := range want.routes {
 		total += len(routes)
 	}
-	members := make([]member, 0, total)
+	members := make([]groupMember, 0, total)
 	needed := map[groupKey]group{}
 	for _, peer := range sortedAddrs(want.routes) {
 		if _, ok := want.sessions[peer]; !ok {
@@ -139,9 +156,17 @@ func makePlan(cur applied, want desiredState) (p plan, dropped map[netip.Addr]in
 			if _, ok := needed[k]; !ok {
 				needed[k] = group{peer: peer, nextHop: r.nextHop, attrs: r.attrs.clone()}
 			}
-			members = append(members, member{prefix: r.prefix, key: k})
+			members = append(members, groupMember{prefix: r.prefix, key: k})
 		}
 	}
+	return members, needed
+}
+
+// assignGroupIDs gives the needed groups their ids: existing groups keep
+// theirs, new ones get the lowest ids cur does not use, in the order of
+// their keys. It drops from needed the new groups beyond maxGroups and
+// returns the groups to add.
+func assignGroupIDs(cur applied, needed map[groupKey]group) (add []group) {
 	used := make(map[uint16]bool, len(cur.groups))
 	for _, g := range cur.groups {
 		used[g.id] = true
@@ -168,11 +193,16 @@ func makePlan(cur applied, want desiredState) (p plan, dropped map[netip.Addr]in
 		g.id = uint16(next)
 		used[g.id] = true
 		needed[k] = g
-		p.addGroups = append(p.addGroups, g)
+		add = append(add, g)
 	}
+	return add
+}
 
-	// Paths: the tags of each prefix.
-	tags := make(map[netip.Prefix][]uint16, max(len(cur.paths), len(members)/max(1, len(want.sessions))))
+// planPaths returns the paths to put (new or with other tags: the ids of
+// their groups), sorted by prefix, the paths to delete, and the routes
+// left out because their group was, by peer.
+func planPaths(cur applied, members []groupMember, needed map[groupKey]group, sessions int) (put []pathSpec, del []netip.Prefix, dropped map[netip.Addr]int) {
+	tags := make(map[netip.Prefix][]uint16, max(len(cur.paths), len(members)/max(1, sessions)))
 	for _, m := range members {
 		g, ok := needed[m.key]
 		if !ok {
@@ -189,38 +219,42 @@ func makePlan(cur applied, want desiredState) (p plan, dropped map[netip.Addr]in
 		slices.Sort(t)
 		t = slices.Compact(t)
 		if !slices.Equal(cur.paths[prefix], t) {
-			p.putPaths = append(p.putPaths, pathSpec{prefix: prefix, tags: t})
+			put = append(put, pathSpec{prefix: prefix, tags: t})
 		}
 	}
 	for prefix := range cur.paths {
 		if _, ok := tags[prefix]; !ok {
-			p.deletePaths = append(p.deletePaths, prefix)
+			del = append(del, prefix)
 		}
 	}
-	slices.SortFunc(p.deletePaths, comparePrefixes)
+	slices.SortFunc(del, comparePrefixes)
+	return put, del, dropped
+}
 
-	// Groups and neighbour sets that are no longer needed.
+// planRemovals returns the groups no longer needed, sorted by id, and the
+// neighbour sets to add and remove (a peer has one while it has groups).
+func planRemovals(cur applied, needed map[groupKey]group) (removeGroups []group, addSets, removeSets []netip.Addr) {
 	for _, g := range cur.groups {
 		if _, ok := needed[g.key()]; !ok {
-			p.removeGroups = append(p.removeGroups, g)
+			removeGroups = append(removeGroups, g)
 		}
 	}
-	slices.SortFunc(p.removeGroups, func(a, b group) int { return cmp.Compare(a.id, b.id) })
+	slices.SortFunc(removeGroups, func(a, b group) int { return cmp.Compare(a.id, b.id) })
 	peersWithGroups := map[netip.Addr]bool{}
 	for k := range needed {
 		peersWithGroups[k.peer] = true
 	}
 	for _, addr := range sortedAddrs(peersWithGroups) {
 		if !cur.neighborSets[addr] {
-			p.addNeighborSets = append(p.addNeighborSets, addr)
+			addSets = append(addSets, addr)
 		}
 	}
 	for _, addr := range sortedAddrs(cur.neighborSets) {
 		if !peersWithGroups[addr] {
-			p.removeNeighborSets = append(p.removeNeighborSets, addr)
+			removeSets = append(removeSets, addr)
 		}
 	}
-	return p, dropped
+	return removeGroups, addSets, removeSets
 }
 
 func compareGroupKeys(a, b groupKey) int {

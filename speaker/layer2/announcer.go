@@ -282,7 +282,9 @@ func normalize(desired Desired) (Desired, []error) {
 		if len(ifaces) == 0 {
 			continue
 		}
-		out[a] = sortedUnique(append(out[a], ifaces...))
+		merged := append(out[a], ifaces...)
+		slices.Sort(merged)
+		out[a] = slices.Compact(merged)
 	}
 	return out, errs
 }

@@ -1,0 +1,26 @@
+package speaker
+
+import (
+	"net/netip"
+
+	"github.com/herald-dev/herald/speaker/internal/decide"
+	"github.com/herald-dev/herald/speaker/internal/reconcile"
+	"github.com/herald-dev/herald/speaker/internal/report"
+)
+
+// Health tells whether the speaker works, for /healthz and /readyz.
+type Health = report.Health
+
+// DefaultTakeoverDelay is Config.TakeoverDelay's default.
+const DefaultTakeoverDelay = decide.DefaultTakeoverDelay
+
+// ReasonBGPSessionFailed is the reason of the event recorded on a BGPPeer
+// whose session with a node failed or cannot be configured.
+const ReasonBGPSessionFailed = reconcile.ReasonBGPSessionFailed
+
+// Ranking lists candidates in the layer-2 takeover order for addr: the
+// first announces it. Every speaker computes the same order (rendezvous
+// hashing); tests and tools use it to predict the announcing node.
+func Ranking(addr netip.Addr, candidates []string) []string {
+	return decide.Ranking(addr, candidates)
+}

@@ -1,0 +1,47 @@
+package decide
+
+import (
+	"fmt"
+	"net/netip"
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/herald-dev/herald/config"
+	"github.com/herald-dev/herald/config/v1alpha1"
+)
+
+// BenchmarkCompute computes one node's desired state for 10,000 Services of
+// 5 endpoints each over 3 and 100 nodes: the work of one reconcile in a
+// large cluster.
+func BenchmarkCompute(b *testing.B) {
+	for _, nodes := range []int{3, 100} {
+		b.Run(fmt.Sprintf("services=10000/nodes=%d", nodes), func(b *testing.B) {
+			model := config.Build(config.Snapshot{
+				IPPools:          []*v1alpha1.IPPool{{ObjectMeta: metav1.ObjectMeta{Name: "v6"}, Spec: v1alpha1.IPPoolSpec{Addresses: []string{"2001:db8:1::1:0/112"}}}},
+				L2Advertisements: []*v1alpha1.L2Advertisement{{ObjectMeta: metav1.ObjectMeta{Name: "all"}}},
+			})
+			var names []string
+			for i := range nodes {
+				names = append(names, fmt.Sprintf("node%d", i+1))
+			}
+			in := Inputs{Self: "node1", Model: model, Nodes: aliveNodes(names...), Interfaces: testNodeInterfaces}
+			base := netip.MustParseAddr("2001:db8:1::1:0")
+			for i := range 10000 {
+				a := base
+				for range i + 1 {
+					a = a.Next()
+				}
+				var eps []Endpoint
+				for j := range 5 {
+					eps = append(eps, ready(names[(i+j)%nodes]))
+				}
+				in.Services = append(in.Services, svc(fmt.Sprintf("s%05d", i), TrafficPolicyCluster, []netip.Addr{a}, nil, eps))
+			}
+			b.ResetTimer()
+			for b.Loop() {
+				Compute(in)
+			}
+		})
+	}
+}

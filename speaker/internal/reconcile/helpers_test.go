@@ -1,0 +1,127 @@
+package reconcile
+
+import (
+	heraldclient "github.com/herald-dev/herald/config/generated/clientset/versioned"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/herald-dev/herald/config"
+	heraldlisters "github.com/herald-dev/herald/config/generated/listers/config/v1alpha1"
+	"github.com/herald-dev/herald/config/v1alpha1"
+	"github.com/herald-dev/herald/speaker/internal/decide"
+	"github.com/herald-dev/herald/speaker/internal/kubeinput"
+)
+
+// The fixtures of the loop's tests: one pool "lan" of 198.51.100.128/26
+// and 2001:db8:1::1:0/112, its address lbV4, and nodes whose eth0 is on
+// the LAN.
+var lbV4 = netip.MustParseAddr("198.51.100.130")
+
+var testNodeInterfaces = []decide.NodeInterface{
+	{Name: "eth0", Flags: net.FlagUp | net.FlagBroadcast, Prefixes: []netip.Prefix{
+		netip.MustParsePrefix("198.51.100.11/24"), netip.MustParsePrefix("2001:db8:1::11/64")}},
+}
+
+func testModel(l2 []*v1alpha1.L2Advertisement) *config.Model {
+	return config.Build(config.Snapshot{
+		IPPools: []*v1alpha1.IPPool{{
+			ObjectMeta: metav1.ObjectMeta{Name: "lan"},
+			Spec:       v1alpha1.IPPoolSpec{Addresses: []string{"198.51.100.128/26", "2001:db8:1::1:0/112"}},
+		}},
+		L2Advertisements: l2,
+	})
+}
+
+func l2Adv(name string) *v1alpha1.L2Advertisement {
+	return &v1alpha1.L2Advertisement{ObjectMeta: metav1.ObjectMeta{Name: name}}
+}
+
+func aliveNodes(names ...string) []decide.Node {
+	out := make([]decide.Node, 0, len(names))
+	for _, n := range names {
+		out = append(out, decide.Node{State: decide.NodeState{Name: n, SpeakerAlive: true}, Labels: map[string]string{"kubernetes.io/hostname": n}})
+	}
+	return out
+}
+
+func claimFor(addr netip.Addr, pool string, holders ...v1alpha1.AddressHolder) *v1alpha1.AddressClaim {
+	family := "IPv4"
+	if addr.Is6() {
+		family = "IPv6"
+	}
+	return &v1alpha1.AddressClaim{
+		ObjectMeta: metav1.ObjectMeta{Name: config.ClaimName(addr)},
+		Spec: v1alpha1.AddressClaimSpec{Address: addr.String(), Family: family, Pool: pool,
+			Holders: holders, HolderCount: int32(len(holders))},
+	}
+}
+
+// holder lists svc as a holder: as v1alpha1.HolderLoadBalancer or HolderExternalIP.
+func holder(svc *corev1.Service, as string) v1alpha1.AddressHolder {
+	return v1alpha1.AddressHolder{Namespace: svc.Namespace, Name: svc.Name, UID: string(svc.UID), As: as}
+}
+
+// trimmed returns obj as the speaker's informers store it.
+func trimmed[T any](tb testing.TB, in *kubeinput.Interner, obj T) T {
+	tb.Helper()
+	out, err := kubeinput.TransformObject(in)(obj)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return out.(T)
+}
+
+// claimLister is a claims cache holding claims, trimmed as the informer
+// trims them.
+func claimLister(tb testing.TB, claims ...*v1alpha1.AddressClaim) heraldlisters.AddressClaimLister {
+	tb.Helper()
+	idx := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{})
+	for _, c := range claims {
+		if err := idx.Add(trimmed(tb, nil, c)); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return heraldlisters.NewAddressClaimLister(idx)
+}
+
+// newCacheLoop returns node self's loop reading Services, EndpointSlices
+// and AddressClaims from caches (no clients, no announcers): enough for
+// gatherServices and the decisions after it.
+func newCacheLoop(self string, c kubeinput.Caches, takeover *decide.SettleTracker) *Loop {
+	sums := kubeinput.NewSummaries(takeover)
+	return New(Config{NodeName: self}, Deps{
+		Log:       slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Informers: &kubeinput.Informers{Services: c.Services, Slices: c.Slices, Claims: c.Claims},
+		Changes:   NewChanges(self, sums, nil),
+	})
+}
+
+// newFakeLoop returns node self's loop wired as the speaker wires it, to
+// informers of the clients (fake clientsets in tests), started and synced
+// until the test ends; no membership, announcers or status writer.
+func newFakeLoop(t *testing.T, self string, kube kubernetes.Interface, herald heraldclient.Interface, log *slog.Logger) *Loop {
+	t.Helper()
+	f := kubeinput.NewFactories(kube, herald, "", kubeinput.NewInterner())
+	inf, err := kubeinput.NewInformers(f, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	changes := NewChanges(self, kubeinput.NewSummaries(nil), kubeinput.NewBadClaims(log))
+	if err := changes.Register(inf); err != nil {
+		t.Fatal(err)
+	}
+	f.Kube.Start(t.Context().Done())
+	f.Herald.Start(t.Context().Done())
+	f.Kube.WaitForCacheSync(t.Context().Done())
+	f.Herald.WaitForCacheSync(t.Context().Done())
+	t.Cleanup(func() { f.Kube.Shutdown(); f.Herald.Shutdown() })
+	return New(Config{NodeName: self}, Deps{Log: log, Informers: inf, Changes: changes})
+}

@@ -1,0 +1,304 @@
+package report
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+
+	heraldclient "github.com/herald-dev/herald/config/generated/clientset/versioned"
+	heraldlisters "github.com/herald-dev/herald/config/generated/listers/config/v1alpha1"
+	"github.com/herald-dev/herald/config/v1alpha1"
+	"github.com/herald-dev/herald/speaker/internal/decide"
+)
+
+// FieldManager is the field manager of every write the speaker makes.
+const FieldManager = "herald-speaker"
+
+// Layer2Status builds the Layer2 list of a SpeakerStatus from a desired
+// state: one entry per address and Service, sorted by address then
+// Service. since gives when this node took each address.
+func Layer2Status(d decide.Desired, since map[netip.Addr]time.Time) []v1alpha1.Layer2Announcement {
+	addrs := make([]netip.Addr, 0, len(d.Layer2))
+	for a := range d.Layer2 {
+		addrs = append(addrs, a)
+	}
+	slices.SortFunc(addrs, netip.Addr.Compare)
+	var out []v1alpha1.Layer2Announcement
+	for _, a := range addrs {
+		e := d.Layer2[a]
+		for _, k := range e.Services {
+			out = append(out, v1alpha1.Layer2Announcement{
+				Address:    a.String(),
+				Service:    k.String(),
+				Interfaces: slices.Clone(e.Interfaces),
+				Since:      metav1.NewTime(since[a].Truncate(time.Second)),
+			})
+		}
+	}
+	return out
+}
+
+// DistinctAddresses counts the addresses in a sorted layer-2 status list,
+// where an address shared by several Services has one entry per Service.
+func DistinctAddresses(l2 []v1alpha1.Layer2Announcement) int {
+	n := 0
+	for i, a := range l2 {
+		if i == 0 || a.Address != l2[i-1].Address {
+			n++
+		}
+	}
+	return n
+}
+
+// StatusWriter keeps this node's SpeakerStatus true. The reconcile loop
+// hands it the latest status (update never blocks); one goroutine writes
+// it, at most once per interval, so a burst of Service changes costs one
+// write, and retries failures. It also marks the records of speakers that
+// membership lost as not ready (markGone).
+type StatusWriter struct {
+	client   heraldclient.Interface
+	lister   heraldlisters.SpeakerStatusLister
+	node     string
+	interval time.Duration
+	// nodeUID returns the UID of this node's Node, for the owner reference
+	// (so the record goes with the Node); empty when unknown.
+	nodeUID func() types.UID
+	onWrite func(err error)
+
+	mu      sync.Mutex
+	pending *v1alpha1.SpeakerStatusStatus
+	kick    chan struct{}
+	written *v1alpha1.SpeakerStatusStatus
+	marked  map[string]time.Time // records marked not ready, when
+}
+
+func NewStatusWriter(client heraldclient.Interface, lister heraldlisters.SpeakerStatusLister, node string, interval time.Duration, nodeUID func() types.UID, onWrite func(error)) *StatusWriter {
+	return &StatusWriter{
+		client: client, lister: lister, node: node, interval: interval, nodeUID: nodeUID, onWrite: onWrite,
+		kick: make(chan struct{}, 1), marked: map[string]time.Time{},
+	}
+}
+
+// Update makes s the status to write next.
+func (w *StatusWriter) Update(s v1alpha1.SpeakerStatusStatus) {
+	w.mu.Lock()
+	w.pending = &s
+	w.mu.Unlock()
+	w.poke()
+}
+
+func (w *StatusWriter) poke() {
+	select {
+	case w.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Recheck asks the writer to compare the stored record with what it wrote,
+// after the record changed (another speaker may have marked it not ready
+// during a partition).
+func (w *StatusWriter) Recheck() { w.poke() }
+
+// Run writes until ctx is done.
+func (w *StatusWriter) Run(ctx context.Context) {
+	backoff := w.interval
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-w.kick:
+		}
+		err := w.Flush(ctx)
+		if w.onWrite != nil && err != ErrUnchanged {
+			w.onWrite(err)
+		}
+		wait := w.interval
+		if err != nil && err != ErrUnchanged {
+			backoff = min(2*backoff, 30*time.Second)
+			wait = backoff
+			w.poke()
+		} else {
+			backoff = w.interval
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
+}
+
+// ErrUnchanged is what Flush returns when the record is as it wrote it.
+var ErrUnchanged = errors.New("report: status unchanged")
+
+// Flush writes the pending status when it differs from the last one
+// written, or when the stored record no longer says this speaker is ready.
+func (w *StatusWriter) Flush(ctx context.Context) error {
+	w.mu.Lock()
+	s := w.pending
+	written := w.written
+	w.mu.Unlock()
+	if s == nil {
+		return ErrUnchanged
+	}
+	if written != nil && reflect.DeepEqual(*s, *written) && w.storedMatches() {
+		return ErrUnchanged
+	}
+	if err := w.write(ctx, *s); err != nil {
+		return err
+	}
+	w.mu.Lock()
+	w.written = s
+	w.mu.Unlock()
+	return nil
+}
+
+// storedMatches reports whether the cached record is ready, as this
+// speaker last wrote it.
+func (w *StatusWriter) storedMatches() bool {
+	obj, err := w.lister.Get(w.node)
+	if err != nil {
+		return false
+	}
+	c := meta.FindStatusCondition(obj.Status.Conditions, v1alpha1.ConditionReady)
+	return c != nil && c.Status == metav1.ConditionTrue
+}
+
+// write stores s as this node's status: a merge patch of the status
+// subresource, which replaces the lists whole. It creates the record first
+// when it does not exist.
+func (w *StatusWriter) write(ctx context.Context, s v1alpha1.SpeakerStatusStatus) error {
+	patch, err := statusPatch(s)
+	if err != nil {
+		return err
+	}
+	api := w.client.HeraldV1alpha1().SpeakerStatuses()
+	_, err = api.Patch(ctx, w.node, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: FieldManager}, "status")
+	if apierrors.IsNotFound(err) {
+		obj := &v1alpha1.SpeakerStatus{ObjectMeta: metav1.ObjectMeta{Name: w.node}}
+		if uid := w.nodeUID(); uid != "" {
+			obj.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: w.node, UID: uid}}
+		}
+		if _, err = api.Create(ctx, obj, metav1.CreateOptions{FieldManager: FieldManager}); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("speaker: create SpeakerStatus %s: %w", w.node, err)
+		}
+		_, err = api.Patch(ctx, w.node, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: FieldManager}, "status")
+	}
+	if err != nil {
+		return fmt.Errorf("speaker: write SpeakerStatus %s: %w", w.node, err)
+	}
+	return nil
+}
+
+// statusPatch returns a merge patch setting the whole status to s. Fields
+// that are empty in s are sent as null: a merge patch leaves out fields
+// unchanged, and omitempty would leave a withdrawn list in place.
+func statusPatch(s v1alpha1.SpeakerStatusStatus) ([]byte, error) {
+	b, err := json.Marshal(s)
+	if err != nil {
+		return nil, fmt.Errorf("speaker: encode status: %w", err)
+	}
+	m := map[string]any{}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("speaker: encode status: %w", err)
+	}
+	for _, k := range []string{"conditions", "members", "layer2", "bgpSessions"} {
+		if _, ok := m[k]; !ok {
+			m[k] = nil
+		}
+	}
+	return json.Marshal(map[string]any{"status": m})
+}
+
+// MarkGone marks the records of the speakers not in alive as not ready
+// and clears their announcements, so the record stays true after a crash
+// or a node failure. Only one live speaker does it at a time (the caller
+// checks it is the first live member by name). A record is marked at most
+// once per remark interval, and only if its resourceVersion is still the
+// one in the cache, so a speaker that came back and rewrote its record in
+// the meantime wins.
+func (w *StatusWriter) MarkGone(ctx context.Context, alive map[string]bool, now time.Time) error {
+	const remark = 30 * time.Second
+	objs, err := w.lister.List(labels.Everything())
+	if err != nil {
+		return fmt.Errorf("speaker: list SpeakerStatuses: %w", err)
+	}
+	slices.SortFunc(objs, func(a, b *v1alpha1.SpeakerStatus) int { return strings.Compare(a.Name, b.Name) })
+	w.forgetMarked(objs)
+	var errs []error
+	for _, o := range objs {
+		if alive[o.Name] {
+			continue
+		}
+		c := meta.FindStatusCondition(o.Status.Conditions, v1alpha1.ConditionReady)
+		if c != nil && c.Status != metav1.ConditionTrue {
+			continue
+		}
+		w.mu.Lock()
+		last, seen := w.marked[o.Name]
+		w.mu.Unlock()
+		if seen && now.Sub(last) < remark {
+			continue
+		}
+		patch, _ := json.Marshal(map[string]any{
+			"metadata": map[string]any{"resourceVersion": o.ResourceVersion},
+			"status": map[string]any{
+				"conditions": []metav1.Condition{{
+					Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: v1alpha1.SpeakerReasonNotAlive,
+					Message:            fmt.Sprintf("Speaker %s lost contact with this node's speaker; its announcements were moved to other nodes.", w.node),
+					LastTransitionTime: metav1.NewTime(now),
+				}},
+				"layer2":      nil,
+				"bgpSessions": nil,
+				"members":     nil,
+			},
+		})
+		_, err := w.client.HeraldV1alpha1().SpeakerStatuses().Patch(ctx, o.Name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: FieldManager}, "status")
+		if err != nil && !apierrors.IsConflict(err) && !apierrors.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("speaker: mark SpeakerStatus %s not ready: %w", o.Name, err))
+			continue
+		}
+		w.mu.Lock()
+		w.marked[o.Name] = now
+		w.mu.Unlock()
+	}
+	if len(errs) > 0 {
+		return errs[0]
+	}
+	return nil
+}
+
+// forgetMarked forgets when the records no longer listed (their Node,
+// and so the record, was deleted) were marked.
+func (w *StatusWriter) forgetMarked(listed []*v1alpha1.SpeakerStatus) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for name := range w.marked {
+		if !slices.ContainsFunc(listed, func(o *v1alpha1.SpeakerStatus) bool { return o.Name == name }) {
+			delete(w.marked, name)
+		}
+	}
+}
+
+// FinalWrite records that this speaker stopped: not ready, nothing announced.
+func (w *StatusWriter) FinalWrite(ctx context.Context, now time.Time) error {
+	return w.write(ctx, v1alpha1.SpeakerStatusStatus{
+		Conditions: []metav1.Condition{{
+			Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: v1alpha1.SpeakerReasonStopped,
+			Message: "The speaker shut down and handed its addresses over.", LastTransitionTime: metav1.NewTime(now),
+		}},
+	})
+}

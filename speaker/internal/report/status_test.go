@@ -1,0 +1,52 @@
+package report
+
+import (
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/cache"
+
+	heraldfake "github.com/herald-dev/herald/config/generated/clientset/versioned/fake"
+	heraldlisters "github.com/herald-dev/herald/config/generated/listers/config/v1alpha1"
+	"github.com/herald-dev/herald/config/v1alpha1"
+)
+
+// TestMarkGoneForgetsDeletedRecords: the writer remembers when it marked
+// each gone speaker's record (to mark it at most every 30 s), and forgets
+// a record once it is deleted with its Node.
+func TestMarkGoneForgetsDeletedRecords(t *testing.T) {
+	records := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{})
+	ready := func(name string) *v1alpha1.SpeakerStatus {
+		return &v1alpha1.SpeakerStatus{
+			ObjectMeta: metav1.ObjectMeta{Name: name, ResourceVersion: "1"},
+			Status: v1alpha1.SpeakerStatusStatus{Conditions: []metav1.Condition{{
+				Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: v1alpha1.SpeakerReasonRunning,
+			}}},
+		}
+	}
+	for _, n := range []string{"n1", "n2", "n3"} {
+		if err := records.Add(ready(n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w := NewStatusWriter(heraldfake.NewSimpleClientset(), heraldlisters.NewSpeakerStatusLister(records), "n1", time.Second,
+		func() types.UID { return "" }, nil)
+	now := time.Now()
+	if err := w.MarkGone(t.Context(), map[string]bool{"n1": true}, now); err != nil {
+		t.Fatal(err)
+	}
+	if len(w.marked) != 2 {
+		t.Fatalf("marked %v, want n2 and n3", w.marked)
+	}
+	if err := records.Delete(ready("n3")); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.MarkGone(t.Context(), map[string]bool{"n1": true}, now.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := w.marked["n3"]; ok || len(w.marked) != 1 {
+		t.Errorf("after n3's record was deleted, marked %v, want n2 only", w.marked)
+	}
+}

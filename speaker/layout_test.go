@@ -1,0 +1,156 @@
+package speaker
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// module is the module path of Herald.
+const module = "github.com/herald-dev/herald"
+
+// rule says what one package must not import: Deps are import path
+// prefixes forbidden among all its dependencies, Imports among its direct
+// imports only. A prefix ending in "/" matches the packages under it; any
+// other matches the path itself and its subpackages.
+type rule struct{ Deps, Imports []string }
+
+// forbiddenImports is the speaker's architecture, held by the import
+// graph: package (relative to the module) -> what it must not import.
+// docs/speaker.md draws it.
+var forbiddenImports = map[string]rule{
+	// The decisions: no client, socket, clock, log, metric or gossip; see
+	// also TestDecideImportsOnlyTheStandardLibraryAndTheModel.
+	"speaker/internal/decide": {Deps: []string{
+		"k8s.io/client-go", "github.com/prometheus", "github.com/hashicorp", "github.com/osrg",
+		"github.com/mdlayher", "golang.org/x/sys", module + "/speaker/", module + "/controller", module + "/ipam/",
+	}},
+	// The Kubernetes inputs read caches; they announce, gossip and report nothing.
+	"speaker/internal/kubeinput": {Deps: []string{
+		"github.com/prometheus", "github.com/hashicorp", "github.com/osrg", "github.com/mdlayher",
+		module + "/speaker/layer2", module + "/speaker/bgp", module + "/speaker/internal/reconcile",
+		module + "/speaker/internal/report", module + "/speaker/internal/membership", module + "/speaker/internal/probe",
+	}},
+	// Membership gossips; it reads no Kubernetes object.
+	"speaker/internal/membership": {Deps: []string{
+		"k8s.io/client-go", "github.com/prometheus", "github.com/osrg", "github.com/mdlayher",
+		module + "/speaker/layer2", module + "/speaker/bgp", module + "/speaker/internal/kubeinput",
+		module + "/speaker/internal/reconcile", module + "/speaker/internal/report", module + "/speaker/internal/probe",
+	}},
+	// The kube-proxy probe speaks HTTP to its own node only.
+	"speaker/internal/probe": {Deps: []string{
+		"k8s.io/client-go", "github.com/prometheus", "github.com/hashicorp", "github.com/osrg", "github.com/mdlayher",
+		module + "/speaker/layer2", module + "/speaker/bgp", module + "/speaker/internal/kubeinput",
+		module + "/speaker/internal/reconcile", module + "/speaker/internal/report", module + "/speaker/internal/membership",
+	}},
+	// The reports write this node's record and export metrics; they
+	// decide, watch and announce nothing.
+	"speaker/internal/report": {Deps: []string{
+		"k8s.io/client-go/informers", "github.com/hashicorp", "github.com/osrg", module + "/speaker/bgp",
+		module + "/speaker/internal/kubeinput", module + "/speaker/internal/reconcile",
+		module + "/speaker/internal/membership", module + "/speaker/internal/probe",
+	}},
+	// The reconcile loop is handed its clients and informers (Deps): it
+	// makes none.
+	"speaker/internal/reconcile": {Imports: []string{
+		"k8s.io/client-go/kubernetes", "k8s.io/client-go/informers", "k8s.io/client-go/rest", "k8s.io/client-go/tools/clientcmd",
+		module + "/config/generated/clientset", module + "/config/generated/informers",
+	}},
+	// The announcers carry a desired state out; they know nothing of the speaker.
+	"speaker/layer2": {Deps: []string{"k8s.io/", "github.com/prometheus", module + "/speaker", module + "/config"}},
+	"speaker/bgp":    {Deps: []string{"k8s.io/client-go", "github.com/prometheus", module + "/speaker"}},
+}
+
+// TestLayout fails when a package imports, directly or not, what its
+// place in the architecture forbids (docs/speaker.md draws it).
+func TestLayout(t *testing.T) {
+	var pkgs []string
+	for p := range forbiddenImports {
+		pkgs = append(pkgs, "./"+strings.TrimPrefix(p, "speaker/"))
+	}
+	slices.Sort(pkgs)
+	cmd := exec.Command("go", append([]string{"list", "-deps=false", "-json=ImportPath,Imports,Deps"}, pkgs...)...)
+	out, err := cmd.Output()
+	if err != nil {
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			t.Fatalf("go list: %v\n%s", err, exit.Stderr)
+		}
+		t.Fatalf("go list: %v", err)
+	}
+	dec := json.NewDecoder(strings.NewReader(string(out)))
+	seen := 0
+	for {
+		var p struct {
+			ImportPath    string
+			Imports, Deps []string
+		}
+		if err := dec.Decode(&p); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		rel := strings.TrimPrefix(p.ImportPath, module+"/")
+		forbidden, ok := forbiddenImports[rel]
+		if !ok {
+			t.Errorf("go list returned %s, which the table does not list", p.ImportPath)
+			continue
+		}
+		seen++
+		for _, dep := range p.Deps {
+			if prefix, bad := forbiddenBy(dep, forbidden.Deps); bad {
+				t.Errorf("%s depends on %s (forbidden: %s)", rel, dep, prefix)
+			}
+		}
+		for _, imp := range p.Imports {
+			if prefix, bad := forbiddenBy(imp, forbidden.Imports); bad {
+				t.Errorf("%s imports %s (forbidden: %s)", rel, imp, prefix)
+			}
+		}
+	}
+	if seen != len(forbiddenImports) {
+		t.Errorf("go list described %d packages, want %d", seen, len(forbiddenImports))
+	}
+}
+
+// forbiddenBy returns the prefix of forbidden that dep falls under.
+func forbiddenBy(dep string, forbidden []string) (string, bool) {
+	for _, f := range forbidden {
+		if strings.HasSuffix(f, "/") {
+			if strings.HasPrefix(dep, f) {
+				return f, true
+			}
+			continue
+		}
+		if dep == f || strings.HasPrefix(dep, f+"/") {
+			return f, true
+		}
+	}
+	return "", false
+}
+
+// TestDecideImportsOnlyTheStandardLibraryAndTheModel checks the pure
+// package's direct imports against an allow list: the standard library
+// (but for the packages that reach the host: files, processes, sockets,
+// logs), go4.org/netipx and Herald's configuration model.
+func TestDecideImportsOnlyTheStandardLibraryAndTheModel(t *testing.T) {
+	out, err := exec.Command("go", "list", "-f", `{{join .Imports "\n"}}`, "./internal/decide").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	hostAccess := []string{"os", "os/exec", "os/signal", "syscall", "net/http", "log", "log/slog", "unsafe", "runtime/cgo"}
+	allowed := func(p string) bool {
+		first, _, _ := strings.Cut(p, "/")
+		std := !strings.Contains(first, ".")
+		return (std && !slices.Contains(hostAccess, p)) || p == "go4.org/netipx" || p == module+"/config"
+	}
+	for _, p := range strings.Fields(string(out)) {
+		if !allowed(p) {
+			t.Errorf("speaker/internal/decide imports %s: only the standard library, go4.org/netipx and %s/config may be imported", p, module)
+		}
+	}
+}
