@@ -242,7 +242,12 @@ func TestAnnouncerWrongInterface(t *testing.T) {
 	mustSet(t, a, Desired{v4Eth0: {"eth1"}, v4Free: {"eth0"}})
 	socks.arpConn("eth0").deliver(arpRequest(t, macClient, v4Client, v4Eth0))
 	socks.arpConn("eth1").deliver(arpRequest(t, macClient, v4Client, v4Eth0))
-	eventually(t, "both requests", func() bool { return a.Stats().ARP.Requests == 2 })
+	// Requests counts a request on arrival; the reply or the drop is counted
+	// after: wait for both outcomes.
+	eventually(t, "both requests", func() bool {
+		s := a.Stats().ARP
+		return s.Requests == 2 && s.Replies+s.Drops[DropWrongInterface] >= 2
+	})
 	s := a.Stats().ARP
 	if s.Drops[DropWrongInterface] != 1 || s.Replies != 1 {
 		t.Errorf("drops %v, replies %d; want one wrongInterface drop and one reply", s.Drops, s.Replies)
