@@ -137,9 +137,10 @@ func (s *Loop) settleConflict(c layer2.Conflict, other string, outcome decide.Co
 // of conflicts within a second, and one reconcile each kept the loop busy
 // for tens of seconds at 10,000 Services.)
 func (s *Loop) drainConflicts() {
+	conflicts, _ := s.layer2Channels()
 	for {
 		select {
-		case c := <-s.l2.Conflicts():
+		case c := <-conflicts:
 			s.handleConflict(c)
 		case a := <-s.settled:
 			s.settlePending(a)
