@@ -5,9 +5,10 @@ import (
 	"net/netip"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+
 	"github.com/herald-dev/herald/speaker/internal/decide"
 	"github.com/herald-dev/herald/speaker/layer2"
-	corev1 "k8s.io/api/core/v1"
 )
 
 // handleConflict resolves a layer-2 conflict reported by the announcer.

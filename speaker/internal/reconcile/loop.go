@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"k8s.io/client-go/tools/record"
+
 	"github.com/herald-dev/herald/config"
 	"github.com/herald-dev/herald/config/v1alpha1"
 	"github.com/herald-dev/herald/speaker/bgp"
@@ -19,7 +21,6 @@ import (
 	"github.com/herald-dev/herald/speaker/internal/probe"
 	"github.com/herald-dev/herald/speaker/internal/report"
 	"github.com/herald-dev/herald/speaker/layer2"
-	"k8s.io/client-go/tools/record"
 )
 
 // Config configures the loop.
