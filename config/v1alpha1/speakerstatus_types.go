@@ -18,7 +18,7 @@ import (
 // +kubebuilder:resource:scope=Cluster,shortName=spst,categories=herald
 // +kubebuilder:subresource:status
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=".status.conditions[?(@.type==\"Ready\")].status",description="Whether the node's speaker runs and announces."
-// +kubebuilder:printcolumn:name="Members",type=integer,JSONPath=".status.members",description="The live speakers this speaker sees, itself included."
+// +kubebuilder:printcolumn:name="Members",type=integer,JSONPath=".status.members",description="The live speakers this speaker saw, itself included, when it last wrote its record."
 // +kubebuilder:printcolumn:name="Layer2",type=integer,JSONPath=".status.layer2Addresses",description="How many addresses this node answers ARP/NDP for (kubectl describe lists them)."
 // +kubebuilder:printcolumn:name="BGP Up",type=integer,JSONPath=".status.bgpSessionsEstablished",description="How many of this node's BGP sessions are Established."
 // +kubebuilder:printcolumn:name="BGP Sessions",type=integer,JSONPath=".status.bgpSessionCount",description="How many BGP sessions this node is configured with."
@@ -56,8 +56,10 @@ type SpeakerStatusStatus struct {
 	// +optional
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
 
-	// Members is the number of live speakers this speaker sees, itself
-	// included.
+	// Members is the number of live speakers this speaker saw, itself
+	// included, when it last wrote this record: a change of the count alone
+	// does not rewrite it (one node's death would make every node write), so
+	// read the herald_speaker_members metric (state alive) for the live count.
 	// +optional
 	Members int32 `json:"members,omitempty"`
 
