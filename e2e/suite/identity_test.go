@@ -10,6 +10,7 @@ import (
 	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -113,6 +114,135 @@ func testSpeakerIdentity(t *testing.T, l *productlab.Lab) {
 			t.Errorf("node9's record exists after all (%v)", err)
 		}
 	})
+
+	t.Run("speakers read Secrets by name: a Role narrowed to the password Secrets is enough", func(t *testing.T) {
+		testSecretsByName(t, l.For(t))
+	})
+}
+
+// testSecretsByName narrows the speakers' Role to the password Secrets of two BGPPeers
+// (resourceNames, as docs/security.md tells operators), then checks that each speaker
+// still reads its own peer's password, which it can only do by listing and watching
+// that one name, and that a speaker's token reads no other Secret of Herald's
+// namespace: not the gossip key, and no list of them all. RBAC cannot tell the
+// speakers of two nodes apart (one ServiceAccount), so node1's token may read
+// node2's peer's password; node1's speaker just never asks for it.
+func testSecretsByName(t *testing.T, l *productlab.Lab) {
+	ctx := t.Context()
+	node1, node2 := l.Cluster.Node(1), l.Cluster.Node(2)
+	secretOf := func(n *netlab.Node) string { return "identity-" + n.Name() + "-password" }
+	peerOf := func(n *netlab.Node) string { return "identity-" + n.Name() }
+
+	roles := l.Kube.RbacV1().Roles(productlab.Namespace)
+	shipped, err := roles.Get(ctx, productlab.SpeakerAccount, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		role, err := roles.Get(context.Background(), productlab.SpeakerAccount, metav1.GetOptions{})
+		if err == nil {
+			role.Rules = shipped.Rules
+			_, err = roles.Update(context.Background(), role, metav1.UpdateOptions{})
+		}
+		if err != nil {
+			t.Errorf("restore the speakers' Role: %v", err)
+		}
+	})
+	narrowed := shipped.DeepCopy()
+	narrowed.Rules = []rbacv1.PolicyRule{{
+		APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "list", "watch"},
+		ResourceNames: []string{secretOf(node1), secretOf(node2)},
+	}}
+	if _, err := roles.Update(ctx, narrowed, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	speaker := kubernetes.NewForConfigOrDie(l.SpeakerConfig(node1)).CoreV1().Secrets(productlab.Namespace)
+	netlab.Eventually(t, 30*time.Second, func(ctx context.Context) error {
+		if _, err := speaker.List(ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) {
+			return fmt.Errorf("the narrowed Role is not in force yet: listing every Secret: %v", err)
+		}
+		return nil
+	})
+	// A speaker started before kept the watches it opened under the shipped
+	// Role; node1's starts again under the narrowed one, so what it reads
+	// below it read by name.
+	l.StopSpeaker(node1)
+	l.StartSpeaker(node1)
+	l.WaitSpeakerReady(node1)
+
+	var objects []string
+	for i, n := range []*netlab.Node{node1, node2} {
+		objects = append(objects, fmt.Sprintf(`
+apiVersion: v1
+kind: Secret
+metadata: {name: %[1]s, namespace: %[2]s}
+stringData: {password: identity-%[4]d}
+---
+apiVersion: herald.dev/v1alpha1
+kind: BGPPeer
+metadata: {name: %[3]s}
+spec:
+  peerAddress: "203.0.113.%[4]d"
+  peerASN: 64512
+  myASN: 64513
+  passwordSecretRef: {name: %[1]s}
+  nodeSelectors: [{matchLabels: {kubernetes.io/hostname: %[5]s}}]
+`, secretOf(n), productlab.Namespace, peerOf(n), 201+i, n.Name()))
+	}
+	t.Cleanup(func() {
+		if out, err := l.Kubectl("delete", "--ignore-not-found", "bgppeer/"+peerOf(node1), "bgppeer/"+peerOf(node2)); err != nil {
+			t.Errorf("clean up: %v\n%s", err, out)
+		}
+		if out, err := l.Kubectl("delete", "--ignore-not-found", "-n", productlab.Namespace, "secret/"+secretOf(node1), "secret/"+secretOf(node2)); err != nil {
+			t.Errorf("clean up: %v\n%s", err, out)
+		}
+	})
+	l.Apply(strings.Join(objects, "\n---\n"))
+
+	// Each speaker reads its own peer's password under the narrowed Role: its
+	// session is configured (it dials a router that does not exist), not
+	// NotConfigured for a missing Secret.
+	for _, n := range []*netlab.Node{node1, node2} {
+		netlab.Eventually(t, 30*time.Second, func(ctx context.Context) error {
+			rec, err := l.Herald.HeraldV1alpha1().SpeakerStatuses().Get(ctx, n.Name(), metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			for _, s := range rec.Status.BGPSessions {
+				if s.Peer == peerOf(n) {
+					if s.State == "NotConfigured" {
+						return fmt.Errorf("%s's session with %s is not configured: %s", n.Name(), s.Peer, s.LastError)
+					}
+					return nil
+				}
+			}
+			return fmt.Errorf("%s's record lists no session with %s: %+v", n.Name(), peerOf(n), rec.Status.BGPSessions)
+		})
+	}
+
+	byName := metav1.ListOptions{FieldSelector: "metadata.name=" + secretOf(node1)}
+	if _, err := speaker.List(ctx, byName); err != nil {
+		t.Errorf("%s's token lists its peer's Secret by name: %v", node1.Name(), err)
+	}
+	if w, err := speaker.Watch(ctx, byName); err != nil {
+		t.Errorf("%s's token watches its peer's Secret by name: %v", node1.Name(), err)
+	} else {
+		w.Stop()
+	}
+	forbidden := func(what string, err error) {
+		t.Helper()
+		if !apierrors.IsForbidden(err) {
+			t.Errorf("%s's token %s: want 403 Forbidden, got %v", node1.Name(), what, err)
+		}
+	}
+	_, err = speaker.Get(ctx, "herald-memberlist", metav1.GetOptions{})
+	forbidden("reads the gossip key herald-memberlist", err)
+	_, err = speaker.List(ctx, metav1.ListOptions{})
+	forbidden("lists every Secret", err)
+	_, err = speaker.List(ctx, metav1.ListOptions{FieldSelector: "metadata.name=herald-memberlist"})
+	forbidden("lists the gossip key by name", err)
+	_, err = speaker.Watch(ctx, metav1.ListOptions{})
+	forbidden("watches every Secret", err)
 }
 
 // refusedByPolicy returns nil when err is the status policy's refusal, and an error
