@@ -83,17 +83,20 @@ type soak struct {
 	obs   *Observer
 	plan  *Plan
 
-	mu        sync.Mutex
-	checker   *Checker
-	pending   []Change
-	unusable  map[string]string // node -> why
-	l2Owner   map[netip.Addr]string
-	report    *Report
-	windows   map[string][]Window // by probe target
-	held      map[string]string   // by Service key: the addresses last seen held, for the log
-	stopped   int                 // controller replica a fault stopped, -1 none
-	starved   *netlab.CPULimit    // the cgroup of a cpu-starve fault
-	faultFrom time.Time
+	mu       sync.Mutex
+	checker  *Checker
+	pending  []Change
+	unusable map[string]string // node -> why
+	l2Owner  map[netip.Addr]string
+	report   *Report
+	windows  map[string][]Window // by probe target
+	held     map[string]string   // by Service key: the addresses last seen held, for the log
+	stopped  int                 // controller replica a fault stopped, -1 none
+	starved  *netlab.CPULimit    // the cgroup of a cpu-starve fault
+	// bfdMultiplier is the BGPPeer's, as the soak last set it (the steps'
+	// goroutine only).
+	bfdMultiplier int32
+	faultFrom     time.Time
 }
 
 // Run builds the product lab on t, runs the soak and returns its report.
@@ -104,7 +107,8 @@ func Run(ctx context.Context, t netlab.T, opts Options) *Report {
 	lab := productlab.New(t, productlab.Options{ControllerReplicas: 2, Dir: opts.Dir})
 	nodes := lab.Cluster.NodeNames()
 	s := &soak{opts: opts, lab: lab, unusable: map[string]string{}, l2Owner: map[netip.Addr]string{}, stopped: -1,
-		windows: map[string][]Window{}, held: map[string]string{},
+		bfdMultiplier: InitialConfig.BFDMultiplier,
+		windows:       map[string][]Window{}, held: map[string]string{},
 		plan: NewPlan(PlanConfig{Seed: opts.Seed, Nodes: nodes, Faults: opts.Faults,
 			FaultGap: opts.FaultGap, FaultLength: opts.FaultLength}),
 		checker: NewChecker(Config{Settle: opts.Settle,
@@ -297,6 +301,19 @@ func (s *soak) operate(ctx context.Context, st Step) {
 	now := time.Now()
 	if op.Kind == OpConfig && op.Config.L2Exclude != "" {
 		s.plannedMove(now, op.Config.L2Exclude, op.Desc)
+	}
+	if op.Kind == OpConfig && op.Config.BFDMultiplier != s.bfdMultiplier {
+		// GoBGP restarts a BFD session to change its settings, and the
+		// router then resets the BGP session: every node's routes go for a
+		// second or two (documented for BGPPeer.spec.bfd).
+		s.bfdMultiplier = op.Config.BFDMultiplier
+		s.mu.Lock()
+		for _, p := range ProbeServices() {
+			if p.Mode == ModeProbeBGP {
+				s.windows[p.Key()] = append(s.windows[p.Key()], Window{Start: now, End: now, What: op.Desc})
+			}
+		}
+		s.mu.Unlock()
 	}
 	err := s.world.apply(ctx, op)
 	ch := Change{Time: now, What: op.Desc, Endpoints: op.Kind == OpEndpoints}

@@ -1,9 +1,10 @@
 package kubeinput
 
 import (
-	"github.com/herald-dev/herald/speaker/internal/decide"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+
+	"github.com/herald-dev/herald/speaker/internal/decide"
 )
 
 // TaintToBeDeletedByClusterAutoscaler is the taint the cluster autoscaler

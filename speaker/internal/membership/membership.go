@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
 	"github.com/herald-dev/herald/speaker/internal/decide"
 )
 

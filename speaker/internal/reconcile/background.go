@@ -6,11 +6,12 @@ import (
 	"slices"
 	"time"
 
+	"k8s.io/apimachinery/pkg/labels"
+
 	"github.com/herald-dev/herald/speaker/internal/decide"
 	"github.com/herald-dev/herald/speaker/internal/kubeinput"
 	"github.com/herald-dev/herald/speaker/internal/membership"
 	"github.com/herald-dev/herald/speaker/internal/probe"
-	"k8s.io/apimachinery/pkg/labels"
 )
 
 // publishLocal publishes this node's MACs and kube-proxy verdicts in

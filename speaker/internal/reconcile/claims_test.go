@@ -3,9 +3,6 @@ package reconcile
 import (
 	"bytes"
 	"context"
-	heraldfake "github.com/herald-dev/herald/config/generated/clientset/versioned/fake"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	kubefake "k8s.io/client-go/kubernetes/fake"
 	"log/slog"
 	"net/netip"
 	"slices"
@@ -14,10 +11,14 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	kubefake "k8s.io/client-go/kubernetes/fake"
+
 	"github.com/herald-dev/herald/config"
+	heraldfake "github.com/herald-dev/herald/config/generated/clientset/versioned/fake"
 	"github.com/herald-dev/herald/config/v1alpha1"
 	"github.com/herald-dev/herald/speaker/internal/decide"
-	corev1 "k8s.io/api/core/v1"
 )
 
 // TestClaimEventsMarkHolders drives the speaker's informers with fake

@@ -5,9 +5,10 @@ import (
 	"net/netip"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+
 	"github.com/herald-dev/herald/speaker/internal/decide"
 	"github.com/herald-dev/herald/speaker/layer2"
-	corev1 "k8s.io/api/core/v1"
 )
 
 // handleConflict resolves a layer-2 conflict reported by the announcer.
@@ -137,9 +138,10 @@ func (s *Loop) settleConflict(c layer2.Conflict, other string, outcome decide.Co
 // of conflicts within a second, and one reconcile each kept the loop busy
 // for tens of seconds at 10,000 Services.)
 func (s *Loop) drainConflicts() {
+	conflicts, _ := s.layer2Channels()
 	for {
 		select {
-		case c := <-s.l2.Conflicts():
+		case c := <-conflicts:
 			s.handleConflict(c)
 		case a := <-s.settled:
 			s.settlePending(a)

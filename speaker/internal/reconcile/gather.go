@@ -3,10 +3,11 @@ package reconcile
 import (
 	"time"
 
+	"k8s.io/apimachinery/pkg/labels"
+
 	"github.com/herald-dev/herald/config"
 	"github.com/herald-dev/herald/speaker/internal/decide"
 	"github.com/herald-dev/herald/speaker/internal/kubeinput"
-	"k8s.io/apimachinery/pkg/labels"
 )
 
 // buildModel builds the configuration model from the caches.

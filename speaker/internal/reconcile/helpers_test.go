@@ -1,7 +1,6 @@
 package reconcile
 
 import (
-	heraldclient "github.com/herald-dev/herald/config/generated/clientset/versioned"
 	"io"
 	"log/slog"
 	"net"
@@ -14,6 +13,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/herald-dev/herald/config"
+	heraldclient "github.com/herald-dev/herald/config/generated/clientset/versioned"
 	heraldlisters "github.com/herald-dev/herald/config/generated/listers/config/v1alpha1"
 	"github.com/herald-dev/herald/config/v1alpha1"
 	"github.com/herald-dev/herald/speaker/internal/decide"

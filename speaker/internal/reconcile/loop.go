@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"k8s.io/client-go/tools/record"
+
 	"github.com/herald-dev/herald/config"
 	"github.com/herald-dev/herald/config/v1alpha1"
 	"github.com/herald-dev/herald/speaker/bgp"
@@ -19,7 +21,6 @@ import (
 	"github.com/herald-dev/herald/speaker/internal/probe"
 	"github.com/herald-dev/herald/speaker/internal/report"
 	"github.com/herald-dev/herald/speaker/layer2"
-	"k8s.io/client-go/tools/record"
 )
 
 // Config configures the loop.
@@ -176,6 +177,7 @@ func (s *Loop) loop(ctx context.Context) {
 	if s.bgp != nil {
 		bgpChanges = s.bgp.Changes()
 	}
+	conflicts, l2Errors := s.layer2Channels()
 	s.changes.Poke()
 	for {
 		select {
@@ -186,13 +188,13 @@ func (s *Loop) loop(ctx context.Context) {
 			continue
 		case <-s.changes.trigger:
 		case <-resync.C:
-		case c := <-s.l2.Conflicts():
+		case c := <-conflicts:
 			s.handleConflict(c)
 			s.drainConflicts()
 		case a := <-s.settled:
 			s.settlePending(a)
 			s.drainConflicts()
-		case err := <-s.l2.Errors():
+		case err := <-l2Errors:
 			s.log.Warn("layer-2 announcer", "err", err)
 			continue
 		}
@@ -348,4 +350,13 @@ func rearm(t *time.Timer, next time.Time, f func()) *time.Timer {
 		return nil
 	}
 	return time.AfterFunc(time.Until(next), f)
+}
+
+// layer2Channels returns the layer-2 announcer's conflicts and errors, or
+// nil channels (never ready) when the loop has no layer-2 announcer.
+func (s *Loop) layer2Channels() (<-chan layer2.Conflict, <-chan error) {
+	if s.l2 == nil {
+		return nil, nil
+	}
+	return s.l2.Conflicts(), s.l2.Errors()
 }
