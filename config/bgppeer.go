@@ -356,3 +356,26 @@ func describeNodes(names []string) string {
 	}
 	return fmt.Sprintf("%s and %d more", strings.Join(names[:maxListedNodes], ", "), len(names)-maxListedNodes)
 }
+
+// PasswordSecrets returns the names of the Secrets in secretNamespace from which
+// the BGPPeers that select a node with nodeLabels read their passwords, sorted and
+// without duplicates: the only Secrets a speaker on that node needs. A
+// passwordSecretRef naming another namespace (which the schema refuses) and a peer
+// whose nodeSelectors do not parse (Build leaves it out) name none. It costs one
+// selector parse per peer.
+func PasswordSecrets(peers []*v1alpha1.BGPPeer, secretNamespace string, nodeLabels map[string]string) []string {
+	var names []string
+	for _, p := range peers {
+		ref := p.Spec.PasswordSecretRef
+		if ref == nil || ref.Name == "" || (ref.Namespace != "" && ref.Namespace != secretNamespace) {
+			continue
+		}
+		sel, err := newNodeSelectors(p.Spec.NodeSelectors)
+		if err != nil || !sel.matches(nodeLabels) {
+			continue
+		}
+		names = append(names, ref.Name)
+	}
+	slices.Sort(names)
+	return slices.Compact(names)
+}

@@ -235,6 +235,9 @@ func startInputs(ctx context.Context, cfg Config, kube kubernetes.Interface, her
 	if err := in.changes.Register(inf); err != nil {
 		return inputs{}, fmt.Errorf("speaker: %w", err)
 	}
+	if err := inf.FollowPeers(cfg.NodeName); err != nil {
+		return inputs{}, fmt.Errorf("speaker: %w", err)
+	}
 	if err := startInformers(ctx, factories, log); err != nil {
 		return inputs{}, err
 	}
@@ -332,7 +335,7 @@ func startInformers(ctx context.Context, f kubeinput.Factories, log *slog.Logger
 	f.Kube.Start(ctx.Done())
 	f.Herald.Start(ctx.Done())
 	if f.Secrets != nil {
-		f.Secrets.Start(ctx.Done())
+		f.Secrets.Start(ctx)
 	}
 	log.Info("waiting for caches")
 	for typ, ok := range f.Kube.WaitForCacheSync(ctx.Done()) {

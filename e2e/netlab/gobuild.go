@@ -18,6 +18,9 @@ const (
 	// PodServerPackage answers every TCP connection with the pod's name and the
 	// client's address (see ParsePodReply).
 	PodServerPackage = "github.com/herald-dev/herald/e2e/netlab/cmd/podserver"
+	// ARPClaimPackage claims IPv4 addresses with gratuitous ARP from a host, as a
+	// rogue or compromised node does.
+	ARPClaimPackage = "github.com/herald-dev/herald/e2e/netlab/cmd/arpclaim"
 	// BGPPeerPackage is a small GoBGP v4 speaker for the lab's own BGP test.
 	BGPPeerPackage = "github.com/herald-dev/herald/e2e/netlab/cmd/bgppeer"
 )

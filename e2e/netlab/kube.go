@@ -79,6 +79,16 @@ func (c *Cluster) connectControlPlane(t T, cfg *rest.Config) {
 	}
 }
 
+// WriteKubeconfig writes a kubeconfig file at path for a process inside the lab: cfg's
+// credentials (for example a service-account token), with the lab's apiserver address
+// (APIServer) as the server.
+func (c *Cluster) WriteKubeconfig(path string, cfg *rest.Config) error {
+	if !c.APIServer.IsValid() {
+		return errors.New("netlab: the cluster has no control plane (ClusterOptions.RESTConfig)")
+	}
+	return writeLabKubeconfig(path, cfg, "https://"+c.APIServer.String())
+}
+
 // writeLabKubeconfig writes a kubeconfig with cfg's credentials whose server is
 // server. The apiserver's certificate does not name the lab address, so the TLS server
 // name is the host of cfg's own address, which it does name.

@@ -4,6 +4,9 @@
 // herald-controller binary, pods behind the nodes, an FRR router and a client on
 // the LAN. Nothing is faked but the kubelet: the lab writes the Node objects and,
 // as the endpointslice controller would, the EndpointSlices of the pods it starts.
+// The speakers run as in a cluster: the speaker's ServiceAccount, RBAC and
+// SpeakerStatus admission policy from deploy/speaker, each with a token bound to a Pod
+// on its node; the controller runs as the admin.
 //
 // The end-to-end suite (package suite) and the measurement command
 // cmd/measure-e2e use it; cmd/lab (make lab) builds the same thing for people.
@@ -85,6 +88,7 @@ type state struct {
 	mu          sync.Mutex
 	controllers []*netlab.Process // by replica; nil when stopped
 	speakers    map[string]*netlab.Process
+	identities  map[string]speakerIdentity // by node
 	web         []*netlab.Pod
 }
 
@@ -123,7 +127,7 @@ func New(t netlab.T, opts Options) *Lab {
 		opts.Dir = t.TempDir()
 	}
 	ctx := t.Context()
-	l := &Lab{T: t, state: &state{opts: opts, speakers: map[string]*netlab.Process{}}}
+	l := &Lab{T: t, state: &state{opts: opts, speakers: map[string]*netlab.Process{}, identities: map[string]speakerIdentity{}}}
 	l.controllerBin = netlab.BuildGo(t, ControllerPackage)
 	l.speakerBin = netlab.BuildGo(t, SpeakerPackage)
 
@@ -157,6 +161,7 @@ func New(t netlab.T, opts Options) *Lab {
 	if _, err := l.Kube.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Fatalf("productlab: create namespace %s: %v", Namespace, err)
 	}
+	l.installSpeakerIdentity()
 	l.controllers = make([]*netlab.Process, opts.ControllerReplicas)
 	for i := range opts.ControllerReplicas {
 		l.StartController(i)
@@ -263,12 +268,15 @@ func (l *Lab) WaitControllerReady(i int) {
 }
 
 // StartSpeaker starts the speaker on n (not waiting for it), with the lab's and
-// extra flags.
+// extra flags. The speaker authenticates as a speaker does in a cluster: its
+// ServiceAccount, with a token bound to a Pod on n (SpeakerConfig), under the RBAC and
+// SpeakerStatus admission policy of deploy/speaker.
 func (l *Lab) StartSpeaker(n *netlab.Node, extra ...string) *netlab.Process {
 	l.T.Helper()
+	_, kubeconfig := l.speakerIdentity(n)
 	args := []string{l.speakerBin,
 		"--node-name=" + n.Name(),
-		"--kubeconfig=" + l.Cluster.NodeKubeconfig,
+		"--kubeconfig=" + kubeconfig,
 		"--namespace=" + Namespace,
 		"--metrics-address=" + SpeakerMetrics,
 		"--log-format=text",

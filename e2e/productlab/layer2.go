@@ -205,3 +205,16 @@ func (a *App) State(pod *netlab.Pod) netlab.EndpointState {
 	defer a.mu.Unlock()
 	return a.state[pod]
 }
+
+// SpeakerMetric scrapes n's speaker's /metrics and returns the value of the series
+// written exactly as the exposition writes it (see ControllerMetric).
+func (l *Lab) SpeakerMetric(ctx context.Context, n *netlab.Node, series string) (float64, error) {
+	code, body, err := n.HTTPGet(ctx, "http://"+SpeakerMetrics+"/metrics")
+	if err != nil {
+		return 0, fmt.Errorf("productlab: speaker on %s /metrics: %w", n.Name(), err)
+	}
+	if code != 200 {
+		return 0, fmt.Errorf("productlab: speaker on %s: /metrics answered %d", n.Name(), code)
+	}
+	return metricValue(body, series)
+}

@@ -14,24 +14,52 @@ const (
 	// ConflictKept: this node outranks the other speaker; it keeps the
 	// address and re-announces it so neighbours switch back.
 	ConflictKept ConflictOutcome = "kept"
-	// ConflictYielded: the other speaker outranks this node; this node stops
-	// announcing the address and holds back.
+	// ConflictYielded: the other speaker outranks this node and may announce
+	// the address; this node stops announcing it and holds back.
 	ConflictYielded ConflictOutcome = "yielded"
 	// ConflictForeign: the other MAC belongs to no speaker; this node keeps
 	// announcing (stepping back would hand the address to a device that is
 	// not Herald's) and warns.
 	ConflictForeign ConflictOutcome = "foreign"
+	// ConflictNotCandidate: the other MAC belongs to a speaker whose node,
+	// in this node's view, may not announce the address at all (no
+	// L2Advertisement of its pool selects it, it is excluded, or it has no
+	// endpoint that makes it eligible), whatever it outranks: this node
+	// keeps announcing, re-announces and warns. Yielding would let a
+	// compromised or misconfigured node take any address by answering for
+	// it.
+	ConflictNotCandidate ConflictOutcome = "notCandidate"
 )
 
-// ResolveConflict decides a layer-2 conflict over addr between this node
-// (self) and the node whose speaker owns the other MAC (other; known is
-// false when the MAC belongs to no speaker). Both nodes reach opposite
-// outcomes from Outranks alone, whatever their views of the cluster.
-func ResolveConflict(addr netip.Addr, self, other string, known bool) ConflictOutcome {
+// ConflictParties are the two sides of a layer-2 conflict over Addr, as
+// this node sees them.
+type ConflictParties struct {
+	Addr netip.Addr
+	// Self is this node.
+	Self string
+	// Other is the node whose speaker owns the other MAC; OtherKnown is
+	// false when the MAC belongs to no speaker.
+	Other      string
+	OtherKnown bool
+	// OtherIsCandidate is whether, in this node's view, Other may announce
+	// Addr (Incremental.MayAnnounce): a node an L2Advertisement of the
+	// address's pool selects and that kube-proxy's rules make eligible for
+	// the Services sharing it, whatever its speaker's liveness.
+	OtherIsCandidate bool
+}
+
+// ResolveConflict decides a layer-2 conflict. This node yields only to a
+// speaker that may announce the address and outranks it. Two candidates
+// reach opposite outcomes from Outranks alone, whatever their views of the
+// cluster's liveness; a node that is no candidate never takes the address
+// by answering for it.
+func ResolveConflict(p ConflictParties) ConflictOutcome {
 	switch {
-	case !known:
+	case !p.OtherKnown:
 		return ConflictForeign
-	case Outranks(addr, self, other):
+	case !p.OtherIsCandidate:
+		return ConflictNotCandidate
+	case Outranks(p.Addr, p.Self, p.Other):
 		return ConflictKept
 	default:
 		return ConflictYielded

@@ -6,13 +6,15 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/herald-dev/herald/config/v1alpha1"
 )
 
 func TestResolveConflictIsAntisymmetric(t *testing.T) {
 	for i := range 200 {
 		addr := netip.AddrFrom4([4]byte{198, 51, 100, byte(i)})
-		a := ResolveConflict(addr, "node-a", "node-b", true)
-		b := ResolveConflict(addr, "node-b", "node-a", true)
+		a := ResolveConflict(ConflictParties{Addr: addr, Self: "node-a", Other: "node-b", OtherKnown: true, OtherIsCandidate: true})
+		b := ResolveConflict(ConflictParties{Addr: addr, Self: "node-b", Other: "node-a", OtherKnown: true, OtherIsCandidate: true})
 		if a == b || (a != ConflictKept && a != ConflictYielded) || (b != ConflictKept && b != ConflictYielded) {
 			t.Fatalf("%s: node-a %s, node-b %s: want one kept and one yielded", addr, a, b)
 		}
@@ -20,8 +22,92 @@ func TestResolveConflictIsAntisymmetric(t *testing.T) {
 			t.Fatalf("%s: node-a %s, but the ranking puts %s first", addr, a, want)
 		}
 	}
-	if got := ResolveConflict(lbV4, "node-a", "", false); got != ConflictForeign {
-		t.Errorf("unknown MAC: %s, want %s", got, ConflictForeign)
+}
+
+// TestResolveConflict: this node yields only to a speaker that outranks it and may
+// announce the address in its view; a node that is no candidate gets nothing by
+// answering, however it ranks.
+func TestResolveConflict(t *testing.T) {
+	// winner outranks loser for lbV4.
+	winner, loser := "node-a", "node-b"
+	if !Outranks(lbV4, winner, loser) {
+		winner, loser = loser, winner
+	}
+	for _, tc := range []struct {
+		name string
+		p    ConflictParties
+		want ConflictOutcome
+	}{
+		{"a device that is no speaker", ConflictParties{Addr: lbV4, Self: loser}, ConflictForeign},
+		{"a candidate that outranks this node", ConflictParties{Addr: lbV4, Self: loser, Other: winner, OtherKnown: true, OtherIsCandidate: true}, ConflictYielded},
+		{"a candidate that this node outranks", ConflictParties{Addr: lbV4, Self: winner, Other: loser, OtherKnown: true, OtherIsCandidate: true}, ConflictKept},
+		{"a speaker that outranks this node but may not announce the address", ConflictParties{Addr: lbV4, Self: loser, Other: winner, OtherKnown: true}, ConflictNotCandidate},
+		{"a speaker that this node outranks and that may not announce the address", ConflictParties{Addr: lbV4, Self: winner, Other: loser, OtherKnown: true}, ConflictNotCandidate},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := ResolveConflict(tc.p); got != tc.want {
+				t.Errorf("ResolveConflict(%+v) = %s, want %s", tc.p, got, tc.want)
+			}
+		})
+	}
+}
+
+// TestMayAnnounce: who is a candidate for an address, in a view where some speakers
+// are not alive: advertisements, exclusion and endpoints rule a node out, its
+// speaker's liveness, kube-proxy's verdicts and a takeover delay do not.
+func TestMayAnnounce(t *testing.T) {
+	rack := func(r string) map[string]string { return map[string]string{"rack": r} }
+	nodes := aliveNodes("n1", "n2", "n3", "n4")
+	for i := range nodes {
+		nodes[i].Labels["rack"] = "a"
+	}
+	nodes[3].Labels["rack"] = "b"                   // n4: no L2Advertisement selects it
+	nodes[1].State.SpeakerAlive = false             // n2: its speaker looks dead here
+	nodes[2].State.ExcludedFromLoadBalancers = true // n3: excluded
+	settling := ready("n2")
+	settling.Settling = true
+	model := testModel([]*v1alpha1.L2Advertisement{l2Adv("rack-a", nil, rack("a"))}, nil)
+	for _, tc := range []struct {
+		name     string
+		services []Service
+		addr     netip.Addr
+		down     map[string]bool
+		want     []string // the candidates among n1..n5
+	}{
+		{"Cluster: every selected node that is not excluded, dead or not",
+			[]Service{svc("web", TrafficPolicyCluster, []netip.Addr{lbV4}, []Endpoint{ready("n1")}, nil)}, lbV4, nil, []string{"n1", "n2"}},
+		{"Cluster without a ready endpoint: nobody",
+			[]Service{svc("web", TrafficPolicyCluster, []netip.Addr{lbV4}, nil, nil)}, lbV4, nil, nil},
+		{"Local: only nodes with an endpoint, settling ones included",
+			[]Service{svc("web", TrafficPolicyLocal, []netip.Addr{lbV4}, []Endpoint{ready("n1"), settling, ready("n3"), ready("n4")}, nil)}, lbV4, nil, []string{"n1", "n2"}},
+		{"Local: a node without an endpoint is none, even while others are dead",
+			[]Service{svc("web", TrafficPolicyLocal, []netip.Addr{lbV4}, []Endpoint{ready("n2")}, nil)}, lbV4, nil, []string{"n2"}},
+		{"kube-proxy verdicts do not rule a node out",
+			[]Service{svc("web", TrafficPolicyCluster, []netip.Addr{lbV4}, []Endpoint{ready("n1")}, nil)}, lbV4, map[string]bool{"n1": true}, []string{"n1", "n2"}},
+		{"an address no Service has: nobody",
+			[]Service{svc("web", TrafficPolicyCluster, []netip.Addr{lbV4}, []Endpoint{ready("n1")}, nil)}, lbV4b, nil, nil},
+		{"shared: the nodes serving the most sharers",
+			[]Service{
+				svc("a", TrafficPolicyLocal, []netip.Addr{lbV4}, []Endpoint{ready("n1"), ready("n2")}, nil),
+				svc("b", TrafficPolicyLocal, []netip.Addr{lbV4}, []Endpoint{ready("n2")}, nil),
+			}, lbV4, nil, []string{"n2"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			inc := NewIncremental()
+			inc.Compute(Inputs{Self: "n1", Model: model, Services: tc.services, Nodes: nodes, DataPlaneDown: tc.down})
+			var got []string
+			for _, n := range []string{"n1", "n2", "n3", "n4", "n5"} {
+				if inc.MayAnnounce(tc.addr, n) {
+					got = append(got, n)
+				}
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("candidates (-want +got):\n%s", diff)
+			}
+		})
+	}
+	if NewIncremental().MayAnnounce(lbV4, "n1") {
+		t.Error("MayAnnounce before any Compute: true, want false")
 	}
 }
 

@@ -3,14 +3,17 @@ package kubeinput
 import (
 	"fmt"
 	"net/netip"
+	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 
+	"github.com/herald-dev/herald/config"
 	heraldclient "github.com/herald-dev/herald/config/generated/clientset/versioned"
 	heraldinformers "github.com/herald-dev/herald/config/generated/informers/externalversions"
 	heraldlisters "github.com/herald-dev/herald/config/generated/listers/config/v1alpha1"
@@ -24,9 +27,9 @@ const ServiceIndex = "service"
 type Factories struct {
 	Kube   informers.SharedInformerFactory
 	Herald heraldinformers.SharedInformerFactory
-	// Secrets watches the Secrets of one namespace (BGP passwords); nil
-	// when the speaker reads none.
-	Secrets informers.SharedInformerFactory
+	// Secrets caches the password Secrets, of one namespace, that this
+	// node's BGPPeers name; nil when the speaker reads none.
+	Secrets *SecretCache
 	// Interner holds the node names the EndpointSlice transform shares.
 	Interner *Interner
 }
@@ -41,7 +44,7 @@ func NewFactories(kube kubernetes.Interface, herald heraldclient.Interface, name
 		Herald:   heraldinformers.NewSharedInformerFactoryWithOptions(herald, 0, heraldinformers.WithTransform(tf)),
 	}
 	if namespace != "" {
-		f.Secrets = informers.NewSharedInformerFactoryWithOptions(kube, 0, informers.WithTransform(tf), informers.WithNamespace(namespace))
+		f.Secrets = NewSecretCache(kube, namespace, tf)
 	}
 	return f
 }
@@ -54,7 +57,7 @@ type Informers struct {
 	Slices    cache.Indexer // indexed by ServiceIndex
 	Claims    heraldlisters.AddressClaimLister
 	Nodes     corelisters.NodeLister
-	Secrets   corelisters.SecretLister // nil without a Secrets factory
+	Secrets   corelisters.SecretLister // nil without a Secret cache
 	Pools     heraldlisters.IPPoolLister
 	L2Ads     heraldlisters.L2AdvertisementLister
 	Peers     heraldlisters.BGPPeerLister
@@ -64,12 +67,16 @@ type Informers struct {
 	// Interner holds the node names the caches share; nil in tests that
 	// fill caches by hand.
 	Interner *Interner
+	// SecretCache is what Secrets reads, nil without one: the caller adds
+	// its handlers there (its informers come and go with the names).
+	SecretCache *SecretCache
 
 	ServiceInformer, SliceInformer, NodeInformer, ClaimInformer cache.SharedIndexInformer
 	// ConfigInformers are the informers of the configuration model's
-	// inputs: IPPools, L2Advertisements, BGPPeers, BGPAdvertisements, and
-	// Secrets when read.
+	// inputs: IPPools, L2Advertisements, BGPPeers, BGPAdvertisements (the
+	// Secrets are SecretCache's).
 	ConfigInformers []cache.SharedIndexInformer
+	PeerInformer    cache.SharedIndexInformer
 	StatusInformer  cache.SharedIndexInformer
 }
 
@@ -88,16 +95,63 @@ func NewInformers(f Factories, namespace string) (*Informers, error) {
 			h.IPPools().Informer(), h.L2Advertisements().Informer(), h.BGPPeers().Informer(), h.BGPAdvertisements().Informer(),
 		},
 		StatusInformer: h.SpeakerStatuses().Informer(), Interner: f.Interner,
+		PeerInformer: h.BGPPeers().Informer(),
 	}
 	if err := in.SliceInformer.AddIndexers(cache.Indexers{ServiceIndex: SliceServiceKey}); err != nil {
 		return nil, fmt.Errorf("kubeinput: index EndpointSlices: %w", err)
 	}
 	in.Slices = in.SliceInformer.GetIndexer()
 	if f.Secrets != nil {
-		in.Secrets = f.Secrets.Core().V1().Secrets().Lister()
-		in.ConfigInformers = append(in.ConfigInformers, f.Secrets.Core().V1().Secrets().Informer())
+		in.Secrets, in.SecretCache = f.Secrets, f.Secrets
 	}
 	return in, nil
+}
+
+// FollowPeers keeps the Secret cache on the password Secrets of the BGPPeers that
+// select node (config.PasswordSecrets): it recomputes them whenever a BGPPeer or
+// node's Node changes, so a Secret no peer of this node names is never listed,
+// watched or cached. Call it before the factories start; without a Secret cache it
+// does nothing.
+func (in *Informers) FollowPeers(node string) error {
+	if in.SecretCache == nil {
+		return nil
+	}
+	// One refresh at a time, so that a refresh reading older caches cannot
+	// overwrite a newer one's names.
+	var mu sync.Mutex
+	refresh := func() {
+		mu.Lock()
+		defer mu.Unlock()
+		peers, _ := in.Peers.List(labels.Everything())
+		var nodeLabels map[string]string
+		if n, err := in.Nodes.Get(node); err == nil {
+			nodeLabels = n.Labels
+		}
+		in.SecretCache.Want(config.PasswordSecrets(peers, in.Namespace, nodeLabels))
+	}
+	onPeer := cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { refresh() },
+		UpdateFunc: func(any, any) { refresh() },
+		DeleteFunc: func(any) { refresh() },
+	}
+	// Only this node's labels matter; a tombstone may be it.
+	nodeChanged := func(obj any) {
+		if n, ok := obj.(*corev1.Node); !ok || n.Name == node {
+			refresh()
+		}
+	}
+	onNode := cache.ResourceEventHandlerFuncs{
+		AddFunc:    nodeChanged,
+		UpdateFunc: func(_, o any) { nodeChanged(o) },
+		DeleteFunc: nodeChanged,
+	}
+	if _, err := in.PeerInformer.AddEventHandler(onPeer); err != nil {
+		return fmt.Errorf("kubeinput: watch BGPPeers: %w", err)
+	}
+	if _, err := in.NodeInformer.AddEventHandler(onNode); err != nil {
+		return fmt.Errorf("kubeinput: watch Nodes: %w", err)
+	}
+	return nil
 }
 
 // Caches returns the caches Service summaries are read from.

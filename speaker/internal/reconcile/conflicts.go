@@ -13,6 +13,11 @@ import (
 
 // handleConflict resolves a layer-2 conflict reported by the announcer.
 //
+// This node yields only to a speaker whose node may announce the address
+// in its own view (decide.Incremental.MayAnnounce), whatever that node's
+// liveness: a node that may not keeps nothing by answering, and this node
+// re-announces at once and warns (decide.ConflictNotCandidate).
+//
 // When membership says the other speaker is alive too, the two views
 // differ only for the moment one of them takes to see the latest change
 // (an endpoint moved, a node joined): the stale side is about to withdraw.
@@ -30,11 +35,16 @@ func (s *Loop) handleConflict(c layer2.Conflict) {
 	if known && other == s.cfg.NodeName {
 		return
 	}
-	outcome := decide.ResolveConflict(c.Addr, s.cfg.NodeName, other, known)
+	outcome := decide.ResolveConflict(decide.ConflictParties{
+		Addr: c.Addr, Self: s.cfg.NodeName, Other: other, OtherKnown: known,
+		OtherIsCandidate: known && s.inc.MayAnnounce(c.Addr, other),
+	})
 	otherAlive := known && s.members.Alive()[other]
 	s.log.Info("layer-2 conflict", "address", c.Addr, "interface", c.Interface, "otherMAC", c.OtherMAC.String(),
 		"otherNode", other, "otherAlive", otherAlive, "evidence", string(c.Evidence), "outcome", string(outcome))
-	if !otherAlive || outcome == decide.ConflictForeign {
+	// A device or node that may not announce the address gets no settle
+	// time: there is no view of the cluster in which it is right.
+	if !otherAlive || outcome == decide.ConflictForeign || outcome == decide.ConflictNotCandidate {
 		s.settleConflict(c, other, outcome, otherAlive)
 		return
 	}
@@ -123,6 +133,11 @@ func (s *Loop) settleConflict(c layer2.Conflict, other string, outcome decide.Co
 		s.event(keys, corev1.EventTypeWarning, decide.EventAddressConflict, fmt.Sprintf(
 			"Nodes %s and %s both answered for %s on %s; %s outranks %s for this address, so %s stops announcing it.",
 			s.cfg.NodeName, other, c.Addr, c.Interface, other, s.cfg.NodeName, s.cfg.NodeName))
+	case decide.ConflictNotCandidate:
+		s.l2.Reannounce(c.Addr)
+		s.event(keys, corev1.EventTypeWarning, decide.EventAddressConflict, fmt.Sprintf(
+			"Node %s (MAC %s) answered for %s on %s, but it may not announce this address (no L2Advertisement of its pool selects it, it is excluded, or it has no endpoint that makes it eligible); node %s keeps announcing it. Check node %s.",
+			other, c.OtherMAC, c.Addr, c.Interface, s.cfg.NodeName, other))
 	case decide.ConflictForeign:
 		s.event(keys, corev1.EventTypeWarning, decide.EventAddressConflict, fmt.Sprintf(
 			"A device that is not a Herald speaker (MAC %s) answers for %s on %s; node %s keeps announcing it. Find the device and remove the address from it.",

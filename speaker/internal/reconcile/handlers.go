@@ -101,6 +101,9 @@ func (c *Changes) Register(in *kubeinput.Informers) error {
 			return fmt.Errorf("reconcile: watch: %w", err)
 		}
 	}
+	if in.SecretCache != nil {
+		in.SecretCache.AddEventHandler(configChanged)
+	}
 	return nil
 }
 

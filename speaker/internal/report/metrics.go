@@ -39,7 +39,7 @@ func NewMetrics(reg prometheus.Registerer, stats func() layer2.Stats, members fu
 		}, []string{"change"}),
 		Conflicts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "herald_speaker_layer2_conflicts_total",
-			Help: "Layer-2 conflicts detected (another MAC answering for an address this node announces), by outcome: kept, yielded, foreign.",
+			Help: "Layer-2 conflicts detected (another MAC answering for an address this node announces), by outcome: kept, yielded, foreign (a device that is no speaker), notCandidate (a speaker whose node may not announce the address).",
 		}, []string{"outcome"}),
 		Reconciles: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "herald_speaker_reconciles_total",
