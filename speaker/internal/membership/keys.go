@@ -199,7 +199,7 @@ func PlanKeyring(want KeySet, installed [][]byte, primary []byte, peers []PeerKe
 		if len(primary) == 0 || len(lacking) == 0 {
 			p.Use, primary = target, target
 		} else {
-			p.Waiting = append(p.Waiting, fmt.Sprintf("encrypting with key %08x waits until %s install it", fp, strings.Join(lacking, ", ")))
+			p.Waiting = append(p.Waiting, fmt.Sprintf("encrypting with key %08x waits until %s install it", fp, nameList(lacking)))
 		}
 	}
 	for _, k := range installed {
@@ -216,9 +216,19 @@ func PlanKeyring(want KeySet, installed [][]byte, primary []byte, peers []PeerKe
 		if len(users) == 0 {
 			p.Remove = append(p.Remove, k)
 		} else {
-			p.Waiting = append(p.Waiting, fmt.Sprintf("removing key %08x waits until %s stop encrypting with it", fp, strings.Join(users, ", ")))
+			p.Waiting = append(p.Waiting, fmt.Sprintf("removing key %08x waits until %s stop encrypting with it", fp, nameList(users)))
 		}
 	}
 	slices.Sort(p.Waiting)
 	return p
+}
+
+// nameList joins names, at most five of them, so a message stays short in
+// a large cluster.
+func nameList(names []string) string {
+	const most = 5
+	if len(names) <= most {
+		return strings.Join(names, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(names[:most], ", "), len(names)-most)
 }

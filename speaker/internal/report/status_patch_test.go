@@ -11,7 +11,7 @@ func TestStatusPatchClearsEmptyLists(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `{"status":{"bgpSessions":null,"conditions":null,"layer2":null,"members":2}}`
+	want := `{"status":{"bgpSessions":null,"conditions":null,"gossipKeys":null,"layer2":null,"members":2}}`
 	if string(b) != want {
 		t.Errorf("statusPatch = %s, want %s", b, want)
 	}
