@@ -235,6 +235,15 @@ func statusPatch(s v1alpha1.SpeakerStatusStatus) ([]byte, error) {
 			m[k] = nil
 		}
 	}
+	// A merge patch merges objects field by field: the keyring's fields
+	// that are now empty are sent as null too, or a stale list stays.
+	if g, ok := m["gossipKeys"].(map[string]any); ok {
+		for _, k := range []string{"installed", "waiting", "secretProblem"} {
+			if _, ok := g[k]; !ok {
+				g[k] = nil
+			}
+		}
+	}
 	return json.Marshal(map[string]any{"status": m})
 }
 
