@@ -145,16 +145,17 @@ func (c *Controller) setupInformers() {
 			model()
 		}
 	}
+	// The memberlist Secret is checked again when it appears or goes:
+	// syncMemberlistSecret decides whether a deleted one may be made again.
+	memberlistSecret := func(obj any) {
+		if o, err := metaOf(obj); err == nil && c.cfg.MemberlistSecretName != "" && o.GetName() == c.cfg.MemberlistSecretName {
+			c.objQueue.Add(objectKey{kindMemberlistSecret, o.GetName()})
+		}
+	}
 	add(secInf.Informer(), cache.ResourceEventHandlerFuncs{
-		AddFunc:    secretNamed,
+		AddFunc:    func(obj any) { secretNamed(obj); memberlistSecret(obj) },
 		UpdateFunc: func(_, obj any) { secretNamed(obj) },
-		DeleteFunc: func(obj any) {
-			secretNamed(obj)
-			// A deleted memberlist Secret is made again (with a new key).
-			if o, err := metaOf(obj); err == nil && c.cfg.MemberlistSecretName != "" && o.GetName() == c.cfg.MemberlistSecretName {
-				c.objQueue.Add(objectKey{kindMemberlistSecret, o.GetName()})
-			}
-		},
+		DeleteFunc: func(obj any) { secretNamed(obj); memberlistSecret(obj) },
 	})
 }
 

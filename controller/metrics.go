@@ -16,6 +16,7 @@ type metrics struct {
 	importDuration    prometheus.Gauge
 	importedAllocs    prometheus.Gauge
 	claimRepairs      *prometheus.CounterVec
+	memberlistMissing prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer, core *Core) (*metrics, error) {
@@ -49,9 +50,13 @@ func newMetrics(reg prometheus.Registerer, core *Core) (*metrics, error) {
 			Namespace: "herald", Subsystem: "controller", Name: "claim_repairs_total",
 			Help: "AddressClaims repaired, by action: staleHolderRemoved (its Service is gone), claimRestored (deleted or edited by hand), claimedElsewhere (another allocator claimed the address first), orphanRemoved (a holder no allocator completed), invalidClaim (ignored).",
 		}, []string{"action"}),
+		memberlistMissing: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "herald", Subsystem: "controller", Name: "memberlist_secret_missing",
+			Help: "1 while the speakers' gossip key Secret is missing and the controller does not create it, because speakers use gossip keys (Event MemberlistSecretMissing).",
+		}),
 	}
 	for _, c := range []prometheus.Collector{m.reconcileDuration, m.reconcileErrors, m.decisions, m.leader,
-		m.importDuration, m.importedAllocs, m.claimRepairs, poolCollector{core}} {
+		m.importDuration, m.importedAllocs, m.claimRepairs, m.memberlistMissing, poolCollector{core}} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -31,11 +31,17 @@ type Config struct {
 	// whose Secrets the controller reads. Required.
 	Namespace string
 	// MemberlistSecretName, when set, names the Secret in Namespace that
-	// holds the speakers' gossip key (key MemberlistSecretKey). The leader
-	// creates it with a random key when it is missing, and again if it is
-	// deleted; it never changes an existing one. Empty: the controller
-	// leaves the Secret to the user.
+	// holds the speakers' gossip keys (entry MemberlistSecretKey). The
+	// leader creates it with a random key when it is missing and no
+	// SpeakerStatus shows that speakers used keys (a first install); else
+	// it records a Warning Event (ReasonMemberlistSecretMissing) and sets a
+	// metric instead. It never changes an existing one. Empty: the
+	// controller leaves the Secret to the user.
 	MemberlistSecretName string
+	// MemberlistSecretRecreate makes the leader create a missing memberlist
+	// Secret even while speakers use keys. The speakers then rotate to its
+	// new key (docs/security.md).
+	MemberlistSecretRecreate bool
 	// Workers is the number of Services reconciled in parallel; default 4.
 	Workers int
 	// Resync is the informers' resync period, which re-checks every object

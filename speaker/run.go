@@ -61,8 +61,14 @@ type Config struct {
 	// MemberlistAdvertiseAddr is the address other speakers reach this one
 	// at; default this Node's first InternalIP.
 	MemberlistAdvertiseAddr string
-	// MemberlistSecretKeyFile holds a 16, 24 or 32-byte key (raw or
-	// base64) that encrypts membership traffic; empty: no encryption.
+	// MemberlistKeysDir is where the gossip key Secret is mounted (one file
+	// per entry, see membership.ParseKeySet). It is reread every second, so
+	// keys are added, made primary and removed without a restart. Empty:
+	// MemberlistSecretKeyFile decides.
+	MemberlistKeysDir string
+	// MemberlistSecretKeyFile holds one fixed 16, 24 or 32-byte key (raw or
+	// base64) that encrypts membership traffic, used when MemberlistKeysDir
+	// is empty; both empty: no encryption.
 	MemberlistSecretKeyFile string
 	// MemberlistJoin are extra host:port addresses to join, besides the
 	// other Nodes' InternalIPs.
@@ -169,10 +175,15 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	members, nodeIP, err := joinMembership(cfg, in, log)
+	keys, initialKeys, err := loadGossipKeys(cfg, log)
 	if err != nil {
 		return err
 	}
+	members, nodeIP, err := joinMembership(cfg, in, initialKeys, keys.poke, log)
+	if err != nil {
+		return err
+	}
+	keys.members = members
 	annCtx, stopAnnouncer := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopAnnouncer()
 	l2 := layer2.NewAnnouncer(annCtx, cfg.Layer2)
@@ -181,6 +192,11 @@ func Run(ctx context.Context, cfg Config) error {
 	defer broadcaster.Shutdown()
 	recorder := broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "herald-speaker", Host: cfg.NodeName})
 	loop, status := newLoop(cfg, in, herald, members, l2, nodeIP, recorder, log)
+	keys.status = status
+	report.RegisterGossipKeyMetrics(cfg.Registry, keys.report)
+	keysCtx, stopKeys := context.WithCancel(ctx)
+	defer stopKeys()
+	go keys.run(keysCtx)
 
 	// Join before the first reconcile, so a starting speaker does not
 	// briefly claim every address.
@@ -248,8 +264,9 @@ func startInputs(ctx context.Context, cfg Config, kube kubernetes.Interface, her
 }
 
 // joinMembership starts membership at this node's address (the Node's
-// first InternalIP unless configured), which it returns.
-func joinMembership(cfg Config, in inputs, log *slog.Logger) (*membership.Membership, netip.Addr, error) {
+// first InternalIP unless configured), which it returns, encrypted with
+// keys; keysChanged is called when its keyring changes.
+func joinMembership(cfg Config, in inputs, keys membership.KeySet, keysChanged func(), log *slog.Logger) (*membership.Membership, netip.Addr, error) {
 	advertise := cfg.MemberlistAdvertiseAddr
 	if advertise == "" {
 		a, ok := kubeinput.NodeAddress(in.self)
@@ -258,17 +275,10 @@ func joinMembership(cfg Config, in inputs, log *slog.Logger) (*membership.Member
 		}
 		advertise = a.String()
 	}
-	var secretKey []byte
-	if cfg.MemberlistSecretKeyFile != "" {
-		var err error
-		if secretKey, err = readSecretKey(cfg.MemberlistSecretKeyFile); err != nil {
-			return nil, netip.Addr{}, err
-		}
-	}
 	nodeIP, _ := netip.ParseAddr(advertise)
 	members, err := membership.New(membership.Config{
 		Name: cfg.NodeName, BindAddr: cfg.MemberlistBindAddr, BindPort: cfg.MemberlistPort,
-		AdvertiseAddr: advertise, SecretKey: secretKey, ProbeInterval: cfg.MemberlistProbeInterval,
+		AdvertiseAddr: advertise, Keys: keys, KeysChanged: keysChanged, ProbeInterval: cfg.MemberlistProbeInterval,
 		Logger: log.With("component", "memberlist"),
 	}, in.changes.Poke)
 	return members, nodeIP, err

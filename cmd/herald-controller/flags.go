@@ -15,18 +15,19 @@ import (
 
 // options are the command line, parsed.
 type options struct {
-	kubeconfig    string
-	apiQPS        float32
-	apiBurst      int
-	metricsAddr   string
-	log           daemon.LogOptions
-	class         string
-	namespace     string
-	memberlist    string
-	workers       int
-	resync        time.Duration
-	leaderElect   controller.LeaderElection
-	leaderEnabled bool
+	kubeconfig         string
+	apiQPS             float32
+	apiBurst           int
+	metricsAddr        string
+	log                daemon.LogOptions
+	class              string
+	namespace          string
+	memberlist         string
+	memberlistRecreate bool
+	workers            int
+	resync             time.Duration
+	leaderElect        controller.LeaderElection
+	leaderEnabled      bool
 }
 
 // defaultNamespace is the namespace Herald runs in: $POD_NAMESPACE (set
@@ -71,8 +72,12 @@ func parseFlags(name string, args []string, out io.Writer) (options, error) {
 	fs.StringVar(&o.namespace, "namespace", ns,
 		"The namespace Herald runs in, where a BGPPeer's passwordSecretRef without a namespace points; $POD_NAMESPACE when set.")
 	fs.StringVar(&o.memberlist, "memberlist-secret-name", "herald-memberlist",
-		"Secret in --namespace holding the speakers' gossip key (key \"key\"): the leader creates it with a random\n"+
-			"32-byte key when it is missing, and never changes an existing one. Empty: leave it to the user.")
+		"Secret in --namespace holding the speakers' gossip keys: the leader creates it with one random 32-byte key\n"+
+			"(entry \"key\") when it is missing and no SpeakerStatus shows speakers using keys, and never changes an\n"+
+			"existing one. Deleted while speakers use keys, it is reported (Event MemberlistSecretMissing), not made\n"+
+			"again. Empty: leave it to the user.")
+	fs.BoolVar(&o.memberlistRecreate, "memberlist-secret-recreate", false,
+		"Create a missing --memberlist-secret-name Secret with a new key even while speakers use keys; they rotate to it.")
 	fs.IntVar(&o.workers, "workers", controller.DefaultWorkers, "Number of Services reconciled in parallel.")
 	fs.DurationVar(&o.resync, "resync", 10*time.Minute,
 		"How often every object is reconciled again even without a change; 0 disables it.")

@@ -27,15 +27,16 @@ func run(ctx context.Context, o options) error {
 	restCfg.QPS, restCfg.Burst = o.apiQPS, o.apiBurst
 	reg := daemon.NewRegistry()
 	c, err := controller.New(controller.Config{
-		RESTConfig:           restCfg,
-		LoadBalancerClass:    o.class,
-		Namespace:            o.namespace,
-		MemberlistSecretName: o.memberlist,
-		Workers:              o.workers,
-		Resync:               o.resync,
-		LeaderElection:       o.leaderElect,
-		Logger:               log,
-		Registerer:           reg,
+		RESTConfig:               restCfg,
+		LoadBalancerClass:        o.class,
+		Namespace:                o.namespace,
+		MemberlistSecretName:     o.memberlist,
+		MemberlistSecretRecreate: o.memberlistRecreate,
+		Workers:                  o.workers,
+		Resync:                   o.resync,
+		LeaderElection:           o.leaderElect,
+		Logger:                   log,
+		Registerer:               reg,
 	})
 	if err != nil {
 		return err

@@ -22,6 +22,8 @@ import (
 // +kubebuilder:printcolumn:name="Layer2",type=integer,JSONPath=".status.layer2Addresses",description="How many addresses this node answers ARP/NDP for (kubectl describe lists them)."
 // +kubebuilder:printcolumn:name="BGP Up",type=integer,JSONPath=".status.bgpSessionsEstablished",description="How many of this node's BGP sessions are Established."
 // +kubebuilder:printcolumn:name="BGP Sessions",type=integer,JSONPath=".status.bgpSessionCount",description="How many BGP sessions this node is configured with."
+// +kubebuilder:printcolumn:name="Gossip Key",type=string,JSONPath=".status.gossipKeys.primary",description="Fingerprint of the gossip key this speaker encrypts with."
+// +kubebuilder:printcolumn:name="Gossip Keys",type=string,priority=1,JSONPath=".status.gossipKeys.installed",description="Fingerprints of the gossip keys this speaker decrypts with."
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=".metadata.creationTimestamp"
 type SpeakerStatus struct {
 	metav1.TypeMeta   `json:",inline"`
@@ -88,6 +90,40 @@ type SpeakerStatusStatus struct {
 	// BGPSessionsEstablished is the number of BGPSessions in state Established.
 	// +optional
 	BGPSessionsEstablished int32 `json:"bgpSessionsEstablished,omitempty"`
+
+	// GossipKeys is this speaker's gossip keyring, by fingerprint (the first
+	// 8 hex digits of the SHA-256 of a key's bytes, never the key), so a
+	// key rotation's progress shows on every node (docs/security.md).
+	// Absent when gossip is not encrypted.
+	// +optional
+	GossipKeys *GossipKeyStatus `json:"gossipKeys,omitempty"`
+}
+
+// GossipKeyStatus is one speaker's gossip keyring.
+type GossipKeyStatus struct {
+	// Primary is the fingerprint of the key the speaker encrypts with.
+	// +kubebuilder:validation:MaxLength=16
+	Primary string `json:"primary"`
+	// Installed are the fingerprints of the keys the speaker decrypts with,
+	// sorted.
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=8
+	// +kubebuilder:validation:items:MaxLength=16
+	// +optional
+	Installed []string `json:"installed,omitempty"`
+	// Waiting lists the rotation steps that wait for other speakers: a key
+	// becomes primary only once every live speaker has it installed, and a
+	// key is removed only once no live speaker encrypts with it.
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:MaxLength=1024
+	// +optional
+	Waiting []string `json:"waiting,omitempty"`
+	// SecretProblem says why the gossip key Secret's current content is not
+	// applied (the speaker keeps the keys it has); empty when it is.
+	// +kubebuilder:validation:MaxLength=1024
+	// +optional
+	SecretProblem string `json:"secretProblem,omitempty"`
 }
 
 // Layer2Announcement is one address this node announces at layer 2, for one

@@ -77,6 +77,12 @@ func testControllerUnderRBAC(t *testing.T, cp *controlplane.ControlPlane) {
 	if err := admin.CoordinationV1().Leases(namespace).Delete(ctx, controllerLease, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 		t.Fatal(err)
 	}
+	// They also left a Ready SpeakerStatus: with it, a missing memberlist
+	// Secret is not a first install, and the controller would report it
+	// instead of creating it (TestMemberlistSecret in e2e/controller).
+	if err := adminHerald.HeraldV1alpha1().SpeakerStatuses().Delete(ctx, speakerNode, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		t.Fatal(err)
+	}
 	if _, err := adminHerald.HeraldV1alpha1().IPPools().Create(ctx, &v1alpha1.IPPool{
 		ObjectMeta: metav1.ObjectMeta{Name: extPool},
 		Spec: v1alpha1.IPPoolSpec{

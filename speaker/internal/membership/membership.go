@@ -32,9 +32,13 @@ type Config struct {
 	// node's address); AdvertisePort defaults to BindPort.
 	AdvertiseAddr string
 	AdvertisePort int
-	// SecretKey, when set (16, 24 or 32 bytes), encrypts and authenticates
-	// membership traffic (AES-GCM).
-	SecretKey []byte
+	// Keys, when not empty, encrypt and authenticate membership traffic
+	// (AES-GCM): every key decrypts, the primary encrypts. SetKeys changes
+	// them at run time; encryption cannot be turned on or off then.
+	Keys KeySet
+	// KeysChanged, when set, is called (without locks held) after the
+	// keyring or what it waits for changed; KeyStatus tells how.
+	KeysChanged func()
 	// ProbeInterval is how often each member probes another; default 200 ms.
 	// Detection of a dead member takes about 2 to 5 intervals (see the
 	// package doc).
@@ -59,6 +63,8 @@ type Membership struct {
 	local Meta
 	peers map[string]Meta // last metadata seen of every member, dead ones included
 	state map[string]bool // every member ever seen
+
+	keys *keyringManager // nil: no encryption
 }
 
 // Meta is what a member publishes about itself.
@@ -70,6 +76,18 @@ type Meta struct {
 	// Withdrawn are hashes (ServiceHash) of Services whose kube-proxy health
 	// check on the member says it has no local endpoint, sorted.
 	Withdrawn []uint64
+	// Keys is the member's keyring, as fingerprints; nil when it publishes
+	// none (no encryption, or a speaker of an earlier version). Membership
+	// fills it in: SetLocal ignores the caller's.
+	Keys *MetaKeys
+}
+
+// MetaKeys is a member's keyring as the others see it.
+type MetaKeys struct {
+	// Installed are the fingerprints of the keys it decrypts with, sorted.
+	Installed []uint32
+	// Primary is the fingerprint of the key it encrypts with.
+	Primary uint32
 }
 
 const (
@@ -79,8 +97,10 @@ const (
 	maxMetaMACs = 16
 )
 
-// encode writes m in at most limit bytes: version, flags, the MACs, then
-// as many withdrawn hashes as fit. It reports how many hashes were left out.
+// encode writes m in at most limit bytes: version, flags, the MACs, as
+// many withdrawn hashes as fit, then the keyring's fingerprints (after the
+// hashes, where speakers of an earlier version, which read the same
+// version byte, stop reading). It reports how many hashes were left out.
 func (m Meta) encode(limit int) ([]byte, int) {
 	var b bytes.Buffer
 	b.WriteByte(metaVersion)
@@ -95,12 +115,22 @@ func (m Meta) encode(limit int) ([]byte, int) {
 		b.WriteByte(byte(len(mac)))
 		b.Write(mac)
 	}
-	room := max(0, (limit-b.Len()-2)/8)
+	var keys []byte
+	if m.Keys != nil {
+		installed := m.Keys.Installed[:min(len(m.Keys.Installed), MaxKeys)]
+		keys = append(keys, byte(len(installed)))
+		for _, fp := range installed {
+			keys = binary.BigEndian.AppendUint32(keys, fp)
+		}
+		keys = binary.BigEndian.AppendUint32(keys, m.Keys.Primary)
+	}
+	room := max(0, (limit-b.Len()-2-len(keys))/8)
 	n := min(len(m.Withdrawn), room, 0xffff)
 	_ = binary.Write(&b, binary.BigEndian, uint16(n))
 	for _, h := range m.Withdrawn[:n] {
 		_ = binary.Write(&b, binary.BigEndian, h)
 	}
+	b.Write(keys)
 	return b.Bytes(), len(m.Withdrawn) - n
 }
 
@@ -134,6 +164,21 @@ func decodeMeta(p []byte) (Meta, error) {
 	if err := binary.Read(r, binary.BigEndian, m.Withdrawn); err != nil {
 		return m, errBadMeta
 	}
+	if r.Len() == 0 {
+		return m, nil
+	}
+	n, _ := r.ReadByte()
+	if int(n) > MaxKeys {
+		return m, errBadMeta
+	}
+	k := &MetaKeys{Installed: make([]uint32, n)}
+	if err := binary.Read(r, binary.BigEndian, k.Installed); err != nil {
+		return m, errBadMeta
+	}
+	if err := binary.Read(r, binary.BigEndian, &k.Primary); err != nil {
+		return m, errBadMeta
+	}
+	m.Keys = k
 	return m, nil
 }
 
@@ -175,9 +220,6 @@ func memberlistConfig(c Config) *memberlist.Config {
 	mc.TCPTimeout = time.Second
 	mc.DeadNodeReclaimTime = time.Second
 	mc.GossipToTheDeadTime = 5 * time.Second
-	if len(c.SecretKey) > 0 {
-		mc.SecretKey = c.SecretKey
-	}
 	mc.Logger = log.New(memberlistLogWriter{c.Logger}, "", 0)
 	return mc
 }
@@ -190,11 +232,23 @@ func New(c Config, changed func()) (*Membership, error) {
 	mc := memberlistConfig(c)
 	mc.Delegate = (*metaDelegate)(m)
 	mc.Events = (*eventDelegate)(m)
+	if !c.Keys.Empty() {
+		keys, err := newKeyringManager(m, c.Keys, c.KeysChanged)
+		if err != nil {
+			return nil, err
+		}
+		m.keys = keys
+		mc.Keyring = keys.ring
+		m.local.Keys = keys.published()
+	}
 	ml, err := memberlist.Create(mc)
 	if err != nil {
 		return nil, fmt.Errorf("speaker: start membership on %s:%d: %w", c.BindAddr, c.BindPort, err)
 	}
 	m.ml = ml
+	if m.keys != nil {
+		go m.keys.run()
+	}
 	return m, nil
 }
 
@@ -345,8 +399,9 @@ func (m *Membership) SetLocal(meta Meta) error {
 	// The node judges itself by what the others can read, never by more:
 	// hashes beyond memberlist's metadata limit are left out of its own view
 	// too, so every speaker's election sees the same withdrawals.
-	published, dropped := publishedMeta(meta)
 	m.mu.Lock()
+	meta.Keys = m.local.Keys
+	published, dropped := publishedMeta(meta)
 	same := metaEqual(m.local, meta)
 	m.local = meta
 	m.peers[m.self] = published
@@ -366,7 +421,9 @@ func (m *Membership) SetLocal(meta Meta) error {
 
 func metaEqual(a, b Meta) bool {
 	return a.DataPlaneDown == b.DataPlaneDown && slices.Equal(a.Withdrawn, b.Withdrawn) &&
-		slices.EqualFunc(a.MACs, b.MACs, func(x, y net.HardwareAddr) bool { return bytes.Equal(x, y) })
+		slices.EqualFunc(a.MACs, b.MACs, func(x, y net.HardwareAddr) bool { return bytes.Equal(x, y) }) &&
+		(a.Keys == nil) == (b.Keys == nil) &&
+		(a.Keys == nil || a.Keys.Primary == b.Keys.Primary && slices.Equal(a.Keys.Installed, b.Keys.Installed))
 }
 
 // Leave tells the other members this one is leaving, so they take its
@@ -379,7 +436,12 @@ func (m *Membership) Leave(timeout time.Duration) error {
 }
 
 // Shutdown stops membership without telling the others.
-func (m *Membership) Shutdown() error { return m.ml.Shutdown() }
+func (m *Membership) Shutdown() error {
+	if m.keys != nil {
+		m.keys.stop()
+	}
+	return m.ml.Shutdown()
+}
 
 // metaDelegate implements memberlist.Delegate: only metadata is used.
 type metaDelegate Membership
@@ -423,6 +485,12 @@ func (d *eventDelegate) note(n *memberlist.Node) {
 	}
 	m.state[n.Name] = true
 	m.mu.Unlock()
+	if m.keys != nil {
+		// A member that joined, left or republished its keyring may
+		// unblock a rotation step (applied on the keyring's goroutine:
+		// publishing from here would deadlock memberlist).
+		m.keys.kick()
+	}
 	if m.changed != nil {
 		m.changed()
 	}

@@ -30,6 +30,19 @@ func TestMemberMetaRoundTrip(t *testing.T) {
 			want:  Meta{MACs: []net.HardwareAddr{mac1, mac2}, DataPlaneDown: true, Withdrawn: []uint64{1, 2, 3}},
 		},
 		{
+			name:  "with a keyring, published after the withdrawn hashes",
+			meta:  Meta{MACs: []net.HardwareAddr{mac1}, Withdrawn: []uint64{1}, Keys: &MetaKeys{Installed: []uint32{7, 9}, Primary: 9}},
+			limit: 512,
+			want:  Meta{MACs: []net.HardwareAddr{mac1}, Withdrawn: []uint64{1}, Keys: &MetaKeys{Installed: []uint32{7, 9}, Primary: 9}},
+		},
+		{
+			name:        "the keyring's room is kept: withdrawn hashes give way",
+			meta:        Meta{Withdrawn: []uint64{1, 2, 3}, Keys: &MetaKeys{Installed: []uint32{7}, Primary: 7}},
+			limit:       3 + 2 + 16 + 9,
+			want:        Meta{Withdrawn: []uint64{1, 2}, Keys: &MetaKeys{Installed: []uint32{7}, Primary: 7}},
+			wantLeftOut: 1,
+		},
+		{
 			name:        "withdrawn hashes beyond the limit are left out and counted",
 			meta:        Meta{MACs: []net.HardwareAddr{mac1}, Withdrawn: []uint64{1, 2, 3, 4}},
 			limit:       3 + 7 + 2 + 16,
@@ -101,7 +114,7 @@ func freePort(t *testing.T) int {
 func startMember(t *testing.T, name string, key []byte, changed func()) (*Membership, int) {
 	t.Helper()
 	port := freePort(t)
-	m, err := New(Config{Name: name, BindAddr: "127.0.0.1", BindPort: port, AdvertiseAddr: "127.0.0.1", SecretKey: key}, changed)
+	m, err := New(Config{Name: name, BindAddr: "127.0.0.1", BindPort: port, AdvertiseAddr: "127.0.0.1", Keys: SingleKey(key)}, changed)
 	if err != nil {
 		t.Fatal(err)
 	}

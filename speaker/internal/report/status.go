@@ -80,6 +80,7 @@ type StatusWriter struct {
 
 	mu      sync.Mutex
 	pending *v1alpha1.SpeakerStatusStatus
+	gossip  *v1alpha1.GossipKeyStatus // written with every status
 	kick    chan struct{}
 	written *v1alpha1.SpeakerStatusStatus
 	marked  map[string]time.Time // records marked not ready, when
@@ -90,6 +91,15 @@ func NewStatusWriter(client heraldclient.Interface, lister heraldlisters.Speaker
 		client: client, lister: lister, node: node, interval: interval, nodeUID: nodeUID, onWrite: onWrite,
 		kick: make(chan struct{}, 1), marked: map[string]time.Time{},
 	}
+}
+
+// SetGossipKeys makes g the gossip keyring written with every status from
+// now on (the loop's status leaves it out).
+func (w *StatusWriter) SetGossipKeys(g *v1alpha1.GossipKeyStatus) {
+	w.mu.Lock()
+	w.gossip = g
+	w.mu.Unlock()
+	w.poke()
 }
 
 // Update makes s the status to write next.
@@ -149,6 +159,11 @@ var ErrUnchanged = errors.New("report: status unchanged")
 func (w *StatusWriter) Flush(ctx context.Context) error {
 	w.mu.Lock()
 	s := w.pending
+	if s != nil {
+		withKeys := *s
+		withKeys.GossipKeys = w.gossip
+		s = &withKeys
+	}
 	written := w.written
 	w.mu.Unlock()
 	if s == nil {
@@ -215,9 +230,18 @@ func statusPatch(s v1alpha1.SpeakerStatusStatus) ([]byte, error) {
 	if err := json.Unmarshal(b, &m); err != nil {
 		return nil, fmt.Errorf("speaker: encode status: %w", err)
 	}
-	for _, k := range []string{"conditions", "members", "layer2", "bgpSessions"} {
+	for _, k := range []string{"conditions", "members", "layer2", "bgpSessions", "gossipKeys"} {
 		if _, ok := m[k]; !ok {
 			m[k] = nil
+		}
+	}
+	// A merge patch merges objects field by field: the keyring's fields
+	// that are now empty are sent as null too, or a stale list stays.
+	if g, ok := m["gossipKeys"].(map[string]any); ok {
+		for _, k := range []string{"installed", "waiting", "secretProblem"} {
+			if _, ok := g[k]; !ok {
+				g[k] = nil
+			}
 		}
 	}
 	return json.Marshal(map[string]any{"status": m})
@@ -293,12 +317,18 @@ func (w *StatusWriter) forgetMarked(listed []*v1alpha1.SpeakerStatus) {
 	}
 }
 
-// FinalWrite records that this speaker stopped: not ready, nothing announced.
+// FinalWrite records that this speaker stopped: not ready, nothing
+// announced. The gossip keyring stays: the controller reads it to know
+// that speakers ran with the Secret's keys.
 func (w *StatusWriter) FinalWrite(ctx context.Context, now time.Time) error {
+	w.mu.Lock()
+	gossip := w.gossip
+	w.mu.Unlock()
 	return w.write(ctx, v1alpha1.SpeakerStatusStatus{
 		Conditions: []metav1.Condition{{
 			Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: v1alpha1.SpeakerReasonStopped,
 			Message: "The speaker shut down and handed its addresses over.", LastTransitionTime: metav1.NewTime(now),
 		}},
+		GossipKeys: gossip,
 	})
 }
