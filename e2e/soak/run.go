@@ -315,7 +315,8 @@ func (s *soak) operate(ctx context.Context, st Step) {
 		}
 		s.mu.Unlock()
 	}
-	err := s.world.apply(ctx, op)
+	// Recorded before it is made, so that no check overlapping it judges
+	// without it.
 	ch := Change{Time: now, What: op.Desc, Endpoints: op.Kind == OpEndpoints}
 	if op.Service != nil {
 		ch.Service = op.Service.Key()
@@ -324,6 +325,7 @@ func (s *soak) operate(ctx context.Context, st Step) {
 		ch.Service = ""
 	}
 	s.record(ch)
+	err := s.world.apply(ctx, op)
 	s.mu.Lock()
 	s.report.Ops[op.Kind]++
 	if err != nil {
@@ -349,6 +351,18 @@ func (s *soak) startFault(ctx context.Context, f *Fault) {
 	now := time.Now()
 	desc := string(f.Kind)
 	settle := s.opts.Settle
+	if !f.Kind.OnNode() {
+		settle = controllerSettle
+	}
+	// Recorded before it happens: a check whose wire observation overlaps
+	// the fault must know of it (a speaker stopping with SIGTERM answers a
+	// moment after its successor starts to).
+	s.record(Change{Time: now, What: fmt.Sprintf("fault: %s %s", f.Kind, f.Node), Settle: settle, Controller: !f.Kind.OnNode()})
+	if f.Kind.OnNode() {
+		s.mu.Lock()
+		s.unusable[f.Node] = string(f.Kind)
+		s.mu.Unlock()
+	}
 	switch f.Kind {
 	case FaultLeaderKill, FaultLeaderTerm:
 		i, err := l.LeaseHolder(ctx)
@@ -360,19 +374,15 @@ func (s *soak) startFault(ctx context.Context, f *Fault) {
 		s.mu.Lock()
 		s.stopped = i
 		s.mu.Unlock()
-		settle = controllerSettle
 	case FaultAPIRestart:
 		if err := l.CP.RestartAPIServer(ctx, 5*time.Second); err != nil {
 			l.T.Fatalf("soak: restart the kube-apiserver: %v", err)
 		}
 		desc = fmt.Sprintf("%s (down %v)", f.Kind, time.Since(now).Round(100*time.Millisecond))
-		settle = controllerSettle
 	case FaultAPISlow:
 		l.Cluster.SetAPIFault(netlab.APIFault{Delay: 500 * time.Millisecond}, false)
-		settle = controllerSettle
 	case FaultAPIFail:
 		l.Cluster.SetAPIFault(netlab.APIFault{RefusePercent: 50}, true)
-		settle = controllerSettle
 	case FaultSpeakerKill, FaultSpeakerTerm, FaultLinkCut, FaultSpeakerFreeze, FaultCPUStarve:
 		n := l.Node(f.Node)
 		s.openWindows(ctx, f, now)
@@ -407,12 +417,8 @@ func (s *soak) startFault(ctx context.Context, f *Fault) {
 			}
 		}
 		desc = fmt.Sprintf("%s on %s", f.Kind, f.Node)
-		s.mu.Lock()
-		s.unusable[f.Node] = string(f.Kind)
-		s.mu.Unlock()
 	}
 	s.faultFrom = now
-	s.record(Change{Time: now, What: "fault: " + desc, Settle: settle, Controller: f.Node == ""})
 	s.mu.Lock()
 	s.report.Faults[f.Kind]++
 	s.mu.Unlock()
@@ -425,6 +431,11 @@ func (s *soak) endFault(ctx context.Context, f *Fault) {
 	now := time.Now()
 	desc := ""
 	settle := s.opts.RecoverSettle
+	if !f.Kind.OnNode() {
+		settle = controllerSettle
+	}
+	// Recorded before it happens, as startFault does.
+	s.record(Change{Time: now, What: fmt.Sprintf("recovery from %s %s", f.Kind, f.Node), Settle: settle, Controller: !f.Kind.OnNode()})
 	switch f.Kind {
 	case FaultLeaderKill, FaultLeaderTerm:
 		s.mu.Lock()
@@ -435,17 +446,14 @@ func (s *soak) endFault(ctx context.Context, f *Fault) {
 			l.StartController(i)
 		}
 		desc = fmt.Sprintf("controller %d restarted", i)
-		settle = controllerSettle
 	case FaultSpeakerKill, FaultSpeakerTerm:
 		l.StartSpeaker(l.Node(f.Node))
 		desc = "speaker restarted on " + f.Node
 	case FaultAPIRestart:
 		desc = "kube-apiserver restarted"
-		settle = controllerSettle
 	case FaultAPISlow, FaultAPIFail:
 		l.Cluster.SetAPIFault(netlab.APIFault{}, false)
 		desc = "the path to the apiserver is healthy again"
-		settle = controllerSettle
 	case FaultCPUStarve:
 		s.mu.Lock()
 		lim := s.starved
@@ -474,7 +482,6 @@ func (s *soak) endFault(ctx context.Context, f *Fault) {
 		delete(s.unusable, f.Node)
 		s.mu.Unlock()
 	}
-	s.record(Change{Time: now, What: "recovery: " + desc, Settle: settle, Controller: f.Node == ""})
 	fmt.Fprintf(s.opts.Log, "%s recovery: %s\n", now.UTC().Format("15:04:05.000"), desc)
 }
 
