@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -534,13 +535,17 @@ func (s *soak) plannedMove(now time.Time, node, what string) {
 func (s *soak) closeWindows(f *Fault, now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	what := fmt.Sprintf("%s on %s", f.Kind, f.Node)
 	for key, ws := range s.windows {
-		if n := len(ws); n > 0 && ws[n-1].What == fmt.Sprintf("%s on %s", f.Kind, f.Node) && ws[n-1].Start.Equal(s.faultFrom) {
-			if f.Kind == FaultLinkCut {
-				ws[n-1].End = now
-			}
-			s.windows[key] = append(ws, Window{Start: now, End: now, What: "recovery from " + ws[n-1].What})
+		// Other windows (a planned move) may have opened since the fault's.
+		i := slices.IndexFunc(ws, func(w Window) bool { return w.What == what && w.Start.Equal(s.faultFrom) })
+		if i < 0 {
+			continue
 		}
+		if f.Kind == FaultLinkCut {
+			ws[i].End = now
+		}
+		s.windows[key] = append(ws, Window{Start: now, End: now, What: "recovery from " + what})
 	}
 }
 
