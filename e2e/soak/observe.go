@@ -327,12 +327,7 @@ func (o *Observer) Wire(ctx context.Context, s *Snapshot, l2 []netip.Addr, withB
 	wg.Wait()
 	w.End = time.Now()
 	if after, err := o.API(ctx); err == nil {
-		w.HeldAfter = map[netip.Addr]bool{}
-		for _, svc := range after.Services {
-			for _, h := range svc.Held {
-				w.HeldAfter[h.Addr] = true
-			}
-		}
+		w.HeldAfter = heldOrAsked(after.Services)
 	} else {
 		w.L2, w.BGP = nil, nil // nothing can be judged without it
 	}
@@ -375,6 +370,22 @@ func (o *Observer) bgp(ctx context.Context, s *Snapshot) map[netip.Addr][]string
 			if nb.Address == n.Addr4() && nb.Established() {
 				s.Nodes[i].BGPUp = now.Add(-nb.Uptime)
 			}
+		}
+	}
+	return out
+}
+
+// heldOrAsked returns the addresses svcs hold and the spec.externalIPs not
+// accepted yet: an external IP Herald allocates is written into the spec (and
+// claimed, and announced) a moment before the condition that accepts it.
+func heldOrAsked(svcs []Service) map[netip.Addr]bool {
+	out := map[netip.Addr]bool{}
+	for _, svc := range svcs {
+		for _, h := range svc.Held {
+			out[h.Addr] = true
+		}
+		for _, a := range svc.UnacceptedExternalIPs {
+			out[a] = true
 		}
 	}
 	return out

@@ -109,3 +109,17 @@ func TestAdvertisedNodes(t *testing.T) {
 		}
 	}
 }
+
+func TestHeldOrAsked(t *testing.T) {
+	a := netip.MustParseAddr
+	svcs := []Service{
+		{Name: "x", Held: []Holding{{Addr: a("198.51.100.130")}}},
+		{Name: "y", UnacceptedExternalIPs: []netip.Addr{a("198.51.100.176")}},
+		{Name: "z"},
+	}
+	got := heldOrAsked(svcs)
+	want := map[netip.Addr]bool{a("198.51.100.130"): true, a("198.51.100.176"): true}
+	if !cmp.Equal(got, want, addrEq) {
+		t.Errorf("heldOrAsked = %v, want %v", got, want)
+	}
+}

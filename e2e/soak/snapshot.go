@@ -172,9 +172,10 @@ type Wire struct {
 	// BGP is set when the router's tables were read: the nodes its selected
 	// paths for each host route go through.
 	BGP map[netip.Addr][]string
-	// HeldAfter are the addresses Services held when the API was read again
-	// after the wire: an answer for an address nobody held before may come
-	// from a Service given it while the wire was observed.
+	// HeldAfter are the addresses Services held, or had in spec.externalIPs,
+	// when the API was read again after the wire: an answer for an address
+	// nobody held before may come from a Service given it while the wire was
+	// observed.
 	HeldAfter map[netip.Addr]bool
 }
 
