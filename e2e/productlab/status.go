@@ -207,14 +207,44 @@ func (l *Lab) CreateNamespace(name string, labels map[string]string) {
 // lab, so it also finalizes the namespace, as that controller would once the
 // namespace is empty.
 func (l *Lab) RemoveNamespace(name string) error {
-	// Bounded: a Service keeps a finalizer until a controller removes it,
-	// and a test that stops early (an interrupted soak) may have stopped the
-	// controllers; the namespace is finalized below in any case.
-	if out, err := l.Kubectl("delete", "services,endpointslices,events", "--all", "-n", name, "--ignore-not-found", "--timeout=60s"); err != nil {
-		l.T.Logf("productlab: empty namespace %s: %v\n%s", name, err, out)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
+	// One request per kind, not kubectl's one per object: a long soak leaves
+	// thousands of Events.
+	all := metav1.ListOptions{}
+	for what, del := range map[string]func() error{
+		"services": func() error { // no deletecollection for Services
+			list, err := l.Kube.CoreV1().Services(name).List(ctx, all)
+			if err != nil {
+				return err
+			}
+			for _, svc := range list.Items {
+				if err := l.Kube.CoreV1().Services(name).Delete(ctx, svc.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+					return err
+				}
+			}
+			return nil
+		},
+		"endpointslices": func() error {
+			return l.Kube.DiscoveryV1().EndpointSlices(name).DeleteCollection(ctx, metav1.DeleteOptions{}, all)
+		},
+		"events": func() error { return l.Kube.CoreV1().Events(name).DeleteCollection(ctx, metav1.DeleteOptions{}, all) },
+	} {
+		if err := del(); err != nil && !apierrors.IsNotFound(err) {
+			l.T.Logf("productlab: delete the %s of namespace %s: %v", what, name, err)
+		}
+	}
+	// A Service keeps its finalizer until a controller removes it; a test
+	// that stopped early may have stopped the controllers. Wait a little,
+	// then finalize the namespace in any case.
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		list, err := l.Kube.CoreV1().Services(name).List(ctx, all)
+		if err != nil || len(list.Items) == 0 {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 	nss := l.Kube.CoreV1().Namespaces()
 	if err := nss.Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("productlab: delete namespace %s: %w", name, err)
