@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/herald-dev/herald/config/v1alpha1"
 )
@@ -170,4 +171,18 @@ func ExternalIPAddresses(svc *corev1.Service) []netip.Addr {
 		}
 	}
 	return out
+}
+
+// NewClaim returns the AddressClaim of addr in pool listing holders, as an
+// allocator creates it: named by ClaimName, with its family and holder count.
+func NewClaim(addr netip.Addr, pool string, holders ...v1alpha1.AddressHolder) *v1alpha1.AddressClaim {
+	family := "IPv4"
+	if addr.Is6() {
+		family = "IPv6"
+	}
+	return &v1alpha1.AddressClaim{
+		ObjectMeta: metav1.ObjectMeta{Name: ClaimName(addr)},
+		Spec: v1alpha1.AddressClaimSpec{Address: addr.String(), Family: family, Pool: pool,
+			Holders: holders, HolderCount: int32(len(holders))},
+	}
 }

@@ -385,13 +385,7 @@ func (c *Claims) claim(ctx context.Context, core *Core, svc *corev1.Service, add
 	}
 	for range maxClaimWrites {
 		if obj == nil {
-			fam := ipam.FamilyOf(addr).String()
-			fresh := &v1alpha1.AddressClaim{
-				ObjectMeta: metav1.ObjectMeta{Name: name},
-				Spec: v1alpha1.AddressClaimSpec{Address: addr.String(), Family: fam, Pool: pool,
-					Holders: []v1alpha1.AddressHolder{holder}, HolderCount: 1},
-			}
-			_, err := client.Create(ctx, fresh, metav1.CreateOptions{FieldManager: c.cfg.FieldManager})
+			_, err := client.Create(ctx, config.NewClaim(addr, pool, holder), metav1.CreateOptions{FieldManager: c.cfg.FieldManager})
 			if err == nil {
 				restored()
 				return false, nil

@@ -14,7 +14,8 @@ import (
 type Attempt struct {
 	// Start is when the connection was attempted.
 	Start time.Time
-	// Pod answered, empty when the attempt failed.
+	// Pod answered (or what the connect function of StartProberFunc
+	// returned), empty when the attempt failed.
 	Pod string
 	// Err is why the attempt failed.
 	Err error
@@ -27,11 +28,6 @@ func (a Attempt) OK() bool { return a.Err == nil }
 // with Timeout) and records every attempt, until Stop. It is how the suite and
 // the measurements observe an outage as a client would: by connections that fail.
 type Prober struct {
-	host     *netlab.Host
-	target   netip.AddrPort
-	interval time.Duration
-	timeout  time.Duration
-
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
@@ -45,10 +41,21 @@ func (l *Lab) Probe(addr netip.Addr, port int, interval, timeout time.Duration) 
 	return StartProber(l.Client, netip.AddrPortFrom(addr, uint16(port)), interval, timeout)
 }
 
-// StartProber starts a prober from h to target.
+// StartProber starts a prober from h to target; an attempt's Pod is the pod
+// that answered.
 func StartProber(h *netlab.Host, target netip.AddrPort, interval, timeout time.Duration) *Prober {
+	return StartProberFunc(func(ctx context.Context) (string, error) {
+		r, err := h.ConnectPod(ctx, target)
+		return r.Pod, err
+	}, interval, timeout)
+}
+
+// StartProberFunc starts a prober that calls connect every interval (each
+// call on its own, with timeout) and records what it returns as the
+// attempt's Pod: for servers that do not answer as a pod does.
+func StartProberFunc(connect func(context.Context) (string, error), interval, timeout time.Duration) *Prober {
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &Prober{host: h, target: target, interval: interval, timeout: timeout, cancel: cancel}
+	p := &Prober{cancel: cancel}
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
@@ -65,12 +72,12 @@ func StartProber(h *netlab.Host, target netip.AddrPort, interval, timeout time.D
 				defer p.wg.Done()
 				actx, acancel := context.WithTimeout(ctx, timeout)
 				defer acancel()
-				r, err := h.ConnectPod(actx, target)
+				reply, err := connect(actx)
 				if ctx.Err() != nil {
 					return // stopped: not an attempt of the experiment
 				}
 				p.mu.Lock()
-				p.attempts = append(p.attempts, Attempt{Start: start, Pod: r.Pod, Err: err})
+				p.attempts = append(p.attempts, Attempt{Start: start, Pod: reply, Err: err})
 				p.mu.Unlock()
 			}(time.Now())
 		}

@@ -300,21 +300,8 @@ func (s *soak) restarted(what string, p *netlab.Process) {
 func (s *soak) operate(ctx context.Context, st Step) {
 	op := st.Op
 	now := time.Now()
-	if op.Kind == OpConfig && op.Config.L2Exclude != "" {
-		s.plannedMove(now, op.Config.L2Exclude, op.Desc)
-	}
-	if op.Kind == OpConfig && op.Config.BFDMultiplier != s.bfdMultiplier {
-		// GoBGP restarts a BFD session to change its settings, and the
-		// router then resets the BGP session: every node's routes go for a
-		// second or two (documented for BGPPeer.spec.bfd).
-		s.bfdMultiplier = op.Config.BFDMultiplier
-		s.mu.Lock()
-		for _, p := range ProbeServices() {
-			if p.Mode == ModeProbeBGP {
-				s.windows[p.Key()] = append(s.windows[p.Key()], Window{Start: now, End: now, What: op.Desc})
-			}
-		}
-		s.mu.Unlock()
+	if op.Kind == OpConfig {
+		s.plannedDisruption(now, *op.Config, op.Desc)
 	}
 	// Recorded before it is made, so that no check overlapping it judges
 	// without it.
@@ -526,15 +513,25 @@ func (s *soak) openWindows(ctx context.Context, f *Fault, now time.Time) {
 	}
 }
 
-// plannedMove opens a window for the layer-2 probe when an edit leaves out
-// node, which answers for it: the address moves to another node, which costs
-// a client up to the failover bound until planned moves are lossless (issue
-// 18).
-func (s *soak) plannedMove(now time.Time, node, what string) {
+// plannedDisruption opens a window for each probed Service that the
+// configuration edit c (what) disrupts, as a fault does:
+//   - the layer-2 probe, when the L2Advertisement leaves out the node that
+//     answers for it: its address moves, which costs a client up to the
+//     failover bound until planned moves are lossless (issue 18);
+//   - the BGP probe, when the BFD settings change: GoBGP restarts a BFD
+//     session to change them and the router then resets the BGP session, so
+//     every node's routes go for a second or two (BGPPeer.spec.bfd).
+//
+// Only the steps' goroutine calls it.
+func (s *soak) plannedDisruption(now time.Time, c ConfigState, what string) {
+	bfdEdit := c.BFDMultiplier != s.bfdMultiplier
+	s.bfdMultiplier = c.BFDMultiplier
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, p := range ProbeServices() {
-		if owner := s.l2Owner[p.Requested[0]]; p.Mode == ModeProbeL2 && (owner == node || owner == "") {
+		owner := s.l2Owner[p.Requested[0]]
+		moved := p.Mode == ModeProbeL2 && c.L2Exclude != "" && (owner == c.L2Exclude || owner == "")
+		if moved || p.Mode == ModeProbeBGP && bfdEdit {
 			s.windows[p.Key()] = append(s.windows[p.Key()], Window{Start: now, End: now, What: what})
 		}
 	}

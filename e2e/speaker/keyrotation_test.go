@@ -20,6 +20,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/herald-dev/herald/e2e/netlab"
+	"github.com/herald-dev/herald/e2e/productlab"
 	"github.com/herald-dev/herald/e2e/speaker/speakerlab"
 	"github.com/herald-dev/herald/speaker"
 )
@@ -92,7 +93,12 @@ func TestGossipKeyRotation(t *testing.T) {
 		}
 	})
 	members := watchMembers(t, lab, running, 3)
-	probe := startProbe(lab, netip.AddrPortFrom(addr, speakerlab.ServicePort), 10*time.Millisecond)
+	// The lab's stand-in server answers with its node's name.
+	target := netip.AddrPortFrom(addr, speakerlab.ServicePort)
+	probe := productlab.StartProberFunc(func(ctx context.Context) (string, error) {
+		reply, err := lab.Client.Connect(ctx, target)
+		return strings.TrimSpace(reply), err
+	}, 10*time.Millisecond, time.Second)
 	time.Sleep(time.Second)
 
 	// Edit 1: add the new key. The kubelets of node1 and node2 project
@@ -142,16 +148,16 @@ func TestGossipKeyRotation(t *testing.T) {
 	waitKeys(t, lab, running, fpNew, fpNew)
 	time.Sleep(2 * time.Second)
 
-	attempts := probe.stop()
+	attempts := probe.Stop()
 	broken := members.stop()
 	arp.Close()
 	var failed, elsewhere []string
 	for _, a := range attempts {
 		switch {
-		case a.err != nil:
-			failed = append(failed, fmt.Sprintf("%s: %v", a.start.Format(time.StampMilli), a.err))
-		case a.node != owner:
-			elsewhere = append(elsewhere, fmt.Sprintf("%s: %s", a.start.Format(time.StampMilli), a.node))
+		case a.Err != nil:
+			failed = append(failed, fmt.Sprintf("%s: %v", a.Start.Format(time.StampMilli), a.Err))
+		case a.Pod != owner:
+			elsewhere = append(elsewhere, fmt.Sprintf("%s: %s", a.Start.Format(time.StampMilli), a.Pod))
 		}
 	}
 	t.Logf("%d connections during the rotation, %d failed, %d reached another node than %s", len(attempts), len(failed), len(elsewhere), owner)
@@ -327,62 +333,6 @@ func (w *memberWatch) stop() []string {
 	w.cancel()
 	<-w.done
 	return w.broken
-}
-
-// probe connects from the lab's client to target every interval (each
-// connection on its own, 1 s timeout) and records which node answered.
-type probe struct {
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
-	mu       sync.Mutex
-	attempts []attempt
-}
-
-type attempt struct {
-	start time.Time
-	node  string
-	err   error
-}
-
-func startProbe(lab *speakerlab.Lab, target netip.AddrPort, interval time.Duration) *probe {
-	ctx, cancel := context.WithCancel(context.Background())
-	p := &probe{cancel: cancel}
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		tick := time.NewTicker(interval)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
-			p.wg.Add(1)
-			go func(start time.Time) {
-				defer p.wg.Done()
-				actx, acancel := context.WithTimeout(ctx, time.Second)
-				defer acancel()
-				reply, err := lab.Client.Connect(actx, target)
-				if ctx.Err() != nil {
-					return
-				}
-				p.mu.Lock()
-				p.attempts = append(p.attempts, attempt{start: start, node: strings.TrimSpace(reply), err: err})
-				p.mu.Unlock()
-			}(time.Now())
-		}
-	}()
-	return p
-}
-
-func (p *probe) stop() []attempt {
-	p.cancel()
-	p.wg.Wait()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	slices.SortFunc(p.attempts, func(a, b attempt) int { return a.start.Compare(b.start) })
-	return p.attempts
 }
 
 func head(s []string, n int) []string { return s[:min(len(s), n)] }

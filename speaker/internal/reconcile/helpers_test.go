@@ -52,17 +52,9 @@ func aliveNodes(names ...string) []decide.Node {
 	return out
 }
 
-func claimFor(addr netip.Addr, pool string, holders ...v1alpha1.AddressHolder) *v1alpha1.AddressClaim {
-	family := "IPv4"
-	if addr.Is6() {
-		family = "IPv6"
-	}
-	return &v1alpha1.AddressClaim{
-		ObjectMeta: metav1.ObjectMeta{Name: config.ClaimName(addr)},
-		Spec: v1alpha1.AddressClaimSpec{Address: addr.String(), Family: family, Pool: pool,
-			Holders: holders, HolderCount: int32(len(holders))},
-	}
-}
+// claimFor is the AddressClaim of addr in pool, held by holders, as an
+// allocator writes it.
+var claimFor = config.NewClaim
 
 // holder lists svc as a holder: as v1alpha1.HolderLoadBalancer or HolderExternalIP.
 func holder(svc *corev1.Service, as string) v1alpha1.AddressHolder {
