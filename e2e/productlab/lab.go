@@ -601,10 +601,48 @@ func (l *Lab) WaitEvent(namespace, name, reason, substr string, timeout time.Dur
 	return found
 }
 
-// Logs returns the tail of every speaker's and controller's log, for failure
-// messages.
-func (l *Lab) Logs(lines int) string {
+// LogsAround returns the lines of every speaker's and controller's log written
+// from before t to after it that contain one of substrs (every line when substrs
+// is empty), for failure messages that must show what happened when a client's
+// connection failed, not what happened last.
+func (l *Lab) LogsAround(t time.Time, before, after time.Duration, substrs ...string) string {
+	var b strings.Builder
+	for _, p := range l.daemons() {
+		lines := linesBetween(p.Log(), t.Add(-before), t.Add(after), substrs)
+		if len(lines) > 0 {
+			fmt.Fprintf(&b, "--- %s on %s\n%s\n", p.Name(), p.Host().Name(), strings.Join(lines, "\n"))
+		}
+	}
+	return b.String()
+}
+
+// linesBetween returns the lines of a log in slog's text format stamped from
+// from to to (inclusive) that contain one of substrs (all when substrs is empty).
+// Lines without a time= stamp are left out.
+func linesBetween(log string, from, to time.Time, substrs []string) []string {
+	var out []string
+	for line := range strings.Lines(log) {
+		line = strings.TrimRight(line, "\n")
+		_, rest, ok := strings.Cut(line, "time=")
+		if !ok {
+			continue
+		}
+		stamp, _, _ := strings.Cut(rest, " ")
+		at, err := time.Parse(time.RFC3339Nano, stamp)
+		if err != nil || at.Before(from) || at.After(to) {
+			continue
+		}
+		if len(substrs) == 0 || slices.ContainsFunc(substrs, func(s string) bool { return strings.Contains(line, s) }) {
+			out = append(out, line)
+		}
+	}
+	return out
+}
+
+// daemons returns the controllers' and speakers' processes running now.
+func (l *Lab) daemons() []*netlab.Process {
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	var procs []*netlab.Process
 	for _, p := range l.controllers {
 		if p != nil {
@@ -616,7 +654,13 @@ func (l *Lab) Logs(lines int) string {
 			procs = append(procs, p)
 		}
 	}
-	l.mu.Unlock()
+	return procs
+}
+
+// Logs returns the tail of every speaker's and controller's log, for failure
+// messages.
+func (l *Lab) Logs(lines int) string {
+	procs := l.daemons()
 	var b strings.Builder
 	for _, p := range procs {
 		log := strings.Split(strings.TrimRight(p.Log(), "\n"), "\n")

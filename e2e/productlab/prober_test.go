@@ -2,6 +2,7 @@ package productlab
 
 import (
 	"errors"
+	"slices"
 	"testing"
 	"time"
 )
@@ -34,6 +35,42 @@ func TestOutage(t *testing.T) {
 			got, ok := Outage(tt.as, t0.Add(time.Duration(tt.event)*time.Millisecond), iv)
 			if got != tt.want || ok != tt.wantOK {
 				t.Errorf("Outage = %v, %v; want %v, %v", got, ok, tt.want, tt.wantOK)
+			}
+		})
+	}
+}
+
+func TestLinesBetween(t *testing.T) {
+	log := `# hl0-n1: herald-speaker --node=node1
+time=2026-12-06T13:43:00.231Z level=INFO msg="speaker gone" member=node3
+time=2026-12-06T13:43:03.126Z level=INFO msg="speaker joined" member=node3
+  a continuation line without a stamp
+time=2026-12-06T13:43:06.359Z level=INFO msg="layer-2 announcement changed" address=198.51.100.144 gained=true
+time=2026-12-06T13:43:09.000Z level=INFO msg="layer-2 announcement changed" address=198.51.100.145 gained=true
+`
+	at := func(s string) time.Time {
+		v, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	for _, tc := range []struct {
+		name     string
+		from, to string
+		substrs  []string
+		want     []string
+	}{
+		{"window, every line", "2026-12-06T13:43:00Z", "2026-12-06T13:43:03.126Z", nil,
+			[]string{`time=2026-12-06T13:43:00.231Z level=INFO msg="speaker gone" member=node3`, `time=2026-12-06T13:43:03.126Z level=INFO msg="speaker joined" member=node3`}},
+		{"window and substrings", "2026-12-06T13:43:00Z", "2026-12-06T13:43:10Z", []string{"198.51.100.144", "gone"},
+			[]string{`time=2026-12-06T13:43:00.231Z level=INFO msg="speaker gone" member=node3`, `time=2026-12-06T13:43:06.359Z level=INFO msg="layer-2 announcement changed" address=198.51.100.144 gained=true`}},
+		{"nothing in the window", "2026-12-06T13:44:00Z", "2026-12-06T13:45:00Z", nil, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := linesBetween(log, at(tc.from), at(tc.to), tc.substrs)
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("got %q\nwant %q", got, tc.want)
 			}
 		})
 	}

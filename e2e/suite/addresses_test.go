@@ -305,6 +305,7 @@ spec:
 		stopped = true
 		attempts := probe.Stop()
 		if failed := productlab.Failed(attempts); len(failed) > 0 {
+			logFailedConnections(t, l, a, failed)
 			t.Errorf("%d of %d client connections to %v failed while the controllers changed; first: %v at %v",
 				len(failed), len(attempts), a, failed[0].Err, failed[0].Start.Format(time.StampMilli))
 		} else {

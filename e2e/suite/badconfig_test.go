@@ -222,6 +222,7 @@ spec:
 	probeStopped = true
 	attempts := probe.Stop()
 	if failed := productlab.Failed(attempts); len(failed) > 0 {
+		logFailedConnections(t, l, bystander.ingress[0], failed)
 		t.Errorf("%d of %d client connections to the bystander %v failed; first: %v", len(failed), len(attempts), bystander.ingress[0], failed[0].Err)
 	} else if len(attempts) == 0 {
 		t.Errorf("the client made no connection to the bystander")

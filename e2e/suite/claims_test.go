@@ -108,6 +108,7 @@ spec:
 	stopped = true
 	attempts := probe.Stop()
 	if failed := productlab.Failed(attempts); len(failed) > 0 {
+		logFailedConnections(t, l, addr, failed)
 		t.Errorf("%d of %d client connections to %v failed during the pool edits; first: %v at %v",
 			len(failed), len(attempts), addr, failed[0].Err, failed[0].Start.Format(time.StampMilli))
 	} else if len(attempts) == 0 {

@@ -130,6 +130,7 @@ func testNodes(t *testing.T, l *productlab.Lab) {
 		t.Logf("drain of %s: %s took %v over; %d of %d connections failed (client-observed outage %v, recovered %v)",
 			owner, next, addr, len(failed), len(attempts), outage, ok)
 		if len(failed) > drainMaxFailed {
+			logFailedConnections(t, l, addr, failed)
 			t.Errorf("%d of %d connections failed during the drain, want at most %d; failures: %v",
 				len(failed), len(attempts), drainMaxFailed, describeFailures(failed, stopped))
 		}

@@ -137,6 +137,7 @@ func (r *rollout) finish() (failed, attempts []productlab.Attempt) {
 		len(failed), len(attempts), rolloutInterval, rolloutTimeout, time.Since(r.start).Round(time.Millisecond), r.moves, strings.Join(r.timeline, "\n"))
 	if len(failed) > 0 {
 		r.t.Logf("failed connections (time since the start): %v", describeFailures(failed, r.start))
+		logFailedConnections(r.t, r.l, r.addr, failed)
 	}
 	return failed, attempts
 }

@@ -61,3 +61,18 @@ func TestSuite(t *testing.T) {
 		}
 	})
 }
+
+// logFailedConnections logs, when a client's connection to addr failed, what the
+// speakers and controllers wrote from 3 s before the first failure to 4 s after it
+// about the address, membership, slow reconciles, hand-overs and conflicts: the
+// suite's failure output otherwise shows only the logs' last lines, long after.
+func logFailedConnections(t *testing.T, l *productlab.Lab, addr netip.Addr, failed []productlab.Attempt) {
+	t.Helper()
+	if len(failed) == 0 {
+		return
+	}
+	t.Logf("what the daemons logged around the first failed connection to %v (%v):\n%s", addr,
+		failed[0].Start.Format(time.StampMilli),
+		l.LogsAround(failed[0].Start, 3*time.Second, 4*time.Second,
+			addr.String(), "speaker gone", "speaker joined", "slow reconcile", "handed over", "conflict", "became leader", "ERROR"))
+}
