@@ -110,3 +110,63 @@ func (l *Lab) RouterPath(ctx context.Context, src, dst netip.Addr) (*netlab.Node
 	}
 	return n, nil
 }
+
+// TroubledConnections returns, from a capture, the TCP connections to service
+// that began from from to to and were reset by the service's side before it
+// closed them, or whose SYN got no SYN-ACK, each as its packets in capture
+// order: what a failed probe looked like on the wire (which node's MAC each
+// packet of its handshake went to and came from).
+func TroubledConnections(pkts []netlab.Packet, service netip.AddrPort, from, to time.Time) [][]netlab.Packet {
+	type conn struct {
+		pkts                     []netlab.Packet
+		start                    time.Time
+		synAck, reset, serverFin bool
+	}
+	svc := fmt.Sprintf("%s.%d", service.Addr(), service.Port()) // tcpdump's form
+	open := map[string]*conn{}                                  // by the client's address.port
+	var all []*conn
+	for _, p := range pkts {
+		src, rest, ok := strings.Cut(p.Line, " > ")
+		if !ok {
+			continue
+		}
+		dst, flags, ok := strings.Cut(rest, ": Flags [")
+		if !ok {
+			continue
+		}
+		fromServer := src == svc
+		client := src
+		if fromServer {
+			client = dst
+		} else if dst != svc {
+			continue
+		}
+		c := open[client]
+		if !fromServer && strings.HasPrefix(flags, "S]") && (c == nil || c.synAck || c.reset) {
+			// A SYN starts a connection; a port is reused for a later one.
+			c = &conn{start: p.Time}
+			open[client] = c
+			all = append(all, c)
+		}
+		if c == nil {
+			continue
+		}
+		c.pkts = append(c.pkts, p)
+		switch {
+		case !fromServer:
+		case strings.HasPrefix(flags, "S.]"):
+			c.synAck = true
+		case strings.HasPrefix(flags, "R") && !c.serverFin:
+			c.reset = true
+		case strings.Contains(flags, "F"):
+			c.serverFin = true
+		}
+	}
+	var out [][]netlab.Packet
+	for _, c := range all {
+		if !c.start.Before(from) && !c.start.After(to) && (c.reset || !c.synAck) {
+			out = append(out, c.pkts)
+		}
+	}
+	return out
+}

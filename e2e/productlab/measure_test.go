@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"reflect"
 	"testing"
 	"time"
 
@@ -61,5 +62,61 @@ func TestGratuitousARP(t *testing.T) {
 	}
 	if _, ok := GratuitousARP(pkts, addr, t0.Add(5), ""); ok {
 		t.Errorf("GratuitousARP after the last packet found one")
+	}
+}
+
+func TestTroubledConnections(t *testing.T) {
+	t0 := time.Date(2026, 12, 6, 14, 0, 0, 0, time.UTC)
+	pkt := func(ms int, line string) netlab.Packet {
+		return netlab.Packet{Time: t0.Add(time.Duration(ms) * time.Millisecond), Line: line}
+	}
+	// A complete connection (the server closes first), one reset after its
+	// handshake went on at another node, one whose SYN got no answer, and
+	// one that begins after the window.
+	ok := []netlab.Packet{
+		pkt(0, "198.51.100.100.40000 > 198.51.100.140.80: Flags [S], seq 1, length 0"),
+		pkt(1, "198.51.100.140.80 > 198.51.100.100.40000: Flags [S.], seq 9, ack 2, length 0"),
+		pkt(2, "198.51.100.100.40000 > 198.51.100.140.80: Flags [.], ack 1, length 0"),
+		pkt(3, "198.51.100.140.80 > 198.51.100.100.40000: Flags [F.], seq 1, ack 1, length 0"),
+		pkt(4, "198.51.100.140.80 > 198.51.100.100.40000: Flags [R], seq 2, length 0"),
+	}
+	reset := []netlab.Packet{
+		pkt(10, "198.51.100.100.40002 > 198.51.100.140.80: Flags [S], seq 1, length 0"),
+		pkt(11, "198.51.100.140.80 > 198.51.100.100.40002: Flags [S.], seq 9, ack 2, length 0"),
+		pkt(12, "198.51.100.100.40002 > 198.51.100.140.80: Flags [.], ack 1, length 0"),
+		pkt(13, "198.51.100.140.80 > 198.51.100.100.40002: Flags [R], seq 1, length 0"),
+	}
+	unanswered := []netlab.Packet{
+		pkt(20, "198.51.100.100.40004 > 198.51.100.140.80: Flags [S], seq 1, length 0"),
+		pkt(1020, "198.51.100.100.40004 > 198.51.100.140.80: Flags [S], seq 1, length 0"),
+	}
+	late := []netlab.Packet{
+		pkt(5000, "198.51.100.100.40006 > 198.51.100.140.80: Flags [S], seq 1, length 0"),
+	}
+	other := pkt(15, "198.51.100.100.40008 > 198.51.100.141.80: Flags [S], seq 1, length 0")
+	var all []netlab.Packet
+	all = append(all, ok[:3]...)
+	all = append(all, reset[:2]...)
+	all = append(all, ok[3:]...)
+	all = append(all, reset[2:]...)
+	all = append(all, other, unanswered[0])
+	all = append(all, unanswered[1:]...)
+	all = append(all, late...)
+	svc := netip.MustParseAddrPort("198.51.100.140:80")
+	for _, tc := range []struct {
+		name     string
+		from, to time.Duration
+		want     [][]netlab.Packet
+	}{
+		{"all of them", 0, 10 * time.Second, [][]netlab.Packet{reset, unanswered, late}},
+		{"a window", 5 * time.Millisecond, time.Second, [][]netlab.Packet{reset, unanswered}},
+		{"none", 30 * time.Millisecond, time.Second, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := TroubledConnections(all, svc, t0.Add(tc.from), t0.Add(tc.to))
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("got %v\nwant %v", got, tc.want)
+			}
+		})
 	}
 }

@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -36,7 +38,9 @@ func (m *measurement) layer2(ctx context.Context) []*result {
 	m.createService(ctx, serviceSpec{name: "l2", pool: l2Pool, addr: addr}, readyEndpoints(m.web...)...)
 	owner := m.waitOwner(ctx, addr)
 	fmt.Printf("\nlayer 2: Service default/l2 at %s (pods on node1, node2), announced by %s\n", addr, owner.Name())
-	capture := l.Client.Capture("eth0", "arp")
+	// ARP for the takeovers; the Service's TCP to show what a failed
+	// connection looked like on the wire.
+	capture := l.Client.Capture("eth0", fmt.Sprintf("arp or tcp port %d", servicePort))
 
 	outage := map[l2Kind]*result{}
 	takeover := map[l2Kind]*result{}
@@ -121,6 +125,9 @@ func (m *measurement) l2Trial(ctx context.Context, k l2Kind, i, trials int, addr
 		line += "; no gratuitous ARP from another node within 15s"
 	}
 	fmt.Println(line)
+	if failed > 0 {
+		m.printTroubled(capture, netip.AddrPortFrom(addr, servicePort), event)
+	}
 
 	// Bring the node back: its port on the bridge, its speaker running and
 	// ready, one node answering for the address.
@@ -181,4 +188,31 @@ func (m *measurement) nodeOfMAC(mac string) *netlab.Node {
 		}
 	}
 	return nil
+}
+
+// printTroubled prints, from the client's capture, each connection begun from 1 s
+// before event to 2 s after it that was reset or got no SYN-ACK: its packets,
+// with the time from the event and the nodes (by MAC) they went to and came from.
+func (m *measurement) printTroubled(capture *netlab.Capture, service netip.AddrPort, event time.Time) {
+	pkts, err := capture.Packets()
+	if err != nil {
+		m.fatalf("%v", err)
+	}
+	name := func(mac net.HardwareAddr) string {
+		if n := m.nodeOfMAC(mac.String()); n != nil {
+			return n.Name()
+		}
+		for _, link := range m.lab.Client.Links() {
+			if slices.Equal(link.MAC, mac) {
+				return "client"
+			}
+		}
+		return mac.String()
+	}
+	for _, conn := range productlab.TroubledConnections(pkts, service, event.Add(-time.Second), event.Add(2*time.Second)) {
+		fmt.Println("    a failed connection on the wire:")
+		for _, p := range conn {
+			fmt.Printf("      %+8s %s > %s: %s\n", ms(p.Time.Sub(event)), name(p.Src), name(p.Dst), p.Line)
+		}
+	}
 }
