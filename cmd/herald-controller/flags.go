@@ -19,6 +19,7 @@ type options struct {
 	apiQPS             float32
 	apiBurst           int
 	metricsAddr        string
+	profiling          bool
 	log                daemon.LogOptions
 	class              string
 	namespace          string
@@ -81,6 +82,7 @@ func parseFlags(name string, args []string, out io.Writer) (options, error) {
 	fs.IntVar(&o.workers, "workers", controller.DefaultWorkers, "Number of Services reconciled in parallel.")
 	fs.DurationVar(&o.resync, "resync", 10*time.Minute,
 		"How often every object is reconciled again even without a change; 0 disables it.")
+	fs.BoolVar(&o.profiling, "profiling", false, "also serve Go's profiles (/debug/pprof/) on the metrics address")
 	fs.StringVar(&o.metricsAddr, "metrics-bind-address", defaultMetricsAddress(os.Getenv("HERALD_POD_IP")),
 		"Address serving /metrics, /healthz and /readyz (ready once the caches are synced and, on the leader,\n"+
 			"existing allocations are imported). Empty disables it. Its default is the pod's own address\n"+

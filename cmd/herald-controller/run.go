@@ -43,7 +43,7 @@ func run(ctx context.Context, o options) error {
 	}
 	serveCtx, stopServing := context.WithCancel(context.Background())
 	defer stopServing()
-	errc, err := daemon.Endpoint{Addr: o.metricsAddr, Gatherer: reg, Ready: c.Ready}.Serve(serveCtx)
+	errc, err := daemon.Endpoint{Addr: o.metricsAddr, Gatherer: reg, Ready: c.Ready, Profiling: o.profiling}.Serve(serveCtx)
 	if err != nil {
 		return err
 	}

@@ -21,6 +21,7 @@ type options struct {
 	cfg         speaker.Config
 	log         daemon.LogOptions
 	metricsAddr string
+	profiling   bool
 	gcPercent   int
 	takeover    time.Duration
 }
@@ -56,6 +57,7 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (optio
 	fs.StringVar(&cfg.Namespace, "namespace", getenv("POD_NAMESPACE"), "namespace Herald runs in, where BGP password Secrets are read (default $POD_NAMESPACE)")
 	fs.StringVar(&o.metricsAddr, "metrics-address", defaultMetricsAddress(getenv("HERALD_NODE_IP")),
 		"address serving /metrics, /healthz and /readyz; empty disables it. Its default is the node's own address $HERALD_NODE_IP (the DaemonSet sets it from status.hostIP), port 7473; every address when $HERALD_NODE_IP is unset")
+	fs.BoolVar(&o.profiling, "profiling", false, "also serve Go's profiles (/debug/pprof/) on the metrics address")
 	fs.StringVar(&o.log.Format, "log-format", "json", "log format: json or text")
 	fs.StringVar(&o.log.Level, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&cfg.MemberlistBindAddr, "memberlist-bind-address", "0.0.0.0", "address the speaker membership listens on")

@@ -54,7 +54,7 @@ func run() error {
 	cfg.Logger = logger
 	cfg.Registry = daemon.NewRegistry()
 	cfg.Health = &speaker.Health{}
-	endpoint := daemon.Endpoint{Addr: metricsAddr, Gatherer: cfg.Registry, Healthy: cfg.Health.Healthy, Ready: cfg.Health.Ready}
+	endpoint := daemon.Endpoint{Addr: metricsAddr, Gatherer: cfg.Registry, Healthy: cfg.Health.Healthy, Ready: cfg.Health.Ready, Profiling: o.profiling}
 	errc, err := endpoint.Serve(ctx)
 	if err != nil {
 		return err

@@ -65,3 +65,30 @@ func TestEndpointServesChecks(t *testing.T) {
 		}
 	}
 }
+
+func TestEndpointServesProfilesOnlyWhenAsked(t *testing.T) {
+	for _, tc := range []struct {
+		profiling bool
+		want      int
+	}{{false, http.StatusNotFound}, {true, http.StatusOK}} {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		ctx, cancel := context.WithCancel(context.Background())
+		if _, err := (Endpoint{Addr: addr, Gatherer: NewRegistry(), Profiling: tc.profiling}).Serve(ctx); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.Get("http://" + addr + "/debug/pprof/heap")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		cancel()
+		if resp.StatusCode != tc.want {
+			t.Errorf("profiling %v: GET /debug/pprof/heap = %d, want %d", tc.profiling, resp.StatusCode, tc.want)
+		}
+	}
+}

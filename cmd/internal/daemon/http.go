@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -26,6 +27,9 @@ type Endpoint struct {
 	Healthy Check
 	// Ready backs /readyz; nil means always ready.
 	Ready Check
+	// Profiling serves Go's profiles under /debug/pprof/ too (off by default,
+	// as in Kubernetes' components: a heap or CPU profile for a bug report).
+	Profiling bool
 }
 
 // NewRegistry returns a registry with the Go runtime and process collectors.
@@ -47,6 +51,13 @@ func (e Endpoint) Serve(ctx context.Context) (<-chan error, error) {
 	mux.Handle("/metrics", promhttp.HandlerFor(e.Gatherer, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", checkHandler(e.Healthy))
 	mux.HandleFunc("/readyz", checkHandler(e.Ready))
+	if e.Profiling {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	ln, err := net.Listen("tcp", e.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("daemon: listen on %s: %w", e.Addr, err)

@@ -74,7 +74,12 @@ func main() {
 	}
 	defer sess.Close()
 	m := &measurement{sess: sess}
-	m.lab = speakerlab.New(sess, speakerlab.Options{Dir: filepath.Join(*dir, "logs")})
+	var speakerArgs []string
+	if *memory {
+		// The memory run saves each speaker's heap profile.
+		speakerArgs = []string{"--profiling"}
+	}
+	m.lab = speakerlab.New(sess, speakerlab.Options{Dir: filepath.Join(*dir, "logs"), SpeakerArgs: speakerArgs})
 	fmt.Printf("lab up; logs in %s\n", *dir)
 	m.setUp(ctx)
 
@@ -95,7 +100,7 @@ func main() {
 		fmt.Println(r.row())
 	}
 	if *memory {
-		m.memory(ctx, *services, *endpoints, *scaleReaction)
+		m.memory(ctx, *services, *endpoints, *scaleReaction, *dir)
 	}
 }
 

@@ -3,8 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"net/netip"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,8 +25,9 @@ import (
 // until they announce all of them, and prints each speaker's resident
 // memory (now and at its peak, which includes the initial list) and how
 // long they took to announce everything; then it runs reactionTrials
-// reaction trials at that scale.
-func (m *measurement) memory(ctx context.Context, n, perService, reactionTrials int) {
+// reaction trials at that scale. It saves each speaker's heap profile in dir
+// and prints where the live heap is (go tool pprof -top).
+func (m *measurement) memory(ctx context.Context, n, perService, reactionTrials int, dir string) {
 	l := m.lab
 	for _, node := range l.Nodes {
 		if err := l.StopSpeaker(node); err != nil {
@@ -115,6 +120,17 @@ func (m *measurement) memory(ctx context.Context, n, perService, reactionTrials 
 		fmt.Printf("| %s | %v | %s | %s | mean %v |\n", node.Name, v, rss, hwm, mean.Round(time.Millisecond))
 	}
 
+	fmt.Println()
+	fmt.Printf("| node | heap in use | heap objects | next GC at | GC cycles |\n|---|---|---|---|---|\n")
+	for _, node := range l.Nodes {
+		inuse, _ := l.Metric(ctx, node, "go_memstats_heap_inuse_bytes")
+		objects, _ := l.Metric(ctx, node, "go_memstats_heap_objects")
+		next, _ := l.Metric(ctx, node, "go_memstats_next_gc_bytes")
+		cycles, _ := l.Metric(ctx, node, "go_gc_duration_seconds_count")
+		fmt.Printf("| %s | %.1f MiB | %.0f | %.1f MiB | %.0f |\n", node.Name, inuse/(1<<20), objects, next/(1<<20), cycles)
+	}
+	m.heapProfile(ctx, l.Nodes[0], dir)
+
 	// The reaction time at this scale, and the steady-state reconcile time.
 	r := m.reaction(ctx, reactionTrials)
 	r.name += fmt.Sprintf(", with %d Services", n)
@@ -157,4 +173,30 @@ func procMemory(pid int) (rss, hwm string) {
 		}
 	}
 	return rss, hwm
+}
+
+// heapProfile saves node's speaker heap profile (after a GC: /debug/pprof/heap?gc=1)
+// in dir and prints its top entries by live bytes.
+func (m *measurement) heapProfile(ctx context.Context, node *speakerlab.Node, dir string) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+speakerlab.MetricsAddr+"/debug/pprof/heap?gc=1", nil)
+	resp, err := node.Host.HTTPClient(30 * time.Second).Do(req)
+	if err != nil {
+		fmt.Printf("memory: heap profile of %s: %v\n", node.Name, err)
+		return
+	}
+	defer resp.Body.Close()
+	path := filepath.Join(dir, "heap-"+node.Name+".pb.gz")
+	f, err := os.Create(path)
+	if err != nil {
+		m.fatal("memory: %v", err)
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		m.fatal("memory: save heap profile: %v", err)
+	}
+	f.Close()
+	out, err := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-nodecount=25", "-sample_index=inuse_space", path).CombinedOutput()
+	fmt.Printf("\nmemory: %s's live heap (%s):\n%s\n", node.Name, path, out)
+	if err != nil {
+		fmt.Printf("memory: go tool pprof: %v\n", err)
+	}
 }
