@@ -55,6 +55,7 @@ func main() {
 	endpoints := flag.Int("endpoints", 5, "endpoints per Service for -memory")
 	scaleReaction := flag.Int("scale-reaction-trials", 10, "EndpointSlice reaction trials with the -memory Services in place")
 	dir := flag.String("dir", "", "directory for logs (default a temporary one)")
+	speakerEnv := flag.String("speaker-env", "", "extra environment for the speakers, space-separated (for example GOMEMLIMIT=80MiB)")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -79,7 +80,7 @@ func main() {
 		// The memory run saves each speaker's heap profile.
 		speakerArgs = []string{"--profiling"}
 	}
-	m.lab = speakerlab.New(sess, speakerlab.Options{Dir: filepath.Join(*dir, "logs"), SpeakerArgs: speakerArgs})
+	m.lab = speakerlab.New(sess, speakerlab.Options{Dir: filepath.Join(*dir, "logs"), SpeakerArgs: speakerArgs, SpeakerEnv: strings.Fields(*speakerEnv)})
 	fmt.Printf("lab up; logs in %s\n", *dir)
 	m.setUp(ctx)
 

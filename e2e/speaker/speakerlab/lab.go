@@ -60,6 +60,9 @@ type Options struct {
 	Nodes int
 	// SpeakerArgs are extra flags for every speaker.
 	SpeakerArgs []string
+	// SpeakerEnv is extra environment for every speaker (for example
+	// GOMEMLIMIT=80MiB).
+	SpeakerEnv []string
 	// NoSpeakers leaves the speakers stopped (start them with StartSpeaker).
 	NoSpeakers bool
 	// Dir keeps the logs; default t.TempDir().
@@ -80,6 +83,7 @@ type Lab struct {
 
 	speakerBin  string
 	speakerArgs []string
+	speakerEnv  []string
 	kubeconfig  string
 }
 
@@ -123,7 +127,7 @@ func New(t netlab.T, opts Options) *Lab {
 		opts.Nodes = 3
 	}
 	ctx := t.Context()
-	l := &Lab{T: t, speakerArgs: opts.SpeakerArgs}
+	l := &Lab{T: t, speakerArgs: opts.SpeakerArgs, speakerEnv: opts.SpeakerEnv}
 	l.speakerBin = netlab.BuildGo(t, SpeakerPackage)
 
 	cp, err := controlplane.Start(ctx, controlplane.Options{})
@@ -237,7 +241,7 @@ func (l *Lab) StartSpeaker(n *Node, extraArgs ...string) {
 		"--log-level=info",
 	}
 	args = append(append(args, l.speakerArgs...), extraArgs...)
-	n.Speaker = n.Host.StartProcess(netlab.ProcessSpec{Name: "speaker", Args: args})
+	n.Speaker = n.Host.StartProcess(netlab.ProcessSpec{Name: "speaker", Args: args, Env: l.speakerEnv})
 }
 
 // WaitReady waits until n's speaker answers /readyz.
