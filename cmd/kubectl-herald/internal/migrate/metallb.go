@@ -150,9 +150,24 @@ func (p *Plan) problem(o *unstructured.Unstructured, err error) {
 	p.Problems = append(p.Problems, fmt.Sprintf("%s: %v", ref(o), err))
 }
 
+// metallbNeutral are MetalLB fields whose value, when it is the one given
+// here (MetalLB's CRDs write some as defaults), asks for nothing Herald does
+// not already do: they are taken as carried.
+var metallbNeutral = map[string]any{
+	"BGPPeer.spec.disableMP":              false,
+	"BGPPeer.spec.dualStackAddressFamily": true,
+	"BGPPeer.spec.enableGracefulRestart":  false,
+	"BGPPeer.spec.ebgpMultiHop":           false,
+	"BFDProfile.spec.echoMode":            false,
+	"BFDProfile.spec.passiveMode":         false,
+}
+
 // dropRest reports every field of f left after conversion.
 func (p *Plan) dropRest(o *unstructured.Unstructured, f *fields, prefix string) {
 	for _, l := range f.rest(prefix) {
+		if v, ok := metallbNeutral[o.GetKind()+"."+l.Path]; ok && v == l.Value {
+			continue
+		}
 		reason, ok := metallbNoEquivalent[o.GetKind()+"."+l.Path]
 		if !ok {
 			reason = "Herald has no equivalent of this field"
@@ -597,6 +612,11 @@ func (p *Plan) convertBGPPeer(o *unstructured.Unstructured, bfd map[string]bfdSe
 		p.problem(o, fmt.Errorf("spec.dynamicASN %q: Herald needs the router's AS number in peerASN", dyn))
 	default:
 		p.problem(o, fmt.Errorf("spec.peerASN is not set"))
+	}
+	if v, set, err := f.boolean("dualStackAddressFamily"); err != nil {
+		p.problem(o, err)
+	} else if set && !v {
+		p.Notes = append(p.Notes, fmt.Sprintf("%s: dualStackAddressFamily is false, but Herald offers IPv4 and IPv6 unicast on every session: an IPv6 address is advertised over an IPv4 session too when the router accepts that family", ref(o)))
 	}
 	if v, set, err := f.integer("peerPort"); err != nil {
 		p.problem(o, err)

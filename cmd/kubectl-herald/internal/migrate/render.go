@@ -35,6 +35,9 @@ func (p *Plan) Write(w io.Writer) error {
 	fmt.Fprintln(tw, "  SERVICE\tADDRESS NOW\tADDRESS AFTER\tPOOL\tANNOTATIONS")
 	for _, s := range p.Services {
 		after := config.JoinAddrs(s.After)
+		if len(s.Now) == 0 && len(s.Problems) == 0 {
+			after = "pending: Herald allocates one"
+		}
 		if len(s.Problems) > 0 {
 			after = "AT RISK (see problems)"
 		}

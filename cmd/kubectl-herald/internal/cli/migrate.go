@@ -1,0 +1,198 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+
+	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/herald-dev/herald/cmd/kubectl-herald/internal/migrate"
+)
+
+// migrateOptions are the flags of migrate metallb.
+type migrateOptions struct {
+	files           []string
+	offline         bool
+	apply           bool
+	dropUnsupported bool
+}
+
+func newMigrate(c *clients) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "migrate",
+		Short: "Move from another load balancer to Herald without changing any address",
+	}
+	o := &migrateOptions{}
+	metallb := &cobra.Command{
+		Use:   "metallb [-f FILE] [--apply]",
+		Short: "Plan (and with --apply, perform) the move from MetalLB",
+		Long: `migrate metallb reads MetalLB's resources (IPAddressPool, L2Advertisement,
+BGPAdvertisement, BGPPeer, BFDProfile, Community of metallb.io) from the cluster,
+or from files with -f, and the Services' MetalLB annotations (metallb.io/ and
+metallb.universe.tf/: loadBalancerIPs, address-pool, allow-shared-ip,
+ip-allocated-from-pool), and prints a plan:
+
+  - the Herald resources it would create (IPPool, L2Advertisement,
+    BGPAdvertisement, BGPPeer), named as in MetalLB and labelled
+    herald.dev/migrated-from=metallb;
+  - every Service, its address now and after (they are equal: Herald adopts
+    the addresses in the Services' status when it starts), its pool and the
+    herald.dev/ annotations it gets (MetalLB's stay, inert, to allow going back);
+  - every MetalLB setting it cannot carry, with the reason;
+  - notes (a password Secret to copy, a loadBalancerClass to serve);
+  - problems that would change an address (an address two MetalLB pools
+    claim, an address in no pool, sharers Herald would not let share...).
+
+With --apply it writes the resources and annotations (server-side apply, field
+manager kubectl-herald), after checking that Herald's CRDs are installed and
+that no Herald resource of the same name exists that a migration did not
+write. It applies nothing while the plan has a problem, nor while it drops a
+setting unless --drop-unsupported accepts that. It changes no address, and
+starts or stops nothing: the hand-over (stop MetalLB, start Herald) is in
+docs/migration.md.`,
+		Example: `  kubectl herald migrate metallb                       # plan from the cluster
+  kubectl herald migrate metallb -f metallb-config.yaml  # plan from files (Services from the cluster)
+  kubectl herald migrate metallb -f config.yaml --offline  # plan from files only
+  kubectl herald migrate metallb --apply`,
+		Args: cobraNoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runMigrateMetalLB(cmd.Context(), c, o, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	metallb.Flags().StringSliceVarP(&o.files, "filename", "f", nil, "read MetalLB's resources (and any Services) from this file instead of the cluster (- for stdin); may be repeated")
+	metallb.Flags().BoolVar(&o.offline, "offline", false, "with -f: contact no cluster, take the Services from the files only (plan only)")
+	metallb.Flags().BoolVar(&o.apply, "apply", false, "write the Herald resources and Service annotations the plan lists")
+	metallb.Flags().BoolVar(&o.dropUnsupported, "drop-unsupported", false, "with --apply: apply even though the plan drops settings Herald cannot carry")
+	cmd.AddCommand(metallb)
+	return cmd
+}
+
+func runMigrateMetalLB(ctx context.Context, c *clients, o *migrateOptions, out, errOut io.Writer) error {
+	switch {
+	case o.offline && len(o.files) == 0:
+		return usageError{errors.New("--offline needs the configuration in files (-f)")}
+	case o.offline && o.apply:
+		return usageError{errors.New("--apply writes to the cluster: it cannot be --offline")}
+	}
+	var in migrate.MetalLBInput
+	if len(o.files) > 0 {
+		objs, svcs, err := readFiles(o.files)
+		if err != nil {
+			return err
+		}
+		in.Objects, in.Services = objs, svcs
+	}
+	if !o.offline {
+		if err := c.init(); err != nil {
+			return err
+		}
+		if len(o.files) == 0 {
+			objs, err := listMetalLB(ctx, c)
+			if err != nil {
+				return err
+			}
+			in.Objects = objs
+		}
+		svcs, err := listServices(ctx, c)
+		if err != nil {
+			return err
+		}
+		in.Services = mergeServices(in.Services, svcs)
+	}
+	plan := migrate.MetalLB(in)
+	if err := plan.Write(out); err != nil {
+		return err
+	}
+	if !o.apply {
+		fmt.Fprintln(out, "\nNothing applied (plan only): run again with --apply to write it.")
+		return nil
+	}
+	if plan.Blocked(o.dropUnsupported) {
+		if len(plan.Dropped) > 0 && !o.dropUnsupported && !plan.Blocked(true) {
+			fmt.Fprintf(errOut, "kubectl herald: nothing applied: the plan drops %d setting(s) Herald cannot carry (listed above); add --drop-unsupported to apply without them\n", len(plan.Dropped))
+		} else {
+			fmt.Fprintln(errOut, "kubectl herald: nothing applied: fix the problems listed above first")
+		}
+		return errReported
+	}
+	if err := applyPlan(ctx, c, plan, out); err != nil {
+		return err
+	}
+	return nil
+}
+
+// mergeServices adds the cluster's Services to those of the files; a
+// Service in both is taken from the cluster (its status is the truth).
+func mergeServices(files, cluster []*corev1.Service) []*corev1.Service {
+	out := slices.Clone(cluster)
+	for _, f := range files {
+		if !slices.ContainsFunc(cluster, func(s *corev1.Service) bool { return s.Namespace == f.Namespace && s.Name == f.Name }) {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// listMetalLB lists MetalLB's resources in every namespace, each kind in
+// the version the API server prefers.
+func listMetalLB(ctx context.Context, c *clients) ([]*unstructured.Unstructured, error) {
+	groups, err := c.kube.Discovery().ServerGroups()
+	if err != nil {
+		return nil, fmt.Errorf("discovering the API groups: %w", err)
+	}
+	var versions []string
+	for _, g := range groups.Groups {
+		if g.Name == migrate.MetalLBGroup {
+			versions = append(versions, g.PreferredVersion.Version)
+			for _, v := range g.Versions {
+				if v.Version != g.PreferredVersion.Version {
+					versions = append(versions, v.Version)
+				}
+			}
+		}
+	}
+	if len(versions) == 0 {
+		return nil, fmt.Errorf("MetalLB's CRDs (API group %s) are not installed in this cluster: there is nothing to migrate from it (to plan from MetalLB's configuration files, give them with -f)", migrate.MetalLBGroup)
+	}
+	resources := map[string]schema.GroupVersionResource{}
+	for _, v := range versions {
+		list, err := c.kube.Discovery().ServerResourcesForGroupVersion(migrate.MetalLBGroup + "/" + v)
+		if err != nil {
+			return nil, fmt.Errorf("discovering %s/%s: %w", migrate.MetalLBGroup, v, err)
+		}
+		for _, r := range list.APIResources {
+			if strings.Contains(r.Name, "/") {
+				continue
+			}
+			if _, seen := resources[r.Kind]; !seen {
+				resources[r.Kind] = schema.GroupVersionResource{Group: migrate.MetalLBGroup, Version: v, Resource: r.Name}
+			}
+		}
+	}
+	var missing []string
+	var out []*unstructured.Unstructured
+	for _, kind := range migrate.MetalLBKinds {
+		gvr, ok := resources[kind]
+		if !ok {
+			missing = append(missing, kind)
+			continue
+		}
+		list, err := c.dynamic.Resource(gvr).Namespace(metav1.NamespaceAll).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("listing MetalLB's %s: %w", gvr.Resource, err)
+		}
+		out = append(out, ptrs(list.Items)...)
+	}
+	if slices.Contains(missing, migrate.KindIPAddressPool) {
+		return nil, fmt.Errorf("the API server serves %s but not its IPAddressPool (the CRDs of MetalLB before 0.13 used a ConfigMap: convert it with MetalLB's configmaptocrs first); missing kinds: %s", migrate.MetalLBGroup, strings.Join(missing, ", "))
+	}
+	return out, nil
+}
