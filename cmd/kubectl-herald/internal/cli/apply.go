@@ -54,7 +54,7 @@ func applyPlan(ctx context.Context, c *clients, p *migrate.Plan, out io.Writer) 
 	objs := planObjects(p)
 	for _, o := range objs {
 		if served == nil || !slices.ContainsFunc(served.APIResources, func(r metav1.APIResource) bool { return r.Name == o.resource }) {
-			return fmt.Errorf("nothing applied: the API server does not serve Herald's %s (%s): install Herald's CRDs first (kubectl apply -f deploy/crds, docs/migration.md)", o.resource, v1alpha1.SchemeGroupVersion)
+			return fmt.Errorf("nothing applied: the API server does not serve Herald's %s (%s): install Herald's CRDs first (kubectl apply --server-side -k deploy/crds, docs/migration.md)", o.resource, v1alpha1.SchemeGroupVersion)
 		}
 	}
 	for _, o := range objs {
