@@ -10,8 +10,10 @@ import (
 
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/herald-dev/herald/cmd/kubectl-herald/internal/migrate"
@@ -71,8 +73,98 @@ docs/migration.md.`,
 	metallb.Flags().BoolVar(&o.offline, "offline", false, "with -f: contact no cluster, take the Services from the files only (plan only)")
 	metallb.Flags().BoolVar(&o.apply, "apply", false, "write the Herald resources and Service annotations the plan lists")
 	metallb.Flags().BoolVar(&o.dropUnsupported, "drop-unsupported", false, "with --apply: apply even though the plan drops settings Herald cannot carry")
-	cmd.AddCommand(metallb)
+	cmd.AddCommand(metallb, newMigratePlanOnly(c, "kube-vip", "kube-vip's cloud provider (ConfigMap kube-system/kubevip)", planKubeVIP),
+		newMigratePlanOnly(c, "cilium", "Cilium LB-IPAM (CiliumLoadBalancerIPPool, CiliumL2AnnouncementPolicy)", planCilium))
 	return cmd
+}
+
+// planSource reads one source's configuration (from files when objs is
+// not nil, else from the cluster) and plans it.
+type planSource func(ctx context.Context, c *clients, objs []*unstructured.Unstructured, fromFiles bool, svcs []*corev1.Service) (*migrate.Plan, error)
+
+// newMigratePlanOnly is the command of a source that is planned, never applied.
+func newMigratePlanOnly(c *clients, name, what string, plan planSource) *cobra.Command {
+	o := &migrateOptions{}
+	cmd := &cobra.Command{
+		Use:   name + " [-f FILE]",
+		Short: "Plan the move from " + what + " (plan only)",
+		Long: "migrate " + name + " reads the configuration of " + what + ` from the
+cluster, or from files with -f, and the Services' annotations, and prints the plan:
+the Herald resources it would create, every Service with its address now and after,
+every setting not carried with the reason, and the problems that would change an
+address. It applies nothing: review the plan, then write the resources by hand
+(docs/migration.md).`,
+		Args: cobraNoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var objs []*unstructured.Unstructured
+			var svcs []*corev1.Service
+			if len(o.files) > 0 {
+				var err error
+				if objs, svcs, err = readFiles(o.files); err != nil {
+					return err
+				}
+			} else if o.offline {
+				return usageError{errors.New("--offline needs the configuration in files (-f)")}
+			}
+			ctx := cmd.Context()
+			if !o.offline {
+				if err := c.init(); err != nil {
+					return err
+				}
+				cluster, err := listServices(ctx, c)
+				if err != nil {
+					return err
+				}
+				svcs = mergeServices(svcs, cluster)
+			}
+			p, err := plan(ctx, c, objs, len(o.files) > 0, svcs)
+			if err != nil {
+				return err
+			}
+			if err := p.Write(cmd.OutOrStdout()); err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "\nPlan only: kubectl herald applies migrations from MetalLB only.")
+			return nil
+		},
+	}
+	cmd.Flags().StringSliceVarP(&o.files, "filename", "f", nil, "read the configuration (and any Services) from this file instead of the cluster (- for stdin); may be repeated")
+	cmd.Flags().BoolVar(&o.offline, "offline", false, "with -f: contact no cluster, take the Services from the files only")
+	return cmd
+}
+
+func planKubeVIP(ctx context.Context, c *clients, objs []*unstructured.Unstructured, fromFiles bool, svcs []*corev1.Service) (*migrate.Plan, error) {
+	var cm *corev1.ConfigMap
+	if fromFiles {
+		for _, o := range objs {
+			if o.GetKind() == "ConfigMap" && o.GetName() == migrate.KubeVIPConfigMap {
+				cm = &corev1.ConfigMap{}
+				if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, cm); err != nil {
+					return nil, fmt.Errorf("ConfigMap %s: %w", o.GetName(), err)
+				}
+			}
+		}
+	} else {
+		got, err := c.kube.CoreV1().ConfigMaps("kube-system").Get(ctx, migrate.KubeVIPConfigMap, metav1.GetOptions{})
+		switch {
+		case apierrors.IsNotFound(err):
+		case err != nil:
+			return nil, fmt.Errorf("reading ConfigMap kube-system/%s: %w", migrate.KubeVIPConfigMap, err)
+		default:
+			cm = got
+		}
+	}
+	return migrate.KubeVIP(migrate.KubeVIPInput{ConfigMap: cm, Services: svcs}), nil
+}
+
+func planCilium(ctx context.Context, c *clients, objs []*unstructured.Unstructured, fromFiles bool, svcs []*corev1.Service) (*migrate.Plan, error) {
+	if !fromFiles {
+		var err error
+		if objs, err = listGroup(ctx, c, migrate.CiliumGroup, migrate.CiliumKinds, "Cilium's CRDs"); err != nil {
+			return nil, err
+		}
+	}
+	return migrate.Cilium(migrate.CiliumInput{Objects: objs, Services: svcs}), nil
 }
 
 func runMigrateMetalLB(ctx context.Context, c *clients, o *migrateOptions, out, errOut io.Writer) error {
@@ -144,13 +236,26 @@ func mergeServices(files, cluster []*corev1.Service) []*corev1.Service {
 // listMetalLB lists MetalLB's resources in every namespace, each kind in
 // the version the API server prefers.
 func listMetalLB(ctx context.Context, c *clients) ([]*unstructured.Unstructured, error) {
+	objs, err := listGroup(ctx, c, migrate.MetalLBGroup, migrate.MetalLBKinds, "MetalLB's CRDs")
+	if err != nil {
+		return nil, err
+	}
+	if !slices.ContainsFunc(objs, func(o *unstructured.Unstructured) bool { return o.GetKind() == migrate.KindIPAddressPool }) && !served(ctx, c, migrate.MetalLBGroup, migrate.KindIPAddressPool) {
+		return nil, fmt.Errorf("the API server serves %s but not its IPAddressPool (MetalLB before 0.13 kept its configuration in a ConfigMap: convert it with MetalLB's configmaptocrs first)", migrate.MetalLBGroup)
+	}
+	return objs, nil
+}
+
+// groupResources maps each kind of an API group to its resource, in the
+// version the API server prefers, then the others.
+func groupResources(c *clients, group string) (map[string]schema.GroupVersionResource, error) {
 	groups, err := c.kube.Discovery().ServerGroups()
 	if err != nil {
 		return nil, fmt.Errorf("discovering the API groups: %w", err)
 	}
 	var versions []string
 	for _, g := range groups.Groups {
-		if g.Name == migrate.MetalLBGroup {
+		if g.Name == group {
 			versions = append(versions, g.PreferredVersion.Version)
 			for _, v := range g.Versions {
 				if v.Version != g.PreferredVersion.Version {
@@ -160,39 +265,54 @@ func listMetalLB(ctx context.Context, c *clients) ([]*unstructured.Unstructured,
 		}
 	}
 	if len(versions) == 0 {
-		return nil, fmt.Errorf("MetalLB's CRDs (API group %s) are not installed in this cluster: there is nothing to migrate from it (to plan from MetalLB's configuration files, give them with -f)", migrate.MetalLBGroup)
+		return nil, nil
 	}
 	resources := map[string]schema.GroupVersionResource{}
 	for _, v := range versions {
-		list, err := c.kube.Discovery().ServerResourcesForGroupVersion(migrate.MetalLBGroup + "/" + v)
+		list, err := c.kube.Discovery().ServerResourcesForGroupVersion(group + "/" + v)
 		if err != nil {
-			return nil, fmt.Errorf("discovering %s/%s: %w", migrate.MetalLBGroup, v, err)
+			return nil, fmt.Errorf("discovering %s/%s: %w", group, v, err)
 		}
 		for _, r := range list.APIResources {
 			if strings.Contains(r.Name, "/") {
 				continue
 			}
 			if _, seen := resources[r.Kind]; !seen {
-				resources[r.Kind] = schema.GroupVersionResource{Group: migrate.MetalLBGroup, Version: v, Resource: r.Name}
+				resources[r.Kind] = schema.GroupVersionResource{Group: group, Version: v, Resource: r.Name}
 			}
 		}
 	}
-	var missing []string
+	return resources, nil
+}
+
+func served(_ context.Context, c *clients, group, kind string) bool {
+	rs, err := groupResources(c, group)
+	_, ok := rs[kind]
+	return err == nil && ok
+}
+
+// listGroup lists the given kinds of an API group in every namespace; a
+// kind the API server does not serve is skipped, a group it does not
+// serve at all is an error naming what (the CRDs) is missing.
+func listGroup(ctx context.Context, c *clients, group string, kinds []string, what string) ([]*unstructured.Unstructured, error) {
+	resources, err := groupResources(c, group)
+	if err != nil {
+		return nil, err
+	}
+	if len(resources) == 0 {
+		return nil, fmt.Errorf("%s (API group %s) are not installed in this cluster: there is nothing to migrate from (to plan from configuration files, give them with -f)", what, group)
+	}
 	var out []*unstructured.Unstructured
-	for _, kind := range migrate.MetalLBKinds {
+	for _, kind := range kinds {
 		gvr, ok := resources[kind]
 		if !ok {
-			missing = append(missing, kind)
 			continue
 		}
 		list, err := c.dynamic.Resource(gvr).Namespace(metav1.NamespaceAll).List(ctx, metav1.ListOptions{})
 		if err != nil {
-			return nil, fmt.Errorf("listing MetalLB's %s: %w", gvr.Resource, err)
+			return nil, fmt.Errorf("listing %s: %w", gvr.Resource, err)
 		}
 		out = append(out, ptrs(list.Items)...)
-	}
-	if slices.Contains(missing, migrate.KindIPAddressPool) {
-		return nil, fmt.Errorf("the API server serves %s but not its IPAddressPool (the CRDs of MetalLB before 0.13 used a ConfigMap: convert it with MetalLB's configmaptocrs first); missing kinds: %s", migrate.MetalLBGroup, strings.Join(missing, ", "))
 	}
 	return out, nil
 }

@@ -110,7 +110,7 @@ func MetalLB(in MetalLBInput) *Plan {
 	for _, o := range byKind[KindBGPPeer] {
 		p.convertBGPPeer(o, bfd)
 	}
-	p.planServices(in.Services, metallbAnnotations, pools)
+	p.planServices(in.Services, metallbAnnotations, pools, false)
 	p.sort()
 	return p
 }

@@ -93,7 +93,7 @@ func TestMetalLBServices(t *testing.T) {
 				lbSvc("app", "x", []string{"198.51.100.7"}, ann("metallb.io/allow-shared-ip", "k")),
 				lbSvc("app", "y", []string{"198.51.100.7"}, port(81)),
 			},
-			want: map[string]string{"app/x": "PROBLEM do not all set the same allow-shared-ip key", "app/y": "PROBLEM do not all set the same allow-shared-ip key"},
+			want: map[string]string{"app/x": "PROBLEM do not all set the same sharing key", "app/y": "PROBLEM do not all set the same sharing key"},
 		},
 		{
 			name: "sharers whose ports overlap",

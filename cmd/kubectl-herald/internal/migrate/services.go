@@ -77,7 +77,7 @@ type holder struct {
 // planServices plans every Service: the annotations that carry the
 // source's, and whether it keeps its address when Herald adopts the
 // statuses.
-func (p *Plan) planServices(services []*corev1.Service, rules annotationRules, pools metallbPools) {
+func (p *Plan) planServices(services []*corev1.Service, rules annotationRules, pools metallbPools, implicitSharing bool) {
 	byAddr := map[netip.Addr][]holder{}
 	for _, svc := range services {
 		if svc == nil {
@@ -131,11 +131,27 @@ func (p *Plan) planServices(services []*corev1.Service, rules annotationRules, p
 		for i := range hs {
 			hs[i].plan = &p.Services[index[hs[i].svc.Namespace+"/"+hs[i].svc.Name]]
 		}
+		if implicitSharing {
+			shareImplicitly(a, hs)
+		}
 		p.checkSharing(a, hs)
 	}
 	for i := range p.Services {
 		if len(p.Services[i].Problems) == 0 {
 			p.Services[i].After = slices.Clone(p.Services[i].Now)
+		}
+	}
+}
+
+// shareImplicitly gives the holders of a that have no sharing key a common
+// one, for sources (kube-vip) that let Services share an address by naming
+// it: Herald shares only under a key.
+func shareImplicitly(a netip.Addr, hs []holder) {
+	key := "shared-" + strings.NewReplacer(".", "-", ":", "-").Replace(a.String())
+	for i := range hs {
+		if hs[i].key == "" {
+			hs[i].key = key
+			hs[i].plan.Annotations[config.AnnotationSharingKey] = key
 		}
 	}
 }
@@ -157,7 +173,7 @@ func (p *Plan) checkSharing(a netip.Addr, hs []holder) {
 	key := hs[0].key
 	for _, h := range hs {
 		if h.key == "" || h.key != key {
-			fail("they do not all set the same allow-shared-ip key, so Herald would give the address to the oldest only")
+			fail("they do not all set the same sharing key (MetalLB's allow-shared-ip), so Herald would give the address to the oldest only")
 			return
 		}
 	}
