@@ -174,6 +174,42 @@ func TestMigrateMetalLB(t *testing.T) {
 	t.Run("apply, then Herald adopts every address", func(t *testing.T) {
 		migrateAndHandOver(t, cp, kube, herald, p)
 	})
+
+	// With Herald in charge, plan a pool change and show the status.
+	t.Run("plan a pool shrunk under a Service", func(t *testing.T) {
+		file := filepath.Join(t.TempDir(), "pool.yaml")
+		pool := "apiVersion: herald.dev/v1alpha1\nkind: IPPool\nmetadata: {name: bgp-pool}\nspec: {addresses: [198.51.100.16-198.51.100.19], autoAssign: false}\n"
+		if err := os.WriteFile(file, []byte(pool), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		stdout, stderr, code := p.run(t, "plan", "-f", file)
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, stderr)
+		}
+		for _, want := range []string{"IPPool bgp-pool (changed)", "Service shop/requested would keep 198.51.100.20 outside IPPool bgp-pool"} {
+			if !strings.Contains(stdout, want) {
+				t.Errorf("the plan lacks %q:\n%s", want, stdout)
+			}
+		}
+		got, err := herald.HeraldV1alpha1().IPPools().Get(ctx, "bgp-pool", metav1.GetOptions{})
+		if err != nil || len(got.Spec.Addresses) != 2 {
+			t.Errorf("plan changed IPPool bgp-pool: %v, %v", err, got.Spec.Addresses)
+		}
+	})
+	t.Run("status", func(t *testing.T) {
+		netlab.Eventually(t, 30*time.Second, func(context.Context) error {
+			stdout, stderr, code := p.run(t, "status")
+			if code != 0 {
+				return fmt.Errorf("exit %d: %s", code, stderr)
+			}
+			for _, want := range []string{"l2-pool   198.51.100.0/28", "Services of type LoadBalancer without an address: 0.", "(no SpeakerStatus: no speaker has run)"} {
+				if !strings.Contains(stdout, want) {
+					return fmt.Errorf("status lacks %q:\n%s", want, stdout)
+				}
+			}
+			return nil
+		})
+	})
 }
 
 // migrateAndHandOver applies the migration, checks what it wrote, then

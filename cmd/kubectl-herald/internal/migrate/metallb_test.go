@@ -119,6 +119,13 @@ func TestMetalLBServices(t *testing.T) {
 			want:     map[string]string{"app/web": "PROBLEM it asks for 198.51.100.4 but holds 198.51.100.3"},
 		},
 		{
+			name: "a spec.loadBalancerIP the Service does not hold",
+			services: []*corev1.Service{lbSvc("app", "web", []string{"198.51.100.3"}, func(s *corev1.Service) {
+				s.Spec.LoadBalancerIP = "198.51.100.9"
+			})},
+			want: map[string]string{"app/web": "PROBLEM it asks for 198.51.100.9 but holds 198.51.100.3"},
+		},
+		{
 			name:     "a sharing key Herald's syntax refuses",
 			services: []*corev1.Service{lbSvc("app", "web", []string{"198.51.100.3"}, ann("metallb.io/allow-shared-ip", "my key!"))},
 			want:     map[string]string{"app/web": "PROBLEM its annotations do not convert"},

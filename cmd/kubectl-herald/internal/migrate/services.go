@@ -110,8 +110,12 @@ func (p *Plan) planServices(services []*corev1.Service, rules annotationRules, p
 			}
 			byAddr[a] = append(byAddr[a], holder{plan: nil, svc: svc, key: ann[config.AnnotationSharingKey]})
 		}
-		if len(req.Addresses) > 0 && len(sp.Now) > 0 {
-			for _, r := range req.Addresses {
+		requested := slices.Clone(req.Addresses)
+		if a, err := netip.ParseAddr(svc.Spec.LoadBalancerIP); err == nil && !slices.Contains(requested, a) {
+			requested = append(requested, a)
+		}
+		if len(requested) > 0 && len(sp.Now) > 0 {
+			for _, r := range requested {
 				if !slices.Contains(sp.Now, r) {
 					sp.Problems = append(sp.Problems, fmt.Sprintf("it asks for %s but holds %s: Herald would move it to what it asks for (fix the annotation first)", r, config.JoinAddrs(sp.Now)))
 				}
