@@ -104,6 +104,30 @@ func TestMigrateMetalLB(t *testing.T) {
 	p := newPlugin(t, cp.Config())
 	ctx := t.Context()
 
+	t.Run("MetalLB's samples convert to objects Herald's CRDs accept", func(t *testing.T) {
+		root, err := controlplane.RepoRoot()
+		if err != nil {
+			t.Fatal(err)
+		}
+		samples, err := filepath.Glob(filepath.Join(root, "cmd/kubectl-herald/internal/migrate/testdata/metallb-configsamples/*.yaml"))
+		if err != nil || len(samples) < 15 {
+			t.Fatalf("MetalLB's samples: %v, %d files", err, len(samples))
+		}
+		for _, sample := range samples {
+			stdout, stderr, code := p.run(t, "migrate", "metallb", "--offline", "-o", "yaml", "-f", sample)
+			if code != 0 {
+				t.Errorf("%s: exit %d: %s", filepath.Base(sample), code, stderr)
+				continue
+			}
+			cmd := cp.Kubectl(ctx, "apply", "--server-side", "--dry-run=server", "-f", "-")
+			cmd.Stdin = strings.NewReader(stdout)
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Errorf("%s: the API server refuses the migrated objects: %v\n%s\n%s", filepath.Base(sample), err, out, stdout)
+			}
+		}
+		assertNothingWritten(t, herald)
+	})
+
 	t.Run("without MetalLB's CRDs", func(t *testing.T) {
 		_, stderr, code := p.run(t, "migrate", "metallb")
 		if code != 1 || !strings.Contains(stderr, "MetalLB's CRDs (API group metallb.io) are not installed in this cluster") {

@@ -25,6 +25,30 @@ type migrateOptions struct {
 	offline         bool
 	apply           bool
 	dropUnsupported bool
+	output          string
+}
+
+// writePlan prints the plan as text, or with -o yaml the objects to apply
+// (refused while the plan has a problem, so that no YAML that would move
+// an address is ever printed).
+func writePlan(p *migrate.Plan, o *migrateOptions, out, errOut io.Writer) error {
+	switch o.output {
+	case "":
+		return p.Write(out)
+	case "yaml":
+		if p.Blocked(true) {
+			if err := p.Write(errOut); err != nil {
+				return err
+			}
+			fmt.Fprintln(errOut, "kubectl herald: no YAML written: fix the problems listed above first")
+			return errReported
+		}
+		if len(p.Dropped) > 0 {
+			fmt.Fprintf(errOut, "kubectl herald: warning: %d setting(s) are not carried (run without -o yaml to see them)\n", len(p.Dropped))
+		}
+		return p.WriteYAML(out)
+	}
+	return usageError{fmt.Errorf("unknown output format %q: want yaml", o.output)}
 }
 
 func newMigrate(c *clients) *cobra.Command {
@@ -73,6 +97,7 @@ docs/migration.md.`,
 	metallb.Flags().BoolVar(&o.offline, "offline", false, "with -f: contact no cluster, take the Services from the files only (plan only)")
 	metallb.Flags().BoolVar(&o.apply, "apply", false, "write the Herald resources and Service annotations the plan lists")
 	metallb.Flags().BoolVar(&o.dropUnsupported, "drop-unsupported", false, "with --apply: apply even though the plan drops settings Herald cannot carry")
+	metallb.Flags().StringVarP(&o.output, "output", "o", "", "yaml: print the Herald resources and Service annotations to apply (kubectl apply --server-side) instead of the plan")
 	cmd.AddCommand(metallb, newMigratePlanOnly(c, "kube-vip", "kube-vip's cloud provider (ConfigMap kube-system/kubevip)", planKubeVIP),
 		newMigratePlanOnly(c, "cilium", "Cilium LB-IPAM (CiliumLoadBalancerIPPool, CiliumL2AnnouncementPolicy)", planCilium))
 	return cmd
@@ -92,8 +117,8 @@ func newMigratePlanOnly(c *clients, name, what string, plan planSource) *cobra.C
 cluster, or from files with -f, and the Services' annotations, and prints the plan:
 the Herald resources it would create, every Service with its address now and after,
 every setting not carried with the reason, and the problems that would change an
-address. It applies nothing: review the plan, then write the resources by hand
-(docs/migration.md).`,
+address. It applies nothing: review the plan, then print the objects with -o yaml
+and apply them with kubectl apply --server-side (docs/migration.md).`,
 		Args: cobraNoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var objs []*unstructured.Unstructured
@@ -121,15 +146,19 @@ address. It applies nothing: review the plan, then write the resources by hand
 			if err != nil {
 				return err
 			}
+			if o.output != "" {
+				return writePlan(p, o, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			}
 			if err := p.Write(cmd.OutOrStdout()); err != nil {
 				return err
 			}
-			fmt.Fprintln(cmd.OutOrStdout(), "\nPlan only: kubectl herald applies migrations from MetalLB only.")
+			fmt.Fprintln(cmd.OutOrStdout(), "\nPlan only: review it, then print the objects with -o yaml and apply them yourself.")
 			return nil
 		},
 	}
 	cmd.Flags().StringSliceVarP(&o.files, "filename", "f", nil, "read the configuration (and any Services) from this file instead of the cluster (- for stdin); may be repeated")
 	cmd.Flags().BoolVar(&o.offline, "offline", false, "with -f: contact no cluster, take the Services from the files only")
+	cmd.Flags().StringVarP(&o.output, "output", "o", "", "yaml: print the Herald resources and Service annotations to apply (kubectl apply --server-side) instead of the plan")
 	return cmd
 }
 
@@ -200,6 +229,12 @@ func runMigrateMetalLB(ctx context.Context, c *clients, o *migrateOptions, out, 
 		in.Services = mergeServices(in.Services, svcs)
 	}
 	plan := migrate.MetalLB(in)
+	if o.output != "" {
+		if o.apply {
+			return usageError{errors.New("-o prints the objects instead of applying them: drop --apply")}
+		}
+		return writePlan(plan, o, out, errOut)
+	}
 	if err := plan.Write(out); err != nil {
 		return err
 	}
