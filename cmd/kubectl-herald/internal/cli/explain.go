@@ -69,9 +69,10 @@ func runExplain(cmd *cobra.Command, c *clients, ns, name string, out io.Writer) 
 	in := explain.ServiceInput{Service: svc}
 	slices, err := c.kube.DiscoveryV1().EndpointSlices(ns).List(ctx, metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=" + name})
 	if err != nil {
-		return fmt.Errorf("listing the Service's EndpointSlices: %w", err)
+		cl.Unreadable = append(cl.Unreadable, "the Service's EndpointSlices: "+reasonOf(err)+" (its endpoints count as none)")
+	} else {
+		in.EndpointSlices = ptrs(slices.Items)
 	}
-	in.EndpointSlices = ptrs(slices.Items)
 	sel := fields.AndSelectors(fields.OneTermEqualSelector("involvedObject.kind", "Service"),
 		fields.OneTermEqualSelector("involvedObject.name", name), fields.OneTermEqualSelector("involvedObject.uid", string(svc.UID)))
 	if evs, err := c.kube.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: sel.String()}); err == nil {

@@ -85,11 +85,13 @@ func gatherCluster(ctx context.Context, c *clients) (explain.Cluster, error) {
 		return explain.Cluster{}, err
 	}
 	cl := explain.Cluster{Pools: o.pools, L2Advertisements: o.l2, BGPAdvertisements: o.bgp, BGPPeers: o.peers, Claims: o.claims, Speakers: o.speakers}
-	nodes, err := c.kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return cl, fmt.Errorf("listing Nodes: %w", err)
+	// Nodes are optional: a namespaced user may not list them, and the rest
+	// of the explanation still holds.
+	if nodes, err := c.kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{}); err != nil {
+		cl.Unreadable = append(cl.Unreadable, "Nodes: "+reasonOf(err)+" (which nodes may announce is unknown)")
+	} else {
+		cl.Nodes = ptrs(nodes.Items)
 	}
-	cl.Nodes = ptrs(nodes.Items)
 	if nss, err := c.kube.CoreV1().Namespaces().List(ctx, metav1.ListOptions{}); err == nil {
 		cl.Namespaces = ptrs(nss.Items)
 	}
@@ -99,6 +101,14 @@ func gatherCluster(ctx context.Context, c *clients) (explain.Cluster, error) {
 		}
 	}
 	return cl, nil
+}
+
+// reasonOf is the API's reason for err (Forbidden, NotFound...), or its text.
+func reasonOf(err error) string {
+	if r := apierrors.ReasonForError(err); r != metav1.StatusReasonUnknown {
+		return string(r)
+	}
+	return err.Error()
 }
 
 func listServices(ctx context.Context, c *clients) ([]*corev1.Service, error) {

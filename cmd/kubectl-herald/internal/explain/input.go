@@ -23,6 +23,9 @@ type Cluster struct {
 	KubeProxy         *KubeProxy
 	// MembershipPort is the speakers' --memberlist-port (7946 when unknown).
 	MembershipPort int
+	// Unreadable says what could not be read and why ("Nodes: forbidden"),
+	// so that the explanation says what it is missing.
+	Unreadable []string
 }
 
 // ServiceInput is one Service with its EndpointSlices and Events.

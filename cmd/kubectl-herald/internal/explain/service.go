@@ -54,7 +54,17 @@ func Service(c Cluster, in ServiceInput) string {
 	}
 	w.blank()
 	prerequisites(w, c, usesL2 || len(held) == 0)
+	unreadable(w, c)
 	return w.String()
+}
+
+// unreadable says what the explanation could not read.
+func unreadable(w *writer, c Cluster) {
+	if len(c.Unreadable) == 0 {
+		return
+	}
+	w.blank()
+	w.line(0, "Not read (the explanation above lacks them): %s.", strings.Join(c.Unreadable, "; "))
 }
 
 func classText(svc *corev1.Service) string {

@@ -197,6 +197,16 @@ func TestService(t *testing.T) {
 			want: []string{"PROBLEM: kube-proxy runs in IPVS mode without strictARP", "Nodes labelled node.kubernetes.io/exclude-from-external-load-balancers never announce: n2", "Nodes without a running speaker: n4, n5.", "port 7946 (UDP and TCP)"},
 		},
 		{
+			name: "what could not be read is said",
+			cluster: func(c Cluster) Cluster {
+				c.Nodes = nil
+				c.Unreadable = []string{"Nodes: Forbidden (which nodes may announce is unknown)"}
+				return c
+			},
+			in:   ServiceInput{Service: service("198.51.100.7")},
+			want: []string{"Not read (the explanation above lacks them): Nodes: Forbidden (which nodes may announce is unknown)."},
+		},
+		{
 			name: "not a load balancer",
 			in:   ServiceInput{Service: service("", func(s *corev1.Service) { s.Spec.Type = corev1.ServiceTypeClusterIP })},
 			want: []string{"this Service is of type ClusterIP and has no external IP"},

@@ -78,6 +78,7 @@ func Status(c Cluster, services []*corev1.Service) string {
 	for _, p := range problems {
 		w.line(1, "%s", p)
 	}
+	unreadable(w, c)
 	return w.String()
 }
 
