@@ -271,6 +271,10 @@ func explainAnnouncement(w *writer, c Cluster, m *config.Model, in ServiceInput,
 		}
 	}
 	w.line(0, "Announcing %s (IPPool %s):", h.addr, orText(pool, "none"))
+	if len(nodes) == 0 {
+		w.line(1, "Which nodes may announce it is unknown: no Node could be read.")
+		return false
+	}
 	if pool == "" || (len(l2Nodes) == 0 && len(bgpNodes) == 0) {
 		w.line(1, "Nobody may announce it: no L2Advertisement or BGPAdvertisement of IPPool %s selects any node. Create one, or widen its nodeSelectors.", orText(pool, "(none)"))
 		return false

@@ -203,8 +203,9 @@ func TestService(t *testing.T) {
 				c.Unreadable = []string{"Nodes: Forbidden (which nodes may announce is unknown)"}
 				return c
 			},
-			in:   ServiceInput{Service: service("198.51.100.7")},
-			want: []string{"Not read (the explanation above lacks them): Nodes: Forbidden (which nodes may announce is unknown)."},
+			in:      ServiceInput{Service: service("198.51.100.7")},
+			want:    []string{"Which nodes may announce it is unknown", "Not read (the explanation above lacks them): Nodes: Forbidden (which nodes may announce is unknown)."},
+			notWant: []string{"Nobody may announce it"},
 		},
 		{
 			name: "not a load balancer",
