@@ -416,3 +416,38 @@ func startController(t *testing.T, cp *controlplane.ControlPlane) {
 		}
 	})
 }
+
+// TestMigrateWithoutHeraldCRDs: --apply into a cluster without Herald's
+// CRDs says what to install and changes nothing.
+func TestMigrateWithoutHeraldCRDs(t *testing.T) {
+	cp := controlplane.StartForTest(t, controlplane.Options{SkipCRDs: true})
+	kube := kubernetes.NewForConfigOrDie(cp.Config())
+	p := newPlugin(t, cp.Config())
+	crds, err := controlplane.ReadCRDs("testdata/metallb-crds")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := controlplane.InstallCRDs(t.Context(), cp.Config(), crds); err != nil {
+		t.Fatalf("install MetalLB's CRDs: %v", err)
+	}
+	for _, ns := range []string{"metallb-system", "shop"} {
+		if _, err := kube.CoreV1().Namespaces().Create(t.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kubectlApply(t, cp, "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: l2-pool, namespace: metallb-system}\nspec: {addresses: [198.51.100.0/28]}\n")
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web", Annotations: map[string]string{"metallb.io/allow-shared-ip": "k"}},
+		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, Ports: []corev1.ServicePort{{Port: 80}}}}
+	if _, err := kube.CoreV1().Services("shop").Create(t.Context(), svc, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, code := p.run(t, "migrate", "metallb", "--apply")
+	if code != 1 || !strings.Contains(stderr, "nothing applied: the API server does not serve Herald's ippools (herald.dev/v1alpha1): install Herald's CRDs first") {
+		t.Errorf("exit %d, stderr %q: want 1 and the missing CRDs named", code, stderr)
+	}
+	assertAnnotations(t, kube, "shop", "web", map[string]string{})
+	_, stderr, code = p.run(t, "status")
+	if code != 1 || !strings.Contains(stderr, "Herald's CRDs are not installed") {
+		t.Errorf("status: exit %d, stderr %q: want 1 and the missing CRDs named", code, stderr)
+	}
+}
