@@ -10,13 +10,18 @@ GO ?= go
 HERALD_CACHE ?= $(HOME)/.cache/herald
 export HERALD_CACHE
 
-.PHONY: all build vet generate verify-generate deps binaries test test-unit test-e2e soak bench lab lab-down
+.PHONY: all build plugin vet generate verify-generate deps binaries test test-unit test-e2e soak bench lab lab-down
 
 all: build
 
 build:
 	$(GO) build ./...
 	cd e2e && $(GO) build ./...
+
+# plugin installs the kubectl plugin, kubectl-herald, into $(go env GOBIN) (or
+# $(go env GOPATH)/bin): with that on PATH, "kubectl herald" runs it. See docs/plugin.md.
+plugin:
+	$(GO) install ./cmd/kubectl-herald
 
 vet:
 	$(GO) vet ./...

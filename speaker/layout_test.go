@@ -35,6 +35,13 @@ var forbiddenImports = map[string]rule{
 		module + "/speaker/layer2", module + "/speaker/bgp", module + "/speaker/internal/reconcile",
 		module + "/speaker/internal/report", module + "/speaker/internal/membership", module + "/speaker/internal/probe",
 	}},
+	// The facade for tools re-exports the decisions and the summaries; it
+	// announces, gossips, reports and watches nothing.
+	"speaker/eligibility": {Deps: []string{
+		"github.com/prometheus", "github.com/hashicorp", "github.com/osrg", "github.com/mdlayher",
+		module + "/speaker/layer2", module + "/speaker/bgp", module + "/speaker/internal/reconcile",
+		module + "/speaker/internal/report", module + "/speaker/internal/membership", module + "/speaker/internal/probe",
+	}},
 	// Membership gossips; it reads no Kubernetes object.
 	"speaker/internal/membership": {Deps: []string{
 		"k8s.io/client-go", "github.com/prometheus", "github.com/osrg", "github.com/mdlayher",
