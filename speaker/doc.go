@@ -36,9 +36,9 @@
 // every node to renew about twice a second, a write load on etcd that grows
 // with the nodes and never stops, and failover would stop whenever the API
 // server is unreachable. With gossip, the API load is only the informers
-// (watches, whose cost follows changes, not time) and one SpeakerStatus
-// write per node per change (coalesced, at most one a second), independent
-// of the number of Services; and a speaker that cannot reach the API keeps
+// (watches, whose cost follows changes, not time; of the SpeakerStatus
+// records, its own only) and one SpeakerStatus write per node per change
+// (coalesced, at most one a second), independent of the number of Services; and a speaker that cannot reach the API keeps
 // its caches, its announcements and its membership, so failover between
 // speakers keeps working through an API outage.
 //

@@ -242,6 +242,7 @@ type inputs struct {
 // for the caches and this node's Node.
 func startInputs(ctx context.Context, cfg Config, kube kubernetes.Interface, herald heraldclient.Interface, log *slog.Logger) (inputs, error) {
 	factories := kubeinput.NewFactories(kube, herald, cfg.Namespace, kubeinput.NewInterner())
+	kubeinput.OwnStatusOnly(factories, cfg.NodeName)
 	inf, err := kubeinput.NewInformers(factories, cfg.Namespace)
 	if err != nil {
 		return inputs{}, fmt.Errorf("speaker: %w", err)

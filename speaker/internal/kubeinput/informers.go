@@ -4,9 +4,12 @@ import (
 	"fmt"
 	"net/netip"
 	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -16,7 +19,9 @@ import (
 	"github.com/herald-dev/herald/config"
 	heraldclient "github.com/herald-dev/herald/config/generated/clientset/versioned"
 	heraldinformers "github.com/herald-dev/herald/config/generated/informers/externalversions"
+	heraldv1alpha1informers "github.com/herald-dev/herald/config/generated/informers/externalversions/config/v1alpha1"
 	heraldlisters "github.com/herald-dev/herald/config/generated/listers/config/v1alpha1"
+	"github.com/herald-dev/herald/config/v1alpha1"
 )
 
 // ServiceIndex indexes EndpointSlices by namespace/service-name.
@@ -47,6 +52,20 @@ func NewFactories(kube kubernetes.Interface, herald heraldclient.Interface, name
 		f.Secrets = NewSecretCache(kube, namespace, tf)
 	}
 	return f
+}
+
+// OwnStatusOnly makes f's SpeakerStatus informer watch node's record only
+// (a field selector on its name): a speaker compares its own record with
+// what it wrote and reads the others' only when it marks gone speakers (a
+// list, from one speaker at a time). Watching every record would send each
+// speaker's every status write to every speaker: events that grow with the
+// square of the node count. Call it before NewInformers.
+func OwnStatusOnly(f Factories, node string) {
+	f.Herald.InformerFor(&v1alpha1.SpeakerStatus{}, func(c heraldclient.Interface, resync time.Duration) cache.SharedIndexInformer {
+		return heraldv1alpha1informers.NewFilteredSpeakerStatusInformer(c, resync, cache.Indexers{}, func(o *metav1.ListOptions) {
+			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", node).String()
+		})
+	})
 }
 
 // Informers are the informers and listers the speaker reads. Made by

@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"context"
+	"maps"
 	"net"
 	"slices"
 	"time"
@@ -104,12 +105,19 @@ func (s *Loop) joinLoop(ctx context.Context) {
 
 // janitorLoop marks the SpeakerStatus of speakers that membership lost as
 // not ready, from the first live member by name only, once this speaker has
-// been a member long enough to trust its view.
+// been a member long enough to trust its view. It lists the records (from
+// the API server) when the live members change, and every sweep interval
+// for records of nodes that were never members.
 func (s *Loop) janitorLoop(ctx context.Context) {
-	const settle = 10 * time.Second
+	const (
+		settle = 10 * time.Second
+		sweep  = 30 * time.Second
+	)
 	start := time.Now()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	var marked map[string]bool // the live members at the last successful pass
+	var last time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -125,10 +133,16 @@ func (s *Loop) janitorLoop(ctx context.Context) {
 			names = append(names, n)
 		}
 		if slices.Min(names) != s.cfg.NodeName {
+			marked = nil
+			continue
+		}
+		if maps.Equal(alive, marked) && time.Since(last) < sweep {
 			continue
 		}
 		if err := s.status.MarkGone(ctx, alive, time.Now()); err != nil {
 			s.log.Warn("mark gone speakers", "err", err)
+			continue
 		}
+		marked, last = alive, time.Now()
 	}
 }

@@ -15,7 +15,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 
 	heraldclient "github.com/herald-dev/herald/config/generated/clientset/versioned"
@@ -252,13 +251,19 @@ func statusPatch(s v1alpha1.SpeakerStatusStatus) ([]byte, error) {
 // or a node failure. Only one live speaker does it at a time (the caller
 // checks it is the first live member by name). A record is marked at most
 // once per remark interval, and only if its resourceVersion is still the
-// one in the cache, so a speaker that came back and rewrote its record in
-// the meantime wins.
+// one listed, so a speaker that came back and rewrote its record in the
+// meantime wins.
 func (w *StatusWriter) MarkGone(ctx context.Context, alive map[string]bool, now time.Time) error {
 	const remark = 30 * time.Second
-	objs, err := w.lister.List(labels.Everything())
+	// A list from the API server's watch cache: the speaker's own cache
+	// holds its own record only (kubeinput.OwnStatusOnly).
+	list, err := w.client.HeraldV1alpha1().SpeakerStatuses().List(ctx, metav1.ListOptions{ResourceVersion: "0"})
 	if err != nil {
 		return fmt.Errorf("speaker: list SpeakerStatuses: %w", err)
+	}
+	objs := make([]*v1alpha1.SpeakerStatus, len(list.Items))
+	for i := range list.Items {
+		objs[i] = &list.Items[i]
 	}
 	slices.SortFunc(objs, func(a, b *v1alpha1.SpeakerStatus) int { return strings.Compare(a.Name, b.Name) })
 	w.forgetMarked(objs)

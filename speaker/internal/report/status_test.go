@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/cache"
@@ -17,7 +18,6 @@ import (
 // each gone speaker's record (to mark it at most every 30 s), and forgets
 // a record once it is deleted with its Node.
 func TestMarkGoneForgetsDeletedRecords(t *testing.T) {
-	records := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{})
 	ready := func(name string) *v1alpha1.SpeakerStatus {
 		return &v1alpha1.SpeakerStatus{
 			ObjectMeta: metav1.ObjectMeta{Name: name, ResourceVersion: "1"},
@@ -26,12 +26,14 @@ func TestMarkGoneForgetsDeletedRecords(t *testing.T) {
 			}}},
 		}
 	}
-	for _, n := range []string{"n1", "n2", "n3"} {
-		if err := records.Add(ready(n)); err != nil {
-			t.Fatal(err)
-		}
+	client := heraldfake.NewSimpleClientset(ready("n1"), ready("n2"), ready("n3"))
+	// The writer's cache holds its own record only (kubeinput.OwnStatusOnly):
+	// MarkGone lists the others from the API.
+	own := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{})
+	if err := own.Add(ready("n1")); err != nil {
+		t.Fatal(err)
 	}
-	w := NewStatusWriter(heraldfake.NewSimpleClientset(), heraldlisters.NewSpeakerStatusLister(records), "n1", time.Second,
+	w := NewStatusWriter(client, heraldlisters.NewSpeakerStatusLister(own), "n1", time.Second,
 		func() types.UID { return "" }, nil)
 	now := time.Now()
 	if err := w.MarkGone(t.Context(), map[string]bool{"n1": true}, now); err != nil {
@@ -40,7 +42,16 @@ func TestMarkGoneForgetsDeletedRecords(t *testing.T) {
 	if len(w.marked) != 2 {
 		t.Fatalf("marked %v, want n2 and n3", w.marked)
 	}
-	if err := records.Delete(ready("n3")); err != nil {
+	for _, name := range []string{"n2", "n3"} {
+		got, err := client.HeraldV1alpha1().SpeakerStatuses().Get(t.Context(), name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionReady); c == nil || c.Status != metav1.ConditionFalse {
+			t.Errorf("%s's record after MarkGone: Ready %+v, want False", name, c)
+		}
+	}
+	if err := client.HeraldV1alpha1().SpeakerStatuses().Delete(t.Context(), "n3", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := w.MarkGone(t.Context(), map[string]bool{"n1": true}, now.Add(time.Second)); err != nil {
