@@ -63,8 +63,12 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./ipam/...
 
 # lab brings the product up end to end in network namespaces and leaves it running
-# (root needed); lab-down removes it. See README.md, "The lab".
+# (root needed); lab-down removes it. See README.md, "The lab". It checks the machine
+# first (root here, before Go compiles anything; the rest in `lab up`), then installs
+# the missing Debian packages while it builds the missing control-plane binaries.
 lab:
+	@[ "$$(id -u)" = 0 ] || { echo "make lab: not root: the lab creates network namespaces and installs Debian packages; run sudo make lab" >&2; exit 1; }
+	@echo "make lab: compiling the lab command"
 	cd e2e && $(GO) run ./cmd/lab up
 
 # lab-down uses the copy of the lab command the running lab keeps, when there is one.

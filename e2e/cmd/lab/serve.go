@@ -307,7 +307,7 @@ func (l *lab) report(ctx context.Context) (string, error) {
 			if len(row.Announcers[a]) == 0 {
 				row.Note = "BGP address: no node advertises it; see kubectl get speakerstatuses"
 				if !anyBGPSession(statuses) {
-					row.Note = "BGP address: no speaker reports a BGP session (herald-speaker's BGP wiring is not done yet), so no node advertises it"
+					row.Note = "BGP address: no speaker reports a BGP session, so no node advertises it; see kubectl get speakerstatuses and the router's log in " + statePath("logs")
 				}
 				break
 			}
