@@ -10,7 +10,7 @@ GO ?= go
 HERALD_CACHE ?= $(HOME)/.cache/herald
 export HERALD_CACHE
 
-.PHONY: all build vet generate verify-generate deps binaries test test-unit test-e2e soak bench lab lab-down
+.PHONY: images push all build vet generate verify-generate deps binaries test test-unit test-e2e soak bench lab lab-down
 
 all: build
 
@@ -58,6 +58,19 @@ SOAK_DURATION ?= 3m
 SOAK_SEED ?= 1
 soak: binaries
 	cd e2e && $(GO) run ./cmd/soak -duration $(SOAK_DURATION) -seed $(SOAK_SEED)
+
+# images builds Herald's image (controller, speaker, cloud-controller-manager) from
+# source without Docker, reproducibly (SOURCE_DATE_EPOCH, default the commit's time),
+# for IMAGE_PLATFORMS, as an OCI image layout in _output/images/herald tagged
+# VERSION. push copies it to $(REGISTRY)/herald:$(VERSION). See docs/install.md.
+VERSION ?= v0.1.0
+IMAGE_PLATFORMS ?= linux/amd64,linux/arm64
+images:
+	cd e2e && $(GO) run ./cmd/images -version $(VERSION) -platforms $(IMAGE_PLATFORMS)
+
+push: images
+	@[ -n "$(REGISTRY)" ] || { echo "make push: set REGISTRY, for example make push REGISTRY=registry.example/team" >&2; exit 1; }
+	cd e2e && $(GO) run ./cmd/images -push $(REGISTRY)/herald:$(VERSION)
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./ipam/...
