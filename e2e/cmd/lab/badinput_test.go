@@ -21,7 +21,16 @@ import (
 func TestUpRefusesBadInput(t *testing.T) {
 	netlab.RequireRoot(t)
 	netlab.RequireCommands(t, "ip", "setpriv")
-	bin := filepath.Join(t.TempDir(), "lab")
+	// A directory any user can reach: the "not root" case runs the binary as nobody.
+	dir, err := os.MkdirTemp("", "herald-lab-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "lab")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
@@ -60,7 +69,7 @@ func TestUpRefusesBadInput(t *testing.T) {
 			_, stateBefore := os.Stat(StateDir)
 			var stdout, stderr bytes.Buffer
 			cmd := exec.Command(tt.cmd[0], tt.cmd[1:]...)
-			cmd.Dir, cmd.Stdout, cmd.Stderr = t.TempDir(), &stdout, &stderr
+			cmd.Dir, cmd.Stdout, cmd.Stderr = dir, &stdout, &stderr
 			err := cmd.Run()
 			if exit, ok := err.(*exec.ExitError); !ok || exit.ExitCode() != 1 {
 				t.Fatalf("lab up: %v, want exit status 1\nstdout:\n%s\nstderr:\n%s", err, &stdout, &stderr)
