@@ -18,8 +18,9 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 )
 
-// No kubelet runs in the lab (the machine's cgroup v1 hierarchy and the missing
-// container runtime; docs/testing.md, "Pods"). With Options.Manifests the lab runs
+// No kubelet runs in the lab yet (docs/testing.md, "Why no kubelet runs (yet)": on
+// this cgroup v1 machine it can, with failCgroupV1 false, but the per-node runtime
+// is not built). With Options.Manifests the lab runs
 // each binary as a kubelet would run the container of the rendered deploy/default:
 // the container's command and arguments, its environment (downward-API fields
 // resolved, $(VAR) expanded), its user and group, its capability set, no new
