@@ -68,8 +68,9 @@ IMAGE_PLATFORMS ?= linux/amd64,linux/arm64
 images:
 	cd e2e && $(GO) run ./cmd/images -version $(VERSION) -platforms $(IMAGE_PLATFORMS)
 
-push: images
+push:
 	@[ -n "$(REGISTRY)" ] || { echo "make push: set REGISTRY, for example make push REGISTRY=registry.example/team" >&2; exit 1; }
+	$(MAKE) images
 	cd e2e && $(GO) run ./cmd/images -push $(REGISTRY)/herald:$(VERSION)
 
 bench:
