@@ -10,7 +10,7 @@ GO ?= go
 HERALD_CACHE ?= $(HOME)/.cache/herald
 export HERALD_CACHE
 
-.PHONY: all build plugin vet generate verify-generate deps binaries test test-unit test-e2e soak bench lab lab-down
+.PHONY: images push all build plugin vet generate verify-generate deps binaries test test-unit test-e2e soak bench lab lab-down
 
 all: build
 
@@ -64,12 +64,30 @@ SOAK_SEED ?= 1
 soak: binaries
 	cd e2e && $(GO) run ./cmd/soak -duration $(SOAK_DURATION) -seed $(SOAK_SEED)
 
+# images builds Herald's image (controller, speaker, cloud-controller-manager) from
+# source without Docker, reproducibly (SOURCE_DATE_EPOCH, default the commit's time),
+# for IMAGE_PLATFORMS, as an OCI image layout in _output/images/herald tagged
+# VERSION. push copies it to $(REGISTRY)/herald:$(VERSION). See docs/install.md.
+VERSION ?= v0.1.0
+IMAGE_PLATFORMS ?= linux/amd64,linux/arm64
+images:
+	cd e2e && $(GO) run ./cmd/images -version $(VERSION) -platforms $(IMAGE_PLATFORMS)
+
+push:
+	@[ -n "$(REGISTRY)" ] || { echo "make push: set REGISTRY, for example make push REGISTRY=registry.example/team" >&2; exit 1; }
+	$(MAKE) images
+	cd e2e && $(GO) run ./cmd/images -push $(REGISTRY)/herald:$(VERSION)
+
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./ipam/...
 
 # lab brings the product up end to end in network namespaces and leaves it running
-# (root needed); lab-down removes it. See README.md, "The lab".
+# (root needed); lab-down removes it. See README.md, "The lab". It checks the machine
+# first (root here, before Go compiles anything; the rest in `lab up`), then installs
+# the missing Debian packages while it builds the missing control-plane binaries.
 lab:
+	@[ "$$(id -u)" = 0 ] || { echo "make lab: not root: the lab creates network namespaces and installs Debian packages; run sudo make lab" >&2; exit 1; }
+	@echo "make lab: compiling the lab command"
 	cd e2e && $(GO) run ./cmd/lab up
 
 # lab-down uses the copy of the lab command the running lab keeps, when there is one.

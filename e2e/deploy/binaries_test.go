@@ -17,9 +17,9 @@ import (
 // helpFlag matches a flag in pflag's usage: "  -x, --name type   text" or "      --name".
 var helpFlag = regexp.MustCompile(`(?m)^\s+(?:-[A-Za-z0-9], )?--([a-z0-9][a-z0-9-]*)`)
 
-// TestBinariesMatchManifests builds each command the way the Dockerfile does
+// TestBinariesMatchManifests builds each command the way make images does
 // (CGO_ENABLED=0, -trimpath), checks that the binary is statically linked, so that it runs
-// in the distroless static image, and checks that it accepts every flag that any install
+// in the image, which has no libc, and checks that it accepts every flag that any install
 // in deploy/ passes to it.
 func TestBinariesMatchManifests(t *testing.T) {
 	bins := controlplane.RequireBinaries(t, "")

@@ -119,21 +119,31 @@ func overlappingRoutes(routes []route, ranges []netip.Prefix) []string {
 // route in any table of the machine's own network namespace overlaps
 // DocumentationRanges.
 func CheckAddressPlan() error {
-	var routes []route
-	for _, family := range []string{"-4", "-6"} {
-		out, err := exec.Command("ip", "-j", family, "route", "show", "table", "all").Output()
-		if err != nil {
-			return fmt.Errorf("netlab: list the machine's routes: %w", err)
-		}
-		var rs []route
-		if err := json.Unmarshal(out, &rs); err != nil {
-			return fmt.Errorf("netlab: parse the machine's routes: %w", err)
-		}
-		routes = append(routes, rs...)
+	bad, err := OverlappingRoutes()
+	if err != nil {
+		return err
 	}
-	if bad := overlappingRoutes(routes, DocumentationRanges); len(bad) > 0 {
+	if len(bad) > 0 {
 		return fmt.Errorf("%w: routes %s overlap the lab's ranges %v; remove them or run the lab on another machine",
 			ErrRangeInUse, strings.Join(bad, ", "), DocumentationRanges)
 	}
 	return nil
+}
+
+// OverlappingRoutes returns the routes (as "dst dev"), in any table of the calling
+// process's network namespace, that overlap DocumentationRanges.
+func OverlappingRoutes() ([]string, error) {
+	var routes []route
+	for _, family := range []string{"-4", "-6"} {
+		out, err := exec.Command("ip", "-j", family, "route", "show", "table", "all").Output()
+		if err != nil {
+			return nil, fmt.Errorf("netlab: list the machine's routes: %w", err)
+		}
+		var rs []route
+		if err := json.Unmarshal(out, &rs); err != nil {
+			return nil, fmt.Errorf("netlab: parse the machine's routes: %w", err)
+		}
+		routes = append(routes, rs...)
+	}
+	return overlappingRoutes(routes, DocumentationRanges), nil
 }

@@ -40,6 +40,15 @@ func RequireRoot(t T) {
 // install (.ci/install-deps installs them).
 func RequireCommands(t T, names ...string) {
 	t.Helper()
+	if missing := MissingCommands(names...); len(missing) > 0 {
+		Missing(t, "commands not found: "+strings.Join(missing, ", ")+
+			" (Debian packages iproute2, procps, frr, arping, ndisc6, iputils-ping, tcpdump, iptables, conntrack: run bash .ci/install-deps)")
+	}
+}
+
+// MissingCommands returns those of names not found in PATH or, for an absolute path,
+// not an executable file, in the order given.
+func MissingCommands(names ...string) []string {
 	var missing []string
 	for _, n := range names {
 		if strings.HasPrefix(n, "/") {
@@ -52,8 +61,5 @@ func RequireCommands(t T, names ...string) {
 			missing = append(missing, n)
 		}
 	}
-	if len(missing) > 0 {
-		Missing(t, "commands not found: "+strings.Join(missing, ", ")+
-			" (Debian packages iproute2, procps, frr, arping, ndisc6, iputils-ping, tcpdump, iptables, conntrack: run bash .ci/install-deps)")
-	}
+	return missing
 }

@@ -29,25 +29,25 @@ const SpeakerAccount = "herald-speaker"
 // room to spare.
 const minTokenLifetime = 2 * time.Hour
 
-// speakerIdentityKinds are the kinds of deploy/speaker that make up the speaker's
-// identity: its ServiceAccount, its RBAC, and the admission policy on its
-// SpeakerStatus writes. The DaemonSet and the metrics Service are left out: the lab
-// runs the speaker binary itself.
-var speakerIdentityKinds = map[string]bool{
+// identityKinds are the kinds of deploy/speaker and deploy/controller that make up
+// a component's identity: its ServiceAccount, its RBAC, and the admission policies on
+// its writes. The workloads and the metrics Services are left out: the lab runs the
+// binaries itself.
+var identityKinds = map[string]bool{
 	"ServiceAccount": true, "ClusterRole": true, "ClusterRoleBinding": true, "Role": true, "RoleBinding": true,
 	"ValidatingAdmissionPolicy": true, "ValidatingAdmissionPolicyBinding": true,
 }
 
-// installSpeakerIdentity applies the speaker's ServiceAccount, RBAC and SpeakerStatus
-// admission policy exactly as `kubectl kustomize deploy/speaker` renders them, so the
-// lab's speakers run with the permissions a cluster gives them.
-func (l *Lab) installSpeakerIdentity() {
+// installIdentity applies a component's (deploy/<component>) ServiceAccount, RBAC and
+// admission policies exactly as `kubectl kustomize` renders them, so the lab's
+// binaries run with the permissions a cluster gives them.
+func (l *Lab) installIdentity(component string) {
 	l.T.Helper()
 	root, err := controlplane.RepoRoot()
 	if err != nil {
 		l.T.Fatalf("productlab: %v", err)
 	}
-	dir := filepath.Join(root, "deploy", "speaker")
+	dir := filepath.Join(root, "deploy", component)
 	var stderr bytes.Buffer
 	cmd := l.CP.Kubectl(l.T.Context(), "kustomize", dir)
 	cmd.Stderr = &stderr
@@ -63,20 +63,15 @@ func (l *Lab) installSpeakerIdentity() {
 }
 
 // identityDocuments returns, as JSON documents, the objects of rendered (kustomize's
-// YAML stream) whose kind is one of speakerIdentityKinds.
+// YAML stream) whose kind is one of identityKinds.
 func identityDocuments(rendered []byte) ([]string, error) {
-	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(rendered), 4096)
+	objs, err := decodeRendered(rendered)
+	if err != nil {
+		return nil, err
+	}
 	var docs []string
-	for {
-		var obj unstructured.Unstructured
-		err := dec.Decode(&obj.Object)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("decode the rendered manifests: %w", err)
-		}
-		if !speakerIdentityKinds[obj.GetKind()] {
+	for _, obj := range objs {
+		if !identityKinds[obj.GetKind()] {
 			continue
 		}
 		b, err := json.Marshal(obj.Object)
@@ -89,6 +84,23 @@ func identityDocuments(rendered []byte) ([]string, error) {
 		return nil, errors.New("no ServiceAccount, RBAC or admission policy rendered")
 	}
 	return docs, nil
+}
+
+// decodeRendered returns the objects of rendered, kustomize's YAML stream, in order.
+func decodeRendered(rendered []byte) ([]*unstructured.Unstructured, error) {
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(rendered), 4096)
+	var objs []*unstructured.Unstructured
+	for {
+		obj := &unstructured.Unstructured{}
+		err := dec.Decode(&obj.Object)
+		if errors.Is(err, io.EOF) {
+			return objs, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("decode the rendered manifests: %w", err)
+		}
+		objs = append(objs, obj)
+	}
 }
 
 // SpeakerConfig returns the client configuration of n's speaker, reaching the

@@ -6,7 +6,9 @@
 // as the endpointslice controller would, the EndpointSlices of the pods it starts.
 // The speakers run as in a cluster: the speaker's ServiceAccount, RBAC and
 // SpeakerStatus admission policy from deploy/speaker, each with a token bound to a Pod
-// on its node; the controller runs as the admin.
+// on its node; the controller runs as the admin. With Options.Manifests (make lab
+// uses it) both run as the rendered deploy/default says, the controller with its own
+// ServiceAccount too (manifests.go).
 //
 // The end-to-end suite (package suite) and the measurement command
 // cmd/measure-e2e use it; cmd/lab (make lab) builds the same thing for people.
@@ -64,6 +66,13 @@ type Options struct {
 	// OnNetwork, when set, is called once the network and kube-proxy are up, before
 	// Herald starts (make lab records the lab's namespace prefix there).
 	OnNetwork func(*netlab.Cluster) error
+	// Manifests runs the controller and the speakers as the rendered deploy/default
+	// says (see manifests.go): its arguments and environment, its users and
+	// capabilities (only NET_RAW for the speaker), no new privileges and a read-only
+	// root, each in a mount namespace of its own, and each with its ServiceAccount's
+	// token bound to a Pod object. Without it the binaries run as root with the lab's
+	// flags, and the controller as the admin.
+	Manifests bool
 }
 
 // Lab is the running product.
@@ -84,6 +93,8 @@ type state struct {
 	opts          Options
 	controllerBin string
 	speakerBin    string
+	// workloads are deploy/default's containers, with Options.Manifests.
+	workloads Workloads
 
 	mu          sync.Mutex
 	controllers []*netlab.Process // by replica; nil when stopped
@@ -161,7 +172,17 @@ func New(t netlab.T, opts Options) *Lab {
 	if _, err := l.Kube.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Fatalf("productlab: create namespace %s: %v", Namespace, err)
 	}
-	l.installSpeakerIdentity()
+	l.installIdentity("speaker")
+	if opts.Manifests {
+		l.installIdentity("controller")
+		root, err := controlplane.RepoRoot()
+		if err != nil {
+			t.Fatalf("productlab: %v", err)
+		}
+		if l.workloads, err = RenderWorkloads(ctx, bins.Kubectl, filepath.Join(root, "deploy", "default")); err != nil {
+			t.Fatalf("%v", err)
+		}
+	}
 	l.controllers = make([]*netlab.Process, opts.ControllerReplicas)
 	for i := range opts.ControllerReplicas {
 		l.StartController(i)
@@ -202,6 +223,16 @@ func ControllerMetricsAddr(i int) string { return controllerMetrics(i) }
 // StartController starts controller replica i (not waiting for it).
 func (l *Lab) StartController(i int) *netlab.Process {
 	l.T.Helper()
+	if l.opts.Manifests {
+		p := l.startPod(l.workloads.Controller, PodFacts{Namespace: Namespace, Name: ControllerIdentity(i),
+			NodeName: l.Cluster.Nodes[0].Name(), PodIP: l.Cluster.ControlPlane.Addr4().String(), HostIP: l.Cluster.ControlPlane.Addr4().String()},
+			l.Cluster.ControlPlane, fmt.Sprintf("controller-%d", i), l.controllerBin, l.controllerKubeconfig(),
+			[]string{"--metrics-bind-address=" + controllerMetrics(i)}, l.opts.ControllerArgs, nil)
+		l.mu.Lock()
+		l.controllers[i] = p
+		l.mu.Unlock()
+		return p
+	}
 	args := append([]string{l.controllerBin,
 		"--kubeconfig=" + l.Cluster.NodeKubeconfig,
 		"--namespace=" + Namespace,
@@ -274,6 +305,18 @@ func (l *Lab) WaitControllerReady(i int) {
 func (l *Lab) StartSpeaker(n *netlab.Node, extra ...string) *netlab.Process {
 	l.T.Helper()
 	_, kubeconfig := l.speakerIdentity(n)
+	if l.opts.Manifests {
+		node := n.Addr4().String()
+		p := l.startPod(l.workloads.Speaker, PodFacts{Namespace: Namespace, Name: SpeakerAccount + "-" + n.Name(),
+			NodeName: n.Name(), PodIP: node, HostIP: node},
+			n.Host, "speaker", l.speakerBin, kubeconfig,
+			[]string{"--metrics-address=" + SpeakerMetrics}, slices.Concat(l.opts.SpeakerArgs, extra),
+			map[string]map[string][]byte{MemberlistSecret: l.memberlistKeys()})
+		l.mu.Lock()
+		l.speakers[n.Name()] = p
+		l.mu.Unlock()
+		return p
+	}
 	args := []string{l.speakerBin,
 		"--node-name=" + n.Name(),
 		"--kubeconfig=" + kubeconfig,

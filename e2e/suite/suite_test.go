@@ -28,7 +28,7 @@ func register(order int, name string, run func(t *testing.T, l *productlab.Lab))
 }
 
 func TestSuite(t *testing.T) {
-	l := productlab.New(t, productlab.Options{ControllerReplicas: 2})
+	l := productlab.New(t, productlab.Options{ControllerReplicas: 2, Manifests: true})
 	slices.SortFunc(groups, func(a, b group) int {
 		return cmp.Or(cmp.Compare(a.order, b.order), cmp.Compare(a.name, b.name))
 	})

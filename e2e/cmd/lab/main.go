@@ -1,14 +1,21 @@
 // Command lab brings Herald up end to end on one machine (make lab) and tears it
 // down (make lab-down).
 //
-//	lab up     build what is missing, start the lab in the background, print its report
+//	lab up     check the machine, install and build what is missing, start the lab in
+//	           the background, print its report
 //	lab down   stop the lab and remove everything it made; safe to run twice
+//
+// "up" first decides from what it finds (preflight) whether the lab can run: root, no
+// route of the machine overlapping the lab's ranges, no lab running, the commands it
+// needs or apt-get to install them. A problem stops it before it changes anything.
+// Then it installs the missing Debian packages (.ci/install-deps) while it builds the
+// missing control-plane binaries (e2e/controlplane/build/build.sh), with progress.
 //
 // The lab is a real etcd and kube-apiserver on the machine's loopback, and network
 // namespaces built by netlab: an FRR router, a client, and three nodes, each running
 // herald-speaker and the real kube-proxy, with pods behind node1 and node2 (no kubelet
 // runs: the lab writes the Node objects and EndpointSlices). herald-controller runs in
-// the control-plane host. The lab applies examples/ and reports, for each Service, its
+// the control-plane host. Both run as deploy/default says (productlab.Options.Manifests). The lab applies examples/ and reports, for each Service, its
 // address, who announces it and how, and which pod a TCP connection from the client
 // reached.
 //

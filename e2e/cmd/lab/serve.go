@@ -96,8 +96,11 @@ func (l *lab) build(ctx context.Context) error {
 	progress("building herald-controller and herald-speaker; starting etcd and kube-apiserver; " +
 		"building the network (router, control-plane host, client, 3 nodes with kube-proxy); starting Herald")
 	_ = os.RemoveAll(statePath("controlplane")) // a fresh cluster every time
+	// The binaries run as deploy/default says: its arguments, environment, users,
+	// capabilities and read-only root (productlab.Options.Manifests).
 	pl := productlab.New(l.sess, productlab.Options{
-		Dir: StateDir,
+		Dir:       StateDir,
+		Manifests: true,
 		OnNetwork: func(c *netlab.Cluster) error {
 			if err := os.WriteFile(statePath(prefixFile), []byte(c.Lab.Prefix()+"\n"), 0o644); err != nil {
 				return fmt.Errorf("write the prefix file: %w", err)
@@ -307,7 +310,7 @@ func (l *lab) report(ctx context.Context) (string, error) {
 			if len(row.Announcers[a]) == 0 {
 				row.Note = "BGP address: no node advertises it; see kubectl get speakerstatuses"
 				if !anyBGPSession(statuses) {
-					row.Note = "BGP address: no speaker reports a BGP session (herald-speaker's BGP wiring is not done yet), so no node advertises it"
+					row.Note = "BGP address: no speaker reports a BGP session, so no node advertises it; see kubectl get speakerstatuses and the router's log in " + statePath("logs")
 				}
 				break
 			}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -31,14 +33,21 @@ const bringUpTimeout = 15 * time.Minute
 
 func statePath(name string) string { return filepath.Join(StateDir, name) }
 
-// up checks the machine, builds the control-plane binaries if missing, starts the
-// background process and prints its progress and report.
+// up checks the machine (preflight: before it installs, builds or creates anything,
+// so that a problem leaves the machine as it was), installs the missing Debian
+// packages while it builds the missing control-plane binaries, starts the background
+// process and prints its progress and report.
 func up() error {
-	if err := requireRoot("make lab"); err != nil {
-		return err
+	p := preflight(inspectMachine())
+	if len(p.Problems) > 0 {
+		for _, problem := range p.Problems {
+			fmt.Fprintln(os.Stderr, "lab: "+problem)
+		}
+		return errors.New("refusing to start the lab: nothing was changed")
 	}
-	if pid, ok := runningPid(); ok {
-		return fmt.Errorf("a lab is already running (pid %d, state in %s); run sudo make lab-down first", pid, StateDir)
+	root, err := repoRoot()
+	if err != nil {
+		return err
 	}
 	if _, err := os.Stat(StateDir); err == nil {
 		fmt.Println("lab: removing what a previous lab left behind")
@@ -46,21 +55,23 @@ func up() error {
 			return err
 		}
 	}
-	if err := netlab.CheckAddressPlan(); err != nil {
-		return fmt.Errorf("refusing to build the lab: %w", err)
+	var jobs []job
+	if len(p.Packages) > 0 {
+		fmt.Printf("lab: installing Debian packages %s\n", strings.Join(p.Packages, " "))
+		jobs = append(jobs, job{name: "deps", cmd: exec.Command("bash", filepath.Join(root, ".ci/install-deps"))})
 	}
-	root, err := repoRoot()
-	if err != nil {
+	if p.BuildBinaries {
+		fmt.Println("lab: building etcd, kube-apiserver, kube-proxy and kubectl from source (once, into " +
+			controlplane.BinDir() + "; about 15 minutes on 2 cores when Go's build cache is cold)")
+		jobs = append(jobs, job{name: "build", cmd: exec.Command("bash", filepath.Join(root, "e2e/controlplane/build/build.sh"))})
+	}
+	if err := runParallel(root, jobs); err != nil {
 		return err
 	}
-	if _, err := controlplane.FindBinaries(""); errors.Is(err, controlplane.ErrBinariesMissing) {
-		fmt.Println("lab: building kube-apiserver, etcd, kube-proxy and kubectl (once; about 5 minutes)")
-		cmd := exec.Command("bash", filepath.Join(root, "e2e/controlplane/build/build.sh"))
-		cmd.Dir, cmd.Stdout, cmd.Stderr = root, os.Stdout, os.Stderr
-		if err := cmd.Run(); err != nil {
-			return fmt.Errorf("build the control-plane binaries: %w", err)
-		}
-	} else if err != nil {
+	if missing := missingCommands(); len(missing) > 0 {
+		return fmt.Errorf("commands still not found after installing the Debian packages: %s", strings.Join(missing, ", "))
+	}
+	if _, err := controlplane.FindBinaries(""); err != nil {
 		return err
 	}
 
@@ -321,4 +332,65 @@ func copyFile(src, dst string) error {
 		return fmt.Errorf("copy %s: %w", src, err)
 	}
 	return os.Rename(tmp, dst)
+}
+
+// job is a command up runs while others run, its output lines prefixed with name.
+type job struct {
+	name string
+	cmd  *exec.Cmd
+}
+
+// runParallel runs jobs at once in dir, printing their output as it comes, each line
+// prefixed with its job's name, and returns their errors once all have ended.
+func runParallel(dir string, jobs []job) error {
+	var mu sync.Mutex
+	errs := make(chan error, len(jobs))
+	for _, j := range jobs {
+		w := &linePrefixer{mu: &mu, prefix: "lab: " + j.name + ": ", out: os.Stdout}
+		j.cmd.Dir, j.cmd.Stdout, j.cmd.Stderr = dir, w, w
+		go func() {
+			err := j.cmd.Run()
+			w.flush()
+			if err != nil {
+				err = fmt.Errorf("%s: %s: %w", j.name, strings.Join(j.cmd.Args, " "), err)
+			}
+			errs <- err
+		}()
+	}
+	var all []error
+	for range jobs {
+		all = append(all, <-errs)
+	}
+	return errors.Join(all...)
+}
+
+// linePrefixer writes whole lines to out, each with prefix, one writer at a time.
+type linePrefixer struct {
+	mu     *sync.Mutex
+	prefix string
+	out    io.Writer
+	buf    []byte
+}
+
+func (w *linePrefixer) Write(b []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf = append(w.buf, b...)
+	for {
+		i := bytes.IndexByte(w.buf, '\n')
+		if i < 0 {
+			return len(b), nil
+		}
+		fmt.Fprintf(w.out, "%s%s\n", w.prefix, w.buf[:i])
+		w.buf = w.buf[i+1:]
+	}
+}
+
+func (w *linePrefixer) flush() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.buf) > 0 {
+		fmt.Fprintf(w.out, "%s%s\n", w.prefix, w.buf)
+		w.buf = nil
+	}
 }
