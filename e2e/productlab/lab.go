@@ -659,18 +659,17 @@ func (l *Lab) LogsAround(t time.Time, before, after time.Duration, substrs ...st
 	return b.String()
 }
 
-// linesBetween returns the lines of a log in slog's text format stamped from
-// from to to (inclusive) that contain one of substrs (all when substrs is empty).
-// Lines without a time= stamp are left out.
+// linesBetween returns the lines of a log in slog's text or JSON format
+// stamped from from to to (inclusive) that contain one of substrs (all when
+// substrs is empty). Lines without a stamp are left out.
 func linesBetween(log string, from, to time.Time, substrs []string) []string {
 	var out []string
 	for line := range strings.Lines(log) {
 		line = strings.TrimRight(line, "\n")
-		_, rest, ok := strings.Cut(line, "time=")
+		stamp, ok := logStamp(line)
 		if !ok {
 			continue
 		}
-		stamp, _, _ := strings.Cut(rest, " ")
 		at, err := time.Parse(time.RFC3339Nano, stamp)
 		if err != nil || at.Before(from) || at.After(to) {
 			continue
@@ -680,6 +679,20 @@ func linesBetween(log string, from, to time.Time, substrs []string) []string {
 		}
 	}
 	return out
+}
+
+// logStamp returns the time stamp of a log line: time=... (slog's text
+// format) or "time":"..." (its JSON format).
+func logStamp(line string) (string, bool) {
+	if _, rest, ok := strings.Cut(line, `"time":"`); ok {
+		stamp, _, ok := strings.Cut(rest, `"`)
+		return stamp, ok
+	}
+	if _, rest, ok := strings.Cut(line, "time="); ok {
+		stamp, _, _ := strings.Cut(rest, " ")
+		return stamp, true
+	}
+	return "", false
 }
 
 // daemons returns the controllers' and speakers' processes running now.

@@ -47,6 +47,7 @@ time=2026-12-06T13:43:03.126Z level=INFO msg="speaker joined" member=node3
   a continuation line without a stamp
 time=2026-12-06T13:43:06.359Z level=INFO msg="layer-2 announcement changed" address=198.51.100.144 gained=true
 time=2026-12-06T13:43:09.000Z level=INFO msg="layer-2 announcement changed" address=198.51.100.145 gained=true
+{"time":"2026-12-06T13:43:07.5Z","level":"INFO","msg":"speaker gone","member":"node2"}
 `
 	at := func(s string) time.Time {
 		v, err := time.Parse(time.RFC3339Nano, s)
@@ -64,7 +65,8 @@ time=2026-12-06T13:43:09.000Z level=INFO msg="layer-2 announcement changed" addr
 		{"window, every line", "2026-12-06T13:43:00Z", "2026-12-06T13:43:03.126Z", nil,
 			[]string{`time=2026-12-06T13:43:00.231Z level=INFO msg="speaker gone" member=node3`, `time=2026-12-06T13:43:03.126Z level=INFO msg="speaker joined" member=node3`}},
 		{"window and substrings", "2026-12-06T13:43:00Z", "2026-12-06T13:43:10Z", []string{"198.51.100.144", "gone"},
-			[]string{`time=2026-12-06T13:43:00.231Z level=INFO msg="speaker gone" member=node3`, `time=2026-12-06T13:43:06.359Z level=INFO msg="layer-2 announcement changed" address=198.51.100.144 gained=true`}},
+			[]string{`time=2026-12-06T13:43:00.231Z level=INFO msg="speaker gone" member=node3`, `time=2026-12-06T13:43:06.359Z level=INFO msg="layer-2 announcement changed" address=198.51.100.144 gained=true`,
+				`{"time":"2026-12-06T13:43:07.5Z","level":"INFO","msg":"speaker gone","member":"node2"}`}},
 		{"nothing in the window", "2026-12-06T13:44:00Z", "2026-12-06T13:45:00Z", nil, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
