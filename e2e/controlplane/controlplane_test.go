@@ -21,6 +21,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/herald-dev/herald/e2e/controlplane"
+	"github.com/herald-dev/herald/e2e/metallb"
 )
 
 func TestVersionsMatchBuildModules(t *testing.T) {
@@ -33,6 +34,7 @@ func TestVersionsMatchBuildModules(t *testing.T) {
 	}{
 		{"e2e/controlplane/build/kube/go.mod", "k8s.io/kubernetes", controlplane.KubernetesVersion},
 		{"e2e/controlplane/build/etcd/go.mod", "go.etcd.io/etcd/server/v3", controlplane.EtcdVersion},
+		{"e2e/metallb/build/go.mod", metallb.Module, metallb.Version},
 	}
 	for _, tt := range tests {
 		t.Run(tt.module, func(t *testing.T) {

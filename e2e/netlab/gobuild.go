@@ -58,7 +58,7 @@ func buildGo(pkg string) (string, error) {
 	// worktree and main, or CI beside a developer) must each run their own build.
 	modDir := e2eModuleDir()
 	sum := sha256.Sum256([]byte(pkg + "\x00" + modDir))
-	dir := filepath.Join(cacheDir(), "netlab", "bin")
+	dir := filepath.Join(CacheDir(), "netlab", "bin")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", fmt.Errorf("netlab: build %s: %w", pkg, err)
 	}
@@ -79,8 +79,8 @@ func buildGo(pkg string) (string, error) {
 	return out, nil
 }
 
-// cacheDir returns ${HERALD_CACHE:-$HOME/.cache/herald}.
-func cacheDir() string {
+// CacheDir returns ${HERALD_CACHE:-$HOME/.cache/herald}.
+func CacheDir() string {
 	if d := os.Getenv("HERALD_CACHE"); d != "" {
 		return d
 	}

@@ -238,8 +238,8 @@ func TestMigrateMetalLB(t *testing.T) {
 
 // migrateAndHandOver applies the migration, checks what it wrote, then
 // starts Herald's controller and waits until it has adopted every address.
-// A run with a real MetalLB would stop MetalLB's controller and speakers
-// between the two.
+// Here MetalLB never ran: TestMigrateRealMetalLB runs its real daemons and
+// stops them between the two.
 func migrateAndHandOver(t *testing.T, cp *controlplane.ControlPlane, kube kubernetes.Interface, herald heraldclient.Interface, p *plugin) {
 	ctx := t.Context()
 	stdout, stderr, code := p.run(t, "migrate", "metallb", "--apply", "--drop-unsupported")

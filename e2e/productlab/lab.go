@@ -73,6 +73,10 @@ type Options struct {
 	// token bound to a Pod object. Without it the binaries run as root with the lab's
 	// flags, and the controller as the admin.
 	Manifests bool
+	// WithoutHerald brings the lab up without Herald's controller and speakers
+	// (another load balancer runs first, as in the migration from MetalLB); the
+	// test starts them with StartHerald.
+	WithoutHerald bool
 }
 
 // Lab is the running product.
@@ -122,8 +126,8 @@ func Require(t netlab.T) controlplane.Binaries {
 	return bins
 }
 
-// New builds the lab and waits until every speaker and the controller are ready.
-// It creates no Herald configuration: tests apply the IPPools and advertisements
+// New builds the lab and waits until every speaker and the controller are ready
+// (unless opts.WithoutHerald). It creates no Herald configuration: tests apply the IPPools and advertisements
 // they need. Everything is removed in t's cleanup.
 func New(t netlab.T, opts Options) *Lab {
 	t.Helper()
@@ -184,7 +188,17 @@ func New(t netlab.T, opts Options) *Lab {
 		}
 	}
 	l.controllers = make([]*netlab.Process, opts.ControllerReplicas)
-	for i := range opts.ControllerReplicas {
+	if !opts.WithoutHerald {
+		l.StartHerald()
+	}
+	return l
+}
+
+// StartHerald starts every controller replica and a speaker on every node, and
+// waits until all are ready. New calls it unless Options.WithoutHerald.
+func (l *Lab) StartHerald() {
+	l.T.Helper()
+	for i := range l.opts.ControllerReplicas {
 		l.StartController(i)
 	}
 	for _, n := range l.Cluster.Nodes {
@@ -193,10 +207,9 @@ func New(t netlab.T, opts Options) *Lab {
 	for _, n := range l.Cluster.Nodes {
 		l.WaitSpeakerReady(n)
 	}
-	for i := range opts.ControllerReplicas {
+	for i := range l.opts.ControllerReplicas {
 		l.WaitControllerReady(i)
 	}
-	return l
 }
 
 // Node returns the node named name (node1, node2, ...).

@@ -21,6 +21,14 @@ import (
 // an outage that starts well after from, as when an endpoint is removed some time
 // after it started terminating. ok is false when no attempt succeeded after from.
 func LongestOutage(as []Attempt, from time.Time) (d time.Duration, ok bool) {
+	start, end, ok := LongestOutageRun(as, from)
+	return end.Sub(start), ok
+}
+
+// LongestOutageRun returns where LongestOutage's outage lies: the start of its
+// first failed attempt and of the successful attempt that ended it (equal when
+// no attempt failed). ok is false when no attempt succeeded after from.
+func LongestOutageRun(as []Attempt, from time.Time) (start, end time.Time, ok bool) {
 	var runStart time.Time
 	for _, a := range as {
 		if !a.OK() {
@@ -31,13 +39,13 @@ func LongestOutage(as []Attempt, from time.Time) (d time.Duration, ok bool) {
 		}
 		if a.Start.After(from) {
 			ok = true
-			if !runStart.IsZero() {
-				d = max(d, a.Start.Sub(runStart))
+			if !runStart.IsZero() && a.Start.Sub(runStart) > end.Sub(start) {
+				start, end = runStart, a.Start
 			}
 		}
 		runStart = time.Time{}
 	}
-	return d, ok
+	return start, end, ok
 }
 
 // FailedAfter counts the attempts started after from that did not reach a pod.

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -37,6 +38,10 @@ func TestLongestOutage(t *testing.T) {
 			got, gotOK := LongestOutage(tt.as, ms(tt.from))
 			if got != tt.want || gotOK != tt.wantOK {
 				t.Errorf("LongestOutage = %v, %v; want %v, %v", got, gotOK, tt.want, tt.wantOK)
+			}
+			start, end, runOK := LongestOutageRun(tt.as, ms(tt.from))
+			if end.Sub(start) != tt.want || runOK != tt.wantOK || (tt.want > 0 && !slices.ContainsFunc(tt.as, func(a Attempt) bool { return a.Start.Equal(start) && !a.OK() })) {
+				t.Errorf("LongestOutageRun = %v to %v, %v; want a run of %v starting at a failed attempt, %v", start, end, runOK, tt.want, tt.wantOK)
 			}
 		})
 	}
