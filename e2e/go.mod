@@ -6,7 +6,8 @@ require (
 	github.com/google/go-cmp v0.7.0
 	github.com/herald-dev/herald v0.0.0
 	github.com/mdlayher/arp v0.0.0-20260528070854-93566ba168e9
-	github.com/osrg/gobgp/v4 v4.8.0
+	github.com/osrg/gobgp/v4 v4.9.0
+	github.com/prometheus/client_golang v1.25.0
 	github.com/prometheus/procfs v0.22.0
 	golang.org/x/sys v0.48.0
 	k8s.io/api v0.37.1
@@ -91,7 +92,6 @@ require (
 	github.com/orcaman/concurrent-map/v2 v2.0.1 // indirect
 	github.com/pelletier/go-toml/v2 v2.2.3 // indirect
 	github.com/pmezard/go-difflib v1.0.1-0.20181226105442-5d4384ee4fb2 // indirect
-	github.com/prometheus/client_golang v1.25.0 // indirect
 	github.com/prometheus/client_model v0.6.3 // indirect
 	github.com/prometheus/common v0.72.0 // indirect
 	github.com/sagikazarmark/locafero v0.7.0 // indirect
