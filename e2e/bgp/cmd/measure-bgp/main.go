@@ -26,6 +26,7 @@ import (
 type Config struct {
 	BFDTrials      int
 	BFDInterval    time.Duration
+	BFDStability   time.Duration
 	CrashTrials    int
 	HoldTrials     int
 	Addresses      int
@@ -37,6 +38,7 @@ func main() {
 	var c Config
 	flag.IntVar(&c.BFDTrials, "bfd-trials", 20, "node failures (node cut off, then killed) with BFD -bfd-interval x 3")
 	flag.DurationVar(&c.BFDInterval, "bfd-interval", 300*time.Millisecond, "BFD minimum receive and transmit interval (both ends; multiplier 3)")
+	flag.DurationVar(&c.BFDStability, "bfd-stability", 0, "run one session with BFD -bfd-interval x 3 this long and count its drops (0: skip)")
 	flag.IntVar(&c.CrashTrials, "crash-trials", 5, "speaker crashes (SIGKILL, the node stays up) with BFD -bfd-interval x 3")
 	flag.IntVar(&c.HoldTrials, "hold-trials", 3, "node failures without BFD (hold time 9s)")
 	flag.IntVar(&c.Addresses, "addresses", 10000, "addresses advertised to two routers")
@@ -72,6 +74,13 @@ func run(ctx context.Context, c Config) int {
 			summary = append(summary,
 				"node failure, BFD "+c.BFDInterval.String()+" x 3, hold 90s: BGP table: "+r.BGPTable.String(),
 				"node failure, BFD "+c.BFDInterval.String()+" x 3, hold 90s: kernel:    "+r.Kernel.String())
+		})
+	}
+	if c.BFDStability > 0 {
+		session("bfd-stability", func(t netlab.T) {
+			r := bgp.MeasureStability(t, bgp.FailureOptions{BFD: bfd, HoldTime: 90 * time.Second, Logf: t.Logf}, c.BFDStability)
+			summary = append(summary, fmt.Sprintf("BFD %v x 3 for %v: router drops %d, speaker BFD failures %d (drops as the session first came up: %d)",
+				c.BFDInterval, r.Duration.Round(time.Second), r.RouterDrops, r.BFDFailures, r.FirstDrops))
 		})
 	}
 	if c.CrashTrials > 0 {
