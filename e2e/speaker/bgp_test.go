@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/herald-dev/herald/config/v1alpha1"
@@ -278,6 +279,7 @@ func TestBGP(t *testing.T) {
 			}
 			return nil
 		})
+		bfdConditionIs(t, lab.Lab, true)
 		events, err := lab.Kube.CoreV1().Events("").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.kind=BGPPeer,involvedObject.name=tor,reason=" + speaker.ReasonBFDNotUp})
 		if err != nil {
 			t.Fatal(err)
@@ -297,6 +299,7 @@ func TestBGP(t *testing.T) {
 			}
 			return nil
 		})
+		bfdConditionIs(t, lab.Lab, false)
 	})
 }
 
@@ -312,4 +315,26 @@ func updatePeer(t *testing.T, lab *speakerlab.Lab, change func(*v1alpha1.BGPPeer
 	if _, err := api.Update(t.Context(), p, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// bfdConditionIs waits until every node's SpeakerStatus has the BFDUp
+// condition False with reason BFDNotUp (want) or no such condition.
+func bfdConditionIs(t *testing.T, lab *speakerlab.Lab, want bool) {
+	t.Helper()
+	netlab.Eventually(t, 20*time.Second, func(ctx context.Context) error {
+		list, err := lab.Herald.HeraldV1alpha1().SpeakerStatuses().List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return err
+		}
+		if len(list.Items) != len(lab.Nodes) {
+			return fmt.Errorf("%d SpeakerStatuses, want %d", len(list.Items), len(lab.Nodes))
+		}
+		for _, st := range list.Items {
+			c := meta.FindStatusCondition(st.Status.Conditions, v1alpha1.SpeakerConditionBFDUp)
+			if got := c != nil && c.Status == metav1.ConditionFalse && c.Reason == v1alpha1.SpeakerReasonBFDNotUp; got != want || (!want && c != nil) {
+				return fmt.Errorf("%s: BFDUp condition %+v, want BFDNotUp: %v", st.Name, c, want)
+			}
+		}
+		return nil
+	})
 }

@@ -261,6 +261,12 @@ func TestObserveBGPBFDNotUp(t *testing.T) {
 		if got := strings.Contains(st.in[0].LastError, "BFD is enabled but still"); got != st.wantError {
 			t.Errorf("%s: lastError %q, want the BFD message: %v", st.name, st.in[0].LastError, st.wantError)
 		}
+		if c := bfdCondition(seen); (c != nil) != st.wantError {
+			t.Errorf("%s: BFDUp condition %+v, want one: %v", st.name, c, st.wantError)
+		} else if c != nil && (c.Status != metav1.ConditionFalse || c.Reason != v1alpha1.SpeakerReasonBFDNotUp ||
+			!c.LastTransitionTime.Time.Equal(up.Add(bfdGrace)) || !strings.Contains(c.Message, "BGPPeer a ")) {
+			t.Errorf("%s: BFDUp condition %+v", st.name, c)
+		}
 		if wait != st.wantWait {
 			t.Errorf("%s: wait %v, want %v", st.name, wait, st.wantWait)
 		}

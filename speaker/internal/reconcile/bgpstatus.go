@@ -58,11 +58,14 @@ func bfdNotUpMessage(st bgp.PeerStatus) string {
 // bgpWatch is what the loop remembers of each peer's last seen status, to
 // turn status changes into counters and events.
 type bgpWatch struct {
-	state       bgp.SessionState
-	bfdNotUp    bool
-	lastError   string
-	established uint64
-	drops       uint64
+	state    bgp.SessionState
+	bfdNotUp bool
+	// bfdNotUpSince is when bfdNotUp started to hold (the session's start
+	// plus bfdGrace): the BFDUp condition's transition time.
+	bfdNotUpSince time.Time
+	lastError     string
+	established   uint64
+	drops         uint64
 }
 
 // bgpObservation is what changed between two looks at the sessions.
@@ -113,7 +116,11 @@ func observeBGP(seen map[string]bgpWatch, sts []bgp.PeerStatus, now time.Time) b
 		if st.State == bgp.StateEstablished && prev.state != bgp.StateEstablished {
 			o.Up = append(o.Up, st.Name)
 		}
-		seen[st.Name] = bgpWatch{state: st.State, bfdNotUp: stuck, lastError: errText, established: st.Counters.Established, drops: st.Counters.Drops}
+		var stuckSince time.Time
+		if stuck {
+			stuckSince = st.Since.Add(bfdGrace)
+		}
+		seen[st.Name] = bgpWatch{state: st.State, bfdNotUp: stuck, bfdNotUpSince: stuckSince, lastError: errText, established: st.Counters.Established, drops: st.Counters.Drops}
 	}
 	for name := range seen {
 		if !present[name] {
@@ -187,6 +194,33 @@ func (s *Loop) refreshBGP() {
 	if !sameSessions(sessions, s.lastSessions) {
 		s.status.Update(s.statusOf(s.prev, s.lastMembers, sessions))
 		s.lastSessions = sessions
+	}
+}
+
+// bfdCondition returns the SpeakerStatus condition BFDUp, False, when a
+// session in seen is in bfdNotUp, naming those peers; nil when none is.
+// Pure: its transition time is the earliest such session's.
+func bfdCondition(seen map[string]bgpWatch) *metav1.Condition {
+	var names []string
+	var since time.Time
+	for name, w := range seen {
+		if !w.bfdNotUp {
+			continue
+		}
+		names = append(names, name)
+		if since.IsZero() || w.bfdNotUpSince.Before(since) {
+			since = w.bfdNotUpSince
+		}
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	slices.Sort(names)
+	return &metav1.Condition{
+		Type: v1alpha1.SpeakerConditionBFDUp, Status: metav1.ConditionFalse, Reason: v1alpha1.SpeakerReasonBFDNotUp,
+		Message: fmt.Sprintf("BFD is enabled but not up with BGPPeer %s although the session is established: the router does not answer BFD, so a failure of this node is detected by the hold time only (see bgpSessions[].lastError)",
+			strings.Join(names, ", ")),
+		LastTransitionTime: metav1.NewTime(since.Truncate(time.Second)),
 	}
 }
 
