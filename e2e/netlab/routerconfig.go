@@ -76,8 +76,8 @@ var frrWord = regexp.MustCompile(`^[!-~]+$`)
 //
 // BFD sessions are bgpd's own: bgpd asks bfdd for one per neighbour with BFD. The lab
 // used to add static sessions to bfdd against a GoBGP v4.8.0 flap loop
-// (osrg/gobgp#3561); with v4.9.0 they make no difference (docs/bgp.md, "BFD against
-// FRR").
+// (osrg/gobgp#3561); with v4.9.0 they make no difference (docs/bgp.md, "BFD with
+// FRR: what the lab found").
 type frrConfig struct {
 	bgpd string
 	// bfdd holds the BFD profiles that bgpd's neighbours name.
