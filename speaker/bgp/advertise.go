@@ -84,9 +84,10 @@ func RoutesByPeer(peers []string, ads []Advertisement, anns []Announcement) (map
 		byName[ads[i].Name] = &ads[i]
 	}
 	type merged struct {
-		localPref uint32
-		comms     []uint32
-		large     []LargeCommunity
+		localPref    uint32
+		hasLocalPref bool
+		comms        []uint32
+		large        []LargeCommunity
 	}
 	perPeer := make(map[string]map[netip.Prefix]*merged, len(peers))
 	for _, name := range peers {
@@ -119,9 +120,7 @@ func RoutesByPeer(peers []string, ads []Advertisement, anns []Announcement) (map
 					m = &merged{}
 					routes[prefix] = m
 				}
-				if ad.HasLocalPref {
-					m.localPref = max(m.localPref, ad.LocalPref)
-				}
+				m.localPref, m.hasLocalPref = mergeLocalPref(m.localPref, m.hasLocalPref, ad.LocalPref, ad.HasLocalPref)
 				m.comms = append(m.comms, ad.Communities...)
 				m.large = append(m.large, ad.LargeCommunities...)
 			}
@@ -131,7 +130,7 @@ func RoutesByPeer(peers []string, ads []Advertisement, anns []Announcement) (map
 	for peer, routes := range perPeer {
 		list := make([]Route, 0, len(routes))
 		for prefix, m := range routes {
-			r := Route{Prefix: prefix, LocalPref: m.localPref}
+			r := Route{Prefix: prefix, LocalPref: m.localPref, HasLocalPref: m.hasLocalPref}
 			if len(m.comms) > 0 {
 				slices.Sort(m.comms)
 				r.Communities = slices.Clip(slices.Compact(m.comms))
