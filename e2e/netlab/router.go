@@ -62,7 +62,7 @@ func (r *Router) startBGP(ctx context.Context, cfg BGPConfig) error {
 	if !cfg.RouterID.IsValid() {
 		cfg.RouterID = r.Addr4()
 	}
-	conf, err := renderBGPConfig(r.name, cfg)
+	conf, err := renderBGPConfig(r.name, cfg, r.localEnd)
 	if err != nil {
 		return err
 	}
@@ -127,9 +127,65 @@ func (r *Router) startBGP(ctx context.Context, cfg BGPConfig) error {
 		if err := r.waitVty(ctx, p); err != nil {
 			return err
 		}
+		if d.name == "bfdd" {
+			if err := r.configureBFDSessions(ctx, conf.bfdSessions); err != nil {
+				return err
+			}
+		}
 	}
 	r.cfg = cfg
 	return nil
+}
+
+// localEnd returns the router's address and interface towards peer: the link whose
+// subnet holds peer, else the router's first address of peer's family.
+func (r *Router) localEnd(peer netip.Addr) localEnd {
+	for _, l := range r.Links() {
+		for _, p := range l.Addrs {
+			if p.Masked().Contains(peer) {
+				return localEnd{addr: p.Addr(), ifname: l.Name}
+			}
+		}
+	}
+	for _, a := range r.Addrs() {
+		if a.Is4() == peer.Is4() {
+			return localEnd{addr: a}
+		}
+	}
+	return localEnd{}
+}
+
+// configureBFDSessions adds the static BFD sessions to bfdd, retrying until bfdd
+// knows their interfaces and lists every one.
+func (r *Router) configureBFDSessions(ctx context.Context, sessions []bfdSession) error {
+	if len(sessions) == 0 {
+		return nil
+	}
+	args := []string{"configure terminal", "bfd"}
+	for _, s := range sessions {
+		args = append(args, s.command(), "profile "+s.profile, "exit")
+	}
+	return Poll(ctx, 10*time.Second, 100*time.Millisecond, func(ctx context.Context) error {
+		if _, err := r.vtysh(ctx, "bfdd", args...); err != nil {
+			return err
+		}
+		out, err := r.vtysh(ctx, "bfdd", "show bfd peers json")
+		if err != nil {
+			return err
+		}
+		peers, err := parseBFDPeers([]byte(out))
+		if err != nil {
+			return err
+		}
+		for _, s := range sessions {
+			if !slices.ContainsFunc(peers, func(p BFDPeer) bool {
+				return p.Peer == s.peer && p.Local == s.local && p.Interface == s.ifname
+			}) {
+				return fmt.Errorf("netlab: bfdd has no session %q yet: %+v", s.command(), peers)
+			}
+		}
+		return nil
+	})
 }
 
 // dryRun checks bgpd.conf with bgpd -C, which exits 0 even on errors but names the

@@ -72,20 +72,44 @@ var ErrBadBGPConfig = errors.New("netlab: bad BGP configuration")
 // frrWord is what a password may look like: FRR's configuration has no quoting.
 var frrWord = regexp.MustCompile(`^[!-~]+$`)
 
-// frrConfig is what the router's daemons are configured with.
-//
-// BFD sessions are bgpd's own: bgpd asks bfdd for one per neighbour with BFD. The lab
-// used to add static sessions to bfdd against a GoBGP v4.8.0 flap loop
-// (osrg/gobgp#3561); with v4.9.0 they make no difference (docs/bgp.md, "BFD with
-// FRR: what the lab found").
-type frrConfig struct {
-	bgpd string
-	// bfdd holds the BFD profiles that bgpd's neighbours name.
-	bfdd string
+// localEnd is the router's side of a session: its address and interface towards a
+// peer (interface empty when the peer is not on a link of the router).
+type localEnd struct {
+	addr   netip.Addr
+	ifname string
 }
 
-// renderBGPConfig renders the daemons' configuration.
-func renderBGPConfig(hostname string, c BGPConfig) (frrConfig, error) {
+// frrConfig is what the router's daemons are configured with.
+type frrConfig struct {
+	bgpd string
+	// bfdd holds the BFD profiles; bfdSessions are added through vtysh once bfdd knows
+	// the interfaces (it learns them from zebra after reading its file, and refuses a
+	// session on an interface it does not know yet).
+	bfdd        string
+	bfdSessions []bfdSession
+}
+
+// bfdSession is a BFD session configured statically in bfdd. A static session exists
+// before BGP comes up and survives BGP going down. When bgpd alone asks for one, bfdd
+// creates it as the BGP session comes up, and GoBGP v4.8.0 takes the new session's
+// first Down packets as a BFD failure and resets the BGP session, over and over.
+type bfdSession struct {
+	peer, local netip.Addr
+	ifname      string // empty for multihop
+	profile     string
+}
+
+// command returns the bfdd configuration line that creates the session.
+func (s bfdSession) command() string {
+	if s.ifname == "" {
+		return fmt.Sprintf("peer %s multihop local-address %s", s.peer, s.local)
+	}
+	return fmt.Sprintf("peer %s local-address %s interface %s", s.peer, s.local, s.ifname)
+}
+
+// renderBGPConfig renders the daemons' configuration. local gives the router's end
+// towards each peer.
+func renderBGPConfig(hostname string, c BGPConfig, local func(peer netip.Addr) localEnd) (frrConfig, error) {
 	var out frrConfig
 	if c.ASN == 0 {
 		return frrConfig{}, fmt.Errorf("%w: ASN is 0", ErrBadBGPConfig)
@@ -149,6 +173,15 @@ func renderBGPConfig(hostname string, c BGPConfig) (frrConfig, error) {
 			}
 			fmt.Fprintf(&f, " profile %s\n  receive-interval %d\n  transmit-interval %d\n  detect-multiplier %d\n !\n",
 				profile, rx.Milliseconds(), tx.Milliseconds(), mult)
+			end := local(n.Address)
+			if !end.addr.IsValid() {
+				return frrConfig{}, fmt.Errorf("%w: BFD with %s: the router has no address towards it", ErrBadBGPConfig, a)
+			}
+			sess := bfdSession{peer: n.Address, local: end.addr, ifname: end.ifname, profile: profile}
+			if n.EBGPMultihop > 0 {
+				sess.ifname = ""
+			}
+			out.bfdSessions = append(out.bfdSessions, sess)
 		}
 	}
 	if len(c.ListenRanges) > 0 {

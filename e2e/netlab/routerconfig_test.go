@@ -6,18 +6,27 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 func TestRenderBGPConfig(t *testing.T) {
 	routerID := netip.MustParseAddr("198.51.100.1")
 	n1 := netip.MustParseAddr("198.51.100.11")
 	n2v6 := netip.MustParseAddr("2001:db8:1::12")
+	local := func(peer netip.Addr) localEnd {
+		if peer.Is4() {
+			return localEnd{addr: routerID, ifname: "eth0"}
+		}
+		return localEnd{addr: netip.MustParseAddr("2001:db8:1::1"), ifname: "eth0"}
+	}
 	tests := []struct {
-		name      string
-		cfg       BGPConfig
-		wantLines []string // lines bgpd.conf must hold
-		wantBFDD  []string // lines bfdd.conf must hold
-		wantErr   error
+		name         string
+		cfg          BGPConfig
+		wantLines    []string // lines bgpd.conf must hold
+		wantSessions []string
+		wantBFDD     []string // lines bfdd.conf must hold
+		wantErr      error
 	}{
 		{
 			name: "eBGP neighbours in both families with ECMP",
@@ -35,12 +44,13 @@ func TestRenderBGPConfig(t *testing.T) {
 			},
 		},
 		{
-			name: "BFD makes a profile that the neighbour names",
+			name: "BFD makes a profile and a static session",
 			cfg: BGPConfig{ASN: 64512, RouterID: routerID, MaximumPaths: 4, Neighbors: []BGPNeighborConfig{
 				{Address: n1, ASN: 64513, BFD: true, BFDMinRx: 100 * time.Millisecond, BFDMinTx: 200 * time.Millisecond, BFDMultiplier: 5},
 			}},
-			wantLines: []string{" neighbor 198.51.100.11 bfd profile n198-51-100-11", "  maximum-paths 4"},
-			wantBFDD:  []string{" profile n198-51-100-11", "  receive-interval 100", "  transmit-interval 200", "  detect-multiplier 5"},
+			wantLines:    []string{" neighbor 198.51.100.11 bfd profile n198-51-100-11", "  maximum-paths 4"},
+			wantSessions: []string{"peer 198.51.100.11 local-address 198.51.100.1 interface eth0"},
+			wantBFDD:     []string{" profile n198-51-100-11", "  receive-interval 100", "  transmit-interval 200", "  detect-multiplier 5"},
 		},
 		{
 			name: "listen range",
@@ -57,7 +67,7 @@ func TestRenderBGPConfig(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := renderBGPConfig("router", tt.cfg)
+			got, err := renderBGPConfig("router", tt.cfg, local)
 			if !errors.Is(err, tt.wantErr) {
 				t.Fatalf("renderBGPConfig error = %v, want %v", err, tt.wantErr)
 			}
@@ -69,6 +79,13 @@ func TestRenderBGPConfig(t *testing.T) {
 				if !contains(lines, want) {
 					t.Errorf("bgpd.conf lacks %q:\n%s", want, got.bgpd)
 				}
+			}
+			var sessions []string
+			for _, s := range got.bfdSessions {
+				sessions = append(sessions, s.command())
+			}
+			if diff := cmp.Diff(tt.wantSessions, sessions); diff != "" {
+				t.Errorf("BFD sessions (-want +got):\n%s", diff)
 			}
 			for _, want := range tt.wantBFDD {
 				if !contains(strings.Split(got.bfdd, "\n"), want) {
