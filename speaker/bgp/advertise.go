@@ -84,10 +84,9 @@ func RoutesByPeer(peers []string, ads []Advertisement, anns []Announcement) (map
 		byName[ads[i].Name] = &ads[i]
 	}
 	type merged struct {
-		localPref    uint32
-		hasLocalPref bool
-		comms        []uint32
-		large        []LargeCommunity
+		localPref uint32
+		comms     []uint32
+		large     []LargeCommunity
 	}
 	perPeer := make(map[string]map[netip.Prefix]*merged, len(peers))
 	for _, name := range peers {
@@ -120,7 +119,9 @@ func RoutesByPeer(peers []string, ads []Advertisement, anns []Announcement) (map
 					m = &merged{}
 					routes[prefix] = m
 				}
-				m.localPref, m.hasLocalPref = mergeLocalPref(m.localPref, m.hasLocalPref, ad.LocalPref, ad.HasLocalPref)
+				if ad.HasLocalPref {
+					m.localPref = max(m.localPref, ad.LocalPref)
+				}
 				m.comms = append(m.comms, ad.Communities...)
 				m.large = append(m.large, ad.LargeCommunities...)
 			}
@@ -130,7 +131,7 @@ func RoutesByPeer(peers []string, ads []Advertisement, anns []Announcement) (map
 	for peer, routes := range perPeer {
 		list := make([]Route, 0, len(routes))
 		for prefix, m := range routes {
-			r := Route{Prefix: prefix, LocalPref: m.localPref, HasLocalPref: m.hasLocalPref}
+			r := Route{Prefix: prefix, LocalPref: m.localPref}
 			if len(m.comms) > 0 {
 				slices.Sort(m.comms)
 				r.Communities = slices.Clip(slices.Compact(m.comms))

@@ -73,7 +73,7 @@ func TestRoutesByPeer(t *testing.T) {
 			},
 			anns: []Announcement{{Addr: addr("203.0.113.130"), Advertisements: []string{"a", "b", "c"}}},
 			want: map[string][]Route{"r1": {{
-				Prefix: pfx("203.0.113.130/32"), LocalPref: 200, HasLocalPref: true,
+				Prefix: pfx("203.0.113.130/32"), LocalPref: 200,
 				Communities:      []uint32{64512<<16 | 1, 64512<<16 | 2, 64512<<16 | 3},
 				LargeCommunities: []LargeCommunity{lc},
 			}}},
@@ -99,17 +99,7 @@ func TestRoutesByPeer(t *testing.T) {
 				{Name: "some", AllPeers: true, LocalPref: 10, HasLocalPref: true},
 			},
 			anns: []Announcement{{Addr: addr("203.0.113.1"), Advertisements: []string{"none", "some"}}},
-			want: map[string][]Route{"r1": {{Prefix: pfx("203.0.113.1/32"), LocalPref: 10, HasLocalPref: true}}},
-		},
-		{
-			name:  "local preference 0 is kept, not taken for none",
-			peers: []string{"r1"},
-			ads: []Advertisement{
-				{Name: "none", AllPeers: true},
-				{Name: "zero", AllPeers: true, LocalPref: 0, HasLocalPref: true},
-			},
-			anns: []Announcement{{Addr: addr("203.0.113.1"), Advertisements: []string{"none", "zero"}}},
-			want: map[string][]Route{"r1": {{Prefix: pfx("203.0.113.1/32"), LocalPref: 0, HasLocalPref: true}}},
+			want: map[string][]Route{"r1": {{Prefix: pfx("203.0.113.1/32"), LocalPref: 10}}},
 		},
 		{
 			name:  "IPv4-mapped IPv6 addresses are advertised as IPv4",

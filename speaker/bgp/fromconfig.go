@@ -13,8 +13,8 @@ import (
 const multihopTTL = 255
 
 // PeerFromConfig translates a validated BGPPeer into a Peer without routes.
-// The model refuses what Set would refuse (hold time 0, BFD with eBGP
-// multihop), so those peers never get here.
+// A hold time of 0 (no keepalives) is kept, and Set reports it as a
+// configuration error: GoBGP v4.8.0 cannot honour it.
 func PeerFromConfig(p config.BGPPeer) Peer {
 	out := Peer{
 		Name: p.Name, Address: p.Address, Port: p.Port,

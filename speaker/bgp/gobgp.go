@@ -25,9 +25,6 @@ const (
 	// routes (GoBGP's default is 360 s). The speaker learns no routes, so it
 	// has nothing to wait for beyond what RFC 4724 asks.
 	grDeferral = time.Second
-	// defaultLocalPref is the LOCAL_PREF iBGP peers receive for a route
-	// without one (GoBGP's and the usual routers' default).
-	defaultLocalPref = 100
 )
 
 // Names of the GoBGP policy objects the Speaker creates.
@@ -98,16 +95,14 @@ func apiPeer(s sessionConfig) *api.Peer {
 }
 
 // apiPath builds the global RIB path of a prefix: origin IGP, an unspecified
-// next hop (each export sets the real one), LOCAL_PREF 0 and the tag
-// communities of its groups. GoBGP's policy action cannot set LOCAL_PREF 0
-// (it takes 0 for "no action"), so the path carries 0 and each group's
-// policy raises it (groupPolicy); eBGP exports drop the attribute.
+// next hop (each export sets the real one) and the tag communities of its
+// groups.
 func apiPath(spec pathSpec) (*apiutil.Path, error) {
 	nlri, err := bgp.NewIPAddrPrefix(spec.prefix)
 	if err != nil {
 		return nil, fmt.Errorf("bgp: prefix %v: %w", spec.prefix, err)
 	}
-	attrs := []bgp.PathAttributeInterface{bgp.NewPathAttributeOrigin(bgp.BGP_ORIGIN_ATTR_TYPE_IGP), bgp.NewPathAttributeLocalPref(0)}
+	attrs := []bgp.PathAttributeInterface{bgp.NewPathAttributeOrigin(bgp.BGP_ORIGIN_ATTR_TYPE_IGP)}
 	family := bgp.RF_IPv4_UC
 	if spec.prefix.Addr().Is4() {
 		nh, err := bgp.NewPathAttributeNextHop(netip.IPv4Unspecified())
@@ -169,12 +164,9 @@ func groupPolicy(g group) *api.Policy {
 			actions.LargeCommunity.Communities = append(actions.LargeCommunity.Communities, c.String())
 		}
 	}
-	switch {
-	case !g.attrs.hasLocalPref:
-		actions.LocalPref = &api.LocalPrefAction{Value: defaultLocalPref}
-	case g.attrs.localPref != 0:
+	if g.attrs.localPref != 0 {
 		actions.LocalPref = &api.LocalPrefAction{Value: g.attrs.localPref}
-	} // LOCAL_PREF 0: the path's own (apiPath).
+	}
 	if g.nextHop.IsValid() {
 		actions.Nexthop = &api.NexthopAction{Address: g.nextHop.String()}
 	}

@@ -34,7 +34,7 @@ type Peer struct {
 	// internal BGP, different for external BGP.
 	PeerASN, MyASN uint32
 	// HoldTime is the hold time proposed in OPEN, in whole seconds, at least
-	// 3 s. Zero is rejected: GoBGP v4.9.0 takes it for its 90 s default.
+	// 3 s. Zero is rejected: GoBGP v4.8.0 cannot turn keepalives off.
 	HoldTime time.Duration
 	// KeepaliveTime is the keepalive interval in whole seconds; 0 means a
 	// third of HoldTime.
@@ -129,7 +129,7 @@ func (p Peer) validate(listening bool) error {
 	case p.Passive && !listening:
 		return bad("passive, but the speaker does not listen for connections (Options.ListenPort)")
 	case p.BFD.Enabled && p.EBGPMultihop > 0:
-		return bad("BFD needs a directly connected router: GoBGP v4.9.0 has no multihop BFD (RFC 5883)")
+		return bad("BFD needs a directly connected router: GoBGP v4.8.0 has no multihop BFD (RFC 5883)")
 	case p.BFD.MinRx < 0 || p.BFD.MinTx < 0:
 		return bad("negative BFD interval")
 	case p.GracefulRestart.RestartTime < 0 || p.GracefulRestart.RestartTime > maxRestartTime || p.GracefulRestart.RestartTime%time.Second != 0:

@@ -135,7 +135,7 @@ func TestAPIPeer(t *testing.T) {
 func TestGroupPolicy(t *testing.T) {
 	g := group{
 		id: 7, peer: netip.MustParseAddr("198.51.100.1"), nextHop: netip.MustParseAddr("2001:db8:1::11"),
-		attrs: routeAttrs{localPref: 150, hasLocalPref: true, communities: []uint32{64512<<16 | 100}, largeCommunities: []LargeCommunity{{64512, 1, 2}}},
+		attrs: routeAttrs{localPref: 150, communities: []uint32{64512<<16 | 100}, largeCommunities: []LargeCommunity{{64512, 1, 2}}},
 	}
 	want := &api.Policy{Name: "herald-group-7", Statements: []*api.Statement{{
 		Name: "herald-group-7",
@@ -162,15 +162,6 @@ func TestGroupPolicy(t *testing.T) {
 	plain := groupPolicy(group{id: 1, peer: g.peer})
 	if c := plain.Statements[0].Actions.Community; c == nil || c.Type != api.CommunityAction_TYPE_REPLACE || len(c.Communities) != 0 {
 		t.Errorf("plain group's community action = %v, want REPLACE with nothing", c)
-	}
-	// Without a local preference iBGP peers get 100; with 0 the group leaves
-	// the path's own LOCAL_PREF 0 (GoBGP's action cannot set 0).
-	if lp := plain.Statements[0].Actions.LocalPref; lp == nil || lp.Value != 100 {
-		t.Errorf("plain group's local preference action = %v, want 100", lp)
-	}
-	zero := groupPolicy(group{id: 2, peer: g.peer, attrs: routeAttrs{hasLocalPref: true}})
-	if lp := zero.Statements[0].Actions.LocalPref; lp != nil {
-		t.Errorf("local preference 0 group's action = %v, want none", lp)
 	}
 }
 
@@ -237,7 +228,7 @@ func TestDesiredFromModel(t *testing.T) {
 		{Name: "r1", Address: addr("198.51.100.1"), PeerASN: 64512, MyASN: 64513, HoldTime: 90 * time.Second,
 			Routes: []Route{{Prefix: netip.MustParsePrefix("203.0.113.1/32")}, {Prefix: netip.MustParsePrefix("203.0.113.2/32")}}},
 		{Name: "r2", Address: addr("198.51.100.4"), PeerASN: 64513, MyASN: 64513, HoldTime: 90 * time.Second,
-			Routes: []Route{{Prefix: netip.MustParsePrefix("203.0.113.1/32")}, {Prefix: netip.MustParsePrefix("203.0.113.2/32"), LocalPref: 300, HasLocalPref: true, Communities: []uint32{7}}}},
+			Routes: []Route{{Prefix: netip.MustParsePrefix("203.0.113.1/32")}, {Prefix: netip.MustParsePrefix("203.0.113.2/32"), LocalPref: 300, Communities: []uint32{7}}}},
 	}}
 	if diff := cmp.Diff(want, got, cmpAddrs, cmpPrefixes); diff != "" {
 		t.Errorf("DesiredFromModel (-want +got):\n%s", diff)

@@ -261,22 +261,10 @@ func compareGroupKeys(a, b groupKey) int {
 	return cmp.Or(
 		a.peer.Compare(b.peer),
 		a.nextHop.Compare(b.nextHop),
-		compareBools(a.attrs.hasLocalPref, b.attrs.hasLocalPref),
 		cmp.Compare(a.attrs.localPref, b.attrs.localPref),
 		strings.Compare(a.attrs.communities, b.attrs.communities),
 		strings.Compare(a.attrs.largeCommunities, b.attrs.largeCommunities),
 	)
-}
-
-// compareBools orders false before true.
-func compareBools(a, b bool) int {
-	switch {
-	case a == b:
-		return 0
-	case !a:
-		return -1
-	}
-	return 1
 }
 
 func sortedAddrs[V any](m map[netip.Addr]V) []netip.Addr {

@@ -136,7 +136,7 @@ func mergeRoutes(routes []Route) []Route {
 		if !ok {
 			m = Route{Prefix: prefix}
 		}
-		m.LocalPref, m.HasLocalPref = mergeLocalPref(m.LocalPref, m.HasLocalPref, r.LocalPref, r.HasLocalPref)
+		m.LocalPref = max(m.LocalPref, r.LocalPref)
 		m.Communities = append(m.Communities, r.Communities...)
 		m.LargeCommunities = append(m.LargeCommunities, r.LargeCommunities...)
 		merged[prefix] = m

@@ -48,7 +48,7 @@ func TestResolveDesired(t *testing.T) {
 				if rt.nextHop.IsValid() {
 					s += " via " + rt.nextHop.String()
 				}
-				if rt.attrs.hasLocalPref {
+				if rt.attrs.localPref != 0 {
 					s += fmt.Sprintf(" lp %d", rt.attrs.localPref)
 				}
 				for _, c := range rt.attrs.communities {
@@ -120,8 +120,8 @@ func TestResolveDesired(t *testing.T) {
 		{
 			name: "duplicate prefixes are merged; unmasked prefixes masked",
 			peers: []Peer{v4peer("r1", "198.51.100.1",
-				Route{Prefix: pfx("203.0.113.0/24"), LocalPref: 10, HasLocalPref: true, Communities: []uint32{2}},
-				Route{Prefix: pfx("203.0.113.7/24"), LocalPref: 20, HasLocalPref: true, Communities: []uint32{1, 2}},
+				Route{Prefix: pfx("203.0.113.0/24"), LocalPref: 10, Communities: []uint32{2}},
+				Route{Prefix: pfx("203.0.113.7/24"), LocalPref: 20, Communities: []uint32{1, 2}},
 			)},
 			want: resolved{
 				Sessions: []string{"198.51.100.1"},

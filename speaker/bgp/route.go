@@ -17,11 +17,9 @@ type Desired struct {
 type Route struct {
 	// Prefix is the advertised prefix; its address is masked.
 	Prefix netip.Prefix
-	// LocalPref is the LOCAL_PREF attribute when HasLocalPref is set, 0
-	// included; without it iBGP peers receive 100. eBGP peers never
-	// receive LOCAL_PREF.
-	LocalPref    uint32
-	HasLocalPref bool
+	// LocalPref is the LOCAL_PREF attribute, sent to iBGP peers only; 0
+	// means none (GoBGP then sends 100 to iBGP peers).
+	LocalPref uint32
 	// Communities are standard communities (RFC 1997).
 	Communities []uint32
 	// LargeCommunities are large communities (RFC 8092).
@@ -36,18 +34,6 @@ type LargeCommunity struct {
 // String formats the community as global:local1:local2.
 func (c LargeCommunity) String() string {
 	return fmt.Sprintf("%d:%d:%d", c.Global, c.Local1, c.Local2)
-}
-
-// mergeLocalPref returns the higher of two local preferences, either of
-// which may be absent (has false).
-func mergeLocalPref(a uint32, hasA bool, b uint32, hasB bool) (uint32, bool) {
-	switch {
-	case !hasA:
-		return b, hasB
-	case !hasB:
-		return a, hasA
-	}
-	return max(a, b), true
 }
 
 func compareLargeCommunities(a, b LargeCommunity) int {
@@ -67,8 +53,7 @@ func formatCommunity(c uint32) string {
 // routeAttrs are a route's attributes in canonical form (sorted, without
 // duplicates), usable as a map key through key.
 type routeAttrs struct {
-	localPref        uint32 // 0 unless hasLocalPref
-	hasLocalPref     bool
+	localPref        uint32
 	communities      []uint32
 	largeCommunities []LargeCommunity
 }
@@ -85,11 +70,7 @@ func canonicalAttrs(r Route) routeAttrs {
 	if !strictlySorted(lcs, compareLargeCommunities) {
 		lcs = slices.Compact(slices.SortedFunc(slices.Values(lcs), compareLargeCommunities))
 	}
-	a := routeAttrs{communities: cs, largeCommunities: lcs}
-	if r.HasLocalPref {
-		a.localPref, a.hasLocalPref = r.LocalPref, true
-	}
-	return a
+	return routeAttrs{localPref: r.LocalPref, communities: cs, largeCommunities: lcs}
 }
 
 // clone returns a copy of a that shares no slice.
@@ -112,13 +93,12 @@ func strictlySorted[T any](s []T, cmp func(a, b T) int) bool {
 // attrsKey is a comparable encoding of routeAttrs.
 type attrsKey struct {
 	localPref        uint32
-	hasLocalPref     bool
 	communities      string
 	largeCommunities string
 }
 
 func (a routeAttrs) key() attrsKey {
-	k := attrsKey{localPref: a.localPref, hasLocalPref: a.hasLocalPref}
+	k := attrsKey{localPref: a.localPref}
 	b := make([]byte, 0, 4*len(a.communities))
 	for _, c := range a.communities {
 		b = append(b, byte(c>>24), byte(c>>16), byte(c>>8), byte(c))
