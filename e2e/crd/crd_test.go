@@ -137,6 +137,12 @@ func testRefused(t *testing.T, client dynamic.Interface) {
 			wantMsg: "bfd cannot be used with ebgpMultihop",
 		},
 		{
+			name:    "local preference 0, which GoBGP's policy cannot send",
+			kind:    "BGPAdvertisement",
+			spec:    `{localPref: 0}`,
+			wantMsg: "should be greater than or equal to 1",
+		},
+		{
 			name:    "keepalive not shorter than hold time",
 			kind:    "BGPPeer",
 			spec:    `{peerAddress: 203.0.113.1, peerASN: 64512, myASN: 64513, holdTime: 9s, keepaliveTime: 9s}`,
