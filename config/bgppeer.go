@@ -40,7 +40,7 @@ type BGPPeer struct {
 	Port uint16
 	// PeerASN and MyASN are the router's and the speakers' AS numbers.
 	PeerASN, MyASN uint32
-	// HoldTime is the BGP hold time; 0 disables keepalives.
+	// HoldTime is the BGP hold time, from 3 s to 65535 s.
 	HoldTime time.Duration
 	// KeepaliveTime is the keepalive interval (a third of HoldTime by default).
 	KeepaliveTime time.Duration
@@ -150,8 +150,11 @@ func buildBGPPeer(ref ObjectRef, obj *v1alpha1.BGPPeer, secretNamespace string, 
 	p.HoldTime = DefaultHoldTime
 	if spec.HoldTime != nil {
 		p.HoldTime = spec.HoldTime.Duration
-		if h := p.HoldTime; h != 0 && (h < minHoldTime || h > maxHoldTime || h%time.Second != 0) {
-			bad("spec.holdTime %s is out of range: use 0s (no keepalives) or whole seconds from 3s to 65535s", h)
+		switch h := p.HoldTime; {
+		case h == 0:
+			bad("spec.holdTime 0s (no keepalives) is not supported: the speaker's GoBGP takes 0 for its 90s default; use whole seconds from 3s to 65535s")
+		case h < minHoldTime || h > maxHoldTime || h%time.Second != 0:
+			bad("spec.holdTime %s is out of range: use whole seconds from 3s to 65535s", h)
 		}
 	}
 	p.KeepaliveTime = (p.HoldTime / 3).Truncate(time.Second)
@@ -190,6 +193,9 @@ func buildBGPPeer(ref ObjectRef, obj *v1alpha1.BGPPeer, secretNamespace string, 
 				p.BFD.Multiplier = uint8(m)
 			}
 		}
+	}
+	if p.BFD.Enabled && spec.EBGPMultihop {
+		bad("spec.bfd cannot be used with spec.ebgpMultihop: the speaker's BFD is single-hop only (GoBGP has no multihop BFD, RFC 5883); disable one of them")
 	}
 	if g := spec.GracefulRestart; g != nil {
 		p.GracefulRestart = GracefulRestart{Enabled: g.Enabled == nil || *g.Enabled, RestartTime: DefaultGRRestartTime}

@@ -246,7 +246,7 @@ func TestPeerFieldsThatSlippedPastTheSchema(t *testing.T) {
 	want := []Problem{
 		notReady(v1alpha1.ReasonInvalidField, "spec.peerASN 0 is out of range: use 1 to 4294967295"),
 		notReady(v1alpha1.ReasonInvalidField, "spec.port 70000 is out of range: use 1 to 65535"),
-		notReady(v1alpha1.ReasonInvalidField, "spec.holdTime 1s is out of range: use 0s (no keepalives) or whole seconds from 3s to 65535s"),
+		notReady(v1alpha1.ReasonInvalidField, "spec.holdTime 1s is out of range: use whole seconds from 3s to 65535s"),
 		notReady(v1alpha1.ReasonInvalidField, "spec sets both password and passwordSecretRef: keep one"),
 	}
 	if diff := cmp.Diff(want, m.ProblemsFor(ref(KindBGPPeer, "p"))); diff != "" {
@@ -254,6 +254,38 @@ func TestPeerFieldsThatSlippedPastTheSchema(t *testing.T) {
 	}
 	if len(m.BGPPeers()) != 0 {
 		t.Errorf("an invalid peer must be left out")
+	}
+}
+
+// TestPeerSettingsTheSpeakerCannotHonour: settings that would otherwise be
+// accepted and silently not configured make the peer Ready=False.
+func TestPeerSettingsTheSpeakerCannotHonour(t *testing.T) {
+	yes := true
+	tests := []struct {
+		name   string
+		modify func(p *v1alpha1.BGPPeer)
+		want   string
+	}{
+		{"hold time 0", func(p *v1alpha1.BGPPeer) { p.Spec.HoldTime = &metav1.Duration{} },
+			"spec.holdTime 0s (no keepalives) is not supported: the speaker's GoBGP takes 0 for its 90s default; use whole seconds from 3s to 65535s"},
+		{"BFD with eBGP multihop", func(p *v1alpha1.BGPPeer) {
+			p.Spec.EBGPMultihop = true
+			p.Spec.BFD = &v1alpha1.BFDSettings{Enabled: &yes}
+		}, "spec.bfd cannot be used with spec.ebgpMultihop: the speaker's BFD is single-hop only (GoBGP has no multihop BFD, RFC 5883); disable one of them"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := peer("p", 0, "198.51.100.1")
+			tt.modify(p)
+			m := Build(Snapshot{BGPPeers: []*v1alpha1.BGPPeer{p}})
+			want := []Problem{notReady(v1alpha1.ReasonInvalidField, tt.want)}
+			if diff := cmp.Diff(want, m.ProblemsFor(ref(KindBGPPeer, "p"))); diff != "" {
+				t.Errorf("problems (-want +got):\n%s", diff)
+			}
+			if len(m.BGPPeers()) != 0 {
+				t.Errorf("the peer must be left out")
+			}
+		})
 	}
 }
 

@@ -68,6 +68,9 @@ type Controller struct {
 	l2s             heraldlisters.L2AdvertisementLister
 	peers           heraldlisters.BGPPeerLister
 	bgpAds          heraldlisters.BGPAdvertisementLister
+	// speakerStatuses are the nodes' records, trimmed to their conditions and
+	// BGP sessions: a BGPPeer's BFDUp condition comes from them.
+	speakerStatuses heraldlisters.SpeakerStatusLister
 	claims          *Claims
 	orphans         orphans
 	synced          []cache.InformerSynced

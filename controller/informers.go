@@ -125,6 +125,25 @@ func (c *Controller) setupInformers() {
 	add(l2Inf.Informer(), kindHandler(config.KindL2Advertisement))
 	add(peerInf.Informer(), kindHandler(config.KindBGPPeer))
 	add(adInf.Informer(), kindHandler(config.KindBGPAdvertisement))
+	// A node's record changes the BFDUp condition of the BGPPeers it lists
+	// sessions with, before and after the change.
+	spInf := v1.SpeakerStatuses()
+	c.speakerStatuses = spInf.Lister()
+	peersOf := func(obj any) {
+		if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+			obj = t.Obj
+		}
+		if st, ok := obj.(*v1alpha1.SpeakerStatus); ok {
+			for _, s := range st.Status.BGPSessions {
+				c.objQueue.AddAfter(objectKey{config.KindBGPPeer, s.Peer}, poolStatusDelay)
+			}
+		}
+	}
+	add(spInf.Informer(), cache.ResourceEventHandlerFuncs{
+		AddFunc:    peersOf,
+		UpdateFunc: func(old, obj any) { peersOf(old); peersOf(obj) },
+		DeleteFunc: peersOf,
+	})
 	// Namespaces and Nodes matter for their labels only; Secrets only when a
 	// BGPPeer names them.
 	labelsChanged := cache.ResourceEventHandlerFuncs{
@@ -199,6 +218,12 @@ func metaOf(obj any) (metav1.Object, error) {
 func trimManagedFields(obj any) (any, error) {
 	if o, err := metaAccessor(obj); err == nil {
 		o.SetManagedFields(nil)
+	}
+	// A SpeakerStatus is read for its conditions and BGP sessions only; its
+	// layer-2 list grows with the node's addresses.
+	if st, ok := obj.(*v1alpha1.SpeakerStatus); ok {
+		st.Status.Layer2 = nil
+		st.Status.GossipKeys = nil
 	}
 	return obj, nil
 }

@@ -7,6 +7,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/herald-dev/herald/config"
 	"github.com/herald-dev/herald/config/v1alpha1"
@@ -23,19 +24,32 @@ func (c *Controller) syncObjectStatus(ctx context.Context, key objectKey) error 
 		return writeConditions(ctx, model, key, c.l2s.Get, v1.L2Advertisements().UpdateStatus,
 			func(o *v1alpha1.L2Advertisement) (*[]metav1.Condition, *int64) {
 				return &o.Status.Conditions, &o.Status.ObservedGeneration
-			})
+			}, nil)
 	case config.KindBGPPeer:
 		return writeConditions(ctx, model, key, c.peers.Get, v1.BGPPeers().UpdateStatus,
 			func(o *v1alpha1.BGPPeer) (*[]metav1.Condition, *int64) {
 				return &o.Status.Conditions, &o.Status.ObservedGeneration
-			})
+			}, c.peerBFD)
 	case config.KindBGPAdvertisement:
 		return writeConditions(ctx, model, key, c.bgpAds.Get, v1.BGPAdvertisements().UpdateStatus,
 			func(o *v1alpha1.BGPAdvertisement) (*[]metav1.Condition, *int64) {
 				return &o.Status.Conditions, &o.Status.ObservedGeneration
-			})
+			}, nil)
 	}
 	return nil
+}
+
+// peerBFD returns a BGPPeer's BFDUp condition from the speakers' records
+// (peerBFDCondition), or, when it has none, the condition type to remove.
+func (c *Controller) peerBFD(name string, generation int64) ([]metav1.Condition, []string) {
+	statuses, err := c.speakerStatuses.List(labels.Everything())
+	if err != nil {
+		return nil, nil
+	}
+	if cond := peerBFDCondition(name, statuses, generation); cond != nil {
+		return []metav1.Condition{*cond}, nil
+	}
+	return nil, []string{ConditionBFDUp}
 }
 
 // statusObject is a Herald object whose status carries conditions: a
@@ -50,10 +64,13 @@ type statusObject[T any] interface {
 // the model decides on a copy of its status (status says where they live),
 // and writes it through the status subresource when anything changed. An
 // object gone (from the lister, or by the time of the write) is not an error.
+// extra, when not nil, adds conditions that do not come from the model and
+// names condition types to remove.
 func writeConditions[T any, P statusObject[T]](ctx context.Context, model *config.Model, key objectKey,
 	get func(name string) (P, error),
 	update func(context.Context, P, metav1.UpdateOptions) (P, error),
 	status func(P) (*[]metav1.Condition, *int64),
+	extra func(name string, generation int64) (add []metav1.Condition, remove []string),
 ) error {
 	obj, err := get(key.Name)
 	if err != nil {
@@ -62,7 +79,17 @@ func writeConditions[T any, P statusObject[T]](ctx context.Context, model *confi
 	upd := P(obj.DeepCopy())
 	conds, observed := status(upd)
 	gen := upd.GetGeneration()
-	if !applyConditions(conds, observed, model.Conditions(config.ObjectRef{Kind: key.Kind, Name: key.Name}, gen), gen) {
+	want := model.Conditions(config.ObjectRef{Kind: key.Kind, Name: key.Name}, gen)
+	var remove []string
+	if extra != nil {
+		add, rm := extra(key.Name, gen)
+		want, remove = append(want, add...), rm
+	}
+	changed := applyConditions(conds, observed, want, gen)
+	for _, t := range remove {
+		changed = meta.RemoveStatusCondition(conds, t) || changed
+	}
+	if !changed {
 		return nil
 	}
 	_, err = update(ctx, upd, metav1.UpdateOptions{FieldManager: FieldManager})

@@ -18,6 +18,11 @@ const DefaultTakeoverDelay = decide.DefaultTakeoverDelay
 // whose session with a node failed or cannot be configured.
 const ReasonBGPSessionFailed = reconcile.ReasonBGPSessionFailed
 
+// ReasonBFDNotUp is the reason of the Warning event recorded on a BGPPeer
+// whose session with a node is established with BFD on, but whose BFD did
+// not come up: the router does not answer BFD.
+const ReasonBFDNotUp = reconcile.ReasonBFDNotUp
+
 // Ranking lists candidates in the layer-2 takeover order for addr: the
 // first announces it. Every speaker computes the same order (rendezvous
 // hashing); tests and tools use it to predict the announcing node.

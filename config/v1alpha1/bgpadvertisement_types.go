@@ -80,9 +80,11 @@ type BGPAdvertisementSpec struct {
 	// +optional
 	AggregationLengthV6 *int32 `json:"aggregationLengthV6,omitempty"`
 
-	// LocalPref is the BGP LOCAL_PREF attribute, 0 to 4294967295. It is sent to
-	// iBGP peers only (eBGP peers ignore it by definition).
-	// +kubebuilder:validation:Minimum=0
+	// LocalPref is the BGP LOCAL_PREF attribute, 1 to 4294967295. It is sent to
+	// iBGP peers only (eBGP peers ignore it by definition). 0 is refused: the
+	// speaker's BGP library takes a LOCAL_PREF of 0 in a policy for none, so it
+	// could not be sent (docs/bgp.md).
+	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=4294967295
 	// +optional
 	LocalPref *int64 `json:"localPref,omitempty"`

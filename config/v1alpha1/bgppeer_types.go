@@ -33,6 +33,7 @@ type BGPPeer struct {
 // BGPPeerSpec describes a BGP router and the session the speakers open with it.
 // +kubebuilder:validation:XValidation:rule="!(has(self.password) && has(self.passwordSecretRef))",message="set either password or passwordSecretRef, not both",reason=FieldValueForbidden
 // +kubebuilder:validation:XValidation:rule="!has(self.ebgpMultihop) || !self.ebgpMultihop || self.peerASN != self.myASN",message="ebgpMultihop applies only to eBGP sessions: peerASN must differ from myASN",reason=FieldValueForbidden,fieldPath=".ebgpMultihop"
+// +kubebuilder:validation:XValidation:rule="!has(self.ebgpMultihop) || !self.ebgpMultihop || !has(self.bfd) || (has(self.bfd.enabled) && !self.bfd.enabled)",message="bfd cannot be used with ebgpMultihop: the speaker's BFD is single-hop only (no RFC 5883 multihop BFD in GoBGP v4.9.0)",reason=FieldValueForbidden,fieldPath=".bfd"
 // +kubebuilder:validation:XValidation:rule="!has(self.sourceAddress) || !isIP(self.sourceAddress) || !isIP(self.peerAddress) || ip(self.sourceAddress).family() == ip(self.peerAddress).family()",message="sourceAddress must be of the same IP family as peerAddress",reason=FieldValueInvalid,fieldPath=".sourceAddress"
 // +kubebuilder:validation:XValidation:rule="!has(self.keepaliveTime) || !self.keepaliveTime.matches('^([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+$') || [has(self.holdTime) ? self.holdTime : '90s'].all(h, !h.matches('^([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+$') || (duration(h) == duration('0s') ? duration(self.keepaliveTime) == duration('0s') : duration(self.keepaliveTime) < duration(h)))",message="keepaliveTime must be shorter than holdTime (90s when unset), typically a third of it; with holdTime 0s it must be 0s or unset",reason=FieldValueInvalid,fieldPath=".keepaliveTime"
 type BGPPeerSpec struct {
@@ -60,11 +61,12 @@ type BGPPeerSpec struct {
 	Port *int32 `json:"port,omitempty"`
 
 	// HoldTime is how long a session stays up without hearing from the router,
-	// in whole seconds: 0s (no keepalives at all) or 3s to 65535s. Unset: 90s.
+	// in whole seconds from 3s to 65535s. Unset: 90s. 0s (no keepalives) is
+	// refused: the embedded GoBGP (v4.9.0) takes 0 for its 90s default.
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:MaxLength=32
 	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+$')",messageExpression="self + ' is not a duration such as 90s or 1m30s'",reason=FieldValueInvalid
-	// +kubebuilder:validation:XValidation:rule="!self.matches('^([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+$') || duration(self) == duration('0s') || (duration(self) >= duration('3s') && duration(self) <= duration('65535s') && duration(self).getMilliseconds() % 1000 == 0)",messageExpression="'holdTime ' + self + ' is out of range: use 0s (no keepalives) or whole seconds from 3s to 65535s'",reason=FieldValueInvalid
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+$') || (duration(self) >= duration('3s') && duration(self) <= duration('65535s') && duration(self).getMilliseconds() % 1000 == 0)",messageExpression="'holdTime ' + self + ' is out of range: use whole seconds from 3s to 65535s (0s, no keepalives, is not supported)'",reason=FieldValueInvalid
 	// +optional
 	HoldTime *metav1.Duration `json:"holdTime,omitempty"`
 
@@ -95,7 +97,8 @@ type BGPPeerSpec struct {
 	PasswordSecretRef *SecretKeyReference `json:"passwordSecretRef,omitempty"`
 
 	// EBGPMultihop allows an eBGP router that is more than one hop away (the
-	// session's IP TTL is raised to 255). Only for eBGP sessions.
+	// session's IP TTL is raised to 255). Only for eBGP sessions, and not
+	// with bfd (single-hop only).
 	// +optional
 	EBGPMultihop bool `json:"ebgpMultihop,omitempty"`
 

@@ -45,6 +45,14 @@ const (
 	// (crash, node failure, network partition); its announcements were
 	// cleared by a surviving speaker.
 	SpeakerReasonNotAlive = "SpeakerNotAlive"
+
+	// SpeakerConditionBFDUp is present, False with reason SpeakerReasonBFDNotUp,
+	// while a BGP session of this node is established with BFD on but its BFD
+	// has not come up: the router does not answer BFD, so a failure of this
+	// node is detected by the hold time only. Absent otherwise.
+	SpeakerConditionBFDUp = "BFDUp"
+	// SpeakerReasonBFDNotUp: see SpeakerConditionBFDUp.
+	SpeakerReasonBFDNotUp = "BFDNotUp"
 )
 
 // SpeakerStatusStatus is what one node's speaker announces.

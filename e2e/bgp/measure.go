@@ -414,3 +414,65 @@ func mib(b uint64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
 
 // MiB formats bytes in mebibytes.
 func MiB(b uint64) string { return mib(b) }
+
+// StabilityResult is what MeasureStability saw: how many times the router
+// dropped the session and the speaker saw BFD fail, over how long.
+type StabilityResult struct {
+	Duration                 time.Duration
+	RouterDrops, BFDFailures uint64
+	// FirstDrops are the drops while the session first came up (docs/bgp.md:
+	// one reset per session start against FRR); they are not in RouterDrops.
+	FirstDrops uint64
+}
+
+// MeasureStability runs one node's session with BFD (opts.BFD, hold time
+// opts.HoldTime) against FRR for d once it is up with BFD Up, and counts the
+// session drops FRR records and the BFD failures the speaker counts: a
+// flapping BFD shows as drops. opts.Trials is unused.
+func MeasureStability(t netlab.T, opts FailureOptions, d time.Duration) StabilityResult {
+	t.Helper()
+	l := NewLab(t, LabOptions{Nodes: 1})
+	r, n := l.Router(), l.Nodes[0]
+	keepalive := (opts.HoldTime / 3).Truncate(time.Second)
+	r.StartBGP(netlab.BGPConfig{ASN: RouterASN, Neighbors: l.Neighbors(false, func(_ *Node, c *netlab.BGPNeighborConfig) {
+		c.HoldTime, c.KeepaliveTime = opts.HoldTime, keepalive
+		c.BFD = true
+		c.BFDMinRx, c.BFDMinTx, c.BFDMultiplier = opts.BFD.MinRx, opts.BFD.MinTx, int(opts.BFD.Multiplier)
+	})})
+	p := n.Peer("r1", r, false)
+	p.HoldTime, p.KeepaliveTime, p.BFD = opts.HoldTime, keepalive, opts.BFD
+	p.Routes = []speakerbgp.Route{{Prefix: hostRoute}}
+	n.Start(t, speakerbgp.Desired{Peers: []speakerbgp.Peer{p}})
+	before := n.WaitPeer(t, "r1", 90*time.Second, func(ps speakerbgp.PeerStatus) error {
+		if ps.State != speakerbgp.StateEstablished || ps.BFD != speakerbgp.BFDUp {
+			return fmt.Errorf("state %s, BFD %q", ps.State, ps.BFD)
+		}
+		return nil
+	})
+	first, _, err := r.Neighbor(t.Context(), n.Addr4())
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	start := time.Now()
+	var last netlab.BGPNeighbor
+	for time.Since(start) < d {
+		select {
+		case <-t.Context().Done():
+			t.Fatalf("interrupted")
+		case <-time.After(10 * time.Second):
+		}
+		if last, _, err = r.Neighbor(t.Context(), n.Addr4()); err != nil {
+			t.Fatalf("%v", err)
+		}
+		if opts.Logf != nil {
+			opts.Logf("%v: router %s, BFD %s, drops %d", time.Since(start).Round(time.Second), last.State, last.BFDStatus, last.ConnectionsDropped-first.ConnectionsDropped)
+		}
+	}
+	after := n.WaitPeer(t, "r1", time.Second, func(speakerbgp.PeerStatus) error { return nil })
+	return StabilityResult{
+		Duration:    time.Since(start),
+		RouterDrops: uint64(last.ConnectionsDropped - first.ConnectionsDropped),
+		BFDFailures: after.Counters.BFDFailures - before.Counters.BFDFailures,
+		FirstDrops:  uint64(first.ConnectionsDropped),
+	}
+}

@@ -197,6 +197,53 @@ func TestPools(t *testing.T) {
 		waitReady(peer, metav1.ConditionTrue, v1alpha1.ReasonValid)
 		e.createPool(t, "no-such-pool", []string{"203.0.113.48/30"})
 		waitReady(l2("l2-missing"), metav1.ConditionTrue, v1alpha1.ReasonValid)
+
+		// A node whose BFD with the peer does not come up (its SpeakerStatus
+		// says so, as its speaker writes it) gives the BGPPeer BFDUp=False
+		// naming the node; BFD coming up removes the condition.
+		sps := v1.SpeakerStatuses()
+		if _, err := sps.Create(ctx, &v1alpha1.SpeakerStatus{ObjectMeta: metav1.ObjectMeta{Name: "node-a"}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		setRecord := func(bfdState string) {
+			t.Helper()
+			st, err := sps.Get(ctx, "node-a", metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			st.Status = v1alpha1.SpeakerStatusStatus{
+				Conditions: []metav1.Condition{{Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: v1alpha1.SpeakerReasonRunning,
+					LastTransitionTime: metav1.Now()}},
+				BGPSessions: []v1alpha1.BGPSessionStatus{{Peer: "peer", PeerAddress: "198.51.100.254", State: "Established", BFDState: bfdState}},
+			}
+			if bfdState != "Up" {
+				st.Status.Conditions = append(st.Status.Conditions, metav1.Condition{Type: v1alpha1.SpeakerConditionBFDUp,
+					Status: metav1.ConditionFalse, Reason: v1alpha1.SpeakerReasonBFDNotUp, LastTransitionTime: metav1.Now()})
+			}
+			if _, err := sps.UpdateStatus(ctx, st, metav1.UpdateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		peerBFD := func(want bool) {
+			t.Helper()
+			eventually(t, "BGPPeer BFDUp", func() (bool, string) {
+				conds, _, _, err := peer()
+				if err != nil {
+					return false, err.Error()
+				}
+				c := meta.FindStatusCondition(conds, controller.ConditionBFDUp)
+				if !want {
+					return c == nil, describeConditions(conds)
+				}
+				return c != nil && c.Status == metav1.ConditionFalse && c.Reason == v1alpha1.SpeakerReasonBFDNotUp &&
+					strings.Contains(c.Message, "node-a"), describeConditions(conds)
+			})
+		}
+		setRecord("Down")
+		peerBFD(true)
+		waitReady(peer, metav1.ConditionTrue, v1alpha1.ReasonValid) // BFD is not the configuration's fault
+		setRecord("Up")
+		peerBFD(false)
 	})
 }
 

@@ -47,14 +47,15 @@ func TestCRDs(t *testing.T) {
 // testValid creates one object of each kind, close to the refused ones below, so that a
 // refusal there is due to the one field each case breaks.
 func testValid(t *testing.T, client dynamic.Interface) {
-	for _, tt := range []struct{ name, kind, spec string }{
+	for i, tt := range []struct{ name, kind, spec string }{
 		{"pool of CIDRs and ranges", "IPPool", `{addresses: [198.51.100.0/26, 198.51.100.70-198.51.100.90, "2001:db8:1::/64", "2001:db8:2::10-2001:db8:2::ff"]}`},
 		{"peer with hold time and secret", "BGPPeer", `{peerAddress: 203.0.113.1, peerASN: 64512, myASN: 64513, port: 1179, holdTime: 3s, keepaliveTime: 1s, passwordSecretRef: {name: bgp, key: password}}`},
+		{"multihop peer with BFD turned off", "BGPPeer", `{peerAddress: 203.0.113.1, peerASN: 64512, myASN: 64513, ebgpMultihop: true, bfd: {enabled: false}}`},
 		{"L2 advertisement by selector", "L2Advertisement", `{ipPoolSelector: {matchLabels: {l2: "yes"}}}`},
 		{"BGP advertisement by name", "BGPAdvertisement", `{ipPools: [pool], communities: ["65000:100"]}`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			obj := object(t, tt.kind, "valid-"+strings.ToLower(tt.kind), tt.spec)
+			obj := object(t, tt.kind, fmt.Sprintf("valid-%s-%d", strings.ToLower(tt.kind), i), tt.spec)
 			if _, err := client.Resource(resources[tt.kind]).Create(t.Context(), obj, metav1.CreateOptions{}); err != nil {
 				t.Fatalf("create valid %s: %v", tt.kind, err)
 			}
@@ -122,6 +123,24 @@ func testRefused(t *testing.T, client dynamic.Interface) {
 			kind:    "BGPPeer",
 			spec:    `{peerAddress: 203.0.113.1, peerASN: 64512, myASN: 64513, holdTime: 1s}`,
 			wantMsg: "holdTime 1s is out of range",
+		},
+		{
+			name:    "hold time of 0s (no keepalives), which GoBGP cannot honour",
+			kind:    "BGPPeer",
+			spec:    `{peerAddress: 203.0.113.1, peerASN: 64512, myASN: 64513, holdTime: 0s}`,
+			wantMsg: "0s, no keepalives, is not supported",
+		},
+		{
+			name:    "BFD with eBGP multihop",
+			kind:    "BGPPeer",
+			spec:    `{peerAddress: 203.0.113.1, peerASN: 64512, myASN: 64513, ebgpMultihop: true, bfd: {minRx: 300ms}}`,
+			wantMsg: "bfd cannot be used with ebgpMultihop",
+		},
+		{
+			name:    "local preference 0, which GoBGP's policy cannot send",
+			kind:    "BGPAdvertisement",
+			spec:    `{localPref: 0}`,
+			wantMsg: "should be greater than or equal to 1",
 		},
 		{
 			name:    "keepalive not shorter than hold time",

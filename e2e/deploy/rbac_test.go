@@ -15,6 +15,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
@@ -260,8 +261,16 @@ func listHeraldConfig(ctx context.Context, c clients) error {
 	return errors.Join(errs...)
 }
 
+func watchSpeakerStatuses(ctx context.Context, c clients) error {
+	return stopWatch(c.herald.HeraldV1alpha1().SpeakerStatuses().Watch(ctx, metav1.ListOptions{}))
+}
+
 func watchIPPools(ctx context.Context, c clients) error {
-	w, err := c.herald.HeraldV1alpha1().IPPools().Watch(ctx, metav1.ListOptions{})
+	return stopWatch(c.herald.HeraldV1alpha1().IPPools().Watch(ctx, metav1.ListOptions{}))
+}
+
+// stopWatch stops a watch that was allowed, returning the error of one that was not.
+func stopWatch(w watch.Interface, err error) error {
 	if err != nil {
 		return err
 	}
@@ -570,6 +579,7 @@ func controllerCases() []rbacCase {
 		{"list Nodes", a, true, listNodes},
 		{"list every kind of Herald's configuration", a, true, listHeraldConfig},
 		{"watch IPPools", a, true, watchIPPools},
+		{"watch SpeakerStatuses (BGPPeers' BFDUp condition)", a, true, watchSpeakerStatuses},
 		{"update an IPPool's status", a, true, updatePoolStatus},
 		{"add and remove an IPPool's finalizer", a, true, addPoolFinalizer},
 		{"update advertisement and peer status", a, true, updateAdvertisementAndPeerStatus},

@@ -43,6 +43,8 @@ type BGPNeighbor struct {
 	AcceptedPrefixes map[string]int
 	// LastResetReason is why the session last went down ("BFD down received", ...).
 	LastResetReason string
+	// ConnectionsDropped counts the times the session went down since bgpd started.
+	ConnectionsDropped int
 	// BFDStatus is the BFD state bgpd knows for the session ("Up", "Down", or "" when
 	// BFD is off).
 	BFDStatus string
@@ -59,6 +61,7 @@ type frrNeighbor struct {
 	HoldMsec          int64  `json:"bgpTimerHoldTimeMsecs"`
 	KeepaliveMsec     int64  `json:"bgpTimerKeepAliveIntervalMsecs"`
 	LastResetDueTo    string `json:"lastResetDueTo"`
+	Dropped           int    `json:"connectionsDropped"`
 	AddressFamilyInfo map[string]struct {
 		AcceptedPrefixCounter int `json:"acceptedPrefixCounter"`
 	} `json:"addressFamilyInfo"`
@@ -84,13 +87,14 @@ func parseNeighbors(b []byte) ([]BGPNeighbor, error) {
 			return nil, fmt.Errorf("netlab: parse bgp neighbor %s: %w", key, err)
 		}
 		nb := BGPNeighbor{
-			Address:         addr,
-			RemoteAS:        n.RemoteAS,
-			LocalAS:         n.LocalAS,
-			State:           n.BGPState,
-			HoldTime:        time.Duration(n.HoldMsec) * time.Millisecond,
-			KeepaliveTime:   time.Duration(n.KeepaliveMsec) * time.Millisecond,
-			LastResetReason: n.LastResetDueTo,
+			Address:            addr,
+			RemoteAS:           n.RemoteAS,
+			LocalAS:            n.LocalAS,
+			State:              n.BGPState,
+			HoldTime:           time.Duration(n.HoldMsec) * time.Millisecond,
+			KeepaliveTime:      time.Duration(n.KeepaliveMsec) * time.Millisecond,
+			LastResetReason:    n.LastResetDueTo,
+			ConnectionsDropped: n.Dropped,
 		}
 		if n.BGPState == "Established" {
 			nb.Uptime = time.Duration(n.UpMsec) * time.Millisecond

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/herald-dev/herald/config/v1alpha1"
@@ -250,5 +251,90 @@ func TestBGP(t *testing.T) {
 			return nil
 		})
 		lab.nextHopsAre(t, clusterPrefix, 10*time.Second, "node1", "node2", "node3")
+	})
+	t.Run("sourceAddress: only the node that has it peers, the others say why", func(t *testing.T) {
+		node1 := lab.Nodes[0]
+		updatePeer(t, lab.Lab, func(s *v1alpha1.BGPPeerSpec) { s.SourceAddress = node1.Addr4.String() })
+		sessionsAre(t, lab.Lab, 60*time.Second, func(node string, s v1alpha1.BGPSessionStatus) error {
+			if node == node1.Name {
+				if s.State != "Established" {
+					return fmt.Errorf("state %s (lastError %q), want Established", s.State, s.LastError)
+				}
+				return nil
+			}
+			if want := "this node has no address " + node1.Addr4.String(); s.State != "NotConfigured" || !strings.Contains(s.LastError, want) {
+				return fmt.Errorf("state %s, lastError %q; want NotConfigured with %q", s.State, s.LastError, want)
+			}
+			return nil
+		})
+		lab.nextHopsAre(t, clusterPrefix, 20*time.Second, node1.Name)
+		updatePeer(t, lab.Lab, func(s *v1alpha1.BGPPeerSpec) { s.SourceAddress = "" })
+		lab.nextHopsAre(t, clusterPrefix, 60*time.Second, "node1", "node2", "node3")
+	})
+	t.Run("BFD the router does not answer: lastError, BFDNotUp event, metric", func(t *testing.T) {
+		updatePeer(t, lab.Lab, func(s *v1alpha1.BGPPeerSpec) { s.BFD = &v1alpha1.BFDSettings{} })
+		sessionsAre(t, lab.Lab, 60*time.Second, func(_ string, s v1alpha1.BGPSessionStatus) error {
+			if s.State != "Established" || s.BFDState != "Down" || !strings.Contains(s.LastError, "BFD is enabled but still Down") {
+				return fmt.Errorf("state %s, BFD %q, lastError %q; want Established, BFD Down and the BFD message", s.State, s.BFDState, s.LastError)
+			}
+			return nil
+		})
+		bfdConditionIs(t, lab.Lab, true)
+		events, err := lab.Kube.CoreV1().Events("").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.kind=BGPPeer,involvedObject.name=tor,reason=" + speaker.ReasonBFDNotUp})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(events.Items) == 0 {
+			t.Errorf("no %s event on BGPPeer tor", speaker.ReasonBFDNotUp)
+		}
+		for _, n := range lab.Nodes {
+			if down, err := lab.Metric(ctx, n, "herald_speaker_bgp_bfd_state", `peer="tor",state="Down"`); err != nil || down != 1 {
+				t.Errorf("%s: herald_speaker_bgp_bfd_state{state=Down} %v, %v; want 1", n.Name, down, err)
+			}
+		}
+		updatePeer(t, lab.Lab, func(s *v1alpha1.BGPPeerSpec) { s.BFD = nil })
+		sessionsAre(t, lab.Lab, 60*time.Second, func(_ string, s v1alpha1.BGPSessionStatus) error {
+			if s.State != "Established" || s.BFDState != "" {
+				return fmt.Errorf("state %s, BFD %q; want Established without BFD", s.State, s.BFDState)
+			}
+			return nil
+		})
+		bfdConditionIs(t, lab.Lab, false)
+	})
+}
+
+// updatePeer changes the BGPPeer PeerName's spec.
+func updatePeer(t *testing.T, lab *speakerlab.Lab, change func(*v1alpha1.BGPPeerSpec)) {
+	t.Helper()
+	api := lab.Herald.HeraldV1alpha1().BGPPeers()
+	p, err := api.Get(t.Context(), speakerlab.PeerName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	change(&p.Spec)
+	if _, err := api.Update(t.Context(), p, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// bfdConditionIs waits until every node's SpeakerStatus has the BFDUp
+// condition False with reason BFDNotUp (want) or no such condition.
+func bfdConditionIs(t *testing.T, lab *speakerlab.Lab, want bool) {
+	t.Helper()
+	netlab.Eventually(t, 20*time.Second, func(ctx context.Context) error {
+		list, err := lab.Herald.HeraldV1alpha1().SpeakerStatuses().List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return err
+		}
+		if len(list.Items) != len(lab.Nodes) {
+			return fmt.Errorf("%d SpeakerStatuses, want %d", len(list.Items), len(lab.Nodes))
+		}
+		for _, st := range list.Items {
+			c := meta.FindStatusCondition(st.Status.Conditions, v1alpha1.SpeakerConditionBFDUp)
+			if got := c != nil && c.Status == metav1.ConditionFalse && c.Reason == v1alpha1.SpeakerReasonBFDNotUp; got != want || (!want && c != nil) {
+				return fmt.Errorf("%s: BFDUp condition %+v, want BFDNotUp: %v", st.Name, c, want)
+			}
+		}
+		return nil
 	})
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -152,15 +153,35 @@ func (l *lab) startRouter(ctx context.Context) string {
 		}
 		password = string(s.Data[ref.Key])
 	}
-	progress("starting FRR on the router (AS %d, accepting AS %d from %s)", p.Spec.PeerASN, p.Spec.MyASN, netlab.LANv4)
-	r.StartBGP(netlab.BGPConfig{
-		ASN:            uint32(p.Spec.PeerASN),
-		ListenRanges:   []netip.Prefix{netlab.LANv4},
-		ListenASN:      uint32(p.Spec.MyASN),
-		ListenPassword: password,
-		InstallRoutes:  true,
-	})
-	return fmt.Sprintf("router: FRR at %s, AS %d, accepts BGPPeer %q's sessions (AS %d, with its password) from the LAN", r.Addr4(), p.Spec.PeerASN, p.Name, p.Spec.MyASN)
+	cfg := netlab.BGPConfig{ASN: uint32(p.Spec.PeerASN), InstallRoutes: true}
+	bfd := p.Spec.BFD != nil && (p.Spec.BFD.Enabled == nil || *p.Spec.BFD.Enabled)
+	if !bfd {
+		progress("starting FRR on the router (AS %d, accepting AS %d from %s)", p.Spec.PeerASN, p.Spec.MyASN, netlab.LANv4)
+		cfg.ListenRanges, cfg.ListenASN, cfg.ListenPassword = []netip.Prefix{netlab.LANv4}, uint32(p.Spec.MyASN), password
+		r.StartBGP(cfg)
+		return fmt.Sprintf("router: FRR at %s, AS %d, accepts BGPPeer %q's sessions (AS %d, with its password) from the LAN", r.Addr4(), p.Spec.PeerASN, p.Name, p.Spec.MyASN)
+	}
+	// BFD: FRR 8.4 runs no BFD for the sessions of a listen range, so every node is
+	// a configured, passive neighbour with the BGPPeer's BFD timers.
+	timers := netlab.BGPNeighborConfig{BFD: true}
+	if d := p.Spec.BFD.MinRx; d != nil {
+		timers.BFDMinRx = d.Duration
+	}
+	if d := p.Spec.BFD.MinTx; d != nil {
+		timers.BFDMinTx = d.Duration
+	}
+	if m := p.Spec.BFD.Multiplier; m != nil {
+		timers.BFDMultiplier = int(*m)
+	}
+	for _, n := range l.cluster.Nodes {
+		nb := timers
+		nb.Address, nb.ASN, nb.Password, nb.Passive = n.Addr4(), uint32(p.Spec.MyASN), password, true
+		cfg.Neighbors = append(cfg.Neighbors, nb)
+	}
+	detect := fmt.Sprintf("%d x %v", cmp.Or(timers.BFDMultiplier, 3), max(cmp.Or(timers.BFDMinRx, 300*time.Millisecond), cmp.Or(timers.BFDMinTx, 300*time.Millisecond)))
+	progress("starting FRR on the router (AS %d, accepting AS %d from the nodes, with BFD %s)", p.Spec.PeerASN, p.Spec.MyASN, detect)
+	r.StartBGP(cfg)
+	return fmt.Sprintf("router: FRR at %s, AS %d, accepts BGPPeer %q's sessions (AS %d, with its password) from the nodes, with BFD (%s): a node that fails leaves the router's ECMP within the BFD detection time, about a second, not the hold time", r.Addr4(), p.Spec.PeerASN, p.Name, p.Spec.MyASN, detect)
 }
 
 // addPods starts, for every app the Services select, one pod on each of the first
@@ -394,7 +415,11 @@ func (l *lab) render(ctx context.Context, rows []ServiceRow) string {
 				b.WriteString("router: no BGP session (no speaker has dialled it)\n")
 			}
 			for _, n := range ns {
-				fmt.Fprintf(&b, "router: BGP session with %s (AS %d): %s\n", n.Address, n.RemoteAS, n.State)
+				bfd := ""
+				if n.BFDStatus != "" {
+					bfd = ", BFD " + n.BFDStatus
+				}
+				fmt.Fprintf(&b, "router: BGP session with %s (AS %d): %s%s\n", n.Address, n.RemoteAS, n.State, bfd)
 			}
 		}
 	}

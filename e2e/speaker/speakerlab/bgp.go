@@ -36,6 +36,23 @@ const (
 // BGPPeer PeerName selecting every node, the IPPool RoutedPoolName and its
 // BGPAdvertisement. The router's routes only live in bgpd (no zebra).
 func (l *Lab) StartRouter(ctx context.Context, password string) (*netlab.Router, error) {
+	return l.StartRouterWith(ctx, RouterOptions{Password: password})
+}
+
+// RouterOptions are StartRouterWith's choices.
+type RouterOptions struct {
+	// Password is the TCP MD5 password of every session.
+	Password string
+	// BFD runs BFD (300 ms x 3) on the router's sessions and in the BGPPeer.
+	BFD bool
+	// GracefulRestart turns graceful restart on in the BGPPeer (the router,
+	// FRR, is a graceful restart helper by default).
+	GracefulRestart bool
+}
+
+// StartRouterWith is StartRouter with BFD and graceful restart as chosen.
+func (l *Lab) StartRouterWith(ctx context.Context, o RouterOptions) (*netlab.Router, error) {
+	password := o.Password
 	bgp.RequireFRR(l.T)
 	h := l.Net.AddHost("router")
 	r4, r6 := netlab.LANAddrs(netlab.RouterHostNumber)
@@ -45,6 +62,7 @@ func (l *Lab) StartRouter(ctx context.Context, password string) (*netlab.Router,
 	for _, n := range l.Nodes {
 		neighbors = append(neighbors, netlab.BGPNeighborConfig{
 			Address: n.Addr4, ASN: bgp.NodeASN, Password: password, HoldTime: 9 * time.Second, KeepaliveTime: 3 * time.Second,
+			BFD: o.BFD,
 		})
 	}
 	r.StartBGP(netlab.BGPConfig{ASN: bgp.RouterASN, Neighbors: neighbors})
@@ -64,6 +82,12 @@ func (l *Lab) StartRouter(ctx context.Context, password string) (*netlab.Router,
 			HoldTime: &metav1.Duration{Duration: 9 * time.Second}, KeepaliveTime: &metav1.Duration{Duration: 3 * time.Second},
 			PasswordSecretRef: &v1alpha1.SecretKeyReference{Name: PasswordSecret},
 		},
+	}
+	if o.BFD {
+		peer.Spec.BFD = &v1alpha1.BFDSettings{}
+	}
+	if o.GracefulRestart {
+		peer.Spec.GracefulRestart = &v1alpha1.GracefulRestart{}
 	}
 	if _, err := hc.BGPPeers().Create(ctx, peer, metav1.CreateOptions{}); err != nil {
 		return nil, fmt.Errorf("speakerlab: create BGPPeer: %w", err)

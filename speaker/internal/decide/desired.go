@@ -55,6 +55,10 @@ type Desired struct {
 	BGP map[netip.Addr]BGPEntry
 	// BGPPeers are the BGPPeers this node opens sessions with, sorted by name.
 	BGPPeers []config.BGPPeer
+	// BGPPeersWithoutSource are the BGPPeers that select this node but whose
+	// sourceAddress the node does not have: it opens no session with them
+	// (and reports so), sorted by name.
+	BGPPeersWithoutSource []config.BGPPeer
 }
 
 // Layer2Entry is one address announced at layer 2 from this node.
@@ -107,7 +111,7 @@ func Compute(in Inputs) Desired {
 		return d
 	}
 	c := newAddressComputer(in)
-	d.BGPPeers = in.Model.BGPPeersForNode(c.selfLabels)
+	d.BGPPeers, d.BGPPeersWithoutSource = peersForNode(in.Model, c.selfLabels, in.Interfaces)
 
 	// sharers groups the Services by address, in Service order.
 	services := slices.Clone(in.Services)

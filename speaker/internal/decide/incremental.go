@@ -133,11 +133,11 @@ func (c *Incremental) full(in Inputs, nodes []Node) Desired {
 	c.services = make(map[ServiceKey]*incService, len(in.Services))
 	c.sharers = map[netip.Addr][]ServiceKey{}
 	c.d = Desired{
-		Layer2:   map[netip.Addr]Layer2Entry{},
-		Owners:   map[netip.Addr]string{},
-		BGP:      map[netip.Addr]BGPEntry{},
-		BGPPeers: in.Model.BGPPeersForNode(c.c.selfLabels),
+		Layer2: map[netip.Addr]Layer2Entry{},
+		Owners: map[netip.Addr]string{},
+		BGP:    map[netip.Addr]BGPEntry{},
 	}
+	c.d.BGPPeers, c.d.BGPPeersWithoutSource = peersForNode(in.Model, c.c.selfLabels, in.Interfaces)
 	for _, s := range in.Services {
 		if _, dup := c.services[s.Key]; dup {
 			// The same Service twice: not kept; Compute decides.
@@ -157,12 +157,14 @@ func (c *Incremental) full(in Inputs, nodes []Node) Desired {
 // leave alone (entries are replaced, never modified, so a shallow copy
 // does).
 func (c *Incremental) result() Desired {
-	return Desired{
+	d := Desired{
 		Layer2:   maps.Clone(c.d.Layer2),
 		Owners:   maps.Clone(c.d.Owners),
 		BGP:      maps.Clone(c.d.BGP),
 		BGPPeers: slices.Clone(c.d.BGPPeers),
 	}
+	d.BGPPeersWithoutSource = slices.Clone(c.d.BGPPeersWithoutSource)
+	return d
 }
 
 // address computes addr from the Services sharing it.

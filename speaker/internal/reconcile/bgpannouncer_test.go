@@ -183,7 +183,7 @@ func TestObserveBGP(t *testing.T) {
 		{"gone", nil, bgpObservation{Established: map[string]uint64{}, Dropped: map[string]uint64{}, Failed: map[string]string{}, Gone: []string{"a"}}},
 	}
 	for _, st := range steps {
-		got := observeBGP(seen, st.in)
+		got := observeBGP(seen, st.in, time.Now())
 		if diff := cmp.Diff(st.want, got); diff != "" {
 			t.Errorf("%s (-want +got):\n%s", st.name, diff)
 		}
@@ -223,5 +223,55 @@ func TestUnusablePeers(t *testing.T) {
 	}
 	if got := unusablePeers(raw, m, map[string]string{"rack": "2"}, m.BGPPeersForNode(map[string]string{"rack": "2"})); len(got) != 2 {
 		t.Errorf("rack 2: %d unusable peers, want 2: %+v", len(got), got)
+	}
+}
+
+// TestObserveBGPBFDNotUp: an established session whose BFD does not come up
+// within bfdGrace gets a lastError and one BFDNotUp event, not a
+// BGPSessionFailed one; BFD coming up clears it.
+func TestObserveBGPBFDNotUp(t *testing.T) {
+	seen := map[string]bgpWatch{}
+	up := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	session := func(bfd bgp.BFDState) []bgp.PeerStatus {
+		return []bgp.PeerStatus{{Name: "a", Address: netip.MustParseAddr("198.51.100.1"), State: bgp.StateEstablished, Since: up, BFD: bfd,
+			Counters: bgp.PeerCounters{Established: 1}}}
+	}
+	steps := []struct {
+		name         string
+		in           []bgp.PeerStatus
+		at           time.Duration // after the session came up
+		wantNotUp    bool          // a BFDNotUp event
+		wantError    bool          // the session's lastError says so
+		wantWait     time.Duration
+		wantFailures int
+	}{
+		{"BFD down at first: within the grace", session(bgp.BFDDown), time.Second, false, false, bfdGrace - time.Second, 0},
+		{"still down after the grace: reported", session(bgp.BFDDown), bfdGrace, true, true, 0, 0},
+		{"still down: reported once", session(bgp.BFDDown), 2 * bfdGrace, false, true, 0, 0},
+		{"BFD up: cleared", session(bgp.BFDUp), 3 * bfdGrace, false, false, 0, 0},
+		{"BFD off: nothing to report", session(bgp.BFDOff), 4 * bfdGrace, false, false, 0, 0},
+	}
+	for _, st := range steps {
+		now := up.Add(st.at)
+		_, wait := bfdNotUp(st.in[0], now)
+		o := observeBGP(seen, st.in, now)
+		if _, got := o.BFDNotUp["a"]; got != st.wantNotUp {
+			t.Errorf("%s: BFDNotUp event %v, want %v", st.name, got, st.wantNotUp)
+		}
+		if got := strings.Contains(st.in[0].LastError, "BFD is enabled but still"); got != st.wantError {
+			t.Errorf("%s: lastError %q, want the BFD message: %v", st.name, st.in[0].LastError, st.wantError)
+		}
+		if c := bfdCondition(seen); (c != nil) != st.wantError {
+			t.Errorf("%s: BFDUp condition %+v, want one: %v", st.name, c, st.wantError)
+		} else if c != nil && (c.Status != metav1.ConditionFalse || c.Reason != v1alpha1.SpeakerReasonBFDNotUp ||
+			!c.LastTransitionTime.Time.Equal(up.Add(bfdGrace)) || !strings.Contains(c.Message, "BGPPeer a ")) {
+			t.Errorf("%s: BFDUp condition %+v", st.name, c)
+		}
+		if wait != st.wantWait {
+			t.Errorf("%s: wait %v, want %v", st.name, wait, st.wantWait)
+		}
+		if len(o.Failed) != st.wantFailures {
+			t.Errorf("%s: BGPSessionFailed events %v, want none", st.name, o.Failed)
+		}
 	}
 }

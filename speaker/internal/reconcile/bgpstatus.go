@@ -1,10 +1,12 @@
 package reconcile
 
 import (
+	"fmt"
 	"net/netip"
 	"reflect"
 	"slices"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -23,15 +25,47 @@ const (
 	ReasonBGPSessionFailed = "BGPSessionFailed"
 	// ReasonBGPSessionEstablished: the session with the peer came up.
 	ReasonBGPSessionEstablished = "BGPSessionEstablished"
+	// ReasonBFDNotUp: the session is established with BFD on, but BFD has
+	// not come up within bfdGrace: the router does not answer BFD, and a
+	// node failure would be detected by the hold time only.
+	ReasonBFDNotUp = "BFDNotUp"
 )
+
+// bfdGrace is how long BFD may take to come up after its BGP session was
+// established before the speaker reports it (BFD's three-way handshake
+// takes a few intervals; GoBGP starts it with the session).
+const bfdGrace = 10 * time.Second
+
+// bfdNotUp reports whether st is established with BFD on but its BFD has
+// not been up for bfdGrace since the session came up; when it is not (yet),
+// wait is how long until it could be (0 when nothing waits). Pure.
+func bfdNotUp(st bgp.PeerStatus, now time.Time) (stuck bool, wait time.Duration) {
+	if st.State != bgp.StateEstablished || st.BFD == bgp.BFDOff || st.BFD == bgp.BFDUp || st.Since.IsZero() {
+		return false, 0
+	}
+	if up := now.Sub(st.Since); up < bfdGrace {
+		return false, bfdGrace - up
+	}
+	return true, 0
+}
+
+// bfdNotUpMessage is the session's lastError while bfdNotUp holds.
+func bfdNotUpMessage(st bgp.PeerStatus) string {
+	return fmt.Sprintf("BFD is enabled but still %s %v after the session came up (%d BFD packets received): the router does not run BFD for this session, so a node failure is detected by the hold time only; enable BFD on the router (FRR: neighbor %s bfd) or remove spec.bfd",
+		st.BFD, bfdGrace, st.Counters.BFDPacketsReceived, st.Address)
+}
 
 // bgpWatch is what the loop remembers of each peer's last seen status, to
 // turn status changes into counters and events.
 type bgpWatch struct {
-	state       bgp.SessionState
-	lastError   string
-	established uint64
-	drops       uint64
+	state    bgp.SessionState
+	bfdNotUp bool
+	// bfdNotUpSince is when bfdNotUp started to hold (the session's start
+	// plus bfdGrace): the BFDUp condition's transition time.
+	bfdNotUpSince time.Time
+	lastError     string
+	established   uint64
+	drops         uint64
 }
 
 // bgpObservation is what changed between two looks at the sessions.
@@ -42,32 +76,51 @@ type bgpObservation struct {
 	// Failed maps peers to a new error; Up lists peers newly Established.
 	Failed map[string]string
 	Up     []string
+	// BFDNotUp maps peers whose BFD newly did not come up (bfdNotUp) to
+	// their message; nil when none.
+	BFDNotUp map[string]string
 	// Gone are the peers no longer present.
 	Gone []string
 }
 
 // observeBGP compares sts with what was seen last and updates seen. The
 // speaker's transition counters restart when its server is re-created:
-// a counter below the one seen counts from 0.
-func observeBGP(seen map[string]bgpWatch, sts []bgp.PeerStatus) bgpObservation {
+// a counter below the one seen counts from 0. A session in bfdNotUp at now
+// has its LastError set to say so.
+func observeBGP(seen map[string]bgpWatch, sts []bgp.PeerStatus, now time.Time) bgpObservation {
 	o := bgpObservation{Established: map[string]uint64{}, Dropped: map[string]uint64{}, Failed: map[string]string{}}
 	present := map[string]bool{}
-	for _, st := range sts {
+	for i, st := range sts {
 		present[st.Name] = true
 		prev := seen[st.Name]
+		stuck, _ := bfdNotUp(st, now)
+		if stuck {
+			sts[i].LastError = bfdNotUpMessage(st)
+			st = sts[i]
+		}
 		errText := st.LastError
 		if st.ConfigError != "" {
 			errText = st.ConfigError
 		}
 		o.Established[st.Name] = delta(prev.established, st.Counters.Established)
 		o.Dropped[st.Name] = delta(prev.drops, st.Counters.Drops)
-		if errText != "" && errText != prev.lastError {
+		switch {
+		case stuck && !prev.bfdNotUp:
+			if o.BFDNotUp == nil {
+				o.BFDNotUp = map[string]string{}
+			}
+			o.BFDNotUp[st.Name] = errText
+		case !stuck && errText != "" && errText != prev.lastError:
 			o.Failed[st.Name] = errText
 		}
 		if st.State == bgp.StateEstablished && prev.state != bgp.StateEstablished {
 			o.Up = append(o.Up, st.Name)
 		}
-		seen[st.Name] = bgpWatch{state: st.State, lastError: errText, established: st.Counters.Established, drops: st.Counters.Drops}
+		var stuckSince time.Time
+		if stuck {
+			stuckSince = st.Since.Add(bfdGrace)
+		}
+		seen[st.Name] = bgpWatch{state: st.State, bfdNotUp: stuck, bfdNotUpSince: stuckSince, lastError: errText, established: st.Counters.Established, drops: st.Counters.Drops}
 	}
 	for name := range seen {
 		if !present[name] {
@@ -94,7 +147,9 @@ var bfdStates = []bgp.BFDState{bgp.BFDUp, bgp.BFDDown, bgp.BFDInit, bgp.BFDAdmin
 // writes as for layer 2).
 func (s *Loop) refreshBGP() {
 	sts := s.bgpStatuses()
-	o := observeBGP(s.bgpSeen, sts)
+	now := time.Now()
+	o := observeBGP(s.bgpSeen, sts, now)
+	s.recheckBFD(sts, now)
 	m := s.metrics
 	for _, st := range sts {
 		up := 0.0
@@ -129,6 +184,9 @@ func (s *Loop) refreshBGP() {
 	for name, msg := range o.Failed {
 		s.peerEvent(name, corev1.EventTypeWarning, ReasonBGPSessionFailed, "node "+s.cfg.NodeName+": "+msg)
 	}
+	for name, msg := range o.BFDNotUp {
+		s.peerEvent(name, corev1.EventTypeWarning, ReasonBFDNotUp, "node "+s.cfg.NodeName+": "+msg)
+	}
 	for _, name := range o.Up {
 		s.peerEvent(name, corev1.EventTypeNormal, ReasonBGPSessionEstablished, "node "+s.cfg.NodeName+": session established")
 	}
@@ -137,6 +195,52 @@ func (s *Loop) refreshBGP() {
 		s.status.Update(s.statusOf(s.prev, s.lastMembers, sessions))
 		s.lastSessions = sessions
 	}
+}
+
+// bfdCondition returns the SpeakerStatus condition BFDUp, False, when a
+// session in seen is in bfdNotUp, naming those peers; nil when none is.
+// Pure: its transition time is the earliest such session's.
+func bfdCondition(seen map[string]bgpWatch) *metav1.Condition {
+	var names []string
+	var since time.Time
+	for name, w := range seen {
+		if !w.bfdNotUp {
+			continue
+		}
+		names = append(names, name)
+		if since.IsZero() || w.bfdNotUpSince.Before(since) {
+			since = w.bfdNotUpSince
+		}
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	slices.Sort(names)
+	return &metav1.Condition{
+		Type: v1alpha1.SpeakerConditionBFDUp, Status: metav1.ConditionFalse, Reason: v1alpha1.SpeakerReasonBFDNotUp,
+		Message: fmt.Sprintf("BFD is enabled but not up with BGPPeer %s although the session is established: the router does not answer BFD, so a failure of this node is detected by the hold time only (see bgpSessions[].lastError)",
+			strings.Join(names, ", ")),
+		LastTransitionTime: metav1.NewTime(since.Truncate(time.Second)),
+	}
+}
+
+// recheckBFD schedules one more refresh for when the first session whose BFD
+// is not up yet passes bfdGrace: without it nothing would look again, as a
+// BFD session that never comes up changes nothing.
+func (s *Loop) recheckBFD(sts []bgp.PeerStatus, now time.Time) {
+	var next time.Duration
+	for _, st := range sts {
+		if _, wait := bfdNotUp(st, now); wait > 0 && (next == 0 || wait < next) {
+			next = wait
+		}
+	}
+	if next == 0 || s.bgp == nil {
+		return
+	}
+	if s.bfdRecheck != nil {
+		s.bfdRecheck.Stop()
+	}
+	s.bfdRecheck = time.AfterFunc(next+100*time.Millisecond, s.bgp.notify)
 }
 
 // peerEvent records an event on a BGPPeer.
@@ -182,6 +286,19 @@ func unusablePeers(raw []*v1alpha1.BGPPeer, m *config.Model, selfLabels map[stri
 	return out
 }
 
+// peersWithoutSource returns a NotConfigured status for each BGPPeer that
+// selects this node but names a sourceAddress the node does not have
+// (decide.Desired.BGPPeersWithoutSource): the node opens no session with it,
+// and its status, the BGPPeer's event and the session metric say why.
+func peersWithoutSource(peers []config.BGPPeer) []bgp.PeerStatus {
+	out := make([]bgp.PeerStatus, 0, len(peers))
+	for _, p := range peers {
+		out = append(out, bgp.PeerStatus{Name: p.Name, Address: p.Address, State: bgp.StateNotConfigured, ConfigError: fmt.Sprintf(
+			"this node has no address %s (spec.sourceAddress): it opens no session with this peer; add the address to the node or restrict spec.nodeSelectors to the nodes that have it", p.SourceAddress)})
+	}
+	return out
+}
+
 // selectsNode reports whether nodeSelectors select a node with these labels:
 // an empty list selects every node; an invalid selector selects none.
 func selectsNode(sels []metav1.LabelSelector, nodeLabels map[string]string) bool {
@@ -217,7 +334,8 @@ func (s *Loop) updateUnusablePeers(d decide.Desired) {
 		selfLabels = n.Labels
 	}
 	raw, _ := s.inf.Peers.List(labels.Everything())
-	bad := unusablePeers(raw, s.model, selfLabels, d.BGPPeers)
+	bad := append(unusablePeers(raw, s.model, selfLabels, d.BGPPeers), peersWithoutSource(d.BGPPeersWithoutSource)...)
+	slices.SortFunc(bad, func(a, b bgp.PeerStatus) int { return strings.Compare(a.Name, b.Name) })
 	if !reflect.DeepEqual(bad, s.badPeers) {
 		s.badPeers = bad
 		if s.bgp != nil {

@@ -94,21 +94,24 @@ type Loop struct {
 	verdict      probe.Verdict
 
 	// Owned by the loop goroutine.
-	inc       *decide.Incremental
-	bgpSeen   map[string]bgpWatch
-	badPeers  []bgp.PeerStatus // see unusablePeers
-	lastFull  time.Time        // the last periodic rebuild of every summary
-	lastReset time.Time        // the last periodic recompute of every address
-	periodic  bool             // the last reconcile was a periodic pass
-	model     *config.Model
-	held      *decide.HoldBack
-	pending   map[netip.Addr]pendingConflict
-	holdT     *time.Timer
-	takeoverT *time.Timer // fires when the next settling node settles
-	prev      decide.Desired
-	since     map[netip.Addr]time.Time
-	started   time.Time
-	lastNodes int // how many Nodes the last reconcile saw
+	inc      *decide.Incremental
+	bgpSeen  map[string]bgpWatch
+	badPeers []bgp.PeerStatus // see unusablePeers
+	// bfdRecheck refreshes the sessions when a BFD session may have failed
+	// to come up (recheckBFD); touched only by the loop's goroutine.
+	bfdRecheck *time.Timer
+	lastFull   time.Time // the last periodic rebuild of every summary
+	lastReset  time.Time // the last periodic recompute of every address
+	periodic   bool      // the last reconcile was a periodic pass
+	model      *config.Model
+	held       *decide.HoldBack
+	pending    map[netip.Addr]pendingConflict
+	holdT      *time.Timer
+	takeoverT  *time.Timer // fires when the next settling node settles
+	prev       decide.Desired
+	since      map[netip.Addr]time.Time
+	started    time.Time
+	lastNodes  int // how many Nodes the last reconcile saw
 	// lastMembers is how many live speakers the last reconcile saw;
 	// lastSessions the BGP sessions of the last status handed over.
 	lastMembers  int

@@ -152,6 +152,9 @@ func (s *Loop) statusOf(d decide.Desired, members int, sessions []v1alpha1.BGPSe
 		BGPSessions:     sessions,
 		BGPSessionCount: int32(len(sessions)),
 	}
+	if c := bfdCondition(s.bgpSeen); c != nil {
+		st.Conditions = append(st.Conditions, *c)
+	}
 	st.Layer2Addresses = int32(report.DistinctAddresses(st.Layer2))
 	for _, bs := range sessions {
 		if bs.State == "Established" {

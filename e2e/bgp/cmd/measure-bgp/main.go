@@ -25,6 +25,8 @@ import (
 // Config says what to measure; a count of 0 skips that measurement.
 type Config struct {
 	BFDTrials      int
+	BFDInterval    time.Duration
+	BFDStability   time.Duration
 	CrashTrials    int
 	HoldTrials     int
 	Addresses      int
@@ -34,8 +36,10 @@ type Config struct {
 
 func main() {
 	var c Config
-	flag.IntVar(&c.BFDTrials, "bfd-trials", 20, "node failures (node cut off, then killed) with BFD 300ms x 3")
-	flag.IntVar(&c.CrashTrials, "crash-trials", 5, "speaker crashes (SIGKILL, the node stays up) with BFD 300ms x 3")
+	flag.IntVar(&c.BFDTrials, "bfd-trials", 20, "node failures (node cut off, then killed) with BFD -bfd-interval x 3")
+	flag.DurationVar(&c.BFDInterval, "bfd-interval", 300*time.Millisecond, "BFD minimum receive and transmit interval (both ends; multiplier 3)")
+	flag.DurationVar(&c.BFDStability, "bfd-stability", 0, "run one session with BFD -bfd-interval x 3 this long and count its drops (0: skip)")
+	flag.IntVar(&c.CrashTrials, "crash-trials", 5, "speaker crashes (SIGKILL, the node stays up) with BFD -bfd-interval x 3")
 	flag.IntVar(&c.HoldTrials, "hold-trials", 3, "node failures without BFD (hold time 9s)")
 	flag.IntVar(&c.Addresses, "addresses", 10000, "addresses advertised to two routers")
 	flag.IntVar(&c.ScaleStarts, "scale-starts", 3, "speaker starts with the addresses")
@@ -53,7 +57,7 @@ func run(ctx context.Context, c Config) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	bfd := speakerbgp.BFD{Enabled: true, MinRx: 300 * time.Millisecond, MinTx: 300 * time.Millisecond, Multiplier: 3}
+	bfd := speakerbgp.BFD{Enabled: true, MinRx: c.BFDInterval, MinTx: c.BFDInterval, Multiplier: 3}
 	var summary []string
 	session := func(name string, f func(t netlab.T)) {
 		s, err := netlab.NewSession(ctx, name, filepath.Join(dir, name))
@@ -68,14 +72,21 @@ func run(ctx context.Context, c Config) int {
 		session("bfd", func(t netlab.T) {
 			r := bgp.MeasureFailure(t, bgp.FailureOptions{Trials: c.BFDTrials, Cut: true, BFD: bfd, HoldTime: 90 * time.Second, Logf: t.Logf})
 			summary = append(summary,
-				"node failure, BFD 300ms x 3, hold 90s: BGP table: "+r.BGPTable.String(),
-				"node failure, BFD 300ms x 3, hold 90s: kernel:    "+r.Kernel.String())
+				"node failure, BFD "+c.BFDInterval.String()+" x 3, hold 90s: BGP table: "+r.BGPTable.String(),
+				"node failure, BFD "+c.BFDInterval.String()+" x 3, hold 90s: kernel:    "+r.Kernel.String())
+		})
+	}
+	if c.BFDStability > 0 {
+		session("bfd-stability", func(t netlab.T) {
+			r := bgp.MeasureStability(t, bgp.FailureOptions{BFD: bfd, HoldTime: 90 * time.Second, Logf: t.Logf}, c.BFDStability)
+			summary = append(summary, fmt.Sprintf("BFD %v x 3 for %v: router drops %d, speaker BFD failures %d (drops as the session first came up: %d)",
+				c.BFDInterval, r.Duration.Round(time.Second), r.RouterDrops, r.BFDFailures, r.FirstDrops))
 		})
 	}
 	if c.CrashTrials > 0 {
 		session("crash", func(t netlab.T) {
 			r := bgp.MeasureFailure(t, bgp.FailureOptions{Trials: c.CrashTrials, BFD: bfd, HoldTime: 90 * time.Second, Logf: t.Logf})
-			summary = append(summary, "speaker crash (SIGKILL), BFD 300ms x 3: BGP table: "+r.BGPTable.String())
+			summary = append(summary, "speaker crash (SIGKILL), BFD "+c.BFDInterval.String()+" x 3: BGP table: "+r.BGPTable.String())
 		})
 	}
 	if c.HoldTrials > 0 {
