@@ -2,7 +2,7 @@
 // integration tests, failover measurements and `make lab`: hosts joined by bridges, an
 // FRR router, a client with ARP/NDP/TCP probes, nodes running the real kube-proxy, and
 // pods behind the nodes. It needs root, iproute2, procps, and for the parts that use
-// them FRR, arping, ndisc6, tcpdump and iptables (.ci/install-deps installs them).
+// them FRR, BIRD 2, arping, ndisc6, tcpdump and iptables (.ci/install-deps installs them).
 // When one is missing a test skips, or fails under CI=true, saying what to install.
 //
 // # Owns, and must not touch
@@ -37,6 +37,11 @@
 //     and bfdd when BFD or installed routes are asked for (bgpd reaches bfdd only through
 //     zebra: with -Z there is no BFD). Neighbors, Routes, Route and BFDPeers parse
 //     vtysh's JSON.
+//   - BirdRouter: BIRD 2 from a generated configuration (birdconfig.go): a BGP protocol
+//     per neighbour, static BFD sessions, and kernel protocols that install the learned
+//     routes, merged into multipath routes for ECMP, into the router's kernel table.
+//     Protocols, Routes and BFDSessions parse birdc's replies with their reply codes
+//     (birdc -v, birdreply.go). Host.KernelNextHops reads either router's kernel table.
 //   - Cluster: the standard lab (router, control-plane host, client, nodes on one LAN,
 //     pods behind the nodes), with Node objects, EndpointSlices and Service status
 //     written for the missing kubelet and controllers, and kube-proxy on every node.

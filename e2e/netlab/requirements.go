@@ -6,6 +6,12 @@ import (
 	"strings"
 )
 
+// Paths of BIRD 2, the second router the lab runs (Debian package bird2).
+const (
+	BirdPath  = "/usr/sbin/bird"
+	BirdcPath = "/usr/sbin/birdc"
+)
+
 // Paths of the FRR daemons the router runs (Debian package frr).
 const (
 	BGPDPath  = "/usr/lib/frr/bgpd"
@@ -42,7 +48,7 @@ func RequireCommands(t T, names ...string) {
 	t.Helper()
 	if missing := MissingCommands(names...); len(missing) > 0 {
 		Missing(t, "commands not found: "+strings.Join(missing, ", ")+
-			" (Debian packages iproute2, procps, frr, arping, ndisc6, iputils-ping, tcpdump, iptables, conntrack: run bash .ci/install-deps)")
+			" (Debian packages iproute2, procps, frr, bird2, arping, ndisc6, iputils-ping, tcpdump, iptables, conntrack: run bash .ci/install-deps)")
 	}
 }
 

@@ -3,7 +3,6 @@ package netlab
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -137,17 +136,18 @@ func (r *Router) startBGP(ctx context.Context, cfg BGPConfig) error {
 	return nil
 }
 
-// localEnd returns the router's address and interface towards peer: the link whose
-// subnet holds peer, else the router's first address of peer's family.
-func (r *Router) localEnd(peer netip.Addr) localEnd {
-	for _, l := range r.Links() {
+// localEnd returns the host's address and interface towards peer: the link whose
+// subnet holds peer, else the host's first address of peer's family (a router's end
+// of a BGP session).
+func (h *Host) localEnd(peer netip.Addr) localEnd {
+	for _, l := range h.Links() {
 		for _, p := range l.Addrs {
 			if p.Masked().Contains(peer) {
 				return localEnd{addr: p.Addr(), ifname: l.Name}
 			}
 		}
 	}
-	for _, a := range r.Addrs() {
+	for _, a := range h.Addrs() {
 		if a.Is4() == peer.Is4() {
 			return localEnd{addr: a}
 		}
@@ -347,41 +347,4 @@ func (r *Router) BFDPeers(ctx context.Context) ([]BFDPeer, error) {
 		return nil, err
 	}
 	return parseBFDPeers(bytes.TrimSpace([]byte(out)))
-}
-
-// KernelNextHops returns the gateways of the router's kernel route to exactly prefix
-// (what zebra installed, so what the router forwards over), sorted and without
-// repeats; none when the kernel has no such route.
-func (r *Router) KernelNextHops(ctx context.Context, prefix netip.Prefix) ([]netip.Addr, error) {
-	family := "-4"
-	if prefix.Addr().Is6() {
-		family = "-6"
-	}
-	out, err := r.Run(ctx, "ip", "-j", family, "route", "show", "exact", prefix.String())
-	if err != nil {
-		return nil, err
-	}
-	var routes []struct {
-		Gateway  string `json:"gateway"`
-		Nexthops []struct {
-			Gateway string `json:"gateway"`
-		} `json:"nexthops"`
-	}
-	if err := json.Unmarshal([]byte(out), &routes); err != nil {
-		return nil, fmt.Errorf("netlab: parse the router's ip route %s: %w: %q", prefix, err, out)
-	}
-	var hops []netip.Addr
-	add := func(s string) {
-		if a, err := netip.ParseAddr(s); err == nil {
-			hops = append(hops, a)
-		}
-	}
-	for _, rt := range routes {
-		add(rt.Gateway)
-		for _, nh := range rt.Nexthops {
-			add(nh.Gateway)
-		}
-	}
-	slices.SortFunc(hops, netip.Addr.Compare)
-	return slices.Compact(hops), nil
 }

@@ -29,6 +29,8 @@ var requiredCommands = map[string]string{
 	netlab.BGPDPath:    "frr",
 	netlab.BFDDPath:    "frr",
 	netlab.ZebraPath:   "frr",
+	netlab.BirdPath:    "bird2",
+	netlab.BirdcPath:   "bird2",
 	"flock":            "util-linux",
 	"setpriv":          "util-linux",
 	"unshare":          "util-linux",

@@ -30,9 +30,9 @@ func TestPreflight(t *testing.T) {
 		{
 			name: "commands missing with apt: install their packages once each",
 			m: with(func(m *machine) {
-				m.MissingCommands = []string{"tcpdump", "ip6tables", "iptables", "/usr/lib/frr/bgpd"}
+				m.MissingCommands = []string{"tcpdump", "ip6tables", "iptables", "/usr/lib/frr/bgpd", "/usr/sbin/birdc", "/usr/sbin/bird"}
 			}),
-			wantPackages: []string{"frr", "iptables", "tcpdump"},
+			wantPackages: []string{"bird2", "frr", "iptables", "tcpdump"},
 		},
 		{
 			name:     "commands missing without apt: say which packages",
