@@ -52,33 +52,63 @@ type RouterOptions struct {
 
 // StartRouterWith is StartRouter with BFD and graceful restart as chosen.
 func (l *Lab) StartRouterWith(ctx context.Context, o RouterOptions) (*netlab.Router, error) {
-	password := o.Password
 	bgp.RequireFRR(l.T)
+	h := l.addRouterHost()
+	r := netlab.NewRouter(h)
+	r.StartBGP(netlab.BGPConfig{ASN: bgp.RouterASN, Neighbors: l.routerNeighbors(o)})
+	return r, l.writeBGPObjects(ctx, o, h.Addr4())
+}
+
+// StartBirdRouter is StartRouterWith with BIRD 2 as the router
+// (netlab.BirdRouter) in place of FRR: the same address, neighbours (with
+// BFD at 300 ms x 3 when asked for), Secret, BGPPeer, IPPool and
+// BGPAdvertisement. BIRD installs the routes it learns into the router's
+// kernel table, merging equal paths into multipath routes.
+func (l *Lab) StartBirdRouter(ctx context.Context, o RouterOptions) (*netlab.BirdRouter, error) {
+	netlab.RequireCommands(l.T, netlab.BirdPath, netlab.BirdcPath)
+	h := l.addRouterHost()
+	r := netlab.NewBirdRouter(h)
+	r.Start(netlab.BirdConfig{ASN: bgp.RouterASN, Neighbors: l.routerNeighbors(o)})
+	return r, l.writeBGPObjects(ctx, o, h.Addr4())
+}
+
+// addRouterHost adds the router's host on the LAN at netlab.RouterHostNumber.
+func (l *Lab) addRouterHost() *netlab.Host {
 	h := l.Net.AddHost("router")
 	r4, r6 := netlab.LANAddrs(netlab.RouterHostNumber)
 	h.Attach(l.ClientLink.Bridge, "eth0", r4, r6)
-	r := netlab.NewRouter(h)
+	return h
+}
+
+// routerNeighbors returns the router's neighbour entry per node: AS
+// bgp.NodeASN, hold time 9 s, o's password and BFD.
+func (l *Lab) routerNeighbors(o RouterOptions) []netlab.BGPNeighborConfig {
 	var neighbors []netlab.BGPNeighborConfig
 	for _, n := range l.Nodes {
 		neighbors = append(neighbors, netlab.BGPNeighborConfig{
-			Address: n.Addr4, ASN: bgp.NodeASN, Password: password, HoldTime: 9 * time.Second, KeepaliveTime: 3 * time.Second,
+			Address: n.Addr4, ASN: bgp.NodeASN, Password: o.Password, HoldTime: 9 * time.Second, KeepaliveTime: 3 * time.Second,
 			BFD: o.BFD,
 		})
 	}
-	r.StartBGP(netlab.BGPConfig{ASN: bgp.RouterASN, Neighbors: neighbors})
+	return neighbors
+}
 
+// writeBGPObjects writes the password Secret, the BGPPeer PeerName towards
+// routerAddr selecting every node, the IPPool RoutedPoolName and its
+// BGPAdvertisement.
+func (l *Lab) writeBGPObjects(ctx context.Context, o RouterOptions, routerAddr netip.Addr) error {
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: SecretNamespace}}
 	if _, err := l.Kube.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return nil, fmt.Errorf("speakerlab: create namespace %s: %w", SecretNamespace, err)
+		return fmt.Errorf("speakerlab: create namespace %s: %w", SecretNamespace, err)
 	}
-	if err := l.SetBGPPassword(ctx, password); err != nil {
-		return nil, err
+	if err := l.SetBGPPassword(ctx, o.Password); err != nil {
+		return err
 	}
 	hc := l.Herald.HeraldV1alpha1()
 	peer := &v1alpha1.BGPPeer{
 		ObjectMeta: metav1.ObjectMeta{Name: PeerName},
 		Spec: v1alpha1.BGPPeerSpec{
-			PeerAddress: r4.Addr().String(), PeerASN: bgp.RouterASN, MyASN: bgp.NodeASN,
+			PeerAddress: routerAddr.String(), PeerASN: bgp.RouterASN, MyASN: bgp.NodeASN,
 			HoldTime: &metav1.Duration{Duration: 9 * time.Second}, KeepaliveTime: &metav1.Duration{Duration: 3 * time.Second},
 			PasswordSecretRef: &v1alpha1.SecretKeyReference{Name: PasswordSecret},
 		},
@@ -90,17 +120,17 @@ func (l *Lab) StartRouterWith(ctx context.Context, o RouterOptions) (*netlab.Rou
 		peer.Spec.GracefulRestart = &v1alpha1.GracefulRestart{}
 	}
 	if _, err := hc.BGPPeers().Create(ctx, peer, metav1.CreateOptions{}); err != nil {
-		return nil, fmt.Errorf("speakerlab: create BGPPeer: %w", err)
+		return fmt.Errorf("speakerlab: create BGPPeer: %w", err)
 	}
 	pool := &v1alpha1.IPPool{ObjectMeta: metav1.ObjectMeta{Name: RoutedPoolName}, Spec: v1alpha1.IPPoolSpec{Addresses: []string{netlab.RoutedPoolV4.String()}}}
 	if _, err := hc.IPPools().Create(ctx, pool, metav1.CreateOptions{}); err != nil {
-		return nil, fmt.Errorf("speakerlab: create IPPool: %w", err)
+		return fmt.Errorf("speakerlab: create IPPool: %w", err)
 	}
 	ad := &v1alpha1.BGPAdvertisement{ObjectMeta: metav1.ObjectMeta{Name: RoutedPoolName}, Spec: v1alpha1.BGPAdvertisementSpec{IPPools: []string{RoutedPoolName}}}
 	if _, err := hc.BGPAdvertisements().Create(ctx, ad, metav1.CreateOptions{}); err != nil {
-		return nil, fmt.Errorf("speakerlab: create BGPAdvertisement: %w", err)
+		return fmt.Errorf("speakerlab: create BGPAdvertisement: %w", err)
 	}
-	return r, nil
+	return nil
 }
 
 // SetBGPPassword creates or updates the BGPPeer's password Secret.
