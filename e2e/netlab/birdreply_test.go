@@ -12,7 +12,9 @@ import (
 )
 
 // The files in testdata/bird are birdc -v replies of BIRD 2.0.12 (Debian bookworm's
-// bird2), captured from the lab: see the comment at the top of each test for what ran.
+// bird2): the *-herald.txt ones from TestBirdRouter's log (e2e/bgp, herald-speaker
+// daemons as the peers), the others from a hand-made namespace lab with BIRDs as the
+// peers. The comment at each test says what ran.
 
 func birdFixture(t testing.TB, name string) string {
 	t.Helper()
@@ -116,6 +118,21 @@ func TestParseBirdRoutes(t *testing.T) {
 			Communities: []string{"64512:100"}, LargeCommunities: []string{"64512:1:2"},
 		}
 	}
+	// route-herald.txt: TestBirdRouter (e2e/bgp), three herald-speaker daemons
+	// announcing a Service's address with a BGPAdvertisement's communities
+	// (64512:100, no-export) and large communities.
+	herald := func(host string, primary bool) BirdRoute {
+		nh := "198.51.100." + host
+		return BirdRoute{
+			Table: "master4", Prefix: prefix, Protocol: "peer_198_51_100_" + host, Primary: primary, Preference: 100,
+			NextHops: []netip.Addr{netip.MustParseAddr(nh)}, Type: "BGP univ",
+			Attrs: map[string]string{
+				"BGP.origin": "IGP", "BGP.as_path": "64513", "BGP.next_hop": nh, "BGP.local_pref": "100",
+				"BGP.community": "(64512,100) (65535,65281)", "BGP.large_community": "(64512, 1, 2) (4200000000, 7, 8)",
+			},
+			Communities: []string{"64512:100", "65535:65281"}, LargeCommunities: []string{"64512:1:2", "4200000000:7:8"},
+		}
+	}
 	tests := []struct {
 		file string
 		want []BirdRoute
@@ -123,6 +140,7 @@ func TestParseBirdRoutes(t *testing.T) {
 		{"route-all.txt", []BirdRoute{route("node1", true, "198.51.100.11"), route("node2", false, "198.51.100.12")}},
 		{"route-all-one.txt", []BirdRoute{route("node2", true, "198.51.100.12")}},
 		{"route-none.txt", nil},
+		{"route-herald.txt", []BirdRoute{herald("11", true), herald("13", false), herald("12", false)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
@@ -197,6 +215,8 @@ func TestParseBirdBFDSessions(t *testing.T) {
 		{"bfd-sessions.txt", []BirdBFDSession{up(n1), up(n2)}},
 		{"bfd-sessions-down.txt", []BirdBFDSession{
 			{Protocol: "bfd1", Peer: n1, Interface: "eth0", State: "Down", Interval: time.Second}, up(n2)}},
+		// TestBirdRouter's: BIRD's static sessions with three herald-speaker daemons.
+		{"bfd-sessions-herald.txt", []BirdBFDSession{up(n1), up(n2), up(netip.MustParseAddr("198.51.100.13"))}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
@@ -215,7 +235,7 @@ func TestParseBirdBFDSessions(t *testing.T) {
 }
 
 func FuzzParseBirdRoutes(f *testing.F) {
-	for _, name := range []string{"route-all.txt", "route-all-one.txt", "route-none.txt"} {
+	for _, name := range []string{"route-all.txt", "route-all-one.txt", "route-none.txt", "route-herald.txt"} {
 		f.Add(birdFixture(f, name))
 	}
 	f.Fuzz(func(t *testing.T, s string) { _, _ = parseBirdRoutes(s) })
