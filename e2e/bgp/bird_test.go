@@ -252,15 +252,22 @@ func TestBirdRouter(t *testing.T) {
 	})
 }
 
-// eventually is netlab.Eventually with the speakers' logs on failure.
+// eventually is netlab.Eventually with the speakers' logs on failure, and
+// the last error of a check that the timeout did not cut short.
 func eventually(t *testing.T, lab *speakerlab.Lab, timeout time.Duration, check func(ctx context.Context) error) {
 	t.Helper()
 	var last error
 	err := netlab.Poll(t.Context(), timeout, 100*time.Millisecond, func(ctx context.Context) error {
-		last = check(ctx)
-		return last
+		err := check(ctx)
+		if err != nil && ctx.Err() == nil {
+			last = err
+		}
+		return err
 	})
 	if err != nil {
+		if last != nil {
+			err = last
+		}
 		t.Fatalf("after %v: %v\n%s", timeout, err, lab.Logs())
 	}
 }
