@@ -2,7 +2,9 @@
 // the network lab, and holds the lab helpers its measurement command
 // (cmd/measure-bgp) shares: a LAN with FRR routers and nodes, each node
 // running the speaker as its own process (cmd/bgpnode) so that it can be
-// killed and restarted like a real speaker.
+// killed and restarted like a real speaker. Its external tests (package
+// bgp_test, bird_test.go) run the herald-speaker daemons of a speaker lab
+// against BIRD 2 as the router.
 package bgp
 
 import (
