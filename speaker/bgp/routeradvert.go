@@ -17,7 +17,7 @@ import (
 func kernelNeighbor(ifname string) (netip.Addr, error) {
 	ifi, err := net.InterfaceByName(ifname)
 	if err != nil {
-		return netip.Addr{}, fmt.Errorf("%w: %w", ErrNoRouterNeighbor, err)
+		return netip.Addr{}, fmt.Errorf("%w: this node has no interface %s: %w", ErrNoRouterNeighbor, ifname, err)
 	}
 	neighs, err := netlink.NeighList(ifi.Index, netlink.FAMILY_V6)
 	if err != nil {
