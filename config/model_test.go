@@ -518,3 +518,46 @@ func TestTwoPeersWithOneInterfaceOnANode(t *testing.T) {
 		t.Errorf("BGPPeersForNode (-want +got):\n%s", diff)
 	}
 }
+
+// TestVRFPeer: a BGPPeer naming a VRF keeps it; with bfd or interface it is
+// Ready=False.
+func TestVRFPeer(t *testing.T) {
+	yes := true
+	tests := []struct {
+		name   string
+		modify func(p *v1alpha1.BGPPeer)
+		want   []Problem // nil: the peer is kept
+	}{
+		{name: "vrf", modify: func(p *v1alpha1.BGPPeer) {}},
+		{name: "vrf with a source address and multihop", modify: func(p *v1alpha1.BGPPeer) {
+			p.Spec.SourceAddress, p.Spec.EBGPMultihop = "203.0.113.250", true
+		}},
+		{name: "bfd", modify: func(p *v1alpha1.BGPPeer) { p.Spec.BFD = &v1alpha1.BFDSettings{Enabled: &yes} }, want: []Problem{
+			notReady(v1alpha1.ReasonInvalidField, "spec.bfd cannot be used with spec.vrf: the speaker's BFD (GoBGP v4.9.0) receives in the default VRF only")}},
+		{name: "interface", modify: func(p *v1alpha1.BGPPeer) { p.Spec.PeerAddress, p.Spec.Interface = "", "eth1" }, want: []Problem{
+			notReady(v1alpha1.ReasonInvalidField, "spec.vrf cannot be used with spec.interface yet: an unnumbered session runs in the default VRF")}},
+		{name: "bad name", modify: func(p *v1alpha1.BGPPeer) { p.Spec.VRF = "vrf blue" }, want: []Problem{
+			notReady(v1alpha1.ReasonInvalidField, `spec.vrf "vrf blue" holds a character an interface name cannot have ('/', '%', ':' or white space)`)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := peer("p", 0, "203.0.113.249")
+			p.Spec.VRF = "vrf-blue"
+			tt.modify(p)
+			m := Build(Snapshot{BGPPeers: []*v1alpha1.BGPPeer{p}})
+			if diff := cmp.Diff(tt.want, m.ProblemsFor(ref(KindBGPPeer, "p"))); diff != "" {
+				t.Errorf("problems (-want +got):\n%s", diff)
+			}
+			peers := m.BGPPeers()
+			if tt.want != nil {
+				if len(peers) != 0 {
+					t.Errorf("the peer must be left out, got %+v", peers)
+				}
+				return
+			}
+			if len(peers) != 1 || peers[0].VRF != "vrf-blue" {
+				t.Errorf("peers = %+v, want one in vrf-blue", peers)
+			}
+		})
+	}
+}
