@@ -41,9 +41,6 @@ type BGPPeer struct {
 	// the router is the one at the other end of it, reached over IPv6
 	// link-local addresses. "" for a peer with an Address.
 	Interface string
-	// VRF is the Linux VRF (its device's name) the session runs in; "" for
-	// the default VRF.
-	VRF string
 	// Port is the router's TCP port.
 	Port uint16
 	// PeerASN and MyASN are the router's and the speakers' AS numbers.
@@ -164,19 +161,6 @@ func buildBGPPeer(ref ObjectRef, obj *v1alpha1.BGPPeer, secretNamespace string, 
 			bad("spec.peerAddress %s is the unspecified address", a)
 		} else {
 			p.Address = a
-		}
-	}
-	if spec.VRF != "" {
-		if reason := interfaceNameProblem(spec.VRF); reason != "" {
-			bad("spec.vrf %q %s", spec.VRF, reason)
-		} else {
-			p.VRF = spec.VRF
-		}
-		if spec.Interface != "" {
-			bad("spec.vrf cannot be used with spec.interface yet: an unnumbered session runs in the default VRF")
-		}
-		if b := spec.BFD; b != nil && (b.Enabled == nil || *b.Enabled) {
-			bad("spec.bfd cannot be used with spec.vrf: the speaker's BFD (GoBGP v4.9.0) receives in the default VRF only")
 		}
 	}
 	if spec.SourceAddress != "" && spec.Interface == "" {

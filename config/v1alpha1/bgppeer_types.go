@@ -14,7 +14,6 @@ import (
 // +kubebuilder:subresource:status
 // +kubebuilder:printcolumn:name="Peer Address",type=string,JSONPath=".spec.peerAddress",description="The router's address."
 // +kubebuilder:printcolumn:name="Interface",type=string,JSONPath=".spec.interface",description="The interface of an unnumbered session.",priority=1
-// +kubebuilder:printcolumn:name="VRF",type=string,JSONPath=".spec.vrf",description="The Linux VRF the session runs in.",priority=1
 // +kubebuilder:printcolumn:name="Peer ASN",type=integer,JSONPath=".spec.peerASN",description="The router's AS number."
 // +kubebuilder:printcolumn:name="My ASN",type=integer,JSONPath=".spec.myASN",description="The speakers' AS number."
 // +kubebuilder:printcolumn:name="BFD",type=boolean,JSONPath=".spec.bfd.enabled",description="Whether BFD watches the session."
@@ -40,8 +39,6 @@ type BGPPeer struct {
 // +kubebuilder:validation:XValidation:rule="!(has(self.password) && has(self.passwordSecretRef))",message="set either password or passwordSecretRef, not both",reason=FieldValueForbidden
 // +kubebuilder:validation:XValidation:rule="!has(self.ebgpMultihop) || !self.ebgpMultihop || self.peerASN != self.myASN",message="ebgpMultihop applies only to eBGP sessions: peerASN must differ from myASN",reason=FieldValueForbidden,fieldPath=".ebgpMultihop"
 // +kubebuilder:validation:XValidation:rule="!has(self.ebgpMultihop) || !self.ebgpMultihop || !has(self.bfd) || (has(self.bfd.enabled) && !self.bfd.enabled)",message="bfd cannot be used with ebgpMultihop: the speaker's BFD is single-hop only (no RFC 5883 multihop BFD in GoBGP v4.9.0)",reason=FieldValueForbidden,fieldPath=".bfd"
-// +kubebuilder:validation:XValidation:rule="!has(self.vrf) || !has(self.bfd) || (has(self.bfd.enabled) && !self.bfd.enabled)",message="bfd cannot be used with vrf: the speaker's BFD (GoBGP v4.9.0) receives in the default VRF only",reason=FieldValueForbidden,fieldPath=".bfd"
-// +kubebuilder:validation:XValidation:rule="!has(self.vrf) || !has(self.interface)",message="vrf cannot be used with interface yet: an unnumbered session runs in the default VRF",reason=FieldValueForbidden,fieldPath=".vrf"
 // +kubebuilder:validation:XValidation:rule="!has(self.sourceAddress) || !has(self.peerAddress) || !isIP(self.sourceAddress) || !isIP(self.peerAddress) || ip(self.sourceAddress).family() == ip(self.peerAddress).family()",message="sourceAddress must be of the same IP family as peerAddress",reason=FieldValueInvalid,fieldPath=".sourceAddress"
 // +kubebuilder:validation:XValidation:rule="!has(self.keepaliveTime) || !self.keepaliveTime.matches('^([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+$') || [has(self.holdTime) ? self.holdTime : '90s'].all(h, !h.matches('^([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+$') || (duration(h) == duration('0s') ? duration(self.keepaliveTime) == duration('0s') : duration(self.keepaliveTime) < duration(h)))",message="keepaliveTime must be shorter than holdTime (90s when unset), typically a third of it; with holdTime 0s it must be 0s or unset",reason=FieldValueInvalid,fieldPath=".keepaliveTime"
 type BGPPeerSpec struct {
@@ -136,20 +133,6 @@ type BGPPeerSpec struct {
 	// +kubebuilder:validation:XValidation:rule="isIP(self) && !ip(self).isUnspecified()",messageExpression="self + ' is not a usable IP address'",reason=FieldValueInvalid
 	// +optional
 	SourceAddress string `json:"sourceAddress,omitempty"`
-
-	// VRF runs the session in this Linux VRF of the node (the name of its
-	// VRF device, "ip link add NAME type vrf table N"): the session's socket
-	// is bound to the VRF device, so the router is reached through the VRF's
-	// routing table and the session's local address, which is the routes'
-	// next hop, is one of the node's addresses in the VRF (on an interface
-	// enslaved to it). A node without the VRF device opens no session.
-	// Unset: the default VRF. Not with interface or bfd.
-	// +kubebuilder:validation:MinLength=1
-	// +kubebuilder:validation:MaxLength=15
-	// +kubebuilder:validation:Pattern=`^[^/%:\s]+$`
-	// +kubebuilder:validation:XValidation:rule="self != '.' && self != '..'",message="vrf must be a Linux interface name",reason=FieldValueInvalid
-	// +optional
-	VRF string `json:"vrf,omitempty"`
 
 	// NodeSelectors restrict which nodes peer with this router: a node
 	// qualifies when any selector matches its labels. Empty, every node peers.

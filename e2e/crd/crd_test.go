@@ -52,7 +52,6 @@ func testValid(t *testing.T, client dynamic.Interface) {
 		{"peer with hold time and secret", "BGPPeer", `{peerAddress: 203.0.113.1, peerASN: 64512, myASN: 64513, port: 1179, holdTime: 3s, keepaliveTime: 1s, passwordSecretRef: {name: bgp, key: password}}`},
 		{"multihop peer with BFD turned off", "BGPPeer", `{peerAddress: 203.0.113.1, peerASN: 64512, myASN: 64513, ebgpMultihop: true, bfd: {enabled: false}}`},
 		{"unnumbered peer", "BGPPeer", `{interface: eth1, peerASN: 64512, myASN: 64513, holdTime: 9s, bfd: {enabled: false}}`},
-		{"peer in a VRF", "BGPPeer", `{peerAddress: 203.0.113.249, vrf: vrf-blue, peerASN: 64512, myASN: 64513, sourceAddress: 203.0.113.250, ebgpMultihop: true}`},
 		{"unnumbered iBGP peer with a password", "BGPPeer", `{interface: bond0.100, peerASN: 64512, myASN: 64512, passwordSecretRef: {name: bgp}}`},
 		{"L2 advertisement by selector", "L2Advertisement", `{ipPoolSelector: {matchLabels: {l2: "yes"}}}`},
 		{"BGP advertisement by name", "BGPAdvertisement", `{ipPools: [pool], communities: ["65000:100"]}`},
@@ -186,18 +185,6 @@ func testRefused(t *testing.T, client dynamic.Interface) {
 			kind:    "BGPPeer",
 			spec:    `{interface: eth1, peerASN: 64512, myASN: 64513, bfd: {}}`,
 			wantMsg: "bfd cannot be used with interface",
-		},
-		{
-			name:    "peer in a VRF with BFD",
-			kind:    "BGPPeer",
-			spec:    `{peerAddress: 203.0.113.249, vrf: vrf-blue, peerASN: 64512, myASN: 64513, bfd: {}}`,
-			wantMsg: "bfd cannot be used with vrf",
-		},
-		{
-			name:    "unnumbered peer in a VRF",
-			kind:    "BGPPeer",
-			spec:    `{interface: eth1, vrf: vrf-blue, peerASN: 64512, myASN: 64513}`,
-			wantMsg: "vrf cannot be used with interface yet",
 		},
 		{
 			name:    "interface name longer than Linux allows",

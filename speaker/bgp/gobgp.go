@@ -56,9 +56,6 @@ func apiPeer(s sessionConfig) *api.Peer {
 		Transport: &api.Transport{
 			RemotePort:  uint32(s.Port),
 			PassiveMode: s.Passive,
-			// A Linux VRF: GoBGP binds the session's socket to the VRF
-			// device (SO_BINDTODEVICE), and its TCP MD5 key to the VRF.
-			BindInterface: s.VRF,
 		},
 	}
 	if s.SourceAddress.IsValid() {

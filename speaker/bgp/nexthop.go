@@ -6,9 +6,6 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
-	"syscall"
-
-	"golang.org/x/sys/unix"
 )
 
 // errNoNextHop is wrapped when the interface towards a peer has no address of
@@ -18,21 +15,10 @@ var errNoNextHop = errors.New("no address of that family on the interface")
 // kernelNextHop finds the node's address of the wanted family on the
 // interface it reaches peer through: the interface holding source, or, when
 // source is the zero Addr, the one holding the address the kernel would send
-// from (learned by connecting a UDP socket, which sends nothing, bound to
-// the VRF device when vrf is set, as the session's socket is).
-func kernelNextHop(peer, source netip.Addr, vrf string, v6 bool) (netip.Addr, error) {
+// from (learned by connecting a UDP socket, which sends nothing).
+func kernelNextHop(peer, source netip.Addr, v6 bool) (netip.Addr, error) {
 	if !source.IsValid() {
-		var d net.Dialer
-		if vrf != "" {
-			d.Control = func(_, _ string, c syscall.RawConn) error {
-				var serr error
-				if err := c.Control(func(fd uintptr) { serr = unix.BindToDevice(int(fd), vrf) }); err != nil {
-					return err
-				}
-				return serr
-			}
-		}
-		conn, err := d.Dial("udp", net.JoinHostPort(peer.String(), strconv.Itoa(DefaultPort)))
+		conn, err := net.Dial("udp", net.JoinHostPort(peer.String(), strconv.Itoa(DefaultPort)))
 		if err != nil {
 			return netip.Addr{}, fmt.Errorf("find the route to %v: %w", peer, err)
 		}

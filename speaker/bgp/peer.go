@@ -35,11 +35,6 @@ type Peer struct {
 	// families with the session's own link-local next hop (IPv4 routes
 	// through the extended next hop encoding, RFC 8950).
 	Interface string `json:",omitempty"`
-	// VRF is the Linux VRF the session runs in (its device's name): the
-	// session's socket is bound to the device, and next hops of the other
-	// family are looked for on the interface the VRF reaches the router
-	// through. "" for the default VRF.
-	VRF string `json:",omitempty"`
 	// Port is the router's TCP port; 0 means 179.
 	Port uint16
 	// PeerASN is the router's AS number and MyASN this node's: equal for
@@ -154,10 +149,6 @@ func (p Peer) validate(listening bool) error {
 		return bad("passive, but the speaker does not listen for connections (Options.ListenPort)")
 	case p.BFD.Enabled && p.EBGPMultihop > 0:
 		return bad("BFD needs a directly connected router: GoBGP v4.8.0 has no multihop BFD (RFC 5883)")
-	case p.BFD.Enabled && p.VRF != "":
-		return bad("BFD is not supported in a VRF (%s): GoBGP v4.9.0's BFD receives in the default VRF only", p.VRF)
-	case p.VRF != "" && p.Interface != "":
-		return bad("an unnumbered session (interface %s) cannot run in a VRF (%s) yet", p.Interface, p.VRF)
 	case p.BFD.MinRx < 0 || p.BFD.MinTx < 0:
 		return bad("negative BFD interval")
 	case p.GracefulRestart.RestartTime < 0 || p.GracefulRestart.RestartTime > maxRestartTime || p.GracefulRestart.RestartTime%time.Second != 0:
@@ -175,7 +166,6 @@ func (p Peer) validate(listening bool) error {
 type sessionConfig struct {
 	Address         netip.Addr
 	Interface       string
-	VRF             string
 	Port            uint16
 	PeerASN, MyASN  uint32
 	HoldTime        time.Duration
@@ -191,7 +181,7 @@ type sessionConfig struct {
 // session returns the session settings with defaults filled in.
 func (p Peer) session() sessionConfig {
 	s := sessionConfig{
-		Address: p.Address, Interface: p.Interface, VRF: p.VRF, Port: p.port(), PeerASN: p.PeerASN, MyASN: p.MyASN,
+		Address: p.Address, Interface: p.Interface, Port: p.port(), PeerASN: p.PeerASN, MyASN: p.MyASN,
 		HoldTime: p.HoldTime, KeepaliveTime: p.KeepaliveTime, Password: p.Password,
 		EBGPMultihop: p.EBGPMultihop, SourceAddress: p.SourceAddress, Passive: p.Passive,
 	}

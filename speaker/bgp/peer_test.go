@@ -43,9 +43,6 @@ func TestPeerValidate(t *testing.T) {
 			p.Interface, p.Address, p.SourceAddress = "eth0", netip.MustParseAddr("fe80::1%eth0"), netip.MustParseAddr("fe80::2")
 		}, false, "cannot have a source address"},
 		{"unnumbered multihop", func(p *Peer) { p.Interface, p.Address, p.EBGPMultihop = "eth0", netip.MustParseAddr("fe80::1%eth0"), 2 }, false, "cannot be multihop"},
-		{"in a VRF", func(p *Peer) { p.VRF = "vrf-blue" }, false, ""},
-		{"BFD in a VRF", func(p *Peer) { p.VRF, p.BFD.Enabled = "vrf-blue", true }, false, "BFD is not supported in a VRF"},
-		{"unnumbered in a VRF", func(p *Peer) { p.Interface, p.Address, p.VRF = "eth0", netip.MustParseAddr("fe80::1%eth0"), "vrf-blue" }, false, "cannot run in a VRF"},
 		{"unnumbered with BFD", func(p *Peer) {
 			p.Interface, p.Address, p.BFD.Enabled = "eth0", netip.MustParseAddr("fe80::1%eth0"), true
 		}, false, "BFD is not supported"},
@@ -196,8 +193,8 @@ func TestFromConfig(t *testing.T) {
 	if diff := cmp.Diff(wantPeer, PeerFromConfig(cp), cmpAddrs); diff != "" {
 		t.Errorf("PeerFromConfig (-want +got):\n%s", diff)
 	}
-	un := config.BGPPeer{Name: "u", Interface: "eth1", VRF: "vrf-blue", Port: 179, PeerASN: 64512, MyASN: 64513, HoldTime: 9 * time.Second, KeepaliveTime: 3 * time.Second}
-	wantUn := Peer{Name: "u", Interface: "eth1", VRF: "vrf-blue", Port: 179, PeerASN: 64512, MyASN: 64513, HoldTime: 9 * time.Second, KeepaliveTime: 3 * time.Second}
+	un := config.BGPPeer{Name: "u", Interface: "eth1", Port: 179, PeerASN: 64512, MyASN: 64513, HoldTime: 9 * time.Second, KeepaliveTime: 3 * time.Second}
+	wantUn := Peer{Name: "u", Interface: "eth1", Port: 179, PeerASN: 64512, MyASN: 64513, HoldTime: 9 * time.Second, KeepaliveTime: 3 * time.Second}
 	if diff := cmp.Diff(wantUn, PeerFromConfig(un), cmpAddrs); diff != "" {
 		t.Errorf("PeerFromConfig of an unnumbered peer (-want +got):\n%s", diff)
 	}
@@ -263,11 +260,6 @@ func TestUnnumberedGoBGPConfig(t *testing.T) {
 	if got.Conf.NeighborAddress != "fe80::1%eth1" || got.Conf.NeighborInterface != "" || got.Transport.LocalAddress != "" || got.EbgpMultihop != nil {
 		t.Errorf("apiPeer = %+v, want neighbour fe80::1%%eth1 and no interface, local address or multihop", got)
 	}
-	p.Interface, p.Address, p.VRF = "", netip.MustParseAddr("203.0.113.249"), "vrf-blue"
-	if got := apiPeer(p.session()); got.Transport.BindInterface != "vrf-blue" {
-		t.Errorf("apiPeer in a VRF: transport %+v, want bound to vrf-blue", got.Transport)
-	}
-	p.Interface, p.Address, p.VRF = "eth1", netip.MustParseAddr("fe80::1%eth1"), ""
 	if set := neighborSet(p.Address); len(set.List) != 1 || set.List[0] != "fe80::1/128" {
 		t.Errorf("neighborSet(%v).List = %v, want [fe80::1/128]", p.Address, set.List)
 	}

@@ -32,7 +32,7 @@ func benchDesired(n int) Desired {
 // planning against the applied state.
 func BenchmarkSetUnchanged(b *testing.B) {
 	d := benchDesired(10000)
-	noHop := func(netip.Addr, netip.Addr, string, bool) (netip.Addr, error) { return netip.Addr{}, nil }
+	noHop := func(netip.Addr, netip.Addr, bool) (netip.Addr, error) { return netip.Addr{}, nil }
 	want, _ := resolveDesired(d, false, noHop, nil)
 	p, _ := makePlan(newApplied(), want)
 	cur := simulate(newApplied(), p)

@@ -8,9 +8,8 @@ import (
 
 // nextHopFunc returns the address of family 6 (or 4 when v6 is false) to use
 // as next hop towards the router at peer, on the interface holding source
-// (the session's source address; the zero Addr when the kernel chooses it),
-// the router being reached through Linux VRF vrf ("" for the default one).
-type nextHopFunc func(peer, source netip.Addr, vrf string, v6 bool) (netip.Addr, error)
+// (the session's source address; the zero Addr when the kernel chooses it).
+type nextHopFunc func(peer, source netip.Addr, v6 bool) (netip.Addr, error)
 
 // peerProblem is what is wrong with one desired peer.
 type peerProblem struct {
@@ -90,7 +89,7 @@ func resolveRoutes(p Peer, nextHop nextHopFunc) ([]desiredRoute, error) {
 				// unnumbered session (RFC 5549): GoBGP puts its local
 				// address, the interface's IPv6 link-local one.
 			default:
-				h.addr, h.err = nextHop(p.Address, p.SourceAddress, p.VRF, v6)
+				h.addr, h.err = nextHop(p.Address, p.SourceAddress, v6)
 				if h.err != nil {
 					family := "IPv4"
 					if v6 {

@@ -20,13 +20,7 @@ func TestResolveDesired(t *testing.T) {
 	host4 := Route{Prefix: pfx("203.0.113.130/32")}
 	host6 := Route{Prefix: pfx("2001:db8:200::5/128")}
 	// The fake next-hop lookup knows 198.51.100.1 only.
-	lookup := func(peer, source netip.Addr, vrf string, v6 bool) (netip.Addr, error) {
-		if vrf == "vrf-blue" && peer == addr("203.0.113.249") && v6 {
-			return addr("2001:db8:f0::2"), nil
-		}
-		if vrf != "" {
-			return netip.Addr{}, fmt.Errorf("no route to %v in %s", peer, vrf)
-		}
+	lookup := func(peer, source netip.Addr, v6 bool) (netip.Addr, error) {
 		if peer == addr("198.51.100.1") && v6 {
 			return addr("2001:db8:1::11"), nil
 		}
@@ -213,18 +207,6 @@ func TestResolveDesired(t *testing.T) {
 				Sessions: []string{"fe80::1%eth1"},
 				Routes:   map[string][]string{"fe80::1%eth1": {"203.0.113.130/32"}},
 				Problems: map[string]string{"v": "session"},
-			},
-		},
-		{
-			name: "in a VRF: IPv6 over IPv4 gets the VRF interface's IPv6 address",
-			peers: []Peer{func() Peer {
-				p := v4peer("blue", "203.0.113.249", host4, host6)
-				p.VRF = "vrf-blue"
-				return p
-			}()},
-			want: resolved{
-				Sessions: []string{"203.0.113.249"},
-				Routes:   map[string][]string{"203.0.113.249": {"203.0.113.130/32", "2001:db8:200::5/128 via 2001:db8:f0::2"}},
 			},
 		},
 		{

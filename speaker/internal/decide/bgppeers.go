@@ -10,14 +10,14 @@ import (
 // peersForNode splits the BGPPeers a node with these labels opens sessions
 // with (config.Model.BGPPeersForNode) into those it can open and those whose
 // sourceAddress none of the node's interfaces has, or whose interface (an
-// unnumbered peer) or VRF device the node does not have: such a session could never
+// unnumbered peer) the node does not have: such a session could never
 // connect, so the node does not try, and reports why. A peer with neither is
 // always usable. Both lists keep the model's order (by name). Cost:
 // O(P x A) for P peers and A node addresses.
 func peersForNode(m *config.Model, selfLabels map[string]string, ifaces []NodeInterface) (usable, withoutSource []config.BGPPeer) {
 	for _, p := range m.BGPPeersForNode(selfLabels) {
 		if p.SourceAddress.IsValid() && !hasAddress(ifaces, p.SourceAddress) ||
-			p.Unnumbered() && !hasInterface(ifaces, p.Interface) || p.VRF != "" && !hasInterface(ifaces, p.VRF) {
+			p.Unnumbered() && !slices.ContainsFunc(ifaces, func(i NodeInterface) bool { return i.Name == p.Interface }) {
 			withoutSource = append(withoutSource, p)
 			continue
 		}
@@ -39,10 +39,4 @@ func hasAddress(ifaces []NodeInterface, a netip.Addr) bool {
 		}
 	}
 	return false
-}
-
-// hasInterface reports whether one of the interfaces (a VRF is a device
-// too) is called name.
-func hasInterface(ifaces []NodeInterface, name string) bool {
-	return slices.ContainsFunc(ifaces, func(i NodeInterface) bool { return i.Name == name })
 }

@@ -22,19 +22,13 @@ func TestPeersForNode(t *testing.T) {
 		p.Spec.Interface = ifname
 		return p
 	}
-	inVRF := func(p *v1alpha1.BGPPeer, vrf string) *v1alpha1.BGPPeer {
-		p.Spec.VRF = vrf
-		return p
-	}
 	m := config.Build(config.Snapshot{BGPPeers: []*v1alpha1.BGPPeer{
 		peer("any", "198.51.100.1", ""), peer("lan", "198.51.100.2", "198.51.100.11"),
 		peer("loopback", "203.0.113.1", "203.0.113.250"), peer("other-node", "198.51.100.3", "198.51.100.12"),
 		unnumbered(peer("unnumbered", "", ""), "eth0"), unnumbered(peer("other-link", "", ""), "eth9"),
-		inVRF(peer("blue", "203.0.113.249", ""), "vrf-blue"), inVRF(peer("red", "203.0.113.249", ""), "vrf-red"),
 	}})
 	ifaces := append([]NodeInterface{{Name: "lo", Flags: net.FlagUp | net.FlagLoopback, Prefixes: []netip.Prefix{
-		netip.MustParsePrefix("127.0.0.1/8"), netip.MustParsePrefix("203.0.113.250/32")}},
-		{Name: "vrf-blue", Flags: net.FlagUp | net.FlagMulticast}}, testNodeInterfaces...)
+		netip.MustParsePrefix("127.0.0.1/8"), netip.MustParsePrefix("203.0.113.250/32")}}}, testNodeInterfaces...)
 	names := func(ps []config.BGPPeer) []string {
 		var out []string
 		for _, p := range ps {
@@ -55,8 +49,6 @@ func TestPeersForNode(t *testing.T) {
 		{"no interfaces known: no session from a source address", []string{"lan"}, nil, nil, []string{"lan"}},
 		{"unnumbered over an interface the node has", []string{"unnumbered"}, ifaces, []string{"unnumbered"}, nil},
 		{"unnumbered over an interface the node lacks: no session", []string{"any", "other-link"}, ifaces, []string{"any"}, []string{"other-link"}},
-		{"a VRF the node has", []string{"blue"}, ifaces, []string{"blue"}, nil},
-		{"a VRF the node lacks: no session", []string{"any", "red"}, ifaces, []string{"any"}, []string{"red"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
