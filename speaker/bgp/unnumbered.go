@@ -30,9 +30,10 @@ type neighborFunc func(ifname string) (netip.Addr, error)
 // pickRouterNeighbor chooses an unnumbered peer's router among the
 // interface's IPv6 neighbours: the one link-local neighbour that is a router
 // and has not failed, ignoring the node's own addresses. On a point-to-point
-// link it is the router; on a shared link other nodes (hosts) are not
-// routers. None, or several, is an error: the speaker cannot tell which
-// router the BGPPeer means.
+// link it is the router; on a shared link, hosts that send no router
+// advertisements are not counted (but other speakers with unnumbered peers
+// on the link send them, and count). None, or several, is an error: the
+// speaker cannot tell which router the BGPPeer means.
 func pickRouterNeighbor(ifname string, neighbors []neighborEntry, own []netip.Addr) (netip.Addr, error) {
 	var routers []netip.Addr
 	for _, n := range neighbors {
