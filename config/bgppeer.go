@@ -34,8 +34,13 @@ const (
 type BGPPeer struct {
 	// Name is the BGPPeer's name.
 	Name string
-	// Address is the router's address.
+	// Address is the router's address; invalid (zero) for an unnumbered
+	// peer, which has Interface instead.
 	Address netip.Addr
+	// Interface is the node interface of an unnumbered session (RFC 5549):
+	// the router is the one at the other end of it, reached over IPv6
+	// link-local addresses. "" for a peer with an Address.
+	Interface string
 	// Port is the router's TCP port.
 	Port uint16
 	// PeerASN and MyASN are the router's and the speakers' AS numbers.
@@ -78,6 +83,27 @@ func (p BGPPeer) IBGP() bool { return p.PeerASN == p.MyASN }
 // SelectsNode reports whether a node with these labels peers with this router.
 func (p BGPPeer) SelectsNode(nodeLabels map[string]string) bool { return p.nodes.matches(nodeLabels) }
 
+// Unnumbered reports whether the session runs over Interface's IPv6
+// link-local address instead of to an Address.
+func (p BGPPeer) Unnumbered() bool { return p.Interface != "" }
+
+// endpoint identifies the router a peer opens its session with on a node:
+// its address, or its interface for an unnumbered peer. Two peers with the
+// same endpoint on one node clash.
+type endpoint struct {
+	addr      netip.Addr
+	ifaceName string
+}
+
+func (p BGPPeer) endpoint() endpoint { return endpoint{addr: p.Address, ifaceName: p.Interface} }
+
+func (e endpoint) String() string {
+	if e.ifaceName != "" {
+		return "interface " + e.ifaceName
+	}
+	return e.addr.String()
+}
+
 // wins reports whether p keeps a peer address that q also uses on a node:
 // the older peer, then the first by name.
 func (p BGPPeer) wins(q BGPPeer) bool {
@@ -110,14 +136,34 @@ func buildBGPPeer(ref ObjectRef, obj *v1alpha1.BGPPeer, secretNamespace string, 
 	spec := obj.Spec
 	p := BGPPeer{Name: obj.Name, created: obj.CreationTimestamp.Time, Port: DefaultBGPPort, EBGPMultihop: spec.EBGPMultihop}
 
-	if a, reason := parseAddrReason(spec.PeerAddress); reason != "" {
-		bad("spec.peerAddress: %s", reason)
-	} else if a.IsUnspecified() {
-		bad("spec.peerAddress %s is the unspecified address", a)
-	} else {
-		p.Address = a
+	switch {
+	case spec.Interface != "" && spec.PeerAddress != "":
+		bad("spec sets both peerAddress and interface: keep one (interface makes an unnumbered session)")
+	case spec.Interface != "":
+		if reason := interfaceNameProblem(spec.Interface); reason != "" {
+			bad("spec.interface %q %s", spec.Interface, reason)
+		} else {
+			p.Interface = spec.Interface
+		}
+		if spec.SourceAddress != "" {
+			bad("spec.sourceAddress cannot be used with spec.interface: an unnumbered session runs from the interface's IPv6 link-local address")
+		}
+		if spec.EBGPMultihop {
+			bad("spec.ebgpMultihop cannot be used with spec.interface: an unnumbered router is directly connected")
+		}
+		if b := spec.BFD; b != nil && (b.Enabled == nil || *b.Enabled) {
+			bad("spec.bfd cannot be used with spec.interface: the speaker's BFD (GoBGP v4.9.0) is not run over link-local addresses")
+		}
+	default:
+		if a, reason := parseAddrReason(spec.PeerAddress); reason != "" {
+			bad("spec.peerAddress: %s", reason)
+		} else if a.IsUnspecified() {
+			bad("spec.peerAddress %s is the unspecified address", a)
+		} else {
+			p.Address = a
+		}
 	}
-	if spec.SourceAddress != "" {
+	if spec.SourceAddress != "" && spec.Interface == "" {
 		if a, reason := parseAddrReason(spec.SourceAddress); reason != "" {
 			bad("spec.sourceAddress: %s", reason)
 		} else if p.Address.IsValid() && a.Is4() != p.Address.Is4() {
@@ -226,6 +272,22 @@ func buildBGPPeer(ref ObjectRef, obj *v1alpha1.BGPPeer, secretNamespace string, 
 	return p
 }
 
+// maxInterfaceNameLength is Linux's IFNAMSIZ less the terminating NUL.
+const maxInterfaceNameLength = 15
+
+// interfaceNameProblem says why name cannot be a Linux interface name, or "".
+func interfaceNameProblem(name string) string {
+	switch {
+	case len(name) > maxInterfaceNameLength:
+		return fmt.Sprintf("is longer than %d bytes", maxInterfaceNameLength)
+	case name == "." || name == "..":
+		return "is not an interface name"
+	case strings.ContainsAny(name, "/%: \t\n"):
+		return "holds a character an interface name cannot have ('/', '%', ':' or white space)"
+	}
+	return ""
+}
+
 // asNumber converts an AS number, which must be from 1 to 4294967295.
 func asNumber(v int64) (uint32, bool) {
 	if v < 1 || v > 1<<32-1 {
@@ -313,7 +375,7 @@ func reportDuplicatePeers(peers []BGPPeer, nodes []*corev1.Node, problems proble
 			if !p.SelectsNode(n.Labels) {
 				continue
 			}
-			if w, ok := winnerFor(peers, p.Address, n.Labels); ok && w.Name != p.Name {
+			if w, ok := winnerFor(peers, p.endpoint(), n.Labels); ok && w.Name != p.Name {
 				c := clash{loser: p.Name, winner: w.Name}
 				clashNodes[c] = append(clashNodes[c], n.Name)
 			}
@@ -328,10 +390,10 @@ func reportDuplicatePeers(peers []BGPPeer, nodes []*corev1.Node, problems proble
 	})
 	for _, c := range clashes {
 		names := sortedUnique(clashNodes[c])
-		var addr netip.Addr
+		var addr endpoint
 		for _, p := range peers {
 			if p.Name == c.loser {
-				addr = p.Address
+				addr = p.endpoint()
 			}
 		}
 		problems.add(ObjectRef{Kind: KindBGPPeer, Name: c.loser}, notReady(v1alpha1.ReasonDuplicatePeer, fmt.Sprintf(
@@ -341,12 +403,13 @@ func reportDuplicatePeers(peers []BGPPeer, nodes []*corev1.Node, problems proble
 }
 
 // winnerFor returns, among the peers that select a node with these labels
-// and have address addr, the one that keeps the session.
-func winnerFor(peers []BGPPeer, addr netip.Addr, nodeLabels map[string]string) (BGPPeer, bool) {
+// and have endpoint e (an address, or an interface), the one that keeps the
+// session.
+func winnerFor(peers []BGPPeer, e endpoint, nodeLabels map[string]string) (BGPPeer, bool) {
 	var best BGPPeer
 	found := false
 	for _, p := range peers {
-		if p.Address != addr || !p.SelectsNode(nodeLabels) {
+		if p.endpoint() != e || !p.SelectsNode(nodeLabels) {
 			continue
 		}
 		if !found || p.wins(best) {

@@ -170,7 +170,7 @@ func (m *Model) BGPPeersForNode(nodeLabels map[string]string) []BGPPeer {
 		if !p.SelectsNode(nodeLabels) {
 			continue
 		}
-		if w, _ := winnerFor(m.peers, p.Address, nodeLabels); w.Name == p.Name {
+		if w, _ := winnerFor(m.peers, p.endpoint(), nodeLabels); w.Name == p.Name {
 			out = append(out, p)
 		}
 	}
@@ -243,7 +243,7 @@ func (m *Model) String() string {
 		b.WriteString("L2Advertisement " + a.Name + ": " + strings.Join(a.Pools, ",") + "\n")
 	}
 	for _, p := range m.peers {
-		b.WriteString("BGPPeer " + p.Name + ": " + p.Address.String() + "\n")
+		b.WriteString("BGPPeer " + p.Name + ": " + p.endpoint().String() + "\n")
 	}
 	for _, a := range m.bgp {
 		b.WriteString("BGPAdvertisement " + a.Name + ": " + strings.Join(a.Pools, ",") + "\n")

@@ -445,3 +445,76 @@ func TestBuildIsDeterministic(t *testing.T) {
 		}
 	}
 }
+
+// TestUnnumberedPeer: a BGPPeer naming an interface instead of an address is
+// kept with its interface, and what cannot go with it makes it Ready=False.
+func TestUnnumberedPeer(t *testing.T) {
+	yes, no := true, false
+	tests := []struct {
+		name   string
+		modify func(p *v1alpha1.BGPPeer)
+		want   []Problem // nil: the peer is kept
+	}{
+		{name: "interface alone", modify: func(p *v1alpha1.BGPPeer) {}},
+		{name: "bfd disabled is fine", modify: func(p *v1alpha1.BGPPeer) { p.Spec.BFD = &v1alpha1.BFDSettings{Enabled: &no} }},
+		{name: "address too", modify: func(p *v1alpha1.BGPPeer) { p.Spec.PeerAddress = "198.51.100.1" }, want: []Problem{
+			notReady(v1alpha1.ReasonInvalidField, "spec sets both peerAddress and interface: keep one (interface makes an unnumbered session)")}},
+		{name: "neither address nor interface", modify: func(p *v1alpha1.BGPPeer) { p.Spec.Interface = "" }, want: []Problem{
+			notReady(v1alpha1.ReasonInvalidField, `spec.peerAddress: "" is not an IP address`)}},
+		{name: "source address", modify: func(p *v1alpha1.BGPPeer) { p.Spec.SourceAddress = "198.51.100.11" }, want: []Problem{
+			notReady(v1alpha1.ReasonInvalidField, "spec.sourceAddress cannot be used with spec.interface: an unnumbered session runs from the interface's IPv6 link-local address")}},
+		{name: "ebgp multihop", modify: func(p *v1alpha1.BGPPeer) { p.Spec.EBGPMultihop = true }, want: []Problem{
+			notReady(v1alpha1.ReasonInvalidField, "spec.ebgpMultihop cannot be used with spec.interface: an unnumbered router is directly connected")}},
+		{name: "bfd", modify: func(p *v1alpha1.BGPPeer) { p.Spec.BFD = &v1alpha1.BFDSettings{Enabled: &yes} }, want: []Problem{
+			notReady(v1alpha1.ReasonInvalidField, "spec.bfd cannot be used with spec.interface: the speaker's BFD (GoBGP v4.9.0) is not run over link-local addresses")}},
+		{name: "name too long", modify: func(p *v1alpha1.BGPPeer) { p.Spec.Interface = "abcdefghijklmnop" }, want: []Problem{
+			notReady(v1alpha1.ReasonInvalidField, `spec.interface "abcdefghijklmnop" is longer than 15 bytes`)}},
+		{name: "name with a slash", modify: func(p *v1alpha1.BGPPeer) { p.Spec.Interface = "eth0/1" }, want: []Problem{
+			notReady(v1alpha1.ReasonInvalidField, `spec.interface "eth0/1" holds a character an interface name cannot have ('/', '%', ':' or white space)`)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := peer("p", 0, "")
+			p.Spec.Interface = "eth1"
+			tt.modify(p)
+			m := Build(Snapshot{BGPPeers: []*v1alpha1.BGPPeer{p}})
+			if diff := cmp.Diff(tt.want, m.ProblemsFor(ref(KindBGPPeer, "p"))); diff != "" {
+				t.Errorf("problems (-want +got):\n%s", diff)
+			}
+			peers := m.BGPPeers()
+			if tt.want != nil {
+				if len(peers) != 0 {
+					t.Errorf("the peer must be left out, got %+v", peers)
+				}
+				return
+			}
+			if len(peers) != 1 || peers[0].Interface != "eth1" || peers[0].Address.IsValid() || !peers[0].Unnumbered() {
+				t.Errorf("peers = %+v, want one unnumbered peer on eth1", peers)
+			}
+		})
+	}
+}
+
+// TestTwoPeersWithOneInterfaceOnANode: two unnumbered peers on the same
+// interface clash like two peers with one address; different interfaces,
+// or an interface and an address, do not.
+func TestTwoPeersWithOneInterfaceOnANode(t *testing.T) {
+	unnumbered := func(name string, age int, ifname string) *v1alpha1.BGPPeer {
+		p := peer(name, age, "")
+		p.Spec.Interface = ifname
+		return p
+	}
+	m := Build(Snapshot{
+		BGPPeers: []*v1alpha1.BGPPeer{unnumbered("b", 2, "eth1"), unnumbered("a", 1, "eth1"), unnumbered("c", 3, "eth2"), peer("d", 4, "198.51.100.1")},
+		Nodes:    []*corev1.Node{node("n1", nil)},
+	})
+	checkProblems(t, m, []ObjectProblems{{Object: ref(KindBGPPeer, "b"), Problems: []Problem{notReady(v1alpha1.ReasonDuplicatePeer,
+		`BGPPeer "a" also peers with interface eth1 from node n1, and keeps that session (the older peer wins, then the first by name); this peer is not used there: give the peers disjoint nodeSelectors or delete one`)}}})
+	var names []string
+	for _, p := range m.BGPPeersForNode(nil) {
+		names = append(names, p.Name)
+	}
+	if diff := cmp.Diff([]string{"a", "c", "d"}, names); diff != "" {
+		t.Errorf("BGPPeersForNode (-want +got):\n%s", diff)
+	}
+}

@@ -13,6 +13,7 @@ import (
 // +kubebuilder:resource:scope=Cluster,shortName=bgpp;peer,categories=herald
 // +kubebuilder:subresource:status
 // +kubebuilder:printcolumn:name="Peer Address",type=string,JSONPath=".spec.peerAddress",description="The router's address."
+// +kubebuilder:printcolumn:name="Interface",type=string,JSONPath=".spec.interface",description="The interface of an unnumbered session.",priority=1
 // +kubebuilder:printcolumn:name="Peer ASN",type=integer,JSONPath=".spec.peerASN",description="The router's AS number."
 // +kubebuilder:printcolumn:name="My ASN",type=integer,JSONPath=".spec.myASN",description="The speakers' AS number."
 // +kubebuilder:printcolumn:name="BFD",type=boolean,JSONPath=".spec.bfd.enabled",description="Whether BFD watches the session."
@@ -31,16 +32,39 @@ type BGPPeer struct {
 }
 
 // BGPPeerSpec describes a BGP router and the session the speakers open with it.
+// +kubebuilder:validation:XValidation:rule="has(self.peerAddress) != has(self.interface)",message="set exactly one of peerAddress (a numbered session) and interface (an unnumbered session over the interface's IPv6 link-local address)",reason=FieldValueInvalid
+// +kubebuilder:validation:XValidation:rule="!has(self.interface) || !has(self.sourceAddress)",message="sourceAddress cannot be used with interface: an unnumbered session runs from the interface's IPv6 link-local address",reason=FieldValueForbidden,fieldPath=".sourceAddress"
+// +kubebuilder:validation:XValidation:rule="!has(self.interface) || !has(self.ebgpMultihop) || !self.ebgpMultihop",message="ebgpMultihop cannot be used with interface: an unnumbered router is directly connected",reason=FieldValueForbidden,fieldPath=".ebgpMultihop"
+// +kubebuilder:validation:XValidation:rule="!has(self.interface) || !has(self.bfd) || (has(self.bfd.enabled) && !self.bfd.enabled)",message="bfd cannot be used with interface: the speaker's BFD (GoBGP v4.9.0) is not run over link-local addresses",reason=FieldValueForbidden,fieldPath=".bfd"
 // +kubebuilder:validation:XValidation:rule="!(has(self.password) && has(self.passwordSecretRef))",message="set either password or passwordSecretRef, not both",reason=FieldValueForbidden
 // +kubebuilder:validation:XValidation:rule="!has(self.ebgpMultihop) || !self.ebgpMultihop || self.peerASN != self.myASN",message="ebgpMultihop applies only to eBGP sessions: peerASN must differ from myASN",reason=FieldValueForbidden,fieldPath=".ebgpMultihop"
 // +kubebuilder:validation:XValidation:rule="!has(self.ebgpMultihop) || !self.ebgpMultihop || !has(self.bfd) || (has(self.bfd.enabled) && !self.bfd.enabled)",message="bfd cannot be used with ebgpMultihop: the speaker's BFD is single-hop only (no RFC 5883 multihop BFD in GoBGP v4.9.0)",reason=FieldValueForbidden,fieldPath=".bfd"
-// +kubebuilder:validation:XValidation:rule="!has(self.sourceAddress) || !isIP(self.sourceAddress) || !isIP(self.peerAddress) || ip(self.sourceAddress).family() == ip(self.peerAddress).family()",message="sourceAddress must be of the same IP family as peerAddress",reason=FieldValueInvalid,fieldPath=".sourceAddress"
+// +kubebuilder:validation:XValidation:rule="!has(self.sourceAddress) || !has(self.peerAddress) || !isIP(self.sourceAddress) || !isIP(self.peerAddress) || ip(self.sourceAddress).family() == ip(self.peerAddress).family()",message="sourceAddress must be of the same IP family as peerAddress",reason=FieldValueInvalid,fieldPath=".sourceAddress"
 // +kubebuilder:validation:XValidation:rule="!has(self.keepaliveTime) || !self.keepaliveTime.matches('^([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+$') || [has(self.holdTime) ? self.holdTime : '90s'].all(h, !h.matches('^([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+$') || (duration(h) == duration('0s') ? duration(self.keepaliveTime) == duration('0s') : duration(self.keepaliveTime) < duration(h)))",message="keepaliveTime must be shorter than holdTime (90s when unset), typically a third of it; with holdTime 0s it must be 0s or unset",reason=FieldValueInvalid,fieldPath=".keepaliveTime"
 type BGPPeerSpec struct {
-	// PeerAddress is the router's IPv4 or IPv6 address.
+	// PeerAddress is the router's IPv4 or IPv6 address. Set either it or
+	// interface.
 	// +kubebuilder:validation:MaxLength=45
 	// +kubebuilder:validation:XValidation:rule="isIP(self) && !ip(self).isUnspecified()",messageExpression="self + ' is not a usable IP address (write it without brackets, zone or prefix length)'",reason=FieldValueInvalid
-	PeerAddress string `json:"peerAddress"`
+	// +optional
+	PeerAddress string `json:"peerAddress,omitempty"`
+
+	// Interface makes the session unnumbered (RFC 5549): it runs over the
+	// IPv6 link-local addresses of this node interface and of the one router
+	// on its other end, and IPv4 routes carry the node's IPv6 link-local
+	// address as next hop (the extended next hop capability, RFC 8950). The
+	// speaker finds the router's address among the interface's IPv6
+	// neighbours that are routers (learned from its router advertisements),
+	// and sends router advertisements (router lifetime 0) on the interface
+	// so that the router learns the node's. A node without the interface
+	// opens no session. Set either it or peerAddress; not with sourceAddress,
+	// ebgpMultihop or bfd.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=15
+	// +kubebuilder:validation:Pattern=`^[^/%:\s]+$`
+	// +kubebuilder:validation:XValidation:rule="self != '.' && self != '..'",message="interface must be a Linux interface name",reason=FieldValueInvalid
+	// +optional
+	Interface string `json:"interface,omitempty"`
 
 	// PeerASN is the router's autonomous system number, 1 to 4294967295.
 	// +kubebuilder:validation:Minimum=1

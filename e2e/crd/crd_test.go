@@ -51,6 +51,8 @@ func testValid(t *testing.T, client dynamic.Interface) {
 		{"pool of CIDRs and ranges", "IPPool", `{addresses: [198.51.100.0/26, 198.51.100.70-198.51.100.90, "2001:db8:1::/64", "2001:db8:2::10-2001:db8:2::ff"]}`},
 		{"peer with hold time and secret", "BGPPeer", `{peerAddress: 203.0.113.1, peerASN: 64512, myASN: 64513, port: 1179, holdTime: 3s, keepaliveTime: 1s, passwordSecretRef: {name: bgp, key: password}}`},
 		{"multihop peer with BFD turned off", "BGPPeer", `{peerAddress: 203.0.113.1, peerASN: 64512, myASN: 64513, ebgpMultihop: true, bfd: {enabled: false}}`},
+		{"unnumbered peer", "BGPPeer", `{interface: eth1, peerASN: 64512, myASN: 64513, holdTime: 9s, bfd: {enabled: false}}`},
+		{"unnumbered iBGP peer with a password", "BGPPeer", `{interface: bond0.100, peerASN: 64512, myASN: 64512, passwordSecretRef: {name: bgp}}`},
 		{"L2 advertisement by selector", "L2Advertisement", `{ipPoolSelector: {matchLabels: {l2: "yes"}}}`},
 		{"BGP advertisement by name", "BGPAdvertisement", `{ipPools: [pool], communities: ["65000:100"]}`},
 	} {
@@ -153,6 +155,48 @@ func testRefused(t *testing.T, client dynamic.Interface) {
 			kind:    "BGPPeer",
 			spec:    `{peerAddress: 203.0.113.1/32, peerASN: 64512, myASN: 64513}`,
 			wantMsg: "203.0.113.1/32 is not a usable IP address",
+		},
+		{
+			name:    "neither peerAddress nor interface",
+			kind:    "BGPPeer",
+			spec:    `{peerASN: 64512, myASN: 64513}`,
+			wantMsg: "set exactly one of peerAddress (a numbered session) and interface",
+		},
+		{
+			name:    "peerAddress and interface together",
+			kind:    "BGPPeer",
+			spec:    `{peerAddress: 203.0.113.1, interface: eth1, peerASN: 64512, myASN: 64513}`,
+			wantMsg: "set exactly one of peerAddress (a numbered session) and interface",
+		},
+		{
+			name:    "unnumbered peer with a source address",
+			kind:    "BGPPeer",
+			spec:    `{interface: eth1, peerASN: 64512, myASN: 64513, sourceAddress: 198.51.100.11}`,
+			wantMsg: "sourceAddress cannot be used with interface",
+		},
+		{
+			name:    "unnumbered peer with eBGP multihop",
+			kind:    "BGPPeer",
+			spec:    `{interface: eth1, peerASN: 64512, myASN: 64513, ebgpMultihop: true}`,
+			wantMsg: "ebgpMultihop cannot be used with interface",
+		},
+		{
+			name:    "unnumbered peer with BFD",
+			kind:    "BGPPeer",
+			spec:    `{interface: eth1, peerASN: 64512, myASN: 64513, bfd: {}}`,
+			wantMsg: "bfd cannot be used with interface",
+		},
+		{
+			name:    "interface name longer than Linux allows",
+			kind:    "BGPPeer",
+			spec:    `{interface: abcdefghijklmnop, peerASN: 64512, myASN: 64513}`,
+			wantMsg: "spec.interface: Too long",
+		},
+		{
+			name:    "interface name with a slash",
+			kind:    "BGPPeer",
+			spec:    `{interface: "eth0/1", peerASN: 64512, myASN: 64513}`,
+			wantMsg: "spec.interface in body should match",
 		},
 		{
 			name:    "password and passwordSecretRef together",

@@ -21,10 +21,17 @@ func (h *Host) KernelNextHops(ctx context.Context, prefix netip.Prefix) ([]netip
 	if err != nil {
 		return nil, err
 	}
+	// A gateway of the other family (an IPv4 route via an IPv6 link-local
+	// address, RFC 5549) is "via" {"family": "inet6", "host": ...}.
+	type via struct {
+		Host string `json:"host"`
+	}
 	var routes []struct {
 		Gateway  string `json:"gateway"`
+		Via      via    `json:"via"`
 		Nexthops []struct {
 			Gateway string `json:"gateway"`
+			Via     via    `json:"via"`
 		} `json:"nexthops"`
 	}
 	if err := json.Unmarshal([]byte(out), &routes); err != nil {
@@ -38,8 +45,10 @@ func (h *Host) KernelNextHops(ctx context.Context, prefix netip.Prefix) ([]netip
 	}
 	for _, rt := range routes {
 		add(rt.Gateway)
+		add(rt.Via.Host)
 		for _, nh := range rt.Nexthops {
 			add(nh.Gateway)
+			add(nh.Via.Host)
 		}
 	}
 	slices.SortFunc(hops, netip.Addr.Compare)

@@ -38,6 +38,12 @@ type BGPConfig struct {
 type BGPNeighborConfig struct {
 	// Address is the peer's address.
 	Address netip.Addr
+	// Interface, instead of Address, makes an unnumbered neighbour (FRR's
+	// "neighbor IFNAME interface"): the peer at the other end of the router's
+	// interface, over IPv6 link-local addresses, with the extended next hop
+	// capability (RFC 8950). It needs zebra, which the router then runs, and
+	// which sends router advertisements on the interface.
+	Interface string
 	// ASN is the peer's AS number.
 	ASN uint32
 	// Password enables TCP MD5 authentication.
@@ -59,7 +65,8 @@ type BGPNeighborConfig struct {
 
 // needsZebra reports whether the configuration needs zebra (and bfdd).
 func (c BGPConfig) needsZebra() bool {
-	return c.InstallRoutes || c.usesBFD()
+	return c.InstallRoutes || c.usesBFD() ||
+		slices.ContainsFunc(c.Neighbors, func(n BGPNeighborConfig) bool { return n.Interface != "" })
 }
 
 func (c BGPConfig) usesBFD() bool {
@@ -133,12 +140,20 @@ func renderBGPConfig(hostname string, c BGPConfig, local func(peer netip.Addr) l
 	b.WriteString(" bgp log-neighbor-changes\n")
 	var active []string
 	for _, n := range c.Neighbors {
-		if !n.Address.IsValid() || n.ASN == 0 {
-			return frrConfig{}, fmt.Errorf("%w: neighbour %v with AS %d", ErrBadBGPConfig, n.Address, n.ASN)
+		if n.Address.IsValid() == (n.Interface != "") || n.ASN == 0 {
+			return frrConfig{}, fmt.Errorf("%w: neighbour %v (interface %q) with AS %d: set an address or an interface, and an AS", ErrBadBGPConfig, n.Address, n.Interface, n.ASN)
+		}
+		if n.Interface != "" && (n.BFD || n.EBGPMultihop > 0) {
+			return frrConfig{}, fmt.Errorf("%w: unnumbered neighbour %s with BFD or multihop is not supported by this lab", ErrBadBGPConfig, n.Interface)
 		}
 		a := n.Address.String()
+		if n.Interface != "" {
+			a = n.Interface
+			fmt.Fprintf(&b, " neighbor %s interface remote-as %d\n", a, n.ASN)
+		} else {
+			fmt.Fprintf(&b, " neighbor %s remote-as %d\n", a, n.ASN)
+		}
 		active = append(active, a)
-		fmt.Fprintf(&b, " neighbor %s remote-as %d\n", a, n.ASN)
 		fmt.Fprintf(&b, " neighbor %s timers connect 1\n", a)
 		if n.Password != "" {
 			if !frrWord.MatchString(n.Password) {

@@ -58,6 +58,16 @@ func TestRenderBGPConfig(t *testing.T) {
 			wantLines: []string{" neighbor listeners peer-group", " neighbor listeners remote-as 64513",
 				" bgp listen range 198.51.100.0/24 peer-group listeners", "  neighbor listeners activate"},
 		},
+		{
+			name: "unnumbered neighbour",
+			cfg:  BGPConfig{ASN: 64512, RouterID: routerID, Neighbors: []BGPNeighborConfig{{Interface: "unn0", ASN: 64513}}},
+			wantLines: []string{" neighbor unn0 interface remote-as 64513", " neighbor unn0 timers connect 1",
+				"  neighbor unn0 activate"},
+		},
+		{name: "neighbour with an address and an interface", cfg: BGPConfig{ASN: 1, RouterID: routerID,
+			Neighbors: []BGPNeighborConfig{{Address: n1, Interface: "unn0", ASN: 2}}}, wantErr: ErrBadBGPConfig},
+		{name: "unnumbered neighbour with BFD", cfg: BGPConfig{ASN: 1, RouterID: routerID,
+			Neighbors: []BGPNeighborConfig{{Interface: "unn0", ASN: 2, BFD: true}}}, wantErr: ErrBadBGPConfig},
 		{name: "ASN 0", cfg: BGPConfig{RouterID: routerID}, wantErr: ErrBadBGPConfig},
 		{name: "IPv6 router id", cfg: BGPConfig{ASN: 1, RouterID: n2v6}, wantErr: ErrBadBGPConfig},
 		{name: "password with a space", cfg: BGPConfig{ASN: 1, RouterID: routerID,
@@ -114,6 +124,7 @@ func TestNeedsZebra(t *testing.T) {
 		{BGPConfig{Neighbors: []BGPNeighborConfig{{Address: n}}}, false},
 		{BGPConfig{Neighbors: []BGPNeighborConfig{{Address: n, BFD: true}}}, true},
 		{BGPConfig{InstallRoutes: true}, true},
+		{BGPConfig{Neighbors: []BGPNeighborConfig{{Interface: "unn0"}}}, true},
 	}
 	for _, tt := range tests {
 		if got := tt.cfg.needsZebra(); got != tt.want {

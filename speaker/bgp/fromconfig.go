@@ -17,7 +17,7 @@ const multihopTTL = 255
 // configuration error: GoBGP v4.8.0 cannot honour it.
 func PeerFromConfig(p config.BGPPeer) Peer {
 	out := Peer{
-		Name: p.Name, Address: p.Address, Port: p.Port,
+		Name: p.Name, Address: p.Address, Interface: p.Interface, Port: p.Port,
 		PeerASN: p.PeerASN, MyASN: p.MyASN,
 		HoldTime: p.HoldTime, KeepaliveTime: p.KeepaliveTime,
 		Password: p.Password, SourceAddress: p.SourceAddress,

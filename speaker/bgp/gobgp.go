@@ -133,7 +133,9 @@ func neighborSet(peer netip.Addr) *api.DefinedSet {
 	return &api.DefinedSet{
 		DefinedType: api.DefinedType_DEFINED_TYPE_NEIGHBOR,
 		Name:        neighborSetName(peer),
-		List:        []string{netip.PrefixFrom(peer, peer.BitLen()).String()},
+		// GoBGP matches the set against the peer's address without its
+		// zone (an unnumbered peer's is zoned).
+		List: []string{netip.PrefixFrom(peer.WithZone(""), peer.BitLen()).String()},
 	}
 }
 

@@ -28,6 +28,13 @@ type Peer struct {
 	// Address is the router's address; it identifies the session: two peers
 	// with the same address are an error for the second one (by name).
 	Address netip.Addr
+	// Interface makes the session unnumbered (RFC 5549): Address is left
+	// zero and the speaker finds the router's IPv6 link-local address on this
+	// interface (see pickRouterNeighbor), sends router advertisements there
+	// so that the router learns the node's, and advertises routes of both
+	// families with the session's own link-local next hop (IPv4 routes
+	// through the extended next hop encoding, RFC 8950).
+	Interface string `json:",omitempty"`
 	// Port is the router's TCP port; 0 means 179.
 	Port uint16
 	// PeerASN is the router's AS number and MyASN this node's: equal for
@@ -107,11 +114,23 @@ func (p Peer) validate(listening bool) error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w %q: %s", ErrInvalidPeer, p.Name, fmt.Sprintf(format, args...))
 	}
+	if p.Interface != "" {
+		switch {
+		case !p.Address.Is6() || !p.Address.IsLinkLocalUnicast() || p.Address.Zone() != p.Interface:
+			return bad("the unnumbered session on %s has no IPv6 link-local router address (got %v)", p.Interface, p.Address)
+		case p.SourceAddress.IsValid():
+			return bad("an unnumbered session (interface %s) cannot have a source address", p.Interface)
+		case p.EBGPMultihop > 0:
+			return bad("an unnumbered session (interface %s) cannot be multihop", p.Interface)
+		case p.BFD.Enabled:
+			return bad("BFD is not supported on an unnumbered session (interface %s): GoBGP v4.9.0's BFD does not run over link-local addresses", p.Interface)
+		}
+	}
 	switch {
 	case !p.Address.IsValid() || p.Address.IsUnspecified() || p.Address.IsMulticast():
 		return bad("address %v is not a unicast address", p.Address)
-	case p.Address.Zone() != "":
-		return bad("address %v has a zone: link-local peers are not supported", p.Address)
+	case p.Address.Zone() != "" && p.Interface == "":
+		return bad("address %v has a zone: link-local peers are supported only as unnumbered peers (Interface)", p.Address)
 	case p.PeerASN == 0 || p.MyASN == 0:
 		return bad("AS numbers must not be 0 (peerASN %d, myASN %d)", p.PeerASN, p.MyASN)
 	case p.HoldTime == 0:
@@ -146,6 +165,7 @@ func (p Peer) validate(listening bool) error {
 // change to any of it re-creates the session.
 type sessionConfig struct {
 	Address         netip.Addr
+	Interface       string
 	Port            uint16
 	PeerASN, MyASN  uint32
 	HoldTime        time.Duration
@@ -161,7 +181,7 @@ type sessionConfig struct {
 // session returns the session settings with defaults filled in.
 func (p Peer) session() sessionConfig {
 	s := sessionConfig{
-		Address: p.Address, Port: p.port(), PeerASN: p.PeerASN, MyASN: p.MyASN,
+		Address: p.Address, Interface: p.Interface, Port: p.port(), PeerASN: p.PeerASN, MyASN: p.MyASN,
 		HoldTime: p.HoldTime, KeepaliveTime: p.KeepaliveTime, Password: p.Password,
 		EBGPMultihop: p.EBGPMultihop, SourceAddress: p.SourceAddress, Passive: p.Passive,
 	}

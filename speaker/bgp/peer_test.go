@@ -36,6 +36,16 @@ func TestPeerValidate(t *testing.T) {
 		{"invalid address", func(p *Peer) { p.Address = netip.Addr{} }, false, "not a unicast address"},
 		{"unspecified address", func(p *Peer) { p.Address = netip.IPv4Unspecified() }, false, "not a unicast address"},
 		{"zoned address", func(p *Peer) { p.Address = netip.MustParseAddr("fe80::1%eth0") }, false, "zone"},
+		{"unnumbered, resolved", func(p *Peer) { p.Interface, p.Address = "eth0", netip.MustParseAddr("fe80::1%eth0") }, false, ""},
+		{"unnumbered, not resolved", func(p *Peer) { p.Interface, p.Address = "eth0", netip.Addr{} }, false, "no IPv6 link-local router address"},
+		{"unnumbered, zone of another interface", func(p *Peer) { p.Interface, p.Address = "eth0", netip.MustParseAddr("fe80::1%eth1") }, false, "no IPv6 link-local router address"},
+		{"unnumbered with a source address", func(p *Peer) {
+			p.Interface, p.Address, p.SourceAddress = "eth0", netip.MustParseAddr("fe80::1%eth0"), netip.MustParseAddr("fe80::2")
+		}, false, "cannot have a source address"},
+		{"unnumbered multihop", func(p *Peer) { p.Interface, p.Address, p.EBGPMultihop = "eth0", netip.MustParseAddr("fe80::1%eth0"), 2 }, false, "cannot be multihop"},
+		{"unnumbered with BFD", func(p *Peer) {
+			p.Interface, p.Address, p.BFD.Enabled = "eth0", netip.MustParseAddr("fe80::1%eth0"), true
+		}, false, "BFD is not supported"},
 		{"AS 0", func(p *Peer) { p.MyASN = 0 }, false, "AS numbers"},
 		{"hold time 0", func(p *Peer) { p.HoldTime = 0 }, false, "hold time 0"},
 		{"hold time 2s", func(p *Peer) { p.HoldTime = 2 * time.Second }, false, "hold time 2s"},
@@ -183,6 +193,11 @@ func TestFromConfig(t *testing.T) {
 	if diff := cmp.Diff(wantPeer, PeerFromConfig(cp), cmpAddrs); diff != "" {
 		t.Errorf("PeerFromConfig (-want +got):\n%s", diff)
 	}
+	un := config.BGPPeer{Name: "u", Interface: "eth1", Port: 179, PeerASN: 64512, MyASN: 64513, HoldTime: 9 * time.Second, KeepaliveTime: 3 * time.Second}
+	wantUn := Peer{Name: "u", Interface: "eth1", Port: 179, PeerASN: 64512, MyASN: 64513, HoldTime: 9 * time.Second, KeepaliveTime: 3 * time.Second}
+	if diff := cmp.Diff(wantUn, PeerFromConfig(un), cmpAddrs); diff != "" {
+		t.Errorf("PeerFromConfig of an unnumbered peer (-want +got):\n%s", diff)
+	}
 	ca := config.BGPAdvertisement{
 		Name: "ad", Pools: []string{"p"}, Peers: []string{"r1"}, AggregationLength: 24, AggregationLengthV6: 64,
 		LocalPref: 50, HasLocalPref: true, Communities: []uint32{1},
@@ -232,5 +247,20 @@ func TestDesiredFromModel(t *testing.T) {
 	}}
 	if diff := cmp.Diff(want, got, cmpAddrs, cmpPrefixes); diff != "" {
 		t.Errorf("DesiredFromModel (-want +got):\n%s", diff)
+	}
+}
+
+// TestUnnumberedGoBGPConfig: an unnumbered session is a GoBGP neighbour at
+// the router's zoned link-local address, and its neighbour set matches the
+// address without the zone, as GoBGP compares it.
+func TestUnnumberedGoBGPConfig(t *testing.T) {
+	p := validPeer()
+	p.Interface, p.Address = "eth1", netip.MustParseAddr("fe80::1%eth1")
+	got := apiPeer(p.session())
+	if got.Conf.NeighborAddress != "fe80::1%eth1" || got.Conf.NeighborInterface != "" || got.Transport.LocalAddress != "" || got.EbgpMultihop != nil {
+		t.Errorf("apiPeer = %+v, want neighbour fe80::1%%eth1 and no interface, local address or multihop", got)
+	}
+	if set := neighborSet(p.Address); len(set.List) != 1 || set.List[0] != "fe80::1/128" {
+		t.Errorf("neighborSet(%v).List = %v, want [fe80::1/128]", p.Address, set.List)
 	}
 }

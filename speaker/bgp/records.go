@@ -237,13 +237,18 @@ func (s *Speaker) bfdListenFailed(err string) {
 	}
 }
 
+// neighborCheckTicks is how many status polls apart checkNeighbors looks for
+// the unnumbered peers' routers again (2 s).
+const neighborCheckTicks = 4
+
 // pollBFD follows BFD state changes, which GoBGP does not report as events,
-// until ctx ends.
+// and the unnumbered peers' routers, until ctx ends.
+
 func (s *Speaker) pollBFD(ctx context.Context) {
 	defer close(s.done)
 	t := time.NewTicker(statusPollInterval)
 	defer t.Stop()
-	for {
+	for tick := 1; ; tick++ {
 		select {
 		case <-ctx.Done():
 			return
@@ -251,6 +256,9 @@ func (s *Speaker) pollBFD(ctx context.Context) {
 		}
 		if s.refreshBFD(ctx) {
 			s.notify()
+		}
+		if tick%neighborCheckTicks == 0 {
+			s.checkNeighbors(ctx)
 		}
 	}
 }

@@ -21,10 +21,12 @@ type peerProblem struct {
 
 // resolveDesired validates the desired peers and resolves their routes' next
 // hops. Peers are taken in order of name: a peer whose name or address an
-// earlier one already uses is rejected. Duplicate prefixes for one peer are
+// earlier one already uses is rejected. Unnumbered peers come with their
+// router's address already found (resolveInterfaces), or with the reason it
+// was not in unresolved, by name. Duplicate prefixes for one peer are
 // merged like RoutesByPeer merges them. The result holds only the peers that
 // can be configured; problems holds, by peer name, every peer with a problem.
-func resolveDesired(d Desired, listening bool, nextHop nextHopFunc) (desiredState, map[string]peerProblem) {
+func resolveDesired(d Desired, listening bool, nextHop nextHopFunc, unresolved map[string]error) (desiredState, map[string]peerProblem) {
 	want := desiredState{sessions: map[netip.Addr]sessionConfig{}, routes: map[netip.Addr][]desiredRoute{}}
 	problems := map[string]peerProblem{}
 	names := map[string]bool{}
@@ -34,6 +36,10 @@ func resolveDesired(d Desired, listening bool, nextHop nextHopFunc) (desiredStat
 			continue
 		}
 		names[p.Name] = true
+		if err := unresolved[p.Name]; err != nil {
+			problems[p.Name] = peerProblem{session: err}
+			continue
+		}
 		if err := p.validate(listening); err != nil {
 			problems[p.Name] = peerProblem{session: err}
 			continue
@@ -78,8 +84,10 @@ func resolveRoutes(p Peer, nextHop nextHopFunc) ([]desiredRoute, error) {
 				h.addr = p.NextHopV4
 			case v6 && p.NextHopV6.IsValid():
 				h.addr = p.NextHopV6
-			case v6 == p.Address.Is6():
-				// The session's own family: GoBGP puts its local address.
+			case v6 == p.Address.Is6() || p.Interface != "":
+				// The session's own family, or any family over an
+				// unnumbered session (RFC 5549): GoBGP puts its local
+				// address, the interface's IPv6 link-local one.
 			default:
 				h.addr, h.err = nextHop(p.Address, p.SourceAddress, v6)
 				if h.err != nil {

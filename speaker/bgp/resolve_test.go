@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -27,6 +28,16 @@ func TestResolveDesired(t *testing.T) {
 			return addr("198.51.100.11"), nil
 		}
 		return netip.Addr{}, fmt.Errorf("no route to %v", peer)
+	}
+	// The fake neighbour lookup finds a router on eth1 only.
+	neighbor := func(ifname string) (netip.Addr, error) {
+		if ifname == "eth1" {
+			return addr("fe80::1%eth1"), nil
+		}
+		return netip.Addr{}, fmt.Errorf("%w: none on %s", ErrNoRouterNeighbor, ifname)
+	}
+	unnumbered := func(name, ifname string, routes ...Route) Peer {
+		return Peer{Name: name, Interface: ifname, PeerASN: 64512, MyASN: 64513, HoldTime: 90 * time.Second, Routes: routes}
 	}
 	type resolved struct {
 		Sessions []string
@@ -160,10 +171,58 @@ func TestResolveDesired(t *testing.T) {
 			peers:     []Peer{func() Peer { p := v4peer("p", "198.51.100.1"); p.Passive = true; return p }()},
 			want:      resolved{Sessions: []string{"198.51.100.1"}, Routes: map[string][]string{"198.51.100.1": {}}},
 		},
+		{
+			name:  "unnumbered: both families keep GoBGP's next hop, the interface's link-local address (RFC 5549)",
+			peers: []Peer{unnumbered("u", "eth1", host4, host6)},
+			want: resolved{
+				Sessions: []string{"fe80::1%eth1"},
+				Routes:   map[string][]string{"fe80::1%eth1": {"203.0.113.130/32", "2001:db8:200::5/128"}},
+			},
+		},
+		{
+			name: "unnumbered with an explicit IPv4 next hop",
+			peers: []Peer{func() Peer {
+				p := unnumbered("u", "eth1", host4)
+				p.NextHopV4 = addr("198.51.100.99")
+				return p
+			}()},
+			want: resolved{
+				Sessions: []string{"fe80::1%eth1"},
+				Routes:   map[string][]string{"fe80::1%eth1": {"203.0.113.130/32 via 198.51.100.99"}},
+			},
+		},
+		{
+			name:  "unnumbered without a router on the interface: no session, the others stay",
+			peers: []Peer{unnumbered("u", "eth2", host4), v4peer("r1", "198.51.100.1", host4)},
+			want: resolved{
+				Sessions: []string{"198.51.100.1"},
+				Routes:   map[string][]string{"198.51.100.1": {"203.0.113.130/32"}},
+				Problems: map[string]string{"u": "session"},
+			},
+		},
+		{
+			name:  "two unnumbered peers on one interface: the second by name is rejected",
+			peers: []Peer{unnumbered("v", "eth1"), unnumbered("u", "eth1", host4)},
+			want: resolved{
+				Sessions: []string{"fe80::1%eth1"},
+				Routes:   map[string][]string{"fe80::1%eth1": {"203.0.113.130/32"}},
+				Problems: map[string]string{"v": "session"},
+			},
+		},
+		{
+			name: "unnumbered with BFD is refused",
+			peers: []Peer{func() Peer {
+				p := unnumbered("u", "eth1", host4)
+				p.BFD.Enabled = true
+				return p
+			}()},
+			want: resolved{Problems: map[string]string{"u": "session"}},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			d, problems := resolveDesired(Desired{Peers: tt.peers}, tt.listening, lookup)
+			peers, unresolved := resolveInterfaces(tt.peers, neighbor)
+			d, problems := resolveDesired(Desired{Peers: peers}, tt.listening, lookup, unresolved)
 			if diff := cmp.Diff(tt.want, view(d, problems)); diff != "" {
 				t.Errorf("resolveDesired (-want +got):\n%s", diff)
 			}
@@ -199,5 +258,61 @@ func TestPickNextHop(t *testing.T) {
 				t.Errorf("pickNextHop = %v, %v; want %v, %v", got, ok, tt.want, tt.ok)
 			}
 		})
+	}
+}
+
+func TestPickRouterNeighbor(t *testing.T) {
+	addr := netip.MustParseAddr
+	own := []netip.Addr{addr("fe80::11"), addr("198.51.100.11")}
+	tests := []struct {
+		name      string
+		neighbors []neighborEntry
+		want      netip.Addr
+		wantErr   string // substring; "" for none
+	}{
+		{"the one router", []neighborEntry{{addr: addr("fe80::1"), router: true}}, addr("fe80::1%eth1"), ""},
+		{"hosts on a shared link are not routers", []neighborEntry{
+			{addr: addr("fe80::12")}, {addr: addr("fe80::1"), router: true}, {addr: addr("fe80::13")}}, addr("fe80::1%eth1"), ""},
+		{"a global address of the router does not count twice", []neighborEntry{
+			{addr: addr("2001:db8:1::1"), router: true}, {addr: addr("fe80::1"), router: true}}, addr("fe80::1%eth1"), ""},
+		{"the same router twice", []neighborEntry{{addr: addr("fe80::1"), router: true}, {addr: addr("fe80::1"), router: true}}, addr("fe80::1%eth1"), ""},
+		{"a failed router is gone", []neighborEntry{{addr: addr("fe80::1"), router: true, failed: true}}, netip.Addr{}, "no IPv6 link-local neighbour that is a router"},
+		{"no router", []neighborEntry{{addr: addr("fe80::12")}}, netip.Addr{}, "no IPv6 link-local neighbour that is a router"},
+		{"the node's own address", []neighborEntry{{addr: addr("fe80::11"), router: true}}, netip.Addr{}, "no IPv6 link-local"},
+		{"two routers", []neighborEntry{{addr: addr("fe80::2"), router: true}, {addr: addr("fe80::1"), router: true}}, netip.Addr{},
+			"has 2 routers ([fe80::1 fe80::2]): unnumbered peering needs a link with one router"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := pickRouterNeighbor("eth1", tt.neighbors, own)
+			if tt.wantErr == "" {
+				if err != nil || got != tt.want {
+					t.Errorf("pickRouterNeighbor = %v, %v; want %v", got, err, tt.want)
+				}
+				return
+			}
+			if err == nil || !errors.Is(err, ErrNoRouterNeighbor) || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("pickRouterNeighbor = %v, %v; want an ErrNoRouterNeighbor containing %q", got, err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestResolveInterfacesAsksOncePerInterface(t *testing.T) {
+	calls := map[string]int{}
+	neighbor := func(ifname string) (netip.Addr, error) {
+		calls[ifname]++
+		return netip.MustParseAddr("fe80::1%" + ifname), nil
+	}
+	peers := []Peer{{Name: "a", Interface: "eth1"}, {Name: "b", Interface: "eth1"}, {Name: "c", Address: netip.MustParseAddr("198.51.100.1")}}
+	got, errs := resolveInterfaces(peers, neighbor)
+	if len(errs) != 0 || got[0].Address.String() != "fe80::1%eth1" || got[1].Address != got[0].Address || got[2].Address != peers[2].Address {
+		t.Errorf("resolveInterfaces = %+v, %v", got, errs)
+	}
+	if peers[0].Address.IsValid() {
+		t.Errorf("resolveInterfaces changed its input")
+	}
+	if diff := cmp.Diff(map[string]int{"eth1": 1}, calls); diff != "" {
+		t.Errorf("neighbour lookups (-want +got):\n%s", diff)
 	}
 }

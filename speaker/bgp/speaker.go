@@ -55,9 +55,15 @@ type Speaker struct {
 	srv     *server.BgpServer
 	opts    Options
 	nextHop nextHopFunc
-	cancel  context.CancelFunc
-	done    chan struct{}
-	changes chan struct{}
+	// neighbor finds an unnumbered peer's router; advertise sends router
+	// advertisements on an unnumbered peer's interface until its context is
+	// done.
+	neighbor  neighborFunc
+	advertise func(ctx context.Context, ifname string)
+	ctx       context.Context // done when the speaker closes
+	cancel    context.CancelFunc
+	done      chan struct{}
+	changes   chan struct{}
 
 	setMu   sync.Mutex // serialises Set and Close
 	applied applied    // guarded by setMu
@@ -65,6 +71,14 @@ type Speaker struct {
 	// exactly applied.groups. Guarded by setMu.
 	assignmentDirty bool
 	closed          bool
+	// last is the Desired of the last Set, and resolved what its
+	// unnumbered peers' interfaces resolved to (address or error text):
+	// checkNeighbors applies last again when that changes. advertisers
+	// stop the router advertisements of each unnumbered interface. Guarded
+	// by setMu.
+	last        Desired
+	resolved    map[string]string
+	advertisers map[string]context.CancelFunc
 
 	mu           sync.Mutex // guards what follows
 	records      map[string]*peerRecord
@@ -98,12 +112,15 @@ func New(opts Options) (*Speaker, error) {
 		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	s := &Speaker{
-		opts:    opts,
-		nextHop: kernelNextHop,
-		done:    make(chan struct{}),
-		changes: make(chan struct{}, 1),
-		applied: newApplied(),
-		records: map[string]*peerRecord{},
+		opts:        opts,
+		nextHop:     kernelNextHop,
+		neighbor:    kernelNeighbor,
+		advertise:   advertiseRouter,
+		advertisers: map[string]context.CancelFunc{},
+		done:        make(chan struct{}),
+		changes:     make(chan struct{}, 1),
+		applied:     newApplied(),
+		records:     map[string]*peerRecord{},
 	}
 	s.srv = server.NewBgpServer(server.LoggerOption(slog.New(newLogHandler(logger.Handler(), s)), nil))
 	go s.srv.Serve()
@@ -127,6 +144,7 @@ func New(opts Options) (*Speaker, error) {
 		s.srv.Stop()
 		return nil, fmt.Errorf("bgp: start GoBGP: %w", err)
 	}
+	s.ctx = ctx
 	go s.pollBFD(ctx)
 	return s, nil
 }
@@ -156,10 +174,20 @@ func (s *Speaker) notify() {
 func (s *Speaker) Set(ctx context.Context, d Desired) error {
 	s.setMu.Lock()
 	defer s.setMu.Unlock()
+	return s.set(ctx, d)
+}
+
+// set is Set with s.setMu held.
+func (s *Speaker) set(ctx context.Context, d Desired) error {
 	if s.closed {
 		return ErrClosed
 	}
-	want, problems := resolveDesired(d, s.opts.ListenPort != 0, s.nextHop)
+	s.last = d
+	s.advertiseOn(unnumberedInterfaces(d.Peers))
+	var unresolved map[string]error
+	d.Peers, unresolved = resolveInterfaces(d.Peers, s.neighbor)
+	s.resolved = resolutions(d.Peers, unresolved)
+	want, problems := resolveDesired(d, s.opts.ListenPort != 0, s.nextHop, unresolved)
 	p, dropped := makePlan(s.applied, want)
 	s.updateRecords(d, want, problems, dropped)
 	defer s.notify()
@@ -169,6 +197,59 @@ func (s *Speaker) Set(ctx context.Context, d Desired) error {
 	}
 	s.adoptSessions(ctx)
 	return err
+}
+
+// advertiseOn makes router advertisements go out on exactly ifaces (the
+// unnumbered peers' interfaces). Called with s.setMu held.
+func (s *Speaker) advertiseOn(ifaces []string) {
+	for name, stop := range s.advertisers {
+		if !slices.Contains(ifaces, name) {
+			stop()
+			delete(s.advertisers, name)
+		}
+	}
+	for _, name := range ifaces {
+		if _, ok := s.advertisers[name]; !ok {
+			ctx, stop := context.WithCancel(s.ctx)
+			s.advertisers[name] = stop
+			go s.advertise(ctx, name)
+		}
+	}
+}
+
+// resolutions returns, by interface, what the unnumbered peers' interfaces
+// resolved to: the router's address, or the error.
+func resolutions(peers []Peer, unresolved map[string]error) map[string]string {
+	out := map[string]string{}
+	for _, p := range peers {
+		if p.Interface == "" {
+			continue
+		}
+		if err := unresolved[p.Name]; err != nil {
+			out[p.Interface] = "error: " + err.Error()
+		} else {
+			out[p.Interface] = p.Address.String()
+		}
+	}
+	return out
+}
+
+// checkNeighbors finds the unnumbered peers' routers again and, when one
+// appeared, changed or went, applies the last Set's Desired again. A Set
+// running meanwhile finds them itself, so checkNeighbors then does nothing.
+func (s *Speaker) checkNeighbors(ctx context.Context) {
+	if !s.setMu.TryLock() {
+		return
+	}
+	defer s.setMu.Unlock()
+	if s.closed || len(s.resolved) == 0 {
+		return
+	}
+	peers, unresolved := resolveInterfaces(s.last.Peers, s.neighbor)
+	if maps.Equal(resolutions(peers, unresolved), s.resolved) {
+		return
+	}
+	_ = s.set(ctx, s.last) // a failure is reported in the statuses, and the next Set retries
 }
 
 // apply carries out p, updating s.applied after each GoBGP call that

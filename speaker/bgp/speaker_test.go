@@ -294,7 +294,7 @@ func TestSpeakerAppliesDesiredStateToRouters(t *testing.T) {
 		t.Fatalf("Set: %v", err)
 	}
 	s.setMu.Lock()
-	want, _ := resolveDesired(d2, false, s.nextHop)
+	want, _ := resolveDesired(d2, false, s.nextHop, nil)
 	again, _ := makePlan(s.applied, want)
 	s.setMu.Unlock()
 	if !again.empty() {

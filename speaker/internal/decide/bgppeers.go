@@ -2,19 +2,22 @@ package decide
 
 import (
 	"net/netip"
+	"slices"
 
 	"github.com/herald-dev/herald/config"
 )
 
 // peersForNode splits the BGPPeers a node with these labels opens sessions
 // with (config.Model.BGPPeersForNode) into those it can open and those whose
-// sourceAddress none of the node's interfaces has: a session from an address
-// the node lacks could never connect, so the node does not try, and reports
-// why. A peer without a sourceAddress is always usable. Both lists keep the
-// model's order (by name). Cost: O(P x A) for P peers and A node addresses.
+// sourceAddress none of the node's interfaces has, or whose interface (an
+// unnumbered peer) the node does not have: such a session could never
+// connect, so the node does not try, and reports why. A peer with neither is
+// always usable. Both lists keep the model's order (by name). Cost:
+// O(P x A) for P peers and A node addresses.
 func peersForNode(m *config.Model, selfLabels map[string]string, ifaces []NodeInterface) (usable, withoutSource []config.BGPPeer) {
 	for _, p := range m.BGPPeersForNode(selfLabels) {
-		if p.SourceAddress.IsValid() && !hasAddress(ifaces, p.SourceAddress) {
+		if p.SourceAddress.IsValid() && !hasAddress(ifaces, p.SourceAddress) ||
+			p.Unnumbered() && !slices.ContainsFunc(ifaces, func(i NodeInterface) bool { return i.Name == p.Interface }) {
 			withoutSource = append(withoutSource, p)
 			continue
 		}

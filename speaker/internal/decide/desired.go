@@ -56,8 +56,8 @@ type Desired struct {
 	// BGPPeers are the BGPPeers this node opens sessions with, sorted by name.
 	BGPPeers []config.BGPPeer
 	// BGPPeersWithoutSource are the BGPPeers that select this node but whose
-	// sourceAddress the node does not have: it opens no session with them
-	// (and reports so), sorted by name.
+	// sourceAddress, or interface (unnumbered peers), the node does not
+	// have: it opens no session with them (and reports so), sorted by name.
 	BGPPeersWithoutSource []config.BGPPeer
 }
 

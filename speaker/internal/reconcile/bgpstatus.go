@@ -287,14 +287,18 @@ func unusablePeers(raw []*v1alpha1.BGPPeer, m *config.Model, selfLabels map[stri
 }
 
 // peersWithoutSource returns a NotConfigured status for each BGPPeer that
-// selects this node but names a sourceAddress the node does not have
+// selects this node but names a sourceAddress, or an interface, the node
+// does not have
 // (decide.Desired.BGPPeersWithoutSource): the node opens no session with it,
 // and its status, the BGPPeer's event and the session metric say why.
 func peersWithoutSource(peers []config.BGPPeer) []bgp.PeerStatus {
 	out := make([]bgp.PeerStatus, 0, len(peers))
 	for _, p := range peers {
-		out = append(out, bgp.PeerStatus{Name: p.Name, Address: p.Address, State: bgp.StateNotConfigured, ConfigError: fmt.Sprintf(
-			"this node has no address %s (spec.sourceAddress): it opens no session with this peer; add the address to the node or restrict spec.nodeSelectors to the nodes that have it", p.SourceAddress)})
+		why := fmt.Sprintf("this node has no address %s (spec.sourceAddress): it opens no session with this peer; add the address to the node or restrict spec.nodeSelectors to the nodes that have it", p.SourceAddress)
+		if p.Unnumbered() {
+			why = fmt.Sprintf("this node has no interface %s (spec.interface): it opens no session with this peer; restrict spec.nodeSelectors to the nodes that have it", p.Interface)
+		}
+		out = append(out, bgp.PeerStatus{Name: p.Name, Address: p.Address, State: bgp.StateNotConfigured, ConfigError: why})
 	}
 	return out
 }

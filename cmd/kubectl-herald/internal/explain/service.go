@@ -422,7 +422,11 @@ func sessionsFor(c Cluster, m *config.Model, n *corev1.Node, pool string) []v1al
 		if !to {
 			continue
 		}
-		s := v1alpha1.BGPSessionStatus{Peer: p.Name, PeerAddress: p.Address.String(), State: "unknown (not in the node's SpeakerStatus)"}
+		addr := p.Address.String()
+		if p.Unnumbered() {
+			addr = "interface " + p.Interface
+		}
+		s := v1alpha1.BGPSessionStatus{Peer: p.Name, PeerAddress: addr, State: "unknown (not in the node's SpeakerStatus)"}
 		if st != nil {
 			for _, bs := range st.Status.BGPSessions {
 				if bs.Peer == p.Name {

@@ -580,10 +580,16 @@ func (p *Plan) convertBGPPeer(o *unstructured.Unstructured, bfd map[string]bfdSe
 	s := &peer.Spec
 	var err error
 	var set bool
+	// MetalLB's interface (unnumbered BGP) is Herald's interface.
+	if s.Interface, _, err = f.str("interface"); err != nil {
+		p.problem(o, err)
+	}
 	if s.PeerAddress, _, err = f.str("peerAddress"); err != nil {
 		p.problem(o, err)
-	} else if _, perr := netip.ParseAddr(s.PeerAddress); perr != nil {
-		p.problem(o, fmt.Errorf("spec.peerAddress %q is not an IP address (Herald needs one)", s.PeerAddress))
+	} else if s.Interface != "" && s.PeerAddress != "" {
+		p.problem(o, fmt.Errorf("spec.peerAddress %q and spec.interface %q are both set: Herald takes one", s.PeerAddress, s.Interface))
+	} else if _, perr := netip.ParseAddr(s.PeerAddress); perr != nil && s.Interface == "" {
+		p.problem(o, fmt.Errorf("spec.peerAddress %q is not an IP address (Herald needs one, or spec.interface)", s.PeerAddress))
 	}
 	if s.SourceAddress, _, err = f.str("sourceAddress"); err != nil {
 		p.problem(o, err)

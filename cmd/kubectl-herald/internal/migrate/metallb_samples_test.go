@@ -34,7 +34,7 @@ var carriedTo = map[string]map[string][]string{
 		"communities": {"communities", "largeCommunities"},
 	},
 	KindBGPPeer: {
-		"myASN": {"myASN"}, "peerASN": {"peerASN"}, "peerAddress": {"peerAddress"}, "sourceAddress": {"sourceAddress"},
+		"myASN": {"myASN"}, "peerASN": {"peerASN"}, "peerAddress": {"peerAddress"}, "interface": {"interface"}, "sourceAddress": {"sourceAddress"},
 		"peerPort": {"port"}, "holdTime": {"holdTime"}, "keepaliveTime": {"keepaliveTime"}, "password": {"password"},
 		"passwordSecret": {"passwordSecretRef"}, "ebgpMultiHop": {"ebgpMultihop"}, "nodeSelectors": {"nodeSelectors"},
 		"enableGracefulRestart": {"gracefulRestart"}, "bfdProfile": {"bfd"},

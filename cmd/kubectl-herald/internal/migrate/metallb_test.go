@@ -244,6 +244,20 @@ func TestMetalLBResources(t *testing.T) {
 			problem: `BFDProfile "fast", which does not exist`,
 		},
 		{
+			name:    "an unnumbered peer keeps its interface",
+			objects: []*unstructured.Unstructured{mlb(KindBGPPeer, "p", map[string]any{"myASN": int64(64512), "peerASN": int64(64513), "interface": "eth1"})},
+			check: func(t *testing.T, p *Plan) {
+				if s := p.BGPPeers[0].Spec; s.Interface != "eth1" || s.PeerAddress != "" {
+					t.Errorf("spec %+v, want interface eth1 and no peerAddress", s)
+				}
+			},
+		},
+		{
+			name:    "a peer with an address and an interface",
+			objects: []*unstructured.Unstructured{mlb(KindBGPPeer, "p", map[string]any{"myASN": int64(64512), "peerASN": int64(64513), "interface": "eth1", "peerAddress": "203.0.113.1"})},
+			problem: `spec.peerAddress "203.0.113.1" and spec.interface "eth1" are both set`,
+		},
+		{
 			name:    "dynamic external ASN has no equivalent",
 			objects: []*unstructured.Unstructured{mlb(KindBGPPeer, "p", map[string]any{"myASN": int64(64512), "dynamicASN": "external", "peerAddress": "203.0.113.1"})},
 			problem: `spec.dynamicASN "external"`,
