@@ -109,7 +109,7 @@ type BGPEntry struct {
 // per pool.
 func Compute(in Inputs) Desired {
 	d := Desired{
-		Layer2: map[netip.Addr]Layer2Entry{},
+		Layer2:     map[netip.Addr]Layer2Entry{},
 		Owners:     map[netip.Addr]string{},
 		Successors: map[netip.Addr]string{},
 		BGP:        map[netip.Addr]BGPEntry{},

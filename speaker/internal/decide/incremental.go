@@ -154,11 +154,11 @@ func (c *Incremental) full(in Inputs, nodes []Node) Desired {
 // does).
 func (c *Incremental) result() Desired {
 	d := Desired{
-		Layer2:   maps.Clone(c.d.Layer2),
+		Layer2:     maps.Clone(c.d.Layer2),
 		Owners:     maps.Clone(c.d.Owners),
 		Successors: maps.Clone(c.d.Successors),
 		BGP:        maps.Clone(c.d.BGP),
-		BGPPeers: slices.Clone(c.d.BGPPeers),
+		BGPPeers:   slices.Clone(c.d.BGPPeers),
 	}
 	d.BGPPeersWithoutSource = slices.Clone(c.d.BGPPeersWithoutSource)
 	return d
