@@ -158,9 +158,15 @@ func readyEndpoints(pods ...*netlab.Pod) []netlab.Endpoint {
 // l2AddrRankingFirst returns the first address of the layer-2 pool from its
 // 10th on whose election ranks node first among all nodes.
 func (m *measurement) l2AddrRankingFirst(node string) netip.Addr {
+	return m.l2AddrRankingFirstFrom(node, 10)
+}
+
+// l2AddrRankingFirstFrom returns the first address of the layer-2 pool from
+// its skip-th on whose election ranks node first among all nodes.
+func (m *measurement) l2AddrRankingFirstFrom(node string, skip int) netip.Addr {
 	names := m.lab.Cluster.NodeNames()
 	a := netlab.L2PoolV4.Addr()
-	for range 10 {
+	for range skip {
 		a = a.Next()
 	}
 	for ; netlab.L2PoolV4.Contains(a); a = a.Next() {
