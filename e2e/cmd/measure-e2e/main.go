@@ -69,6 +69,7 @@ type options struct {
 	interval, timeout, grace, settle            time.Duration
 	dir                                         string
 	nodes, burners                              int
+	ipv6                                        bool
 	falseAlarm                                  time.Duration
 	loss                                        float64
 }
@@ -86,6 +87,7 @@ func main() {
 	flag.DurationVar(&cfg.grace, "grace", 3*time.Second, "how long a deleted pod stays terminating but serving")
 	flag.DurationVar(&cfg.settle, "settle", 5*time.Second, "how long BGP and BFD must stay up before a BGP trial")
 	flag.StringVar(&cfg.dir, "dir", "", "directory for logs (default a new temporary one)")
+	flag.BoolVar(&cfg.ipv6, "ipv6", false, "layer-2 phases over IPv6 (NDP) instead of IPv4 (ARP)")
 	flag.IntVar(&cfg.nodes, "nodes", 3, "node hosts in the lab (at least 3)")
 	flag.DurationVar(&cfg.falseAlarm, "false-alarm-duration", 0, "run the false-alarm phase this long: packet loss and CPU burners, counting address moves (0 skips)")
 	flag.Float64Var(&cfg.loss, "loss", 0.1, "false-alarm phase: the share of received IP packets every node drops")
