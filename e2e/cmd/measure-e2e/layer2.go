@@ -150,7 +150,13 @@ func (m *measurement) waitOwner(ctx context.Context, addr netip.Addr) *netlab.No
 	var why string
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
-		macs, err := l.Client.ARPAll(ctx, addr, 300*time.Millisecond)
+		var macs []net.HardwareAddr
+		var err error
+		if addr.Is4() {
+			macs, err = l.Client.ARPAll(ctx, addr, 300*time.Millisecond)
+		} else {
+			macs, err = l.NDPAll(ctx, addr)
+		}
 		switch {
 		case err != nil:
 			why = err.Error()
