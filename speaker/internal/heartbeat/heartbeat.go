@@ -249,7 +249,7 @@ func (h *Heartbeats) report(changes ...Change) {
 		case Presumed:
 			h.cfg.Logger.Warn("no heartbeat from node: presumed dead, taking over its layer-2 addresses", "member", c.Node, "silence", c.Silence)
 		case Cleared:
-			h.cfg.Logger.Warn("heartbeat from node presumed dead: false alarm, it keeps its addresses", "member", c.Node, "presumedFor", c.Silence)
+			h.cfg.Logger.Warn("heartbeat again from node presumed dead: it is back, or it was a false alarm; it keeps its addresses", "member", c.Node, "presumedFor", c.Silence)
 		case Confirmed:
 			h.cfg.Logger.Info("membership confirms node presumed dead", "member", c.Node, "after", c.Silence)
 		case Expired:
