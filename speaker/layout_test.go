@@ -48,6 +48,12 @@ var forbiddenImports = map[string]rule{
 		module + "/speaker/layer2", module + "/speaker/bgp", module + "/speaker/internal/kubeinput",
 		module + "/speaker/internal/reconcile", module + "/speaker/internal/report", module + "/speaker/internal/probe",
 	}},
+	// The fast failure detector speaks UDP to other speakers; it reads no
+	// Kubernetes object and knows nothing of the speaker's other parts.
+	"speaker/internal/heartbeat": {Deps: []string{
+		"k8s.io/", "github.com/prometheus", "github.com/hashicorp", "github.com/osrg", "github.com/mdlayher",
+		module + "/speaker/", module + "/config", module + "/controller", module + "/ipam/",
+	}},
 	// The kube-proxy probe speaks HTTP to its own node only.
 	"speaker/internal/probe": {Deps: []string{
 		"k8s.io/client-go", "github.com/prometheus", "github.com/hashicorp", "github.com/osrg", "github.com/mdlayher",

@@ -24,6 +24,7 @@ import (
 	heraldclient "github.com/herald-dev/herald/config/generated/clientset/versioned"
 	"github.com/herald-dev/herald/speaker/bgp"
 	"github.com/herald-dev/herald/speaker/internal/decide"
+	"github.com/herald-dev/herald/speaker/internal/heartbeat"
 	"github.com/herald-dev/herald/speaker/internal/kubeinput"
 	"github.com/herald-dev/herald/speaker/internal/membership"
 	"github.com/herald-dev/herald/speaker/internal/reconcile"
@@ -76,6 +77,16 @@ type Config struct {
 	// MemberlistProbeInterval is membership's probe interval (200 ms).
 	MemberlistProbeInterval time.Duration
 
+	// HeartbeatPort is the UDP port of the fast failure detector (package
+	// heartbeat), the same on every node; negative turns it off and leaves
+	// failure detection to membership. Default 7947.
+	HeartbeatPort int
+	// HeartbeatInterval is the time between two heartbeats (25 ms), and
+	// HeartbeatTimeout the silence after which a node is presumed dead
+	// (175 ms).
+	HeartbeatInterval time.Duration
+	HeartbeatTimeout  time.Duration
+
 	// ProbeKubeProxy enables probing kube-proxy's health checks on this
 	// node (see internal/probe).
 	ProbeKubeProxy bool
@@ -125,6 +136,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MemberlistPort == 0 {
 		c.MemberlistPort = 7946
+	}
+	if c.HeartbeatPort == 0 {
+		c.HeartbeatPort = 7947
 	}
 	if c.KubeProxyHealthPort == 0 {
 		c.KubeProxyHealthPort = 10256
@@ -191,7 +205,13 @@ func Run(ctx context.Context, cfg Config) error {
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: kube.CoreV1().Events("")})
 	defer broadcaster.Shutdown()
 	recorder := broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "herald-speaker", Host: cfg.NodeName})
-	loop, status := newLoop(cfg, in, herald, members, l2, nodeIP, recorder, log)
+	metrics := report.NewMetrics(cfg.Registry, l2.Stats, members.Counts, in.badClaims.Count)
+	fast, err := startHeartbeats(cfg, members, nodeIP, in.changes.Poke, metrics, log)
+	if err != nil {
+		_ = members.Shutdown()
+		return err
+	}
+	loop, status := newLoop(cfg, in, herald, members, fast, l2, nodeIP, recorder, metrics, log)
 	keys.status = status
 	report.RegisterGossipKeyMetrics(cfg.Registry, keys.report)
 	keysCtx, stopKeys := context.WithCancel(ctx)
@@ -219,6 +239,9 @@ func Run(ctx context.Context, cfg Config) error {
 	bgpCtx, cancelBGP := context.WithTimeout(context.Background(), 5*time.Second)
 	loop.Close(bgpCtx)
 	cancelBGP()
+	if fast != nil {
+		_ = fast.Close()
+	}
 	_ = members.Shutdown()
 	log.Info("handed over", "after", time.Since(start))
 	finalCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -285,10 +308,31 @@ func joinMembership(cfg Config, in inputs, keys membership.KeySet, keysChanged f
 	return members, nodeIP, err
 }
 
-// newLoop makes the metrics, the status writer and the reconcile loop.
-func newLoop(cfg Config, in inputs, herald heraldclient.Interface, members *membership.Membership, l2 *layer2.Announcer,
-	nodeIP netip.Addr, recorder record.EventRecorder, log *slog.Logger) (*reconcile.Loop, *report.StatusWriter) {
-	metrics := report.NewMetrics(cfg.Registry, l2.Stats, members.Counts, in.badClaims.Count)
+// startHeartbeats starts the fast failure detector at nodeIP, unless it
+// is turned off (nil, nil).
+func startHeartbeats(cfg Config, members *membership.Membership, nodeIP netip.Addr, changed func(), metrics *report.Metrics,
+	log *slog.Logger) (*heartbeat.Heartbeats, error) {
+	if cfg.HeartbeatPort < 0 {
+		return nil, nil
+	}
+	h, err := heartbeat.Start(heartbeat.Config{
+		Name: cfg.NodeName, Listen: netip.AddrPortFrom(nodeIP, uint16(cfg.HeartbeatPort)),
+		Interval: cfg.HeartbeatInterval, Timeout: cfg.HeartbeatTimeout,
+		Alive:   func(n string) bool { return members.Alive()[n] },
+		Changed: changed,
+		Observe: func(c heartbeat.Change) { metrics.HeartbeatVerdicts.WithLabelValues(c.Kind.String()).Inc() },
+		Logger:  log.With("component", "heartbeat"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("speaker: fast failure detector (set --heartbeat-port=-1 to turn it off): %w", err)
+	}
+	return h, nil
+}
+
+// newLoop makes the status writer and the reconcile loop.
+func newLoop(cfg Config, in inputs, herald heraldclient.Interface, members *membership.Membership, fast *heartbeat.Heartbeats,
+	l2 *layer2.Announcer, nodeIP netip.Addr, recorder record.EventRecorder, metrics *report.Metrics,
+	log *slog.Logger) (*reconcile.Loop, *report.StatusWriter) {
 	status := report.NewStatusWriter(herald, in.informers.Statuses, cfg.NodeName, cfg.StatusInterval, nodeUID(in.informers, cfg.NodeName), func(err error) {
 		if err != nil {
 			metrics.StatusWrites.WithLabelValues("error").Inc()
@@ -310,11 +354,21 @@ func newLoop(cfg Config, in inputs, herald heraldclient.Interface, members *memb
 		MemberlistPort:         cfg.MemberlistPort, MemberlistJoin: cfg.MemberlistJoin,
 	}, reconcile.Deps{
 		Log: log, Informers: in.informers, Changes: in.changes, Members: members, Layer2: l2,
-		BGP:      func(o bgp.Options) (reconcile.BGPSpeaker, error) { return bgp.New(o) },
-		RouterID: bgp.RouterIDFor(cfg.NodeName, append(idAddrs, nodeIP)),
-		Status:   status, Metrics: metrics, Health: cfg.Health, Recorder: recorder,
+		FastDetector: fastDetector(fast),
+		BGP:          func(o bgp.Options) (reconcile.BGPSpeaker, error) { return bgp.New(o) },
+		RouterID:     bgp.RouterIDFor(cfg.NodeName, append(idAddrs, nodeIP)),
+		Status:       status, Metrics: metrics, Health: cfg.Health, Recorder: recorder,
 	})
 	return loop, status
+}
+
+// fastDetector returns h as the loop's FastDetector: nil (not a typed nil)
+// when it is off.
+func fastDetector(h *heartbeat.Heartbeats) reconcile.FastDetector {
+	if h == nil {
+		return nil
+	}
+	return h
 }
 
 // clients returns the Kubernetes and Herald clients of cfg.

@@ -67,6 +67,9 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (optio
 	fs.StringVar(&cfg.MemberlistSecretKeyFile, "memberlist-secret-key-file", "", "file holding one fixed 16, 24 or 32-byte key (raw or base64) that encrypts membership traffic, when --memberlist-keys-dir is not set; rotating it takes a restart that splits the membership")
 	fs.StringSliceVar(&cfg.MemberlistJoin, "memberlist-join", nil, "extra host:port addresses of speakers to join, besides the Nodes' InternalIPs")
 	fs.DurationVar(&cfg.MemberlistProbeInterval, "memberlist-probe-interval", 0, "membership probe interval; a dead speaker is detected in about 2 to 5 intervals (default 200ms)")
+	fs.IntVar(&cfg.HeartbeatPort, "heartbeat-port", 7947, "UDP port of the fast failure detector, the same on every node: each layer-2 address's owner sends heartbeats to the node that would take it over, which takes it when they stop; -1 turns it off and leaves failure detection to membership (about a second)")
+	fs.DurationVar(&cfg.HeartbeatInterval, "heartbeat-interval", 25*time.Millisecond, "time between two heartbeats to each watching node")
+	fs.DurationVar(&cfg.HeartbeatTimeout, "heartbeat-timeout", 175*time.Millisecond, "silence after which a node is presumed dead and its layer-2 addresses taken over; at least 3 heartbeat intervals (docs/speaker.md weighs it against false alarms)")
 	fs.DurationVar(&o.takeover, "takeover-delay", speaker.DefaultTakeoverDelay, "for externalTrafficPolicy Local: how long a node whose first local endpoint just became ready waits before it takes an address (layer 2) or adds its route (BGP) while another node still forwards, so its kube-proxy has programmed the endpoint first; above kube-proxy's --iptables-min-sync-period; 0 disables")
 	fs.BoolVar(&cfg.ProbeKubeProxy, "probe-kube-proxy", false, "probe kube-proxy's health checks on this node (healthCheckNodePort /healthz for externalTrafficPolicy Local, the node health port for every Service) and withdraw when it says the node cannot serve")
 	fs.IntVar(&cfg.KubeProxyHealthPort, "kube-proxy-health-port", 10256, "kube-proxy's node health port (its --healthz-bind-address port)")
@@ -76,6 +79,12 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (optio
 	}
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	if cfg.HeartbeatPort > 65535 || cfg.HeartbeatPort < -1 {
+		return o, fmt.Errorf("--heartbeat-port=%d: want a port, or -1 for off", cfg.HeartbeatPort)
+	}
+	if cfg.HeartbeatInterval <= 0 || cfg.HeartbeatTimeout < 3*cfg.HeartbeatInterval {
+		return o, fmt.Errorf("--heartbeat-timeout=%v must be at least 3 times --heartbeat-interval=%v (and the interval positive)", cfg.HeartbeatTimeout, cfg.HeartbeatInterval)
 	}
 	return o, nil
 }

@@ -46,7 +46,8 @@ func TestParseFlagsFromEnvironment(t *testing.T) {
 }
 
 func TestParseFlagsRefuses(t *testing.T) {
-	for _, args := range [][]string{{"--no-such-flag"}, {"stray"}, {"--takeover-delay=soon"}} {
+	for _, args := range [][]string{{"--no-such-flag"}, {"stray"}, {"--takeover-delay=soon"},
+		{"--heartbeat-timeout=50ms"}, {"--heartbeat-interval=0s"}, {"--heartbeat-port=70000"}, {"--heartbeat-port=-2"}} {
 		if _, err := parseFlags(args, func(string) string { return "" }, &bytes.Buffer{}); err == nil {
 			t.Errorf("parseFlags(%q) succeeded", args)
 		}

@@ -77,6 +77,31 @@ func GratuitousARP(pkts []netlab.Packet, addr netip.Addr, after time.Time, not s
 	return netlab.Packet{}, false
 }
 
+// UnsolicitedNA returns the first unsolicited neighbour advertisement for
+// addr in pkts (a capture with filter "icmp6") sent to all nodes after after
+// by a MAC other than not (nil for any): IPv6's gratuitous ARP.
+func UnsolicitedNA(pkts []netlab.Packet, addr netip.Addr, after time.Time, not string) (netlab.Packet, bool) {
+	tgt := "neighbor advertisement, tgt is " + addr.String() + ","
+	for _, p := range pkts {
+		if !p.Time.After(after) || p.Dst.String() != "33:33:00:00:00:01" || (not != "" && strings.EqualFold(p.Src.String(), not)) {
+			continue
+		}
+		if strings.Contains(p.Line, tgt) {
+			return p, true
+		}
+	}
+	return netlab.Packet{}, false
+}
+
+// Gratuitous returns GratuitousARP's answer for an IPv4 addr and
+// UnsolicitedNA's for an IPv6 one.
+func Gratuitous(pkts []netlab.Packet, addr netip.Addr, after time.Time, not string) (netlab.Packet, bool) {
+	if addr.Is4() {
+		return GratuitousARP(pkts, addr, after, not)
+	}
+	return UnsolicitedNA(pkts, addr, after, not)
+}
+
 // NodeOfAddr returns the node that owns a as its LAN address or as the address of
 // its pod bridge (what a pod sees as the source of traffic kube-proxy masqueraded
 // on that node), or nil.

@@ -125,3 +125,29 @@ func TestTroubledConnections(t *testing.T) {
 		})
 	}
 }
+
+func TestUnsolicitedNA(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	allNodes, _ := net.ParseMAC("33:33:00:00:00:01")
+	old, _ := net.ParseMAC("02:68:6c:00:00:01")
+	nw, _ := net.ParseMAC("02:68:6c:00:00:02")
+	client, _ := net.ParseMAC("02:68:6c:00:00:03")
+	addr := netip.MustParseAddr("2001:db8:1::1:5")
+	na := func(tgt string) string {
+		return "fe80::68:6cff:fe00:2 > ff02::1: ICMP6, neighbor advertisement, tgt is " + tgt + ", length 32"
+	}
+	pkts := []netlab.Packet{
+		{Time: t0.Add(1), Src: nw, Dst: allNodes, Line: na("2001:db8:1::1:5")},  // before
+		{Time: t0.Add(2), Src: old, Dst: allNodes, Line: na("2001:db8:1::1:5")}, // the old owner
+		{Time: t0.Add(3), Src: nw, Dst: client, Line: na("2001:db8:1::1:5")},    // solicited
+		{Time: t0.Add(4), Src: nw, Dst: allNodes, Line: na("2001:db8:1::1:50")}, // another address
+		{Time: t0.Add(5), Src: nw, Dst: allNodes, Line: na("2001:db8:1::1:5")},
+	}
+	p, ok := Gratuitous(pkts, addr, t0.Add(1), old.String())
+	if !ok || !p.Time.Equal(t0.Add(5)) {
+		t.Errorf("Gratuitous = %+v, %v; want the packet at +5ns", p, ok)
+	}
+	if _, ok := UnsolicitedNA(pkts, addr, t0.Add(5), ""); ok {
+		t.Errorf("UnsolicitedNA after the last packet found one")
+	}
+}

@@ -30,6 +30,19 @@ func statusReady(t *testing.T, lab *speakerlab.Lab, node string, ready bool, rea
 	})
 }
 
+// verdicts waits until node's fast failure detector counts at least want
+// verdicts of kind.
+func verdicts(t *testing.T, lab *speakerlab.Lab, node *speakerlab.Node, kind string, want float64) {
+	t.Helper()
+	netlab.Eventually(t, 15*time.Second, func(ctx context.Context) error {
+		got, err := lab.Metric(ctx, node, "herald_speaker_heartbeat_verdicts_total", `kind="`+kind+`"`)
+		if err != nil || got < want {
+			return fmt.Errorf("%s: %v %s verdicts (%v), want %v", node.Name, got, kind, err, want)
+		}
+		return nil
+	})
+}
+
 func TestFailover(t *testing.T) {
 	lab := speakerlab.New(t, speakerlab.Options{})
 	ctx := t.Context()
@@ -49,6 +62,11 @@ func TestFailover(t *testing.T) {
 		if got, err := lab.ConnectVIP(ctx, addr); err != nil || got != ranking[1] {
 			t.Errorf("TCP to %s reached %q (%v), want %s", addr, got, err, ranking[1])
 		}
+		// The successor took over on the heartbeats' silence, and then
+		// membership agreed.
+		successor := lab.Node(ranking[1])
+		verdicts(t, lab, successor, "presumed", 1)
+		verdicts(t, lab, successor, "confirmed", 1)
 		statusShows(t, lab, addr, "default/web", ranking[1])
 		statusReady(t, lab, ranking[0], false, "SpeakerNotAlive")
 
@@ -93,6 +111,30 @@ func TestFailover(t *testing.T) {
 		lab.WaitReady(owner)
 		lab.WaitMembers(3)
 		answeredBy(t, lab, addr, 10*time.Second, ranking[0])
+	})
+
+	t.Run("heartbeats lost while membership sees the owner: a bounded false alarm", func(t *testing.T) {
+		successor := lab.Node(ranking[1])
+		expired, err := lab.Metric(ctx, successor, "herald_speaker_heartbeat_verdicts_total", `kind="expired"`)
+		must(t, err)
+		presumed, err := lab.Metric(ctx, successor, "herald_speaker_heartbeat_verdicts_total", `kind="presumed"`)
+		must(t, err)
+		rule := []string{"INPUT", "-p", "udp", "--dport", "7947", "-j", "DROP"}
+		successor.Host.MustRun(append([]string{"iptables", "-A"}, rule...)...)
+		defer successor.Host.MustRun(append([]string{"iptables", "-D"}, rule...)...)
+		// The successor presumes the owner dead; membership never agrees,
+		// so the verdict expires and the owner is not watched again until
+		// its heartbeats come through: the address ends with the owner.
+		verdicts(t, lab, successor, "presumed", presumed+1)
+		verdicts(t, lab, successor, "expired", expired+1)
+		answeredBy(t, lab, addr, 10*time.Second, ranking[0])
+		for range 5 {
+			answeredBy(t, lab, addr, time.Second, ranking[0])
+			time.Sleep(300 * time.Millisecond)
+		}
+		if got, err := lab.Metric(ctx, successor, "herald_speaker_heartbeat_verdicts_total", `kind="presumed"`); err != nil || got != presumed+1 {
+			t.Errorf("presumed verdicts on %s: %v (%v), want %v: a disarmed owner was presumed dead again", successor.Name, got, err, presumed+1)
+		}
 	})
 
 	t.Run("split brain: a membership partition is resolved on the wire", func(t *testing.T) {

@@ -40,7 +40,7 @@ func (m *measurement) layer2(ctx context.Context) []*result {
 	fmt.Printf("\nlayer 2: Service default/l2 at %s (pods on node1, node2), announced by %s\n", addr, owner.Name())
 	// ARP for the takeovers; the Service's TCP to show what a failed
 	// connection looked like on the wire.
-	capture := l.Client.Capture("eth0", fmt.Sprintf("arp or tcp port %d", servicePort))
+	capture := l.Client.Capture("eth0", fmt.Sprintf("arp or icmp6 or tcp port %d", servicePort))
 
 	outage := map[l2Kind]*result{}
 	takeover := map[l2Kind]*result{}
@@ -48,7 +48,7 @@ func (m *measurement) layer2(ctx context.Context) []*result {
 		outage[k] = &result{name: "layer 2, " + k.String() + ": client TCP outage"}
 		takeover[k] = &result{name: "layer 2, " + k.String() + ": kill to the new owner's gratuitous ARP at the client"}
 	}
-	outage[l2NodeFailure].target = "p99 < 2 s"
+	outage[l2NodeFailure].target = "p99 < 300 ms"
 	outage[l2Graceful].target = "< 0.5 s"
 	outage[l2SpeakerKill].target = "0 (kube-proxy still forwards)"
 	for _, k := range []l2Kind{l2NodeFailure, l2Graceful, l2SpeakerKill} {
@@ -95,7 +95,7 @@ func (m *measurement) l2Trial(ctx context.Context, k l2Kind, i, trials int, addr
 		if err != nil {
 			m.fatalf("%v", err)
 		}
-		if grat, gotGrat = productlab.GratuitousARP(pkts, addr, event, owner.LAN.MAC.String()); gotGrat {
+		if grat, gotGrat = productlab.Gratuitous(pkts, addr, event, owner.LAN.MAC.String()); gotGrat {
 			break
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -150,7 +150,13 @@ func (m *measurement) waitOwner(ctx context.Context, addr netip.Addr) *netlab.No
 	var why string
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
-		macs, err := l.Client.ARPAll(ctx, addr, 300*time.Millisecond)
+		var macs []net.HardwareAddr
+		var err error
+		if addr.Is4() {
+			macs, err = l.Client.ARPAll(ctx, addr, 300*time.Millisecond)
+		} else {
+			macs, err = l.NDPAll(ctx, addr)
+		}
 		switch {
 		case err != nil:
 			why = err.Error()

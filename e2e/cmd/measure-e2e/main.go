@@ -68,6 +68,10 @@ type options struct {
 	bgpTrials, endpointTrials, createTrials     int
 	interval, timeout, grace, settle            time.Duration
 	dir                                         string
+	nodes, burners                              int
+	ipv6                                        bool
+	falseAlarm                                  time.Duration
+	loss                                        float64
 }
 
 func main() {
@@ -83,6 +87,11 @@ func main() {
 	flag.DurationVar(&cfg.grace, "grace", 3*time.Second, "how long a deleted pod stays terminating but serving")
 	flag.DurationVar(&cfg.settle, "settle", 5*time.Second, "how long BGP and BFD must stay up before a BGP trial")
 	flag.StringVar(&cfg.dir, "dir", "", "directory for logs (default a new temporary one)")
+	flag.BoolVar(&cfg.ipv6, "ipv6", false, "layer-2 phases over IPv6 (NDP) instead of IPv4 (ARP)")
+	flag.IntVar(&cfg.nodes, "nodes", 3, "node hosts in the lab (at least 3)")
+	flag.DurationVar(&cfg.falseAlarm, "false-alarm-duration", 0, "run the false-alarm phase this long: packet loss and CPU burners, counting address moves (0 skips)")
+	flag.Float64Var(&cfg.loss, "loss", 0.1, "false-alarm phase: the share of received IP packets every node drops")
+	flag.IntVar(&cfg.burners, "burners", -1, "false-alarm phase: CPU-burning processes (default one per CPU)")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -105,7 +114,7 @@ func main() {
 	started := time.Now()
 	fmt.Printf("measure-e2e: started %s on %d CPUs, load average %s; building the lab, logs in %s\n",
 		started.UTC().Format(time.RFC3339), runtime.NumCPU(), loadAverage(), cfg.dir)
-	l := productlab.New(sess, productlab.Options{Dir: cfg.dir})
+	l := productlab.New(sess, productlab.Options{Dir: cfg.dir, Nodes: cfg.nodes})
 	m := &measurement{cfg: cfg, sess: sess, lab: l}
 	m.setUp(ctx)
 	fmt.Printf("lab up after %v (prefix %s)\n", time.Since(started).Round(time.Second), l.Cluster.Lab.Prefix())
@@ -116,6 +125,7 @@ func main() {
 	results = append(results, m.bgpNodeFailure(ctx))
 	results = append(results, m.lastEndpoint(ctx, true), m.lastEndpoint(ctx, false))
 	results = append(results, m.createServices(ctx, true)...)
+	m.falseAlarms(ctx)
 
 	fmt.Printf("\nfinished %s after %v, load average %s\n\n", time.Now().UTC().Format(time.RFC3339),
 		time.Since(started).Round(time.Second), loadAverage())

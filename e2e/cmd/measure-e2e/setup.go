@@ -63,7 +63,7 @@ apiVersion: herald.dev/v1alpha1
 kind: IPPool
 metadata: {name: %[1]s}
 spec:
-  addresses: ["%[3]s"]
+  addresses: ["%[3]s", "%[8]s"]
 ---
 apiVersion: herald.dev/v1alpha1
 kind: L2Advertisement
@@ -93,7 +93,7 @@ spec:
   holdTime: 9s
   keepaliveTime: 3s
   bfd: {minRx: 300ms, minTx: 300ms, multiplier: 3}
-`, l2Pool, routedPool, netlab.L2PoolV4, netlab.RoutedPoolV4, l.Cluster.Router.Addr4(), routerASN, nodeASN))
+`, l2Pool, routedPool, netlab.L2PoolV4, netlab.RoutedPoolV4, l.Cluster.Router.Addr4(), routerASN, nodeASN, netlab.L2PoolV6))
 	m.web = l.WebPods()
 }
 
@@ -117,12 +117,19 @@ func newService(spec serviceSpec) *corev1.Service {
 		policy = corev1.ServiceExternalTrafficPolicyLocal
 	}
 	no := false
+	families := []corev1.IPFamily{corev1.IPv4Protocol}
+	if spec.addr.Is6() {
+		families = []corev1.IPFamily{corev1.IPv6Protocol}
+	}
+	single := corev1.IPFamilyPolicySingleStack
 	return &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: spec.name, Namespace: namespace, Annotations: ann},
 		Spec: corev1.ServiceSpec{
 			Type:                          corev1.ServiceTypeLoadBalancer,
 			AllocateLoadBalancerNodePorts: &no,
 			ExternalTrafficPolicy:         policy,
+			IPFamilies:                    families,
+			IPFamilyPolicy:                &single,
 			Selector:                      map[string]string{"app": spec.name},
 			Ports: []corev1.ServicePort{{
 				Name: "http", Protocol: corev1.ProtocolTCP, Port: servicePort, TargetPort: intstr.FromInt32(productlab.WebPort),
@@ -158,17 +165,27 @@ func readyEndpoints(pods ...*netlab.Pod) []netlab.Endpoint {
 // l2AddrRankingFirst returns the first address of the layer-2 pool from its
 // 10th on whose election ranks node first among all nodes.
 func (m *measurement) l2AddrRankingFirst(node string) netip.Addr {
+	return m.l2AddrRankingFirstFrom(node, 10)
+}
+
+// l2AddrRankingFirstFrom returns the first address of the layer-2 pool from
+// its skip-th on whose election ranks node first among all nodes.
+func (m *measurement) l2AddrRankingFirstFrom(node string, skip int) netip.Addr {
 	names := m.lab.Cluster.NodeNames()
-	a := netlab.L2PoolV4.Addr()
-	for range 10 {
+	pool := netlab.L2PoolV4
+	if m.cfg.ipv6 {
+		pool = netlab.L2PoolV6
+	}
+	a := pool.Addr()
+	for range skip {
 		a = a.Next()
 	}
-	for ; netlab.L2PoolV4.Contains(a); a = a.Next() {
+	for ; pool.Contains(a); a = a.Next() {
 		if speaker.Ranking(a, names)[0] == node {
 			return a
 		}
 	}
-	m.fatalf("no address of %s is ranked first by %s", netlab.L2PoolV4, node)
+	m.fatalf("no address of %s is ranked first by %s", pool, node)
 	return netip.Addr{}
 }
 

@@ -50,6 +50,12 @@ type Desired struct {
 	// on every speaker that has the same view; the speaker uses it for
 	// events and metrics.
 	Owners map[netip.Addr]string
+	// Successors maps every address of Owners to the node that takes it
+	// over if its owner goes (the second node of its ranking), or "" when
+	// there is none. The owner sends heartbeats to it, and it watches the
+	// owner (package heartbeat): the one node that acts on the owner's
+	// death is the one that learns of it first.
+	Successors map[netip.Addr]string
 	// BGP are the addresses this node advertises over BGP: every eligible
 	// node advertises (ECMP at the router), not one elected node.
 	BGP map[netip.Addr]BGPEntry
@@ -103,9 +109,10 @@ type BGPEntry struct {
 // per pool.
 func Compute(in Inputs) Desired {
 	d := Desired{
-		Layer2: map[netip.Addr]Layer2Entry{},
-		Owners: map[netip.Addr]string{},
-		BGP:    map[netip.Addr]BGPEntry{},
+		Layer2:     map[netip.Addr]Layer2Entry{},
+		Owners:     map[netip.Addr]string{},
+		Successors: map[netip.Addr]string{},
+		BGP:        map[netip.Addr]BGPEntry{},
 	}
 	if in.Model == nil {
 		return d
@@ -139,6 +146,16 @@ func Compute(in Inputs) Desired {
 		c.address(addr, addressPool(addr, group), group).apply(d, addr)
 	}
 	return d
+}
+
+// newDesired returns an empty desired state whose maps are made.
+func newDesired() Desired {
+	return Desired{
+		Layer2:     map[netip.Addr]Layer2Entry{},
+		Owners:     map[netip.Addr]string{},
+		Successors: map[netip.Addr]string{},
+		BGP:        map[netip.Addr]BGPEntry{},
+	}
 }
 
 // addressPool returns the pool whose advertisements announce addr: its
@@ -182,6 +199,7 @@ func newAddressComputer(in Inputs) *addressComputer {
 type addressResult struct {
 	hasOwner bool // the address has a layer-2 advertisement: Owners holds owner
 	owner    string
+	next     string // the owner's successor, "" for none
 	layer2   *Layer2Entry
 	bgp      *BGPEntry
 }
@@ -189,10 +207,12 @@ type addressResult struct {
 // apply sets addr's entries in d to r (and removes those r does not have).
 func (r addressResult) apply(d Desired, addr netip.Addr) {
 	delete(d.Owners, addr)
+	delete(d.Successors, addr)
 	delete(d.Layer2, addr)
 	delete(d.BGP, addr)
 	if r.hasOwner {
 		d.Owners[addr] = r.owner
+		d.Successors[addr] = r.next
 	}
 	if r.layer2 != nil {
 		d.Layer2[addr] = *r.layer2
@@ -218,8 +238,15 @@ func (c *addressComputer) address(addr netip.Addr, pool string, group []Service)
 
 	if l2nodes := c.m.l2Nodes(pool); len(l2nodes.states) > 0 {
 		candidates := candidatesFor(addr, group, l2nodes, in)
-		r.owner, _ = AnnouncingNode(addr, candidates)
+		r.owner, r.next = AnnouncingPair(addr, candidates)
 		r.hasOwner = true
+		if r.owner != "" && (r.next == "" || len(group) > 1) {
+			// Without the owner, sharers' candidates can widen (the nodes
+			// serving most sharers change) and a Local Service can fall
+			// back to serving-terminating endpoints: elect again. A lone
+			// Service with two candidates keeps the rest in order.
+			r.next, _ = AnnouncingNode(addr, candidatesFor(addr, group, l2nodes.without(r.owner, in.DataPlaneDown), in))
+		}
 		if r.owner == in.Self && !in.Suppressed[addr] {
 			if ifaces := interfacesFor(in.Interfaces, addr, in.Model.L2AdvertisementsFor(pool, c.selfLabels)); len(ifaces) > 0 {
 				r.layer2 = &Layer2Entry{Interfaces: ifaces, Services: keys}

@@ -422,3 +422,46 @@ func TestDataPlaneDownIsLeavingTheNodeOut(t *testing.T) {
 		}
 	}
 }
+
+// TestSuccessorTakesOver checks the contract of Desired.Successors: when an
+// address's owner goes, its successor is the new owner, for Cluster and
+// Local Services, shared or not, on three to ten nodes.
+func TestSuccessorTakesOver(t *testing.T) {
+	model := testModel([]*v1alpha1.L2Advertisement{l2Adv("all", nil, nil)}, nil)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for n := 3; n <= 10; n++ {
+		var names []string
+		for i := range n {
+			names = append(names, "n"+string(rune('a'+i)))
+		}
+		var services []Service
+		for i := range 20 {
+			addr := netip.AddrFrom4([4]byte{198, 51, 100, byte(130 + i%10)}) // two Services per address
+			policy, eps := TrafficPolicyCluster, []Endpoint(nil)
+			if rng.IntN(2) == 0 {
+				policy = TrafficPolicyLocal
+				for _, name := range names {
+					if rng.IntN(2) == 0 {
+						eps = append(eps, Endpoint{NodeName: name, Ready: true, Serving: true})
+					}
+				}
+			}
+			services = append(services, svc("s"+string(rune('a'+i)), policy, []netip.Addr{addr}, eps, nil))
+		}
+		before := Compute(Inputs{Self: names[0], Model: model, Services: services, Nodes: aliveNodes(names...), Interfaces: testNodeInterfaces})
+		for addr, owner := range before.Owners {
+			next := before.Successors[addr]
+			if owner == "" {
+				if next != "" {
+					t.Errorf("%d nodes, %s: no owner but successor %q", n, addr, next)
+				}
+				continue
+			}
+			rest := slices.DeleteFunc(slices.Clone(names), func(s string) bool { return s == owner })
+			after := Compute(Inputs{Self: names[0], Model: model, Services: services, Nodes: aliveNodes(rest...), Interfaces: testNodeInterfaces})
+			if got := after.Owners[addr]; got != next {
+				t.Errorf("%d nodes, %s: owner %s gone, the new owner is %q; Successors said %q", n, addr, owner, got, next)
+			}
+		}
+	}
+}

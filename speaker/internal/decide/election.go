@@ -121,6 +121,35 @@ func AnnouncingNode(addr netip.Addr, candidates []string) (string, bool) {
 	return best, len(candidates) > 0
 }
 
+// AnnouncingPair returns the first two nodes of addr's ranking among
+// candidates: the AnnouncingNode and the node that takes addr over if it
+// goes ("" each when there are too few candidates). It is Ranking(addr,
+// candidates)[:2] in O(n).
+func AnnouncingPair(addr netip.Addr, candidates []string) (first, second string) {
+	var s1, s2 uint64
+	n := 0 // distinct nodes held: 0, 1 or 2
+	ak := addrKey(addr)
+	before := func(s uint64, node string, t uint64, other string) bool {
+		return s > t || (s == t && node < other)
+	}
+	for _, c := range candidates {
+		if (n > 0 && c == first) || (n > 1 && c == second) {
+			continue
+		}
+		s := score(ak, nodeKey(c))
+		switch {
+		case n == 0 || before(s, c, s1, first):
+			second, s2 = first, s1
+			first, s1 = c, s
+			n = min(n+1, 2)
+		case n == 1 || before(s, c, s2, second):
+			second, s2 = c, s
+			n = 2
+		}
+	}
+	return first, second
+}
+
 // SharedCandidates returns the nodes an address shared by several Services
 // is elected among, given each sharer's eligible nodes: the nodes eligible
 // for the largest number of sharers, sorted. When some node is eligible for

@@ -316,3 +316,31 @@ func BenchmarkRanking100Nodes(b *testing.B) {
 		Ranking(addr, nodes)
 	}
 }
+
+// TestAnnouncingPair checks AnnouncingPair against Ranking's first two
+// nodes, duplicates and the short lists included.
+func TestAnnouncingPair(t *testing.T) {
+	tests := []struct {
+		name       string
+		candidates []string
+	}{
+		{name: "none"},
+		{name: "one", candidates: []string{"n1"}},
+		{name: "one twice", candidates: []string{"n1", "n1"}},
+		{name: "two", candidates: []string{"n2", "n1"}},
+		{name: "duplicates", candidates: []string{"n3", "n1", "n3", "n2", "n1"}},
+		{name: "ten", candidates: []string{"a", "b", "c", "d", "e", "f", "g", "h", "i", "j"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for i := range 200 {
+				addr := netip.AddrFrom4([4]byte{198, 51, 100, byte(i)})
+				want := append(Ranking(addr, tt.candidates), "", "")
+				first, second := AnnouncingPair(addr, tt.candidates)
+				if first != want[0] || second != want[1] {
+					t.Fatalf("AnnouncingPair(%s) = %q, %q; Ranking gives %q", addr, first, second, want[:2])
+				}
+			}
+		})
+	}
+}

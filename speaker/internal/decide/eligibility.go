@@ -236,6 +236,17 @@ func newNodeSet(states []NodeState, down map[string]bool) nodeSet {
 	return set
 }
 
+// without returns set without node.
+func (set nodeSet) without(node string, down map[string]bool) nodeSet {
+	states := make([]NodeState, 0, len(set.states))
+	for _, n := range set.states {
+		if n.Name != node {
+			states = append(states, n)
+		}
+	}
+	return newNodeSet(states, down)
+}
+
 // eligible applies EligibleNodes' rules (see there) to the usable nodes
 // of set: it returns the eligible ones, sorted, and whether
 // serving-terminating endpoints were used because no ready one could be.

@@ -132,11 +132,7 @@ func (c *Incremental) full(in Inputs, nodes []Node) Desired {
 	c.gen++
 	c.services = make(map[ServiceKey]*incService, len(in.Services))
 	c.sharers = map[netip.Addr][]ServiceKey{}
-	c.d = Desired{
-		Layer2: map[netip.Addr]Layer2Entry{},
-		Owners: map[netip.Addr]string{},
-		BGP:    map[netip.Addr]BGPEntry{},
-	}
+	c.d = newDesired()
 	c.d.BGPPeers, c.d.BGPPeersWithoutSource = peersForNode(in.Model, c.c.selfLabels, in.Interfaces)
 	for _, s := range in.Services {
 		if _, dup := c.services[s.Key]; dup {
@@ -158,10 +154,11 @@ func (c *Incremental) full(in Inputs, nodes []Node) Desired {
 // does).
 func (c *Incremental) result() Desired {
 	d := Desired{
-		Layer2:   maps.Clone(c.d.Layer2),
-		Owners:   maps.Clone(c.d.Owners),
-		BGP:      maps.Clone(c.d.BGP),
-		BGPPeers: slices.Clone(c.d.BGPPeers),
+		Layer2:     maps.Clone(c.d.Layer2),
+		Owners:     maps.Clone(c.d.Owners),
+		Successors: maps.Clone(c.d.Successors),
+		BGP:        maps.Clone(c.d.BGP),
+		BGPPeers:   slices.Clone(c.d.BGPPeers),
 	}
 	d.BGPPeersWithoutSource = slices.Clone(c.d.BGPPeersWithoutSource)
 	return d

@@ -11,6 +11,7 @@ import (
 	"log"
 	"log/slog"
 	"net"
+	"net/netip"
 	"slices"
 	"strconv"
 	"sync"
@@ -283,6 +284,17 @@ func (m *Membership) Alive() map[string]bool {
 	out := map[string]bool{m.self: true}
 	for _, n := range m.ml.Members() {
 		out[n.Name] = true
+	}
+	return out
+}
+
+// Addresses returns the address of every live member, this one included.
+func (m *Membership) Addresses() map[string]netip.Addr {
+	out := map[string]netip.Addr{}
+	for _, n := range m.ml.Members() {
+		if a, ok := netip.AddrFromSlice(n.Addr); ok {
+			out[n.Name] = a.Unmap()
+		}
 	}
 	return out
 }

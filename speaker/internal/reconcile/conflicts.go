@@ -39,7 +39,7 @@ func (s *Loop) handleConflict(c layer2.Conflict) {
 		Addr: c.Addr, Self: s.cfg.NodeName, Other: other, OtherKnown: known,
 		OtherIsCandidate: known && s.inc.MayAnnounce(c.Addr, other),
 	})
-	otherAlive := known && s.members.Alive()[other]
+	otherAlive := known && s.liveMembers()[other]
 	s.log.Info("layer-2 conflict", "address", c.Addr, "interface", c.Interface, "otherMAC", c.OtherMAC.String(),
 		"otherNode", other, "otherAlive", otherAlive, "evidence", string(c.Evidence), "outcome", string(outcome))
 	// A device or node that may not announce the address gets no settle

@@ -16,6 +16,7 @@ import (
 	"github.com/herald-dev/herald/config/v1alpha1"
 	"github.com/herald-dev/herald/speaker/bgp"
 	"github.com/herald-dev/herald/speaker/internal/decide"
+	"github.com/herald-dev/herald/speaker/internal/heartbeat"
 	"github.com/herald-dev/herald/speaker/internal/kubeinput"
 	"github.com/herald-dev/herald/speaker/internal/membership"
 	"github.com/herald-dev/herald/speaker/internal/probe"
@@ -55,7 +56,10 @@ type Deps struct {
 	Informers *kubeinput.Informers
 	Changes   *Changes
 	Members   *membership.Membership
-	Layer2    *layer2.Announcer
+	// FastDetector, when set, presumes dead the owners this node succeeds
+	// to before membership does (package heartbeat).
+	FastDetector FastDetector
+	Layer2       *layer2.Announcer
 	// BGP starts this node's BGP speaker (bgp.New in the daemon) when
 	// the first BGPPeer selects the node; RouterID is its router id.
 	BGP      func(bgp.Options) (BGPSpeaker, error)
@@ -76,6 +80,7 @@ type Loop struct {
 	inf        *kubeinput.Informers
 	changes    *Changes
 	members    *membership.Membership
+	fast       FastDetector
 	l2         *layer2.Announcer
 	announcers []announcer
 	bgp        *bgpAnnouncer
@@ -121,7 +126,7 @@ type Loop struct {
 // New returns the loop of cfg.NodeName's speaker.
 func New(cfg Config, d Deps) *Loop {
 	s := &Loop{
-		cfg: cfg, log: d.Log, inf: d.Informers, changes: d.Changes, members: d.Members, l2: d.Layer2,
+		cfg: cfg, log: d.Log, inf: d.Informers, changes: d.Changes, members: d.Members, fast: d.FastDetector, l2: d.Layer2,
 		status: d.Status, recorder: d.Recorder, metrics: d.Metrics, health: d.Health,
 		settled: make(chan netip.Addr, 64), inc: decide.NewIncremental(),
 		bgpSeen: map[string]bgpWatch{}, held: decide.NewHoldBack(cfg.ConflictHold),
@@ -259,7 +264,7 @@ func (s *Loop) reconcile(ctx context.Context) (took time.Duration) {
 	// settling node settles, the timer reconciles again, and gatherServices
 	// rebuilds the summaries of the Services due.
 	s.takeoverT = rearm(s.takeoverT, s.changes.sums.Takeover().Next(), s.changes.Poke)
-	alive := s.members.Alive()
+	alive := s.liveMembers()
 	nodes := s.gatherNodes(alive)
 	if len(nodes) < s.lastNodes || s.periodic {
 		s.forgetGoneNodes(nodes)
@@ -278,6 +283,9 @@ func (s *Loop) reconcile(ctx context.Context) (took time.Duration) {
 		Suppressed: held, DataPlaneDown: down, Withdrawn: withdrawn,
 	})
 	computed = time.Now()
+	if s.fast != nil {
+		s.fast.SetPlan(heartbeat.PlanOf(s.cfg.NodeName, d.Owners, d.Successors), s.members.Addresses())
+	}
 	var errs []error
 	for _, a := range s.announcers {
 		if err := a.Set(ctx, d); err != nil {
@@ -296,6 +304,28 @@ func (s *Loop) reconcile(ctx context.Context) (took time.Duration) {
 	s.updateUnusablePeers(d)
 	s.report(d, len(alive), start)
 	return
+}
+
+// FastDetector is the fast failure detector: it is told whom this node
+// sends heartbeats to and whom it watches, and says whom it presumes dead.
+type FastDetector interface {
+	SetPlan(heartbeat.Plan, map[string]netip.Addr)
+	Dead() map[string]bool
+}
+
+// liveMembers returns the members the election counts: membership's live
+// ones, less those the fast failure detector presumes dead (never this
+// node).
+func (s *Loop) liveMembers() map[string]bool {
+	alive := s.members.Alive()
+	if s.fast != nil {
+		for n := range s.fast.Dead() {
+			if n != s.cfg.NodeName {
+				delete(alive, n)
+			}
+		}
+	}
+	return alive
 }
 
 // slowReconcile is the reconcile time above which the loop logs where the

@@ -3,6 +3,7 @@ package report
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/herald-dev/herald/speaker/internal/heartbeat"
 	"github.com/herald-dev/herald/speaker/layer2"
 )
 
@@ -18,6 +19,9 @@ type Metrics struct {
 	StatusWrites     *prometheus.CounterVec
 	Events           *prometheus.CounterVec
 	KubeProxyProbes  *prometheus.CounterVec
+	// HeartbeatVerdicts counts the fast failure detector's verdicts
+	// (package heartbeat), by kind.
+	HeartbeatVerdicts *prometheus.CounterVec
 
 	BgpSessionUp    *prometheus.GaugeVec
 	BgpAdvertised   *prometheus.GaugeVec
@@ -62,6 +66,10 @@ func NewMetrics(reg prometheus.Registerer, stats func() layer2.Stats, members fu
 			Name: "herald_speaker_kube_proxy_probes_total",
 			Help: "Probes of kube-proxy's health checks on this node, by kind (node, service) and result (healthy, unhealthy, error).",
 		}, []string{"kind", "result"}),
+		HeartbeatVerdicts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_speaker_heartbeat_verdicts_total",
+			Help: "Verdicts of the fast failure detector on the owners this node succeeds to, by kind: presumed (no heartbeat for the timeout: presumed dead, addresses taken), cleared (a heartbeat came again: the node is back, or it was a false alarm), confirmed (membership agreed), expired (membership still counted the node alive; the verdict was dropped).",
+		}, []string{"kind"}),
 		BgpSessionUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "herald_speaker_bgp_session_up",
 			Help: "1 when the BGP session with the peer (a BGPPeer's name) is Established, else 0.",
@@ -79,7 +87,10 @@ func NewMetrics(reg prometheus.Registerer, stats func() layer2.Stats, members fu
 			Help: "BGP sessions reaching (established) or leaving (dropped) the Established state, by peer.",
 		}, []string{"peer", "change"}),
 	}
-	reg.MustRegister(m.Announced, m.OwnershipChanges, m.Conflicts, m.Reconciles, m.ReconcileSeconds, m.StatusWrites, m.Events, m.KubeProxyProbes,
+	for k := heartbeat.Presumed; k <= heartbeat.Expired; k++ {
+		m.HeartbeatVerdicts.WithLabelValues(k.String())
+	}
+	reg.MustRegister(m.Announced, m.OwnershipChanges, m.Conflicts, m.Reconciles, m.ReconcileSeconds, m.StatusWrites, m.Events, m.KubeProxyProbes, m.HeartbeatVerdicts,
 		m.BgpSessionUp, m.BgpAdvertised, m.BgpBFDState, m.BgpStateChanges,
 		&wireCollector{stats: stats}, &memberCollector{members: members},
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{

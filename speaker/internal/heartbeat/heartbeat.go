@@ -1,0 +1,265 @@
+package heartbeat
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"time"
+)
+
+// Config configures Heartbeats. Zero durations take the defaults shown.
+type Config struct {
+	// Name is this node's member name.
+	Name string
+	// Listen is where heartbeats arrive and leave from: the node's address
+	// (the one membership advertises, which the others expect heartbeats
+	// from) and the port, the same on every node.
+	Listen netip.AddrPort
+	// Interval is the time between two heartbeats to each peer (25 ms).
+	Interval time.Duration
+	// Timeout is the silence after which a watched peer is presumed dead
+	// (175 ms).
+	Timeout time.Duration
+	// Confirm is how long a verdict stands while membership still counts
+	// the peer alive (5 s).
+	Confirm time.Duration
+	// Grace is how long heartbeats still go to a peer that left the plan
+	// (3 s).
+	Grace time.Duration
+	// Alive says whether membership counts a node among the live members.
+	Alive func(node string) bool
+	// Changed is called, without locks held, when the nodes presumed dead
+	// change; it must not block.
+	Changed func()
+	// Observe, when set, is called with every change (for metrics).
+	Observe func(Change)
+	// Logger receives the verdicts; nil discards them.
+	Logger *slog.Logger
+}
+
+func (c Config) withDefaults() Config {
+	if c.Interval <= 0 {
+		c.Interval = 25 * time.Millisecond
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = 175 * time.Millisecond
+	}
+	if c.Confirm <= 0 {
+		c.Confirm = 5 * time.Second
+	}
+	if c.Grace <= 0 {
+		c.Grace = 3 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Alive == nil {
+		c.Alive = func(string) bool { return true }
+	}
+	return c
+}
+
+// Heartbeats sends this node's heartbeats and watches its peers': the I/O
+// around Detector. Its methods are safe for concurrent use.
+type Heartbeats struct {
+	cfg  Config
+	conn *net.UDPConn
+	done chan struct{}
+	wg   sync.WaitGroup
+
+	mu   sync.Mutex
+	det  *Detector
+	send map[string]target
+}
+
+// target is a peer heartbeats go to: until is zero while it is in the
+// plan, else when its grace ends.
+type target struct {
+	addr  netip.AddrPort
+	until time.Time
+}
+
+// Start opens the socket and starts sending and watching (with an empty
+// plan: SetPlan gives it one).
+func Start(cfg Config) (*Heartbeats, error) {
+	cfg = cfg.withDefaults()
+	conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(cfg.Listen))
+	if err != nil {
+		return nil, fmt.Errorf("heartbeat: listen on %s: %w", cfg.Listen, err)
+	}
+	h := &Heartbeats{
+		cfg: cfg, conn: conn, done: make(chan struct{}),
+		det: NewDetector(cfg.Timeout, cfg.Confirm), send: map[string]target{},
+	}
+	h.wg.Add(2)
+	go h.sendLoop()
+	go h.receiveLoop()
+	return h, nil
+}
+
+// Addr is the address the socket is bound to.
+func (h *Heartbeats) Addr() netip.AddrPort { return h.conn.LocalAddr().(*net.UDPAddr).AddrPort() }
+
+// SetPlan makes p the plan; addrs are the members' addresses (the port is
+// this node's). Peers without an address are left out.
+func (h *Heartbeats) SetPlan(p Plan, addrs map[string]netip.Addr) {
+	now := time.Now()
+	port := h.cfg.Listen.Port()
+	watch := make(map[string]netip.Addr, len(p.Watch))
+	for _, n := range p.Watch {
+		if a, ok := addrs[n]; ok && n != h.cfg.Name {
+			watch[n] = a.Unmap()
+		}
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.det.Watch(watch, now)
+	inPlan := map[string]bool{}
+	for _, n := range p.Send {
+		if a, ok := addrs[n]; ok && n != h.cfg.Name {
+			h.send[n] = target{addr: netip.AddrPortFrom(a.Unmap(), port)}
+			inPlan[n] = true
+		}
+	}
+	for n, t := range h.send {
+		if !inPlan[n] && t.until.IsZero() {
+			t.until = now.Add(h.cfg.Grace)
+			h.send[n] = t
+		}
+	}
+}
+
+// Dead returns the nodes presumed dead.
+func (h *Heartbeats) Dead() map[string]bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.det.Dead()
+}
+
+// Close stops sending and watching.
+func (h *Heartbeats) Close() error {
+	close(h.done)
+	err := h.conn.Close()
+	h.wg.Wait()
+	return err
+}
+
+func (h *Heartbeats) sendLoop() {
+	defer h.wg.Done()
+	tick := time.NewTicker(h.cfg.Interval)
+	defer tick.Stop()
+	var seq uint64
+	var pkt []byte
+	var addrs []netip.AddrPort
+	var lastErr time.Time
+	for {
+		select {
+		case <-h.done:
+			return
+		case <-tick.C:
+		}
+		now := time.Now()
+		addrs = addrs[:0]
+		h.mu.Lock()
+		for n, t := range h.send {
+			if !t.until.IsZero() && now.After(t.until) {
+				delete(h.send, n)
+				continue
+			}
+			addrs = append(addrs, t.addr)
+		}
+		h.mu.Unlock()
+		seq++
+		pkt = appendPacket(pkt[:0], h.cfg.Name, seq)
+		for _, a := range addrs {
+			if _, err := h.conn.WriteToUDPAddrPort(pkt, a); err != nil && now.Sub(lastErr) > 10*time.Second {
+				// An unreachable peer fails every interval: log once in a while.
+				h.cfg.Logger.Warn("send heartbeat", "to", a, "err", err)
+				lastErr = now
+			}
+		}
+	}
+}
+
+func (h *Heartbeats) receiveLoop() {
+	defer h.wg.Done()
+	buf := make([]byte, 512)
+	for {
+		h.mu.Lock()
+		next, ok := h.det.Next()
+		h.mu.Unlock()
+		if !ok {
+			next = time.Now().Add(time.Second)
+		}
+		_ = h.conn.SetReadDeadline(next)
+		n, from, err := h.conn.ReadFromUDPAddrPort(buf)
+		switch {
+		case err == nil:
+			h.receive(buf[:n], from)
+			continue
+		case errors.Is(err, net.ErrClosed):
+			return
+		case !errors.Is(err, os.ErrDeadlineExceeded):
+			h.cfg.Logger.Warn("receive heartbeat", "err", err)
+			select {
+			case <-h.done:
+				return
+			case <-time.After(h.cfg.Interval):
+			}
+			continue
+		}
+		// Before judging silence, read what is queued: a goroutine that
+		// was starved of CPU must not take heartbeats waiting in the
+		// socket for a death.
+		for {
+			_ = h.conn.SetReadDeadline(time.Now().Add(time.Millisecond))
+			n, from, err := h.conn.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				break
+			}
+			h.receive(buf[:n], from)
+		}
+		h.mu.Lock()
+		changes := h.det.Check(time.Now(), h.cfg.Alive)
+		h.mu.Unlock()
+		h.report(changes...)
+	}
+}
+
+func (h *Heartbeats) receive(p []byte, from netip.AddrPort) {
+	name, _, err := parsePacket(p)
+	if err != nil {
+		return
+	}
+	h.mu.Lock()
+	c, changed := h.det.Heard(name, from.Addr().Unmap(), time.Now())
+	h.mu.Unlock()
+	if changed {
+		h.report(c)
+	}
+}
+
+func (h *Heartbeats) report(changes ...Change) {
+	for _, c := range changes {
+		switch c.Kind {
+		case Presumed:
+			h.cfg.Logger.Warn("no heartbeat from node: presumed dead, taking over its layer-2 addresses", "member", c.Node, "silence", c.Silence)
+		case Cleared:
+			h.cfg.Logger.Warn("heartbeat again from node presumed dead: it is back, or it was a false alarm; it keeps its addresses", "member", c.Node, "presumedFor", c.Silence)
+		case Confirmed:
+			h.cfg.Logger.Info("membership confirms node presumed dead", "member", c.Node, "after", c.Silence)
+		case Expired:
+			h.cfg.Logger.Warn("membership still counts node presumed dead alive: verdict dropped until it is heard again", "member", c.Node, "after", c.Silence)
+		}
+		if h.cfg.Observe != nil {
+			h.cfg.Observe(c)
+		}
+	}
+	if len(changes) > 0 && h.cfg.Changed != nil {
+		h.cfg.Changed()
+	}
+}
