@@ -11,8 +11,9 @@ import (
 )
 
 // falseAlarms runs the lab for -false-alarm-duration with every node
-// dropping -loss of the IP packets it receives (iptables' statistic match:
-// this kernel has no netem) and -burners processes spinning on the
+// dropping -loss of the IP packets it receives from its LAN (iptables'
+// statistic match: this kernel has no netem; loopback, where the metrics
+// are read, is spared) and -burners processes spinning on the
 // machine's CPUs, while layer-2 Services whose addresses every node owns
 // some of stay put. It counts the layer-2 ownership changes (address
 // moves) and the fast failure detector's verdicts on every node: the
@@ -58,8 +59,8 @@ func (m *measurement) falseAlarms(ctx context.Context) {
 
 	drop := strconv.FormatFloat(c.loss, 'f', -1, 64)
 	rules := [][]string{
-		{"iptables", "-I", "INPUT", "-m", "statistic", "--mode", "random", "--probability", drop, "-j", "DROP"},
-		{"ip6tables", "-I", "INPUT", "-m", "statistic", "--mode", "random", "--probability", drop, "-j", "DROP"},
+		{"iptables", "-I", "INPUT", "!", "-i", "lo", "-m", "statistic", "--mode", "random", "--probability", drop, "-j", "DROP"},
+		{"ip6tables", "-I", "INPUT", "!", "-i", "lo", "-m", "statistic", "--mode", "random", "--probability", drop, "-j", "DROP"},
 	}
 	for _, n := range nodes {
 		for _, r := range rules {
