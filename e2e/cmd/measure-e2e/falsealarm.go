@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"runtime"
 	"strconv"
+	"syscall"
 	"time"
 )
 
@@ -84,6 +85,9 @@ func (m *measurement) falseAlarms(ctx context.Context) {
 	var procs []*exec.Cmd
 	for range burners {
 		cmd := exec.CommandContext(ctx, "sh", "-c", "while :; do :; done")
+		// They die with this process, however it ends (m.fatalf exits
+		// without running the deferred kill).
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		if err := cmd.Start(); err != nil {
 			m.fatalf("start a CPU burner: %v", err)
 		}
