@@ -76,14 +76,7 @@ func TestBirdRouter(t *testing.T) {
 			if primaries := slices.DeleteFunc(slices.Clone(routes), func(rt netlab.BirdRoute) bool { return !rt.Primary }); len(primaries) != 1 {
 				return fmt.Errorf("BIRD: %d primary routes to %s, want 1: %+v", len(primaries), prefix, routes)
 			}
-			kernel, err := r.KernelNextHops(ctx, prefix)
-			if err != nil {
-				return err
-			}
-			if !slices.Equal(kernel, all) {
-				return fmt.Errorf("router's kernel: %s via %v, want %v", prefix, kernel, all)
-			}
-			return nil
+			return kernelVia(ctx, r, prefix, all)
 		})
 		// The kernel route is one route with a nexthop line per node (ECMP), not
 		// three routes.
@@ -223,14 +216,7 @@ func TestBirdRouter(t *testing.T) {
 			if got := birdNextHops(routes); !slices.Equal(got, rest) {
 				return fmt.Errorf("BIRD: routes to %s via %v, want %v", prefix, got, rest)
 			}
-			kernel, err := r.KernelNextHops(ctx, prefix)
-			if err != nil {
-				return err
-			}
-			if !slices.Equal(kernel, rest) {
-				return fmt.Errorf("router's kernel: %s via %v, want %v", prefix, kernel, rest)
-			}
-			return nil
+			return kernelVia(ctx, r, prefix, rest)
 		})
 
 		// The node comes back: its session and next hop return.
@@ -240,36 +226,30 @@ func TestBirdRouter(t *testing.T) {
 		lab.StartSpeaker(failed)
 		lab.WaitReady(failed)
 		eventually(t, lab, 60*time.Second, func(ctx context.Context) error {
-			kernel, err := r.KernelNextHops(ctx, prefix)
-			if err != nil {
-				return err
-			}
-			if !slices.Equal(kernel, all) {
-				return fmt.Errorf("router's kernel: %s via %v, want %v", prefix, kernel, all)
-			}
-			return nil
+			return kernelVia(ctx, r, prefix, all)
 		})
 	})
 }
 
-// eventually is netlab.Eventually with the speakers' logs on failure, and
-// the last error of a check that the timeout did not cut short.
+// eventually is netlab.Eventually with the speakers' logs on failure.
 func eventually(t *testing.T, lab *speakerlab.Lab, timeout time.Duration, check func(ctx context.Context) error) {
 	t.Helper()
-	var last error
-	err := netlab.Poll(t.Context(), timeout, 100*time.Millisecond, func(ctx context.Context) error {
-		err := check(ctx)
-		if err != nil && ctx.Err() == nil {
-			last = err
-		}
-		return err
-	})
-	if err != nil {
-		if last != nil {
-			err = last
-		}
+	if err := netlab.Poll(t.Context(), timeout, 100*time.Millisecond, check); err != nil {
 		t.Fatalf("after %v: %v\n%s", timeout, err, lab.Logs())
 	}
+}
+
+// kernelVia checks that the router's kernel routes prefix via exactly want
+// (sorted).
+func kernelVia(ctx context.Context, r *netlab.BirdRouter, prefix netip.Prefix, want []netip.Addr) error {
+	kernel, err := r.KernelNextHops(ctx, prefix)
+	if err != nil {
+		return err
+	}
+	if !slices.Equal(kernel, want) {
+		return fmt.Errorf("router's kernel: %s via %v, want %v", prefix, kernel, want)
+	}
+	return nil
 }
 
 type sessionStatus struct {

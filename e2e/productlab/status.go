@@ -1,7 +1,6 @@
 package productlab
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"strings"
@@ -20,22 +19,10 @@ import (
 // of Herald's resources.
 
 // WaitFor calls check every 100 ms until it returns nil, and fails t when timeout
-// passes first. Unlike netlab.Eventually it reports check's last error that was
-// not the end of the wait itself (a Get cut short by the deadline says nothing
-// about what was wrong).
+// passes first: netlab.Eventually, kept for its callers.
 func WaitFor(t netlab.T, timeout time.Duration, check func(ctx context.Context) error) {
 	t.Helper()
-	var last error
-	err := netlab.Poll(t.Context(), timeout, 100*time.Millisecond, func(ctx context.Context) error {
-		err := check(ctx)
-		if err != nil && ctx.Err() == nil {
-			last = err
-		}
-		return err
-	})
-	if err != nil {
-		t.Fatalf("after %v: %v", timeout, cmp.Or(last, err))
-	}
+	netlab.Eventually(t, timeout, check)
 }
 
 // DescribeConditions writes conditions as "Type=Status/Reason: message; ...", for

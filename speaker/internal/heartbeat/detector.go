@@ -3,6 +3,7 @@ package heartbeat
 import (
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -142,15 +143,7 @@ func (d *Detector) Check(now time.Time, alive func(string) bool) []Change {
 			d.drop(name, p)
 		}
 	}
-	slices.SortFunc(out, func(a, b Change) int {
-		if a.Node < b.Node {
-			return -1
-		}
-		if a.Node > b.Node {
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, func(a, b Change) int { return strings.Compare(a.Node, b.Node) })
 	return out
 }
 
