@@ -23,6 +23,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"slices"
 	"strings"
@@ -146,6 +147,11 @@ func New(t testing.TB, n int) *Lab {
 		Lab:        netlab.Options{Dir: filepath.Join(l.Dir, "net")},
 	})
 	c := l.Cluster
+	// NewCluster removed the network namespaces of labs whose test binary died; their
+	// kubelets' cgroups, with the pods' processes, are left to remove here.
+	if err := removeStaleCgroups(); err != nil {
+		t.Logf("%v", err)
+	}
 	// Pods reach the API server (default/kubernetes) on the control-plane host, which
 	// answers them through the nodes.
 	for _, node := range c.Nodes {
@@ -441,6 +447,33 @@ func cgroupHierarchies() ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// staleCgroup matches a kubelet's cgroup root of this package: <lab prefix>-node<i>.
+var staleCgroup = regexp.MustCompile(`^(hl[a-z0-9]{5})-node[0-9]+$`)
+
+// removeStaleCgroups removes the cgroup roots of labs that have no network namespace
+// left (a test binary killed before its cleanup ran), with every process in them.
+func removeStaleCgroups() error {
+	hierarchies, err := cgroupHierarchies()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, h := range hierarchies {
+		entries, _ := os.ReadDir(h)
+		for _, e := range entries {
+			m := staleCgroup.FindStringSubmatch(e.Name())
+			if m == nil || !e.IsDir() {
+				continue
+			}
+			if live, _ := filepath.Glob(filepath.Join("/run/netns", m[1]+"-*")); len(live) > 0 {
+				continue
+			}
+			errs = append(errs, removeCgroups(hierarchies, "/"+e.Name()))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // killCgroups SIGKILLs every process in the cgroup subtree named root of every
