@@ -6,7 +6,7 @@
 
 SHELL := /bin/bash
 GO ?= go
-# HERALD_CACHE holds the kube-apiserver, etcd, kube-proxy and kubectl builds, keyed by version.
+# HERALD_CACHE holds the Kubernetes, etcd, containerd and CNI builds, keyed by version.
 HERALD_CACHE ?= $(HOME)/.cache/herald
 export HERALD_CACHE
 
@@ -41,7 +41,8 @@ verify-generate: generate
 deps:
 	bash .ci/install-deps
 
-# binaries builds kube-apiserver, etcd, kube-proxy and kubectl from source into $(HERALD_CACHE).
+# binaries builds kube-apiserver, etcd, kube-proxy, kubectl, kubelet, kube-controller-manager,
+# kube-scheduler, containerd and the CNI plugins from source into $(HERALD_CACHE).
 binaries:
 	bash e2e/controlplane/build/build.sh
 

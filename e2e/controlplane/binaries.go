@@ -16,6 +16,14 @@ const KubernetesVersion = "v1.37.1"
 // EtcdVersion is the version of go.etcd.io/etcd/server/v3 that build/etcd/go.mod pins.
 const EtcdVersion = "v3.6.7"
 
+// ContainerdVersion and CNIPluginsVersion are the versions of
+// github.com/containerd/containerd/v2 and github.com/containernetworking/plugins that
+// build/containerd/go.mod pins: the pods lab's runtime (e2e/pods), in RuntimeBinDir.
+const (
+	ContainerdVersion = "v2.4.2"
+	CNIPluginsVersion = "v1.9.1"
+)
+
 // BuildCommand is what a developer runs to build the binaries, quoted in error messages.
 const BuildCommand = "make binaries"
 
@@ -30,13 +38,14 @@ type Binaries struct {
 	Etcd, KubeAPIServer, KubeProxy, Kubectl string
 }
 
-// BinDir returns where the binaries are looked for: $HERALD_BIN_DIR when set, otherwise
-// ${HERALD_CACHE:-$HOME/.cache/herald}/bin/<KubernetesVersion>-<EtcdVersion>, the directory
-// build/build.sh fills.
-func BinDir() string {
-	if dir := os.Getenv("HERALD_BIN_DIR"); dir != "" {
-		return dir
-	}
+// RuntimeBinDir returns where build/build.sh puts containerd, its runc shim, ctr and the
+// CNI plugins: ${HERALD_CACHE:-$HOME/.cache/herald}/bin/containerd-<v>-cni-<v>.
+func RuntimeBinDir() string {
+	return filepath.Join(filepath.Dir(cacheBinDir()), "containerd-"+ContainerdVersion+"-cni-"+CNIPluginsVersion)
+}
+
+// cacheBinDir is BinDir without $HERALD_BIN_DIR.
+func cacheBinDir() string {
 	cache := os.Getenv("HERALD_CACHE")
 	if cache == "" {
 		home, err := os.UserHomeDir()
@@ -46,6 +55,16 @@ func BinDir() string {
 		cache = filepath.Join(home, ".cache", "herald")
 	}
 	return filepath.Join(cache, "bin", KubernetesVersion+"-"+EtcdVersion)
+}
+
+// BinDir returns where the binaries are looked for: $HERALD_BIN_DIR when set, otherwise
+// ${HERALD_CACHE:-$HOME/.cache/herald}/bin/<KubernetesVersion>-<EtcdVersion>, the directory
+// build/build.sh fills.
+func BinDir() string {
+	if dir := os.Getenv("HERALD_BIN_DIR"); dir != "" {
+		return dir
+	}
+	return cacheBinDir()
 }
 
 // FindBinaries returns the binaries in dir (BinDir() when dir is empty). It returns an

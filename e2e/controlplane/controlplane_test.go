@@ -35,6 +35,8 @@ func TestVersionsMatchBuildModules(t *testing.T) {
 		{"e2e/controlplane/build/kube/go.mod", "k8s.io/kubernetes", controlplane.KubernetesVersion},
 		{"e2e/controlplane/build/etcd/go.mod", "go.etcd.io/etcd/server/v3", controlplane.EtcdVersion},
 		{"e2e/metallb/build/go.mod", metallb.Module, metallb.Version},
+		{"e2e/controlplane/build/containerd/go.mod", "github.com/containerd/containerd/v2", controlplane.ContainerdVersion},
+		{"e2e/controlplane/build/containerd/go.mod", "github.com/containernetworking/plugins", controlplane.CNIPluginsVersion},
 	}
 	for _, tt := range tests {
 		t.Run(tt.module, func(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -24,6 +25,12 @@ type ProcessSpec struct {
 	Env []string
 	// Dir is the working directory; default the current one.
 	Dir string
+	// KeepSys enters the host's network namespace with nsenter instead of `ip netns
+	// exec`, which mounts a fresh /sys in a mount namespace of its own and so hides the
+	// cgroup hierarchies under /sys/fs/cgroup (a kubelet and its container runtime need
+	// them). The process then shares the machine's mount namespace: it must make its
+	// own (unshare --mount) before it mounts anything.
+	KeepSys bool
 }
 
 // Process is a process started in a host, in its own process group. Its standard
@@ -71,6 +78,9 @@ func (h *Host) startProcess(spec ProcessSpec) (*Process, error) {
 	defer logFile.Close()
 	fmt.Fprintf(logFile, "# %s: %s\n", h.ns, strings.Join(spec.Args, " "))
 	cmd := exec.Command("ip", append([]string{"netns", "exec", h.ns}, spec.Args...)...)
+	if spec.KeepSys {
+		cmd = exec.Command("nsenter", append([]string{"--net=" + filepath.Join("/run/netns", h.ns), "--"}, spec.Args...)...)
+	}
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
 	cmd.Dir = spec.Dir
