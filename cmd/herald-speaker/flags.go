@@ -66,7 +66,7 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (optio
 	fs.StringVar(&cfg.MemberlistKeysDir, "memberlist-keys-dir", "", "directory where the gossip key Secret is mounted (entries key, key-<suffix> and primary; docs/reference.md), reread every second so keys rotate without a restart")
 	fs.StringVar(&cfg.MemberlistSecretKeyFile, "memberlist-secret-key-file", "", "file holding one fixed 16, 24 or 32-byte key (raw or base64) that encrypts membership traffic, when --memberlist-keys-dir is not set; rotating it takes a restart that splits the membership")
 	fs.StringSliceVar(&cfg.MemberlistJoin, "memberlist-join", nil, "extra host:port addresses of speakers to join, besides the Nodes' InternalIPs")
-	fs.DurationVar(&cfg.MemberlistProbeInterval, "memberlist-probe-interval", 0, "membership probe interval; a dead speaker is detected in about 2 to 5 intervals (default 200ms)")
+	fs.DurationVar(&cfg.MemberlistProbeInterval, "memberlist-probe-interval", 0, "membership probe interval; a dead speaker is detected in about 5 to 8 intervals (default 200ms)")
 	fs.IntVar(&cfg.HeartbeatPort, "heartbeat-port", 7947, "UDP port of the fast failure detector, the same on every node: each layer-2 address's owner sends heartbeats to the node that would take it over, which takes it when they stop; -1 turns it off and leaves failure detection to membership (about a second)")
 	fs.DurationVar(&cfg.HeartbeatInterval, "heartbeat-interval", 25*time.Millisecond, "time between two heartbeats to each watching node")
 	fs.DurationVar(&cfg.HeartbeatTimeout, "heartbeat-timeout", 175*time.Millisecond, "silence after which a node is presumed dead and its layer-2 addresses taken over; at least 3 heartbeat intervals (docs/speaker.md weighs it against false alarms)")

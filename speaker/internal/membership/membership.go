@@ -41,8 +41,8 @@ type Config struct {
 	// keyring or what it waits for changed; KeyStatus tells how.
 	KeysChanged func()
 	// ProbeInterval is how often each member probes another; default 200 ms.
-	// Detection of a dead member takes about 2 to 5 intervals (see the
-	// package doc).
+	// Detection of a dead member takes about 5 to 8 intervals (see
+	// memberlistConfig).
 	ProbeInterval time.Duration
 	// Logger receives memberlist's own log lines, at debug level (warnings
 	// and errors at their levels). Nil discards them.
@@ -212,8 +212,15 @@ func memberlistConfig(c Config) *memberlist.Config {
 	mc.ProbeInterval = interval
 	mc.ProbeTimeout = interval / 2
 	mc.IndirectChecks = 3
-	mc.SuspicionMult = 2
-	mc.SuspicionMaxTimeoutMult = 1
+	// Suspicion: 800 ms once the others agree (Lifeguard: each independent
+	// suspicion shortens it), up to 2.4 s while one member alone suspects,
+	// which is what a member starved of CPU does. Dead nodes are the fast
+	// failure detector's (package heartbeat, 175 ms); membership confirms
+	// them well within its 5 s, and decides alone only for a dead speaker
+	// on a live node, which costs clients nothing (its kube-proxy still
+	// forwards).
+	mc.SuspicionMult = 4
+	mc.SuspicionMaxTimeoutMult = 3
 	mc.GossipInterval = 50 * time.Millisecond
 	mc.GossipNodes = 4
 	mc.RetransmitMult = 3
