@@ -315,9 +315,18 @@ func startHeartbeats(cfg Config, members *membership.Membership, nodeIP netip.Ad
 	if cfg.HeartbeatPort < 0 {
 		return nil, nil
 	}
+	// A silent peer's kernel is asked before it is presumed dead; without
+	// the raw socket, silence alone decides (more false alarms when nodes
+	// are starved of CPU).
+	var prober heartbeat.Prober
+	if echo, err := heartbeat.ListenEcho(nodeIP); err != nil {
+		log.Warn("fast failure detector: silent nodes' kernels are not probed, so a node starved of CPU can be presumed dead", "err", err)
+	} else {
+		prober = echo
+	}
 	h, err := heartbeat.Start(heartbeat.Config{
 		Name: cfg.NodeName, Listen: netip.AddrPortFrom(nodeIP, uint16(cfg.HeartbeatPort)),
-		Interval: cfg.HeartbeatInterval, Timeout: cfg.HeartbeatTimeout,
+		Interval: cfg.HeartbeatInterval, Timeout: cfg.HeartbeatTimeout, Prober: prober,
 		Alive:   func(n string) bool { return members.Alive()[n] },
 		Changed: changed,
 		Observe: func(c heartbeat.Change) { metrics.HeartbeatVerdicts.WithLabelValues(c.Kind.String()).Inc() },

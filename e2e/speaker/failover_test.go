@@ -113,15 +113,43 @@ func TestFailover(t *testing.T) {
 		answeredBy(t, lab, addr, 10*time.Second, ranking[0])
 	})
 
-	t.Run("heartbeats lost while membership sees the owner: a bounded false alarm", func(t *testing.T) {
+	t.Run("heartbeats lost while the owner's kernel answers: spared, nothing moves", func(t *testing.T) {
 		successor := lab.Node(ranking[1])
-		expired, err := lab.Metric(ctx, successor, "herald_speaker_heartbeat_verdicts_total", `kind="expired"`)
+		spared, err := lab.Metric(ctx, successor, "herald_speaker_heartbeat_verdicts_total", `kind="spared"`)
 		must(t, err)
 		presumed, err := lab.Metric(ctx, successor, "herald_speaker_heartbeat_verdicts_total", `kind="presumed"`)
 		must(t, err)
 		rule := []string{"INPUT", "-p", "udp", "--dport", "7947", "-j", "DROP"}
 		successor.Host.MustRun(append([]string{"iptables", "-A"}, rule...)...)
 		defer successor.Host.MustRun(append([]string{"iptables", "-D"}, rule...)...)
+		// The owner's heartbeats stop reaching the successor, but its
+		// kernel answers the successor's echo requests: the owner is up (a
+		// stalled speaker looks the same), so no verdict is taken.
+		verdicts(t, lab, successor, "spared", spared+1)
+		for range 10 {
+			answeredBy(t, lab, addr, time.Second, ranking[0])
+			time.Sleep(300 * time.Millisecond)
+		}
+		if got, err := lab.Metric(ctx, successor, "herald_speaker_heartbeat_verdicts_total", `kind="presumed"`); err != nil || got != presumed {
+			t.Errorf("presumed verdicts on %s: %v (%v), want %v: an owner whose kernel answers was presumed dead", successor.Name, got, err, presumed)
+		}
+	})
+
+	t.Run("heartbeats and echo replies lost while membership sees the owner: a bounded false alarm", func(t *testing.T) {
+		successor := lab.Node(ranking[1])
+		// The previous subtest left the owner disarmed; its heartbeats arm it again.
+		time.Sleep(time.Second)
+		expired, err := lab.Metric(ctx, successor, "herald_speaker_heartbeat_verdicts_total", `kind="expired"`)
+		must(t, err)
+		presumed, err := lab.Metric(ctx, successor, "herald_speaker_heartbeat_verdicts_total", `kind="presumed"`)
+		must(t, err)
+		for _, rule := range [][]string{
+			{"INPUT", "-p", "udp", "--dport", "7947", "-j", "DROP"},
+			{"INPUT", "-p", "icmp", "--icmp-type", "echo-reply", "-j", "DROP"},
+		} {
+			successor.Host.MustRun(append([]string{"iptables", "-A"}, rule...)...)
+			defer successor.Host.MustRun(append([]string{"iptables", "-D"}, rule...)...)
+		}
 		// The successor presumes the owner dead; membership never agrees,
 		// so the verdict expires and the owner is not watched again until
 		// its heartbeats come through: the address ends with the owner.

@@ -20,6 +20,21 @@ type peer struct {
 	watchedSince time.Time  // zero: not watched
 	lastHeard    time.Time  // zero: not heard since it was disarmed
 	deadSince    time.Time  // zero: no verdict
+	// answered is when the latest probe its kernel answered since it was
+	// last heard was sent; zero: none.
+	answered time.Time
+	// spared: silent for the timeout, but its kernel answered; reported
+	// once per silence.
+	spared bool
+}
+
+// lastSign is the latest time the node was known up: a heartbeat, or its
+// kernel answering a probe.
+func (p *peer) lastSign() time.Time {
+	if p.answered.After(p.lastHeard) {
+		return p.answered
+	}
+	return p.lastHeard
 }
 
 // armed reports whether p can be presumed dead: it is watched and was
@@ -50,6 +65,11 @@ const (
 	// had stood for the confirm time; the verdict is dropped and the node
 	// disarmed until it is heard again.
 	Expired
+	// Spared: the node was silent for the timeout, but its kernel answered
+	// a probe sent during the silence: it is up (its speaker stalled or
+	// stopped, or its heartbeats were lost), so no verdict is taken and
+	// membership decides.
+	Spared
 )
 
 func (k Kind) String() string {
@@ -62,6 +82,8 @@ func (k Kind) String() string {
 		return "confirmed"
 	case Expired:
 		return "expired"
+	case Spared:
+		return "spared"
 	}
 	return "unknown"
 }
@@ -112,7 +134,7 @@ func (d *Detector) Heard(node string, addr netip.Addr, now time.Time) (Change, b
 	if p == nil || p.addr != addr.Unmap() {
 		return Change{}, false
 	}
-	p.lastHeard = now
+	p.lastHeard, p.answered, p.spared = now, time.Time{}, false
 	if p.deadSince.IsZero() {
 		return Change{}, false
 	}
@@ -124,16 +146,57 @@ func (d *Detector) Heard(node string, addr netip.Addr, now time.Time) (Change, b
 	return c, true
 }
 
+// Silent returns the addresses of the armed nodes, without a verdict,
+// not heard for at least after: the nodes whose kernels to probe.
+func (d *Detector) Silent(now time.Time, after time.Duration) []netip.Addr {
+	var out []netip.Addr
+	for _, p := range d.peers {
+		if p.armed() && p.deadSince.IsZero() && now.Sub(p.lastHeard) >= after {
+			out = append(out, p.addr)
+		}
+	}
+	return out
+}
+
+// Answered records that addr's kernel answered a probe sent at sent. An
+// answer counts for an armed node without a verdict, to a probe sent
+// after its last heartbeat: it keeps the node from being presumed dead
+// for the timeout after sent. It does not clear a verdict: only the
+// node's speaker can, with a heartbeat.
+func (d *Detector) Answered(addr netip.Addr, sent time.Time) {
+	addr = addr.Unmap()
+	for _, p := range d.peers {
+		if p.addr == addr && p.armed() && p.deadSince.IsZero() && sent.After(p.lastHeard) && sent.After(p.answered) {
+			p.answered = sent
+		}
+	}
+}
+
 // Check takes and drops verdicts as of now; alive says whether membership
 // counts a node among the live members. Changes are sorted by node.
+//
+// A node not heard for the timeout is presumed dead unless its kernel
+// answered a probe sent in the last timeout; then it is spared, and once
+// silent for the confirm time it is disarmed until heard again (it is up,
+// so membership decides).
 func (d *Detector) Check(now time.Time, alive func(string) bool) []Change {
 	var out []Change
 	for name, p := range d.peers {
 		switch {
 		case p.deadSince.IsZero():
-			if p.armed() && now.Sub(p.lastHeard) >= d.timeout {
+			if !p.armed() {
+				continue
+			}
+			silence := now.Sub(p.lastHeard)
+			switch {
+			case now.Sub(p.lastSign()) >= d.timeout:
 				p.deadSince = now
-				out = append(out, Change{Node: name, Kind: Presumed, Silence: now.Sub(p.lastHeard)})
+				out = append(out, Change{Node: name, Kind: Presumed, Silence: silence})
+			case silence >= d.confirm:
+				d.drop(name, p)
+			case silence >= d.timeout && !p.spared:
+				p.spared = true
+				out = append(out, Change{Node: name, Kind: Spared, Silence: silence})
 			}
 		case !alive(name):
 			out = append(out, Change{Node: name, Kind: Confirmed, Silence: now.Sub(p.deadSince)})
@@ -149,7 +212,7 @@ func (d *Detector) Check(now time.Time, alive func(string) bool) []Change {
 
 // drop drops p's verdict and disarms it.
 func (d *Detector) drop(name string, p *peer) {
-	p.deadSince, p.lastHeard = time.Time{}, time.Time{}
+	p.deadSince, p.lastHeard, p.answered, p.spared = time.Time{}, time.Time{}, time.Time{}, false
 	if p.watchedSince.IsZero() {
 		delete(d.peers, name)
 	}
@@ -176,8 +239,13 @@ func (d *Detector) Next() (time.Time, bool) {
 		switch {
 		case !p.deadSince.IsZero():
 			t = p.deadSince.Add(d.confirm)
-		case p.armed():
+		case p.armed() && !p.spared:
 			t = p.lastHeard.Add(d.timeout)
+		case p.armed():
+			t = p.lastSign().Add(d.timeout)
+			if c := p.lastHeard.Add(d.confirm); c.Before(t) {
+				t = c
+			}
 		default:
 			continue
 		}

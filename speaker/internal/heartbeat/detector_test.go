@@ -20,15 +20,20 @@ type step struct {
 	watch   map[string]netip.Addr // non-nil: Watch
 	heard   string                // non-empty: Heard from heardAt (addrA by default)
 	heardAt netip.Addr
-	check   bool          // Check, with membership's live members below
-	gone    []string      // members membership no longer counts
-	want    []Change      // the changes Heard or Check returns
-	dead    []string      // Dead() after the step, sorted
-	next    time.Duration // Next() after the step, 0 for none
+	// answered non-zero: Answered from answered, to a probe sent at t0+sent.
+	answered netip.Addr
+	sent     time.Duration
+	probe    bool // Silent(now, probeAfter) must return silent
+	silent   []netip.Addr
+	check    bool          // Check, with membership's live members below
+	gone     []string      // members membership no longer counts
+	want     []Change      // the changes Heard or Check returns
+	dead     []string      // Dead() after the step, sorted
+	next     time.Duration // Next() after the step, 0 for none
 }
 
 func TestDetector(t *testing.T) {
-	const timeout, confirm = 175 * time.Millisecond, 5 * time.Second
+	const timeout, confirm, probeAfter = 175 * time.Millisecond, 5 * time.Second, 87 * time.Millisecond
 	watchA := map[string]netip.Addr{"a": addrA}
 	tests := []struct {
 		name  string
@@ -92,6 +97,57 @@ func TestDetector(t *testing.T) {
 			{at: 300 * time.Millisecond, heard: "a", want: []Change{{Node: "a", Kind: Cleared, Silence: 100 * time.Millisecond}}},
 			{at: time.Minute, check: true},
 		}},
+		{name: "probed once silent for probeAfter, not before, not once presumed", steps: []step{
+			{at: 0, watch: watchA},
+			{at: 0, heard: "a", next: timeout},
+			{at: 86 * time.Millisecond, probe: true, next: timeout},
+			{at: 87 * time.Millisecond, probe: true, silent: []netip.Addr{addrA}, next: timeout},
+			{at: timeout, check: true, want: []Change{{Node: "a", Kind: Presumed, Silence: timeout}}, dead: []string{"a"},
+				next: timeout + confirm},
+			{at: 200 * time.Millisecond, probe: true, dead: []string{"a"}, next: timeout + confirm},
+		}},
+		{name: "its kernel answers through the silence: spared, then disarmed at the confirm time", steps: []step{
+			{at: 0, watch: watchA},
+			{at: 0, heard: "a", next: timeout},
+			{at: 100 * time.Millisecond, answered: addrA, sent: 100 * time.Millisecond, next: timeout},
+			{at: timeout, check: true, want: []Change{{Node: "a", Kind: Spared, Silence: timeout}}, next: 275 * time.Millisecond},
+			{at: 251 * time.Millisecond, answered: addrA, sent: 250 * time.Millisecond, next: 425 * time.Millisecond},
+			{at: 275 * time.Millisecond, check: true, next: 425 * time.Millisecond},
+		}},
+		{name: "spared, answering until the confirm time: disarmed without a verdict", steps: []step{
+			{at: 0, watch: watchA},
+			{at: 0, heard: "a", next: timeout},
+			{at: 100 * time.Millisecond, answered: addrA, sent: 100 * time.Millisecond, next: timeout},
+			{at: timeout, check: true, want: []Change{{Node: "a", Kind: Spared, Silence: timeout}}, next: 275 * time.Millisecond},
+			{at: 4900 * time.Millisecond, answered: addrA, sent: 4900 * time.Millisecond, next: confirm},
+			{at: confirm, check: true},
+			{at: time.Minute, probe: true, check: true},
+			{at: time.Minute, heard: "a", next: time.Minute + timeout},
+		}},
+		{name: "its kernel falls silent too: presumed a timeout after its last answer", steps: []step{
+			{at: 0, watch: watchA},
+			{at: 0, heard: "a", next: timeout},
+			{at: 151 * time.Millisecond, answered: addrA, sent: 150 * time.Millisecond, next: timeout},
+			{at: timeout, check: true, want: []Change{{Node: "a", Kind: Spared, Silence: timeout}}, next: 325 * time.Millisecond},
+			{at: 325 * time.Millisecond, check: true, want: []Change{{Node: "a", Kind: Presumed, Silence: 325 * time.Millisecond}}, dead: []string{"a"},
+				next: 325*time.Millisecond + confirm},
+		}},
+		{name: "answers that do not count: a probe sent before the last heartbeat, another address", steps: []step{
+			{at: 0, watch: watchA},
+			{at: 100 * time.Millisecond, heard: "a", next: 275 * time.Millisecond},
+			{at: 110 * time.Millisecond, answered: addrA, sent: 90 * time.Millisecond, next: 275 * time.Millisecond},
+			{at: 200 * time.Millisecond, answered: addrB, sent: 200 * time.Millisecond, next: 275 * time.Millisecond},
+			{at: 275 * time.Millisecond, check: true, want: []Change{{Node: "a", Kind: Presumed, Silence: timeout}}, dead: []string{"a"},
+				next: 275*time.Millisecond + confirm},
+		}},
+		{name: "an answer after the verdict does not clear it; a heartbeat does", steps: []step{
+			{at: 0, watch: watchA},
+			{at: 0, heard: "a", next: timeout},
+			{at: timeout, check: true, want: []Change{{Node: "a", Kind: Presumed, Silence: timeout}}, dead: []string{"a"}, next: timeout + confirm},
+			{at: 200 * time.Millisecond, answered: addrA, sent: 190 * time.Millisecond, dead: []string{"a"}, next: timeout + confirm},
+			{at: 210 * time.Millisecond, check: true, dead: []string{"a"}, next: timeout + confirm},
+			{at: 250 * time.Millisecond, heard: "a", want: []Change{{Node: "a", Kind: Cleared, Silence: 75 * time.Millisecond}}, next: 425 * time.Millisecond},
+		}},
 		{name: "a new address disarms", steps: []step{
 			{at: 0, watch: watchA},
 			{at: 0, heard: "a", next: timeout},
@@ -117,7 +173,14 @@ func TestDetector(t *testing.T) {
 					if c, ok := d.Heard(s.heard, from, now); ok {
 						got = append(got, c)
 					}
-				case s.check:
+				case s.answered.IsValid():
+					d.Answered(s.answered, t0.Add(s.sent))
+				case s.probe:
+					if diff := cmp.Diff(s.silent, d.Silent(now, probeAfter), cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
+						t.Errorf("step %d: Silent() (-want +got):\n%s", i, diff)
+					}
+				}
+				if s.check {
 					got = d.Check(now, func(n string) bool { return !slices.Contains(s.gone, n) })
 				}
 				if diff := cmp.Diff(s.want, got); diff != "" {

@@ -22,6 +22,14 @@
 // its gratuitous ARP/NDP. The other speakers go on with membership's view;
 // they were not going to announce those addresses anyway.
 //
+// Before presuming, the successor asks the owner's kernel: from ProbeAfter
+// of silence on it sends an ICMP echo request every interval (Echo). A
+// kernel answers in its network stack even when every process on the node
+// is starved of CPU, so an owner whose kernel answered a probe sent in the
+// last Timeout is up, and is spared: its speaker stalled or stopped, or its
+// heartbeats are lost, and membership decides. Only an owner silent on both
+// counts (link cut, node down) is presumed dead.
+//
 // The verdict is a presumption, bounded on every side:
 //
 //   - A node is watched only after a heartbeat arrived from it since the
@@ -42,11 +50,12 @@
 // The trade-off is the one of any failure detector: Timeout against false
 // alarms. With heartbeats every 25 ms and a 175 ms timeout, seven
 // heartbeats in a row must be lost (with 10% packet loss, one chance in
-// ten million per window) or the sender starved of CPU for 150 ms.
+// ten million per window) or the sender starved of CPU for 150 ms, and
+// then its kernel must miss every probe of the last 88 ms too.
 // docs/speaker.md and docs/figures.md give the measurements.
 //
-// Heartbeats are not authenticated: a forged one can only delay fast
-// detection, after which membership (encrypted when keys are set) still
+// Heartbeats and echo replies are not authenticated: a forged one can only
+// delay fast detection, after which membership (encrypted when keys are set) still
 // declares the node dead; a verdict needs silence, which a third party
 // cannot forge. Packets whose source is not the member's address are
 // ignored.

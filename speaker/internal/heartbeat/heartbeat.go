@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"sync"
 	"time"
 )
@@ -30,10 +31,18 @@ type Config struct {
 	// Grace is how long heartbeats still go to a peer that left the plan
 	// (3 s).
 	Grace time.Duration
+	// Prober, when set, probes the kernels of watched peers silent for
+	// ProbeAfter, every Interval: a peer whose kernel answers is spared,
+	// not presumed dead. Heartbeats closes it. Nil: no probes, silence
+	// alone decides.
+	Prober Prober
+	// ProbeAfter is the silence after which a watched peer is probed
+	// (Timeout/2).
+	ProbeAfter time.Duration
 	// Alive says whether membership counts a node among the live members.
 	Alive func(node string) bool
 	// Changed is called, without locks held, when the nodes presumed dead
-	// change; it must not block.
+	// change (not for Spared); it must not block.
 	Changed func()
 	// Observe, when set, is called with every change (for metrics).
 	Observe func(Change)
@@ -53,6 +62,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Grace <= 0 {
 		c.Grace = 3 * time.Second
+	}
+	if c.ProbeAfter <= 0 {
+		c.ProbeAfter = c.Timeout / 2
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -89,6 +101,9 @@ func Start(cfg Config) (*Heartbeats, error) {
 	cfg = cfg.withDefaults()
 	conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(cfg.Listen))
 	if err != nil {
+		if cfg.Prober != nil {
+			_ = cfg.Prober.Close()
+		}
 		return nil, fmt.Errorf("heartbeat: listen on %s: %w", cfg.Listen, err)
 	}
 	h := &Heartbeats{
@@ -98,6 +113,10 @@ func Start(cfg Config) (*Heartbeats, error) {
 	h.wg.Add(2)
 	go h.sendLoop()
 	go h.receiveLoop()
+	if cfg.Prober != nil {
+		h.wg.Add(1)
+		go h.answerLoop()
+	}
 	return h, nil
 }
 
@@ -144,6 +163,9 @@ func (h *Heartbeats) Dead() map[string]bool {
 func (h *Heartbeats) Close() error {
 	close(h.done)
 	err := h.conn.Close()
+	if h.cfg.Prober != nil {
+		err = errors.Join(err, h.cfg.Prober.Close())
+	}
 	h.wg.Wait()
 	return err
 }
@@ -155,7 +177,8 @@ func (h *Heartbeats) sendLoop() {
 	var seq uint64
 	var pkt []byte
 	var addrs []netip.AddrPort
-	var lastErr time.Time
+	var lastErr, lastProbeErr time.Time
+	var silent []netip.Addr
 	for {
 		select {
 		case <-h.done:
@@ -180,6 +203,43 @@ func (h *Heartbeats) sendLoop() {
 				// An unreachable peer fails every interval: log once in a while.
 				h.cfg.Logger.Warn("send heartbeat", "to", a, "err", err)
 				lastErr = now
+			}
+		}
+		if h.cfg.Prober == nil {
+			continue
+		}
+		h.mu.Lock()
+		silent = append(silent[:0], h.det.Silent(now, h.cfg.ProbeAfter)...)
+		h.mu.Unlock()
+		for _, a := range silent {
+			if err := h.cfg.Prober.Send(a, now); err != nil && now.Sub(lastProbeErr) > 10*time.Second {
+				h.cfg.Logger.Warn("probe silent node's kernel", "addr", a, "err", err)
+				lastProbeErr = now
+			}
+		}
+	}
+}
+
+// answerLoop records the answers to the probes. When both run after a
+// stall, receiveLoop's drain of queued heartbeats (a millisecond at least)
+// leaves this loop time to record queued answers before silence is judged.
+func (h *Heartbeats) answerLoop() {
+	defer h.wg.Done()
+	for {
+		addr, sent, err := h.cfg.Prober.Receive()
+		switch {
+		case err == nil:
+			h.mu.Lock()
+			h.det.Answered(addr, sent)
+			h.mu.Unlock()
+		case errors.Is(err, net.ErrClosed):
+			return
+		default:
+			h.cfg.Logger.Warn("receive probe answer", "err", err)
+			select {
+			case <-h.done:
+				return
+			case <-time.After(h.cfg.Interval):
 			}
 		}
 	}
@@ -254,12 +314,14 @@ func (h *Heartbeats) report(changes ...Change) {
 			h.cfg.Logger.Info("membership confirms node presumed dead", "member", c.Node, "after", c.Silence)
 		case Expired:
 			h.cfg.Logger.Warn("membership still counts node presumed dead alive: verdict dropped until it is heard again", "member", c.Node, "after", c.Silence)
+		case Spared:
+			h.cfg.Logger.Warn("no heartbeat from node, but its kernel answers: not presumed dead (its speaker is stalled or stopped, or heartbeats are lost); membership decides", "member", c.Node, "silence", c.Silence)
 		}
 		if h.cfg.Observe != nil {
 			h.cfg.Observe(c)
 		}
 	}
-	if len(changes) > 0 && h.cfg.Changed != nil {
+	if h.cfg.Changed != nil && slices.ContainsFunc(changes, func(c Change) bool { return c.Kind != Spared }) {
 		h.cfg.Changed()
 	}
 }

@@ -68,7 +68,7 @@ func NewMetrics(reg prometheus.Registerer, stats func() layer2.Stats, members fu
 		}, []string{"kind", "result"}),
 		HeartbeatVerdicts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "herald_speaker_heartbeat_verdicts_total",
-			Help: "Verdicts of the fast failure detector on the owners this node succeeds to, by kind: presumed (no heartbeat for the timeout: presumed dead, addresses taken), cleared (a heartbeat came again: the node is back, or it was a false alarm), confirmed (membership agreed), expired (membership still counted the node alive; the verdict was dropped).",
+			Help: "Verdicts of the fast failure detector on the owners this node succeeds to, by kind: presumed (no heartbeat for the timeout: presumed dead, addresses taken), cleared (a heartbeat came again: the node is back, or it was a false alarm), confirmed (membership agreed), expired (membership still counted the node alive; the verdict was dropped), spared (no heartbeat for the timeout, but the node's kernel answered a probe: no verdict).",
 		}, []string{"kind"}),
 		BgpSessionUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "herald_speaker_bgp_session_up",
@@ -87,7 +87,7 @@ func NewMetrics(reg prometheus.Registerer, stats func() layer2.Stats, members fu
 			Help: "BGP sessions reaching (established) or leaving (dropped) the Established state, by peer.",
 		}, []string{"peer", "change"}),
 	}
-	for k := heartbeat.Presumed; k <= heartbeat.Expired; k++ {
+	for k := heartbeat.Presumed; k <= heartbeat.Spared; k++ {
 		m.HeartbeatVerdicts.WithLabelValues(k.String())
 	}
 	reg.MustRegister(m.Announced, m.OwnershipChanges, m.Conflicts, m.Reconciles, m.ReconcileSeconds, m.StatusWrites, m.Events, m.KubeProxyProbes, m.HeartbeatVerdicts,
