@@ -42,6 +42,7 @@ func (m *measurement) falseAlarms(ctx context.Context) {
 		`herald_speaker_heartbeat_verdicts_total{kind="presumed"}`,
 		`herald_speaker_heartbeat_verdicts_total{kind="cleared"}`,
 		`herald_speaker_heartbeat_verdicts_total{kind="expired"}`,
+		`herald_speaker_heartbeat_verdicts_total{kind="spared"}`,
 	}
 	read := func() map[string]float64 {
 		out := map[string]float64{}
@@ -110,9 +111,9 @@ func (m *measurement) falseAlarms(ctx context.Context) {
 		case <-time.After(time.Minute):
 		}
 		now := read()
-		fmt.Printf("  after %v: moves %v, presumed %v, cleared %v, expired %v, load average %s\n",
+		fmt.Printf("  after %v: moves %v, presumed %v, cleared %v, expired %v, spared %v, load average %s\n",
 			time.Since(start).Round(time.Second), now[series[0]]-before[series[0]], now[series[1]]-before[series[1]],
-			now[series[2]]-before[series[2]], now[series[3]]-before[series[3]], loadAverage())
+			now[series[2]]-before[series[2]], now[series[3]]-before[series[3]], now[series[4]]-before[series[4]], loadAverage())
 	}
 	attempts := probe.Stop()
 	after := read()
@@ -122,7 +123,7 @@ func (m *measurement) falseAlarms(ctx context.Context) {
 			failed++
 		}
 	}
-	fmt.Printf("false alarms over %v: address moves %v, verdicts presumed %v, cleared %v, expired %v; client connections to %s: %d of %d failed (the loss drops some)\n",
+	fmt.Printf("false alarms over %v: address moves %v, verdicts presumed %v, cleared %v, expired %v, spared %v (silences the owner's kernel answered); client connections to %s: %d of %d failed (the loss drops some)\n",
 		c.falseAlarm, after[series[0]]-before[series[0]], after[series[1]]-before[series[1]], after[series[2]]-before[series[2]],
-		after[series[3]]-before[series[3]], addrs[0], failed, len(attempts))
+		after[series[3]]-before[series[3]], after[series[4]]-before[series[4]], addrs[0], failed, len(attempts))
 }

@@ -11,8 +11,25 @@ import (
 // arrived and when, and says which watched nodes it presumes dead. It has
 // no clock and no socket; it is not safe for concurrent use.
 type Detector struct {
-	timeout, confirm time.Duration
-	peers            map[string]*peer
+	Timing
+	peers map[string]*peer
+}
+
+// Timing is a Detector's settings.
+type Timing struct {
+	// Timeout is the silence after which a watched node is presumed dead.
+	Timeout time.Duration
+	// Confirm is how long a verdict stands while membership still counts
+	// the node alive.
+	Confirm time.Duration
+	// Probes, when not zero, is how many of the node's kernel's probes
+	// must go unanswered since its last sign of life before it is presumed
+	// dead, besides the timeout. It guards against the watcher's own
+	// starvation: a watcher that got no CPU sent no probes, so it has no
+	// evidence of a death when it wakes.
+	Probes int
+	// ProbeInterval is the time between two probes to a node.
+	ProbeInterval time.Duration
 }
 
 type peer struct {
@@ -26,6 +43,10 @@ type peer struct {
 	// spared: silent for the timeout, but its kernel answered; reported
 	// once per silence.
 	spared bool
+	// probes is how many probes were sent since the last sign of life, the
+	// last at lastProbe.
+	probes    int
+	lastProbe time.Time
 }
 
 // lastSign is the latest time the node was known up: a heartbeat, or its
@@ -44,10 +65,11 @@ func (p *peer) armed() bool {
 }
 
 // NewDetector returns a detector that presumes a watched node dead after
-// timeout without a heartbeat, and drops a verdict membership has not
-// confirmed after confirm.
-func NewDetector(timeout, confirm time.Duration) *Detector {
-	return &Detector{timeout: timeout, confirm: confirm, peers: map[string]*peer{}}
+// t.Timeout without a heartbeat (and, with t.Probes, its kernel's answer to
+// that many probes), and drops a verdict membership has not confirmed after
+// t.Confirm.
+func NewDetector(t Timing) *Detector {
+	return &Detector{Timing: t, peers: map[string]*peer{}}
 }
 
 // Kind is what happened to a node's verdict.
@@ -134,7 +156,7 @@ func (d *Detector) Heard(node string, addr netip.Addr, now time.Time) (Change, b
 	if p == nil || p.addr != addr.Unmap() {
 		return Change{}, false
 	}
-	p.lastHeard, p.answered, p.spared = now, time.Time{}, false
+	p.lastHeard, p.answered, p.spared, p.probes = now, time.Time{}, false, 0
 	if p.deadSince.IsZero() {
 		return Change{}, false
 	}
@@ -146,13 +168,16 @@ func (d *Detector) Heard(node string, addr netip.Addr, now time.Time) (Change, b
 	return c, true
 }
 
-// Silent returns the addresses of the armed nodes, without a verdict,
-// not heard for at least after: the nodes whose kernels to probe.
-func (d *Detector) Silent(now time.Time, after time.Duration) []netip.Addr {
+// Probe returns the addresses of the armed nodes, without a verdict, not
+// heard for at least after: the nodes whose kernels to probe now. It
+// counts the probes as sent.
+func (d *Detector) Probe(now time.Time, after time.Duration) []netip.Addr {
 	var out []netip.Addr
 	for _, p := range d.peers {
 		if p.armed() && p.deadSince.IsZero() && now.Sub(p.lastHeard) >= after {
 			out = append(out, p.addr)
+			p.probes++
+			p.lastProbe = now
 		}
 	}
 	return out
@@ -167,7 +192,7 @@ func (d *Detector) Answered(addr netip.Addr, sent time.Time) {
 	addr = addr.Unmap()
 	for _, p := range d.peers {
 		if p.addr == addr && p.armed() && p.deadSince.IsZero() && sent.After(p.lastHeard) && sent.After(p.answered) {
-			p.answered = sent
+			p.answered, p.probes = sent, 0
 		}
 	}
 }
@@ -178,7 +203,8 @@ func (d *Detector) Answered(addr netip.Addr, sent time.Time) {
 // A node not heard for the timeout is presumed dead unless its kernel
 // answered a probe sent in the last timeout; then it is spared, and once
 // silent for the confirm time it is disarmed until heard again (it is up,
-// so membership decides).
+// so membership decides). With Probes, a node is presumed dead only once
+// that many probes went unanswered since its last sign of life.
 func (d *Detector) Check(now time.Time, alive func(string) bool) []Change {
 	var out []Change
 	for name, p := range d.peers {
@@ -189,19 +215,19 @@ func (d *Detector) Check(now time.Time, alive func(string) bool) []Change {
 			}
 			silence := now.Sub(p.lastHeard)
 			switch {
-			case now.Sub(p.lastSign()) >= d.timeout:
+			case now.Sub(p.lastSign()) >= d.Timeout && p.probes >= d.Probes:
 				p.deadSince = now
 				out = append(out, Change{Node: name, Kind: Presumed, Silence: silence})
-			case silence >= d.confirm:
+			case silence >= d.Confirm:
 				d.drop(name, p)
-			case silence >= d.timeout && !p.spared:
+			case silence >= d.Timeout && !p.spared && !p.answered.IsZero():
 				p.spared = true
 				out = append(out, Change{Node: name, Kind: Spared, Silence: silence})
 			}
 		case !alive(name):
 			out = append(out, Change{Node: name, Kind: Confirmed, Silence: now.Sub(p.deadSince)})
 			d.drop(name, p)
-		case now.Sub(p.deadSince) >= d.confirm:
+		case now.Sub(p.deadSince) >= d.Confirm:
 			out = append(out, Change{Node: name, Kind: Expired, Silence: now.Sub(p.deadSince)})
 			d.drop(name, p)
 		}
@@ -212,7 +238,7 @@ func (d *Detector) Check(now time.Time, alive func(string) bool) []Change {
 
 // drop drops p's verdict and disarms it.
 func (d *Detector) drop(name string, p *peer) {
-	p.deadSince, p.lastHeard, p.answered, p.spared = time.Time{}, time.Time{}, time.Time{}, false
+	p.deadSince, p.lastHeard, p.answered, p.spared, p.probes = time.Time{}, time.Time{}, time.Time{}, false, 0
 	if p.watchedSince.IsZero() {
 		delete(d.peers, name)
 	}
@@ -238,20 +264,40 @@ func (d *Detector) Next() (time.Time, bool) {
 		var t time.Time
 		switch {
 		case !p.deadSince.IsZero():
-			t = p.deadSince.Add(d.confirm)
-		case p.armed() && !p.spared:
-			t = p.lastHeard.Add(d.timeout)
-		case p.armed():
-			t = p.lastSign().Add(d.timeout)
-			if c := p.lastHeard.Add(d.confirm); c.Before(t) {
-				t = c
-			}
-		default:
+			t = p.deadSince.Add(d.Confirm)
+		case !p.armed():
 			continue
+		default:
+			// The presumption: the timeout after the last sign of life,
+			// or after the probe still missing.
+			t = p.lastSign().Add(d.Timeout)
+			if p.probes < d.Probes {
+				t = later(t, p.lastProbe.Add(d.ProbeInterval))
+			}
+			// Sparing, once the silence reaches the timeout.
+			if !p.spared && !p.answered.IsZero() {
+				t = earlier(t, p.lastHeard.Add(d.Timeout))
+			}
+			// Disarming a node that stays silent but answers.
+			t = earlier(t, p.lastHeard.Add(d.Confirm))
 		}
 		if next.IsZero() || t.Before(next) {
 			next = t
 		}
 	}
 	return next, !next.IsZero()
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+func earlier(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }

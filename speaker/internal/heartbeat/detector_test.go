@@ -33,11 +33,12 @@ type step struct {
 }
 
 func TestDetector(t *testing.T) {
-	const timeout, confirm, probeAfter = 175 * time.Millisecond, 5 * time.Second, 87 * time.Millisecond
+	const timeout, confirm, probeAfter, interval = 175 * time.Millisecond, 5 * time.Second, 58 * time.Millisecond, 25 * time.Millisecond
 	watchA := map[string]netip.Addr{"a": addrA}
 	tests := []struct {
-		name  string
-		steps []step
+		name   string
+		probes int // Timing.Probes
+		steps  []step
 	}{
 		{name: "never heard: never presumed", steps: []step{
 			{at: 0, watch: watchA},
@@ -100,8 +101,8 @@ func TestDetector(t *testing.T) {
 		{name: "probed once silent for probeAfter, not before, not once presumed", steps: []step{
 			{at: 0, watch: watchA},
 			{at: 0, heard: "a", next: timeout},
-			{at: 86 * time.Millisecond, probe: true, next: timeout},
-			{at: 87 * time.Millisecond, probe: true, silent: []netip.Addr{addrA}, next: timeout},
+			{at: 57 * time.Millisecond, probe: true, next: timeout},
+			{at: 58 * time.Millisecond, probe: true, silent: []netip.Addr{addrA}, next: timeout},
 			{at: timeout, check: true, want: []Change{{Node: "a", Kind: Presumed, Silence: timeout}}, dead: []string{"a"},
 				next: timeout + confirm},
 			{at: 200 * time.Millisecond, probe: true, dead: []string{"a"}, next: timeout + confirm},
@@ -148,6 +149,35 @@ func TestDetector(t *testing.T) {
 			{at: 210 * time.Millisecond, check: true, dead: []string{"a"}, next: timeout + confirm},
 			{at: 250 * time.Millisecond, heard: "a", want: []Change{{Node: "a", Kind: Cleared, Silence: 75 * time.Millisecond}}, next: 425 * time.Millisecond},
 		}},
+		{name: "probing: presumed at the timeout, four probes unanswered", probes: 4, steps: []step{
+			{at: 0, watch: watchA},
+			{at: 0, heard: "a", next: timeout},
+			{at: 60 * time.Millisecond, probe: true, silent: []netip.Addr{addrA}, next: timeout},
+			{at: 85 * time.Millisecond, probe: true, silent: []netip.Addr{addrA}, next: timeout},
+			{at: 110 * time.Millisecond, probe: true, silent: []netip.Addr{addrA}, next: timeout},
+			{at: 135 * time.Millisecond, probe: true, silent: []netip.Addr{addrA}, next: timeout},
+			{at: timeout, check: true, want: []Change{{Node: "a", Kind: Presumed, Silence: timeout}}, dead: []string{"a"},
+				next: timeout + confirm},
+		}},
+		{name: "probing: a watcher that sent no probes (starved) waits for four before presuming", probes: 4, steps: []step{
+			{at: 0, watch: watchA},
+			{at: 0, heard: "a", next: timeout},
+			{at: 400 * time.Millisecond, check: true, next: timeout},
+			{at: 401 * time.Millisecond, probe: true, silent: []netip.Addr{addrA}, next: 426 * time.Millisecond},
+			{at: 426 * time.Millisecond, probe: true, check: true, silent: []netip.Addr{addrA}, next: 451 * time.Millisecond},
+			{at: 451 * time.Millisecond, probe: true, check: true, silent: []netip.Addr{addrA}, next: 476 * time.Millisecond},
+			{at: 476 * time.Millisecond, probe: true, check: true, silent: []netip.Addr{addrA},
+				want: []Change{{Node: "a", Kind: Presumed, Silence: 476 * time.Millisecond}}, dead: []string{"a"}, next: 476*time.Millisecond + confirm},
+		}},
+		{name: "probing: the starved watcher's late probe is answered: spared", probes: 4, steps: []step{
+			{at: 0, watch: watchA},
+			{at: 0, heard: "a", next: timeout},
+			{at: 400 * time.Millisecond, check: true, next: timeout},
+			{at: 401 * time.Millisecond, probe: true, silent: []netip.Addr{addrA}, next: 426 * time.Millisecond},
+			{at: 402 * time.Millisecond, answered: addrA, sent: 401 * time.Millisecond, next: timeout},
+			{at: 402 * time.Millisecond, check: true, want: []Change{{Node: "a", Kind: Spared, Silence: 402 * time.Millisecond}},
+				next: 576 * time.Millisecond},
+		}},
 		{name: "a new address disarms", steps: []step{
 			{at: 0, watch: watchA},
 			{at: 0, heard: "a", next: timeout},
@@ -158,7 +188,7 @@ func TestDetector(t *testing.T) {
 	t0 := time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			d := NewDetector(timeout, confirm)
+			d := NewDetector(Timing{Timeout: timeout, Confirm: confirm, Probes: tt.probes, ProbeInterval: interval})
 			for i, s := range tt.steps {
 				now := t0.Add(s.at)
 				var got []Change
@@ -176,7 +206,7 @@ func TestDetector(t *testing.T) {
 				case s.answered.IsValid():
 					d.Answered(s.answered, t0.Add(s.sent))
 				case s.probe:
-					if diff := cmp.Diff(s.silent, d.Silent(now, probeAfter), cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
+					if diff := cmp.Diff(s.silent, d.Probe(now, probeAfter), cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
 						t.Errorf("step %d: Silent() (-want +got):\n%s", i, diff)
 					}
 				}

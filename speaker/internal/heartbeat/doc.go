@@ -28,7 +28,9 @@
 // is starved of CPU, so an owner whose kernel answered a probe sent in the
 // last Timeout is up, and is spared: its speaker stalled or stopped, or its
 // heartbeats are lost, and membership decides. Only an owner silent on both
-// counts (link cut, node down) is presumed dead.
+// counts (link cut, node down) is presumed dead, and only once four probes
+// went unanswered: a successor that was starved itself sent none, so it has
+// no evidence of a death when it wakes.
 //
 // The verdict is a presumption, bounded on every side:
 //
@@ -51,7 +53,7 @@
 // alarms. With heartbeats every 25 ms and a 175 ms timeout, seven
 // heartbeats in a row must be lost (with 10% packet loss, one chance in
 // ten million per window) or the sender starved of CPU for 150 ms, and
-// then its kernel must miss every probe of the last 88 ms too.
+// then its kernel must leave four probes in a row unanswered too.
 // docs/speaker.md and docs/figures.md give the measurements.
 //
 // Heartbeats and echo replies are not authenticated: a forged one can only

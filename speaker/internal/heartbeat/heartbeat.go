@@ -37,7 +37,8 @@ type Config struct {
 	// alone decides.
 	Prober Prober
 	// ProbeAfter is the silence after which a watched peer is probed
-	// (Timeout/2).
+	// (Timeout/3). A peer is presumed dead only once its kernel left
+	// probesToPresume probes unanswered too.
 	ProbeAfter time.Duration
 	// Alive says whether membership counts a node among the live members.
 	Alive func(node string) bool
@@ -64,7 +65,7 @@ func (c Config) withDefaults() Config {
 		c.Grace = 3 * time.Second
 	}
 	if c.ProbeAfter <= 0 {
-		c.ProbeAfter = c.Timeout / 2
+		c.ProbeAfter = c.Timeout / 3
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -73,6 +74,23 @@ func (c Config) withDefaults() Config {
 		c.Alive = func(string) bool { return true }
 	}
 	return c
+}
+
+// probesToPresume is how many probes a peer's kernel must leave
+// unanswered since its last sign of life before it is presumed dead: four
+// round trips all lost at 10% loss each way is about one chance in 800,
+// and a watcher starved of CPU, which sent no probes, waits for four
+// before it acts. Started at Timeout/3 of silence, every Interval, four
+// are sent by the timeout, so a dead node is presumed no later.
+const probesToPresume = 4
+
+// timing is the Detector's timing for cfg.
+func timing(cfg Config) Timing {
+	t := Timing{Timeout: cfg.Timeout, Confirm: cfg.Confirm}
+	if cfg.Prober != nil {
+		t.Probes, t.ProbeInterval = probesToPresume, cfg.Interval
+	}
+	return t
 }
 
 // Heartbeats sends this node's heartbeats and watches its peers': the I/O
@@ -108,7 +126,7 @@ func Start(cfg Config) (*Heartbeats, error) {
 	}
 	h := &Heartbeats{
 		cfg: cfg, conn: conn, done: make(chan struct{}),
-		det: NewDetector(cfg.Timeout, cfg.Confirm), send: map[string]target{},
+		det: NewDetector(timing(cfg)), send: map[string]target{},
 	}
 	h.wg.Add(2)
 	go h.sendLoop()
@@ -209,7 +227,7 @@ func (h *Heartbeats) sendLoop() {
 			continue
 		}
 		h.mu.Lock()
-		silent = append(silent[:0], h.det.Silent(now, h.cfg.ProbeAfter)...)
+		silent = append(silent[:0], h.det.Probe(now, h.cfg.ProbeAfter)...)
 		h.mu.Unlock()
 		for _, a := range silent {
 			if err := h.cfg.Prober.Send(a, now); err != nil && now.Sub(lastProbeErr) > 10*time.Second {
@@ -252,8 +270,11 @@ func (h *Heartbeats) receiveLoop() {
 		h.mu.Lock()
 		next, ok := h.det.Next()
 		h.mu.Unlock()
-		if !ok {
-			next = time.Now().Add(time.Second)
+		if now := time.Now(); !ok {
+			next = now.Add(time.Second)
+		} else if next.Before(now) {
+			// A peer waiting for its next probe: do not spin.
+			next = now.Add(time.Millisecond)
 		}
 		_ = h.conn.SetReadDeadline(next)
 		n, from, err := h.conn.ReadFromUDPAddrPort(buf)
