@@ -29,7 +29,8 @@ var (
 	RoutedPoolV6 = netip.MustParsePrefix("2001:db8:200::/64")
 
 	// PodsV4 and PodsV6 hold the pod subnets: node n (1-based) gets the n-th /28 of
-	// PodsV4 and 2001:db8:100:n::/64.
+	// PodsV4 (the n-th /29 in a lab of more than RoomyNodes nodes) and
+	// 2001:db8:100:n::/64. See NodePodCIDRs.
 	PodsV4 = netip.MustParsePrefix("203.0.113.0/25")
 	PodsV6 = netip.MustParsePrefix("2001:db8:100::/56")
 
@@ -54,8 +55,12 @@ const (
 	ClientHostNumber       = 3
 	// FirstNodeHostNumber is node 1's number; node n has FirstNodeHostNumber+n-1.
 	FirstNodeHostNumber = 11
-	// MaxNodes is how many nodes the pod ranges have room for.
-	MaxNodes = 8
+	// MaxNodes is how many nodes the pod ranges have room for: sixteen /29s of
+	// PodsV4. Node hosts 11 to 26 stay below L2PoolV4 and the ClusterIPs.
+	MaxNodes = 16
+	// RoomyNodes is the largest lab whose nodes get a /28 of PodsV4 each (room for 13
+	// pods); in a larger lab each gets a /29 (room for 5).
+	RoomyNodes = 8
 )
 
 // ErrRangeInUse reports that a route of the machine overlaps the address plan.
@@ -70,14 +75,25 @@ func LANAddrs(n int) (v4, v6 netip.Prefix) {
 	return v4, v6
 }
 
-// NodePodCIDRs returns node n's pod subnets (n is 1-based).
-func NodePodCIDRs(n int) (v4, v6 netip.Prefix) {
+// NodePodCIDRs returns the pod subnets of node n (1-based) in a lab of nodes nodes
+// (1 to MaxNodes): a /28 of PodsV4 when nodes is at most RoomyNodes, else a /29, and
+// a /64 of PodsV6. Labs are separate, so the same node number may have other subnets
+// in a lab of another size; labs of up to RoomyNodes nodes all share one plan.
+func NodePodCIDRs(n, nodes int) (v4, v6 netip.Prefix) {
+	bits := 28
+	if nodes > RoomyNodes {
+		bits = 29
+	}
 	a4 := PodsV4.Addr().As4()
-	a4[3] = byte(16 * (n - 1))
-	v4 = netip.PrefixFrom(netip.AddrFrom4(a4), 28)
+	a4[3] = byte((n - 1) << (32 - bits))
+	v4 = netip.PrefixFrom(netip.AddrFrom4(a4), bits)
 	v6 = netip.MustParsePrefix(fmt.Sprintf("2001:db8:100:%x::/64", n))
 	return v4, v6
 }
+
+// podRoom returns how many pods a node's IPv4 pod subnet p holds: all its addresses
+// but the subnet's own, the node's (cni0's, the first) and the broadcast address.
+func podRoom(p netip.Prefix) int { return 1<<(p.Addr().BitLen()-p.Bits()) - 3 }
 
 // route is one line of `ip -j route show table all`.
 type route struct {

@@ -106,7 +106,7 @@ func NewCluster(t T, opts ClusterOptions) *Cluster {
 	c.Client.AddRoute(RoutedPoolV6, c.Router.Addr6(), "")
 	for i := 1; i <= n; i++ {
 		h, link := addHost(fmt.Sprintf("node%d", i), FirstNodeHostNumber+i-1)
-		v4, v6 := NodePodCIDRs(i)
+		v4, v6 := NodePodCIDRs(i, n)
 		node := &Node{Host: h, Index: i, LAN: link, PodCIDRs: []netip.Prefix{v4, v6}, cluster: c}
 		h.MustRun("ip", "link", "add", "name", "cni0", "type", "bridge")
 		h.Sysctl("net.ipv6.conf.cni0.accept_dad=0")
@@ -173,14 +173,15 @@ type Pod struct {
 }
 
 // AddPod creates a pod named name (any Kubernetes name) behind the node. Its host is
-// named n<node>p<k>. Each node has room for 13 pods.
+// named n<node>p<k>. Each node has room for 13 pods in its lab's life, 5 in a lab of
+// more than RoomyNodes nodes (see NodePodCIDRs).
 func (n *Node) AddPod(name string) *Pod {
 	t := n.lab.t
 	t.Helper()
 	n.mu.Lock()
 	k := len(n.pods) + 1
 	n.mu.Unlock()
-	if k > 13 {
+	if k > podRoom(n.PodCIDRs[0]) {
 		t.Fatalf("netlab: node %s has no room for pod %s", n.name, name)
 	}
 	h := n.lab.AddHost(fmt.Sprintf("n%dp%d", n.Index, k))

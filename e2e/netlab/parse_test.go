@@ -37,15 +37,24 @@ func TestAddressPlan(t *testing.T) {
 	if v4.String() != "198.51.100.11/24" || v6.String() != "2001:db8:1::11/64" {
 		t.Errorf("LANAddrs(11) = %v, %v", v4, v6)
 	}
-	p4, p6 := NodePodCIDRs(2)
-	if p4.String() != "203.0.113.16/28" || p6.String() != "2001:db8:100:2::/64" {
-		t.Errorf("NodePodCIDRs(2) = %v, %v", p4, p6)
+	for _, tc := range []struct {
+		n, nodes int
+		v4, v6   string
+	}{
+		{2, 3, "203.0.113.16/28", "2001:db8:100:2::/64"},
+		{RoomyNodes, RoomyNodes, "203.0.113.112/28", "2001:db8:100:8::/64"},
+		{2, RoomyNodes + 1, "203.0.113.8/29", "2001:db8:100:2::/64"},
+		{MaxNodes, MaxNodes, "203.0.113.120/29", "2001:db8:100:10::/64"},
+	} {
+		p4, p6 := NodePodCIDRs(tc.n, tc.nodes)
+		if p4.String() != tc.v4 || p6.String() != tc.v6 {
+			t.Errorf("NodePodCIDRs(%d, %d) = %v, %v, want %s, %s", tc.n, tc.nodes, p4, p6, tc.v4, tc.v6)
+		}
 	}
 	// Every range of the plan lies in the documentation ranges, and the pools, pods and
 	// hosts do not overlap each other or the control plane's ClusterIP ranges.
 	clusterIPs := []netip.Prefix{netip.MustParsePrefix("198.51.100.192/26"), netip.MustParsePrefix("2001:db8:ffff:ffff::/112")}
 	hosts := []netip.Prefix{netip.MustParsePrefix("198.51.100.0/26")}
-	last4, _ := NodePodCIDRs(MaxNodes)
 	plan := []netip.Prefix{L2PoolV4, L2PoolV6, RoutedPoolV4, RoutedPoolV6, PodsV4, PodsV6}
 	for i, p := range plan {
 		if len(overlappingRoutes([]route{{Dst: p.String()}}, DocumentationRanges)) != 1 {
@@ -57,8 +66,34 @@ func TestAddressPlan(t *testing.T) {
 			}
 		}
 	}
-	if !PodsV4.Contains(last4.Addr()) {
-		t.Errorf("node %d's pods %v are outside %v", MaxNodes, last4, PodsV4)
+	// In a lab of every size, each node's LAN addresses are in the hosts' range and its
+	// pod subnets are inside the pod ranges, clear of every other node's, with room
+	// for 13 pods up to RoomyNodes nodes and 5 beyond.
+	for nodes := 1; nodes <= MaxNodes; nodes++ {
+		wantRoom := 13
+		if nodes > RoomyNodes {
+			wantRoom = 5
+		}
+		var pods []netip.Prefix
+		for n := 1; n <= nodes; n++ {
+			lan4, lan6 := LANAddrs(FirstNodeHostNumber + n - 1)
+			if !hosts[0].Contains(lan4.Addr()) || L2PoolV6.Contains(lan6.Addr()) || !LANv6.Contains(lan6.Addr()) {
+				t.Errorf("node %d of %d: LAN addresses %v, %v outside the hosts' ranges", n, nodes, lan4, lan6)
+			}
+			p4, p6 := NodePodCIDRs(n, nodes)
+			if !PodsV4.Contains(p4.Addr()) || p4.Bits() < PodsV4.Bits() || !PodsV6.Contains(p6.Addr()) {
+				t.Errorf("node %d of %d: pods %v, %v are outside %v, %v", n, nodes, p4, p6, PodsV4, PodsV6)
+			}
+			if room := podRoom(p4); room != wantRoom {
+				t.Errorf("node %d of %d: pods %v have room for %d, want %d", n, nodes, p4, room, wantRoom)
+			}
+			for _, q := range pods {
+				if q.Overlaps(p4) || q.Overlaps(p6) {
+					t.Errorf("node %d of %d: pods %v, %v overlap %v", n, nodes, p4, p6, q)
+				}
+			}
+			pods = append(pods, p4, p6)
+		}
 	}
 }
 

@@ -457,8 +457,8 @@ func IngressAddrs(svc *corev1.Service) []netip.Addr {
 const WebPort = netlab.PodServerPort
 
 // WebPods returns the lab's shared web pods, one on node1 and one on node2, serving
-// WebPort, starting them on first use. Node hosts have room for 13 pods each for
-// the lab's whole life, so Services that need no pods of their own share these:
+// WebPort, starting them on first use. Node hosts have room for 13 pods each (5 in
+// a lab of more than netlab.RoomyNodes nodes) for the lab's whole life, so Services that need no pods of their own share these:
 // write their EndpointSlices with Backend.
 func (l *Lab) WebPods() []*netlab.Pod {
 	l.T.Helper()

@@ -149,7 +149,7 @@ func (l *Lab) SetEndpoints(ctx context.Context, service string, family discovery
 	}
 	for i, ep := range eps {
 		n := l.nodeIndex(ep.Node)
-		p4, p6 := netlab.NodePodCIDRs(n + 1)
+		p4, p6 := netlab.NodePodCIDRs(n+1, len(l.Nodes))
 		addr := p4.Addr()
 		if family == discoveryv1.AddressTypeIPv6 {
 			addr = p6.Addr()
