@@ -1,7 +1,9 @@
 // Package metallb builds a real MetalLB (its controller and speaker, from the
-// Go module go.universe.tf/metallb) for the tests that run it in the network
-// lab: the migration test in e2e/plugin starts it, lets it announce, then
-// hands its Services over to Herald.
+// Go module go.universe.tf/metallb) and knows how the network labs run it
+// (run.go: its CRDs, its speakers' Pod objects, their command lines): the
+// migration test in e2e/plugin starts it, lets it announce, then hands its
+// Services over to Herald; measure-failover -speaker metallb measures its
+// speaker beside Herald's.
 //
 // The module that pins MetalLB is build/ (its own go.mod and go.sum, outside
 // the e2e module's dependency graph). Build compiles the two binaries once

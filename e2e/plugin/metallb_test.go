@@ -3,8 +3,6 @@ package plugin
 import (
 	"context"
 	"fmt"
-	"maps"
-	"math"
 	"net/netip"
 	"slices"
 	"strings"
@@ -12,19 +10,16 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
-	"github.com/herald-dev/herald/e2e/controlplane"
 	"github.com/herald-dev/herald/e2e/metallb"
 	"github.com/herald-dev/herald/e2e/netlab"
 	"github.com/herald-dev/herald/e2e/productlab"
 )
 
 const (
-	realMetalLBNamespace = "metallb-system"
 	// realMetalLBPort is where MetalLB's daemons serve /metrics (127.0.0.1 in
 	// each host), clear of Herald's ports.
 	realMetalLBPort = 7572
@@ -114,23 +109,14 @@ func TestMigrateRealMetalLB(t *testing.T) {
 	p := newPlugin(t, l.CP.Config())
 	ctx := t.Context()
 
-	crds, err := controlplane.ReadCRDs(mlb.CRDDir)
-	if err != nil || len(crds) == 0 {
-		t.Fatalf("MetalLB's CRDs in %s: %v (%d)", mlb.CRDDir, err, len(crds))
+	widened, err := metallb.InstallCRDs(ctx, l.CP.Config(), mlb.CRDDir)
+	for _, path := range widened {
+		t.Logf("MetalLB %s's CRD: %s is format int32 with a maximum beyond it, which this lab's kube-apiserver refuses; installed as int64, as MetalLB later fixed it", metallb.Version, path)
 	}
-	for _, crd := range crds {
-		for _, v := range crd.Spec.Versions {
-			if v.Schema != nil {
-				for _, path := range widenInt32Formats(v.Schema.OpenAPIV3Schema, crd.Name+"/"+v.Name) {
-					t.Logf("MetalLB %s's CRD: %s is format int32 with a maximum beyond it, which this lab's kube-apiserver refuses; installed as int64, as MetalLB later fixed it", metallb.Version, path)
-				}
-			}
-		}
+	if err != nil {
+		t.Fatal(err)
 	}
-	if _, err := controlplane.InstallCRDs(ctx, l.CP.Config(), crds); err != nil {
-		t.Fatalf("install MetalLB's CRDs: %v", err)
-	}
-	for _, ns := range []string{realMetalLBNamespace, "shop", "infra"} {
+	for _, ns := range []string{metallb.Namespace, "shop", "infra"} {
 		if _, err := l.Kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
@@ -296,31 +282,20 @@ func TestMigrateRealMetalLB(t *testing.T) {
 func startRealMetalLB(t *testing.T, l *productlab.Lab, mlb metallb.Binaries) []*netlab.Process {
 	t.Helper()
 	env := []string{"KUBECONFIG=" + l.Cluster.NodeKubeconfig}
-	port := fmt.Sprint(realMetalLBPort)
 	var procs []*netlab.Process
-	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: realMetalLBNamespace, Name: "speaker"}}
-	if _, err := l.Kube.CoreV1().ServiceAccounts(realMetalLBNamespace).Create(t.Context(), sa, metav1.CreateOptions{}); err != nil {
+	names := make([]string, len(l.Cluster.Nodes))
+	for i, n := range l.Cluster.Nodes {
+		names[i] = n.Name()
+	}
+	if err := metallb.CreateSpeakerPods(t.Context(), l.Kube, names...); err != nil {
 		t.Fatal(err)
 	}
 	for _, n := range l.Cluster.Nodes {
-		pod := &corev1.Pod{
-			ObjectMeta: metav1.ObjectMeta{Namespace: realMetalLBNamespace, Name: "speaker-" + n.Name(),
-				Labels: map[string]string{"app": "metallb", "component": "speaker"}},
-			Spec: corev1.PodSpec{NodeName: n.Name(), HostNetwork: true, ServiceAccountName: sa.Name,
-				Containers: []corev1.Container{{Name: "speaker", Image: "quay.io/metallb/speaker:" + metallb.Version}}},
-		}
-		if _, err := l.Kube.CoreV1().Pods(realMetalLBNamespace).Create(t.Context(), pod, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		procs = append(procs, n.StartProcess(netlab.ProcessSpec{Name: "metallb-speaker", Env: env, Args: []string{
-			mlb.Speaker, "--namespace=" + realMetalLBNamespace, "--node-name=" + n.Name(), "--pod-name=" + pod.Name,
-			"--host=127.0.0.1", "--port=" + port, "--log-level=info",
-		}}))
+		procs = append(procs, n.StartProcess(netlab.ProcessSpec{Name: "metallb-speaker", Env: env,
+			Args: mlb.SpeakerArgs(n.Name(), "127.0.0.1", realMetalLBPort)}))
 	}
-	procs = append(procs, l.Cluster.ControlPlane.StartProcess(netlab.ProcessSpec{Name: "metallb-controller", Env: env, Args: []string{
-		mlb.Controller, "--namespace=" + realMetalLBNamespace, "--webhook-mode=disabled", "--disable-cert-rotation",
-		"--port=" + port, "--log-level=info",
-	}}))
+	procs = append(procs, l.Cluster.ControlPlane.StartProcess(netlab.ProcessSpec{Name: "metallb-controller", Env: env,
+		Args: mlb.ControllerArgs(realMetalLBPort)}))
 	t.Cleanup(func() {
 		for _, p := range procs {
 			if !p.Exited() {
@@ -358,30 +333,6 @@ func arpAnnouncer(t *testing.T, l *productlab.Lab, addr netip.Addr) string {
 		return fmt.Errorf("%v answers ARP for %v: no node's", macs[0], addr)
 	})
 	return node
-}
-
-// widenInt32Formats changes, in s and below, every integer of format int32
-// whose maximum is beyond int32 to int64 (MetalLB v0.15's AS numbers: the
-// lab's kube-apiserver refuses every object of such a CRD), and returns
-// the paths it changed.
-func widenInt32Formats(s *apiextensionsv1.JSONSchemaProps, path string) []string {
-	if s == nil {
-		return nil
-	}
-	var changed []string
-	if s.Format == "int32" && s.Maximum != nil && *s.Maximum > math.MaxInt32 {
-		s.Format = "int64"
-		changed = append(changed, path)
-	}
-	for _, name := range slices.Sorted(maps.Keys(s.Properties)) {
-		p := s.Properties[name]
-		changed = append(changed, widenInt32Formats(&p, path+"."+name)...)
-		s.Properties[name] = p
-	}
-	if s.Items != nil {
-		changed = append(changed, widenInt32Formats(s.Items.Schema, path+"[]")...)
-	}
-	return changed
 }
 
 // tail returns the last n lines of s.

@@ -1,7 +1,7 @@
 // Command measure-failover measures Herald's layer-2 speaker in the network
 // lab (run as root, from the e2e module):
 //
-//	go run ./cmd/measure-failover [-trials 20] [-graceful-trials 20] [-reaction-trials 50] [-memory [-services 10000] [-endpoints 5] [-scale-reaction-trials 10]]
+//	go run ./cmd/measure-failover [-trials 20] [-graceful-trials 20] [-reaction-trials 50] [-memory [-services 10000] [-endpoints 5] [-scale-reaction-trials 10]] [-speaker herald|metallb]
 //
 // It starts a control plane and three node hosts running herald-speaker (see
 // package speakerlab) and a client that probes a load-balancer address
@@ -18,9 +18,22 @@
 //     endpoint, until the client sees the new node's gratuitous ARP (the API
 //     write included);
 //   - with -memory: the speakers' resident memory with -services Services
-//     (IPv6, so the pool is large enough) and -endpoints endpoints each.
+//     (IPv6, so the pool is large enough) and -endpoints endpoints each,
+//     how long they took to announce all of them after a start, how many of
+//     20 sampled addresses exactly one node answers by NDP, and the reaction
+//     at that scale.
 //
 // Between trials the node comes back and the address returns to it.
+//
+// With -speaker metallb the same lab runs MetalLB's speaker instead
+// (v0.15.3, built from go.universe.tf/metallb by package e2e/metallb, one per
+// node, without memberlist), configured with the same pools as one
+// IPAddressPool and an L2Advertisement; its controller does not run, since
+// the lab writes every Service's address for both. The reaction and memory
+// measurements are the same, but for the pause between reaction trials (6 s
+// instead of 400 ms, see metalLB) and Herald's reconcile times, which
+// MetalLB does not export; the failover trials rely on Herald's ranking and
+// membership and are refused (-trials 0 -graceful-trials 0).
 package main
 
 import (
@@ -41,6 +54,7 @@ import (
 
 	discoveryv1 "k8s.io/api/discovery/v1"
 
+	"github.com/herald-dev/herald/e2e/metallb"
 	"github.com/herald-dev/herald/e2e/netlab"
 	"github.com/herald-dev/herald/e2e/speaker/speakerlab"
 	"github.com/herald-dev/herald/speaker"
@@ -56,7 +70,22 @@ func main() {
 	scaleReaction := flag.Int("scale-reaction-trials", 10, "EndpointSlice reaction trials with the -memory Services in place")
 	dir := flag.String("dir", "", "directory for logs (default a temporary one)")
 	speakerEnv := flag.String("speaker-env", "", "extra environment for the speakers, space-separated (for example GOMEMLIMIT=80MiB)")
+	speakerImpl := flag.String("speaker", "herald", "the speaker to measure: herald, or metallb (MetalLB's speaker, built from go.universe.tf/metallb; -reaction-trials and -memory only)")
 	flag.Parse()
+
+	impl := herald
+	switch *speakerImpl {
+	case "herald":
+	case "metallb":
+		impl = metalLB
+		if *trials > 0 || *graceful > 0 {
+			fmt.Fprintln(os.Stderr, "-speaker metallb: the failover trials rely on Herald's ranking and membership; set -trials 0 -graceful-trials 0")
+			os.Exit(2)
+		}
+	default:
+		fmt.Fprintf(os.Stderr, "-speaker %q: want herald or metallb\n", *speakerImpl)
+		os.Exit(2)
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -74,14 +103,24 @@ func main() {
 		os.Exit(1)
 	}
 	defer sess.Close()
-	m := &measurement{sess: sess}
-	var speakerArgs []string
+	m := &measurement{sess: sess, impl: impl}
+	opts := speakerlab.Options{Dir: filepath.Join(*dir, "logs"), SpeakerEnv: strings.Fields(*speakerEnv)}
 	if *memory {
 		// The memory run saves each speaker's heap profile.
-		speakerArgs = []string{"--profiling"}
+		opts.SpeakerArgs = []string{"--profiling"}
 	}
-	m.lab = speakerlab.New(sess, speakerlab.Options{Dir: filepath.Join(*dir, "logs"), SpeakerArgs: speakerArgs, SpeakerEnv: strings.Fields(*speakerEnv)})
+	var mlb metallb.Binaries
+	if impl.name == metalLB.name {
+		mlb = metallb.Build(sess)
+		// MetalLB's speakers start once its configuration is in place.
+		opts.Speaker, opts.NoSpeakers = metalLBSpeaker(mlb), true
+	}
+	m.lab = speakerlab.New(sess, opts)
 	fmt.Printf("lab up; logs in %s\n", *dir)
+	if impl.name == metalLB.name {
+		m.setUpMetalLB(ctx, mlb)
+		fmt.Printf("MetalLB %s's speakers up (%s)\n", metallb.Version, mlb.Speaker)
+	}
 	m.setUp(ctx)
 
 	var results []result
@@ -107,6 +146,7 @@ func main() {
 
 type measurement struct {
 	sess    *netlab.Session
+	impl    implementation
 	lab     *speakerlab.Lab
 	watch   *speakerlab.ARPWatcher
 	addr    netip.Addr // the Cluster Service's address, for failover
@@ -157,7 +197,11 @@ func (m *measurement) setUp(ctx context.Context) {
 		m.fatal("%v", err)
 	}
 	go m.probeLoop(ctx)
-	m.waitOwner(ctx, m.addr, m.ranking[0])
+	owner := m.ranking[0]
+	if m.impl.name != herald.name {
+		owner = "" // another implementation elects otherwise
+	}
+	m.waitOwner(ctx, m.addr, owner)
 }
 
 // tcpProbe is a successful TCP probe: when it started, which node answered.
@@ -197,23 +241,27 @@ func (m *measurement) probeLoop(ctx context.Context) {
 	}
 }
 
-// waitOwner waits until only node's MAC answers ARP for addr, steadily for
-// a second.
+// waitOwner waits until only node's MAC (any one node's when node is "")
+// answers ARP for addr, steadily for a second.
 func (m *measurement) waitOwner(ctx context.Context, addr netip.Addr, node string) {
-	mac := m.lab.Node(node).Link.MAC.String()
+	mac := "any node's MAC"
+	if node != "" {
+		mac = m.lab.Node(node).Link.MAC.String()
+	}
 	deadline := time.Now().Add(30 * time.Second)
-	steadySince := time.Time{}
+	var steadyOn string // the node answering alone since steadySince
+	var steadySince time.Time
 	for time.Now().Before(deadline) {
 		got, err := m.lab.Answering(ctx, addr)
-		if err == nil && len(got) == 1 && got[0] == node {
-			if steadySince.IsZero() {
-				steadySince = time.Now()
+		if err == nil && len(got) == 1 && m.lab.Node(got[0]) != nil && (node == "" || got[0] == node) {
+			if got[0] != steadyOn {
+				steadyOn, steadySince = got[0], time.Now()
 			}
 			if time.Since(steadySince) > time.Second {
 				return
 			}
 		} else {
-			steadySince = time.Time{}
+			steadyOn = ""
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -413,9 +461,9 @@ func (m *measurement) reaction(ctx context.Context, trials int) result {
 		case <-time.After(10 * time.Second):
 			m.fatal("reaction trial %d: no gratuitous ARP from %s within 10s\n%s", i, to.Name, m.lab.Logs())
 		}
-		time.Sleep(400 * time.Millisecond) // let the bursts end
+		time.Sleep(m.impl.reactionPause)
 	}
-	fmt.Printf("reaction: %d trials\n", trials)
+	fmt.Printf("reaction: %d trials, %v apart\n", trials, m.impl.reactionPause)
 	if len(slow) > 0 {
 		fmt.Printf("reaction: trials of 100 ms or more (to find them in the speaker logs): %s\n", strings.Join(slow, ", "))
 	}

@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -88,15 +90,9 @@ func (m *measurement) memory(ctx context.Context, n, perService, reactionTrials 
 	// Wait until the speakers announce every address between them.
 	deadline := time.Now().Add(5 * time.Minute)
 	for {
-		total := 0.0
-		for _, node := range l.Nodes {
-			v, err := l.Metric(ctx, node, "herald_speaker_announced_addresses", `protocol="ndp"`)
-			if err == nil {
-				total += v
-			}
-		}
+		total := m.announced(ctx)
 		if int(total) >= n {
-			fmt.Printf("memory: speakers started and announced all %d addresses in %v\n", n, time.Since(start).Round(100*time.Millisecond))
+			fmt.Printf("memory: %s's speakers started and announced all %d addresses in %v\n", m.impl.name, n, time.Since(start).Round(100*time.Millisecond))
 			break
 		}
 		if time.Now().After(deadline) {
@@ -107,18 +103,27 @@ func (m *measurement) memory(ctx context.Context, n, perService, reactionTrials 
 	time.Sleep(5 * time.Second) // a few resyncs, status writes and GC cycles
 	sum0, cnt0 := reconcileTotals(ctx, l)
 	fmt.Println()
-	fmt.Printf("| node | announced (NDP) | VmRSS | VmHWM | mean reconcile since start |\n|---|---|---|---|---|\n")
+	fmt.Printf("| node | announced (NDP) | VmRSS | VmHWM | mean reconcile since start | error lines in its log |\n|---|---|---|---|---|---|\n")
 	for _, node := range l.Nodes {
 		rss, hwm := procMemory(node.Speaker.Pid())
-		v, _ := l.Metric(ctx, node, "herald_speaker_announced_addresses", `protocol="ndp"`)
-		sum, _ := l.Metric(ctx, node, "herald_speaker_reconcile_duration_seconds_sum")
-		cnt, _ := l.Metric(ctx, node, "herald_speaker_reconcile_duration_seconds_count")
-		mean := time.Duration(0)
-		if cnt > 0 {
-			mean = time.Duration(sum / cnt * float64(time.Second))
+		v, _ := l.Metric(ctx, node, m.impl.announced, m.impl.announcedLabels...)
+		mean := "not exported"
+		if m.impl.reconcile {
+			sum, _ := l.Metric(ctx, node, "herald_speaker_reconcile_duration_seconds_sum")
+			cnt, _ := l.Metric(ctx, node, "herald_speaker_reconcile_duration_seconds_count")
+			d := time.Duration(0)
+			if cnt > 0 {
+				d = time.Duration(sum / cnt * float64(time.Second))
+			}
+			mean = d.Round(time.Millisecond).String()
 		}
-		fmt.Printf("| %s | %v | %s | %s | mean %v |\n", node.Name, v, rss, hwm, mean.Round(time.Millisecond))
+		errs, first := errorLines(node.Speaker.Log())
+		fmt.Printf("| %s | %v | %s | %s | %s | %d |\n", node.Name, v, rss, hwm, mean, errs)
+		if errs > 0 {
+			fmt.Printf("memory: %s's first error line: %s\n", node.Name, first)
+		}
 	}
+	m.sampleAnswers(ctx, n)
 
 	fmt.Println()
 	fmt.Printf("| node | heap in use | heap objects | next GC at | GC cycles |\n|---|---|---|---|---|\n")
@@ -133,20 +138,88 @@ func (m *measurement) memory(ctx context.Context, n, perService, reactionTrials 
 
 	// The reaction time at this scale, and the steady-state reconcile time.
 	r := m.reaction(ctx, reactionTrials)
-	r.name += fmt.Sprintf(", with %d Services", n)
+	r.name += fmt.Sprintf(", with %d Services (%s)", n, m.impl.name)
 	sum1, cnt1 := reconcileTotals(ctx, l)
 	fmt.Println()
 	fmt.Println("| measurement | trials | p50 | p99 | max |")
 	fmt.Println("|---|---|---|---|---|")
 	fmt.Println(r.row())
-	if cnt1 > cnt0 {
+	if m.impl.reconcile && cnt1 > cnt0 {
 		fmt.Printf("\nmean reconcile during the reaction trials: %v over %v reconciles\n",
 			time.Duration((sum1-sum0)/(cnt1-cnt0)*float64(time.Second)).Round(time.Millisecond), cnt1-cnt0)
 	}
 }
 
+// announced returns how many of the memory run's addresses the speakers
+// announce between them, by their metrics.
+func (m *measurement) announced(ctx context.Context) float64 {
+	total := 0.0
+	for _, node := range m.lab.Nodes {
+		if v, err := m.lab.Metric(ctx, node, m.impl.announced, m.impl.announcedLabels...); err == nil {
+			total += v
+		}
+	}
+	return total
+}
+
+// sampleAnswers asks, from the client, for 20 of the n addresses spread
+// over the range, and prints for how many exactly one node answers ndisc6
+// and to how many the client kernel's own neighbour discovery resolves a
+// node's MAC: the metrics say an address was handled, this says the LAN
+// hears it. Both are asked because they can differ: ndisc6 reports no
+// answer to MetalLB's advertisements, which the kernel takes.
+func (m *measurement) sampleAnswers(ctx context.Context, n int) {
+	const samples = 20
+	byNdisc, byKernel := 0, 0
+	var wrong []string
+	for k := range samples {
+		i := 1 + k*(n-1)/(samples-1)
+		addr := nthAddr(netlab.L2PoolV6.Addr(), 100+i)
+		got, err := m.lab.Answering(ctx, addr)
+		ndiscOK := err == nil && len(got) == 1 && m.lab.Node(got[0]) != nil
+		if ndiscOK {
+			byNdisc++
+		}
+		node, kerr := m.kernelNeighbor(ctx, addr)
+		if kerr == nil {
+			byKernel++
+		}
+		if !ndiscOK || kerr != nil {
+			wrong = append(wrong, fmt.Sprintf("mem-%05d (%v): ndisc6 %v %v, kernel %q %v", i, addr, got, err, node, kerr))
+		}
+	}
+	fmt.Printf("memory: from the client, of %d sampled addresses exactly one node answers ndisc6 for %d; the kernel resolves %d to a node's MAC\n", samples, byNdisc, byKernel)
+	for _, w := range wrong {
+		fmt.Printf("memory:   %s\n", w)
+	}
+}
+
+// kernelNeighbor has the client's kernel resolve addr afresh (one ping: the
+// kernel solicits it; no echo reply comes, since no node holds the address)
+// and returns the node whose MAC its neighbour cache then holds.
+func (m *measurement) kernelNeighbor(ctx context.Context, addr netip.Addr) (string, error) {
+	c := m.lab.Client
+	if _, err := c.Run(ctx, "ip", "-6", "neigh", "flush", "to", addr.String()); err != nil {
+		return "", err
+	}
+	_, _ = c.Run(ctx, "ping", "-6", "-c", "1", "-W", "1", addr.String())
+	out, err := c.Run(ctx, "ip", "-6", "neigh", "show", "to", addr.String())
+	if err != nil {
+		return "", err
+	}
+	f := strings.Fields(out)
+	if i := slices.Index(f, "lladdr"); i >= 0 && i+1 < len(f) {
+		if hw, err := net.ParseMAC(f[i+1]); err == nil {
+			if node := m.lab.NodeByMAC(hw); node != nil {
+				return node.Name, nil
+			}
+		}
+	}
+	return "", fmt.Errorf("no node's MAC in the neighbour cache: %q", strings.TrimSpace(out))
+}
+
 // reconcileTotals sums the reconcile-duration histogram's sum and count over
-// the speakers.
+// the speakers (zero for a speaker that does not export it).
 func reconcileTotals(ctx context.Context, l *speakerlab.Lab) (sum, count float64) {
 	for _, node := range l.Nodes {
 		s, _ := l.Metric(ctx, node, "herald_speaker_reconcile_duration_seconds_sum")

@@ -67,6 +67,13 @@ type Options struct {
 	NoSpeakers bool
 	// Dir keeps the logs; default t.TempDir().
 	Dir string
+	// Speaker, when set, is what StartSpeaker runs on a node instead of
+	// herald-speaker, given the kubeconfig that reaches the apiserver through
+	// the node's proxy: another implementation measured the same way
+	// (measure-failover runs MetalLB's speaker so). It must serve /metrics
+	// on MetricsAddr; SpeakerEnv is added to its Env, SpeakerArgs are not
+	// used. herald-speaker is then not built.
+	Speaker func(n *Node, kubeconfig string) netlab.ProcessSpec
 }
 
 // Lab is a running speaker lab.
@@ -82,6 +89,7 @@ type Lab struct {
 	Nodes      []*Node
 
 	speakerBin  string
+	speaker     func(n *Node, kubeconfig string) netlab.ProcessSpec
 	speakerArgs []string
 	speakerEnv  []string
 	kubeconfig  string
@@ -127,8 +135,10 @@ func New(t netlab.T, opts Options) *Lab {
 		opts.Nodes = 3
 	}
 	ctx := t.Context()
-	l := &Lab{T: t, speakerArgs: opts.SpeakerArgs, speakerEnv: opts.SpeakerEnv}
-	l.speakerBin = netlab.BuildGo(t, SpeakerPackage)
+	l := &Lab{T: t, speaker: opts.Speaker, speakerArgs: opts.SpeakerArgs, speakerEnv: opts.SpeakerEnv}
+	if l.speaker == nil {
+		l.speakerBin = netlab.BuildGo(t, SpeakerPackage)
+	}
 
 	cp, err := controlplane.Start(ctx, controlplane.Options{})
 	if err != nil {
@@ -232,6 +242,13 @@ func (l *Lab) writeConfig(ctx context.Context) error {
 // StartSpeaker starts the speaker on n (without waiting for it).
 func (l *Lab) StartSpeaker(n *Node, extraArgs ...string) {
 	l.T.Helper()
+	if l.speaker != nil {
+		spec := l.speaker(n, l.kubeconfig)
+		spec.Args = append(spec.Args, extraArgs...)
+		spec.Env = append(spec.Env, l.speakerEnv...)
+		n.Speaker = n.Host.StartProcess(spec)
+		return
+	}
 	args := []string{l.speakerBin,
 		"--node-name=" + n.Name,
 		"--kubeconfig=" + l.kubeconfig,
