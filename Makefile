@@ -10,7 +10,7 @@ GO ?= go
 HERALD_CACHE ?= $(HOME)/.cache/herald
 export HERALD_CACHE
 
-.PHONY: images push all build plugin vet generate verify-generate deps binaries test test-unit test-e2e soak bench lab lab-down
+.PHONY: images push all build plugin vet generate verify-generate deps binaries test test-unit test-e2e soak bench lab lab-pods lab-down
 
 all: build
 
@@ -90,6 +90,14 @@ lab:
 	@[ "$$(id -u)" = 0 ] || { echo "make lab: not root: the lab creates network namespaces and installs Debian packages; run sudo make lab" >&2; exit 1; }
 	@echo "make lab: compiling the lab command"
 	cd e2e && $(GO) run ./cmd/lab up
+
+# lab-pods runs Herald as real pods (deploy/default on nodes with containerd and a
+# kubelet) in the foreground until Ctrl-C; NODES=n for more nodes.
+NODES ?= 1
+lab-pods:
+	@[ "$$(id -u)" = 0 ] || { echo "make lab-pods: not root: the lab creates network namespaces, cgroups and installs Debian packages; run sudo make lab-pods" >&2; exit 1; }
+	@echo "make lab-pods: compiling the lab command"
+	cd e2e && $(GO) run ./cmd/lab pods -nodes $(NODES)
 
 # lab-down uses the copy of the lab command the running lab keeps, when there is one.
 lab-down:

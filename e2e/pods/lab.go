@@ -28,7 +28,6 @@ import (
 	"slices"
 	"strings"
 	"syscall"
-	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -69,9 +68,22 @@ func require(t netlab.T) binaries {
 	b.kubelet = filepath.Join(b.Dir, "kubelet")
 	b.controllerManager = filepath.Join(b.Dir, "kube-controller-manager")
 	b.scheduler = filepath.Join(b.Dir, "kube-scheduler")
-	want := []string{b.kubelet, b.controllerManager, b.scheduler}
+	if missing := MissingBinaries(); len(missing) > 0 {
+		netlab.Missing(t, fmt.Sprintf("pods: %s not built: run `%s` in the repository root",
+			strings.Join(missing, ", "), controlplane.BuildCommand))
+	}
+	return b
+}
+
+// MissingBinaries returns the programs of the lab that are not built (the kubelet,
+// kube-controller-manager, kube-scheduler, containerd and the CNI plugins): what
+// controlplane.BuildCommand builds.
+func MissingBinaries() []string {
+	dir := controlplane.BinDir()
+	runtimeDir := controlplane.RuntimeBinDir()
+	want := []string{filepath.Join(dir, "kubelet"), filepath.Join(dir, "kube-controller-manager"), filepath.Join(dir, "kube-scheduler")}
 	for _, n := range []string{"containerd", "containerd-shim-runc-v2", "ctr", "bridge", "host-local", "loopback"} {
-		want = append(want, filepath.Join(b.runtimeDir, n))
+		want = append(want, filepath.Join(runtimeDir, n))
 	}
 	var missing []string
 	for _, p := range want {
@@ -79,16 +91,12 @@ func require(t netlab.T) binaries {
 			missing = append(missing, p)
 		}
 	}
-	if len(missing) > 0 {
-		netlab.Missing(t, fmt.Sprintf("pods: %s not built: run `%s` in the repository root",
-			strings.Join(missing, ", "), controlplane.BuildCommand))
-	}
-	return b
+	return missing
 }
 
 // Lab is the running cluster.
 type Lab struct {
-	T       testing.TB
+	T       netlab.T
 	CP      *controlplane.ControlPlane
 	Cluster *netlab.Cluster
 	Kube    kubernetes.Interface
@@ -118,7 +126,7 @@ type Node struct {
 // node is Ready by its kubelet, with the lab's images imported. Herald is not
 // installed: tests apply deploy/default (ApplyManifests). Everything is removed in t's
 // cleanup.
-func New(t testing.TB, n int) *Lab {
+func New(t netlab.T, n int) *Lab {
 	t.Helper()
 	bins := require(t)
 	root, err := controlplane.RepoRoot()
@@ -132,7 +140,15 @@ func New(t testing.TB, n int) *Lab {
 	for i := 1; i <= n; i++ {
 		users = append(users, controlplane.User{Name: nodeUser(i), Groups: []string{"system:nodes"}})
 	}
-	cp := controlplane.StartForTest(t, controlplane.Options{Users: users})
+	cp, err := controlplane.Start(ctx, controlplane.Options{Dir: filepath.Join(l.Dir, "controlplane"), Users: users})
+	if err != nil {
+		t.Fatalf("pods: start control plane: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := cp.Stop(); err != nil {
+			t.Logf("pods: stop control plane: %v", err)
+		}
+	})
 	l.CP = cp
 	l.Kube = kubernetes.NewForConfigOrDie(cp.Config())
 	l.Herald = heraldclient.NewForConfigOrDie(cp.Config())
@@ -421,6 +437,215 @@ func (l *Lab) ApplyManifests() string {
 		t.Fatalf("pods: %v", err)
 	}
 	return rendered
+}
+
+// endpointSliceController is the managed-by label of the EndpointSlices
+// kube-controller-manager's EndpointSlice controller writes.
+const endpointSliceController = "endpointslice-controller.k8s.io"
+
+// The demo ApplyDemo applies: a pool of one address, advertised over layer 2, and a
+// LoadBalancer Service of a 2-replica Deployment of WebImage, both named DemoService in
+// the default namespace.
+var DemoAddress = netip.MustParseAddr("198.51.100.130")
+
+const DemoService = "web"
+
+// ApplyDemo applies the demo: the IPPool and L2Advertisement "pods" (DemoAddress only),
+// and the Deployment and LoadBalancer Service DemoService (port 80 to the pods' 8080).
+func (l *Lab) ApplyDemo() {
+	t := l.T
+	t.Helper()
+	if _, err := l.Kubectl(`
+apiVersion: herald.dev/v1alpha1
+kind: IPPool
+metadata: {name: pods}
+spec:
+  addresses: ["`+DemoAddress.String()+`/32"]
+---
+apiVersion: herald.dev/v1alpha1
+kind: L2Advertisement
+metadata: {name: pods}
+spec:
+  ipPools: [pods]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: `+DemoService+`, namespace: default}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: web
+        image: `+WebImage+`
+        args: [-name, $(POD_NAME), -listen, ":8080"]
+        env:
+        - name: POD_NAME
+          valueFrom: {fieldRef: {fieldPath: metadata.name}}
+        ports: [{containerPort: 8080}]
+        readinessProbe:
+          tcpSocket: {port: 8080}
+          periodSeconds: 1
+---
+apiVersion: v1
+kind: Service
+metadata: {name: `+DemoService+`, namespace: default}
+spec:
+  type: LoadBalancer
+  allocateLoadBalancerNodePorts: false
+  selector: {app: web}
+  ports: [{name: http, port: 80, targetPort: 8080}]
+`, "apply", "-f", "-"); err != nil {
+		t.Fatalf("%v", err)
+	}
+}
+
+// ServiceAddress waits (two minutes at most) until the Service has a load-balancer
+// address and returns the first.
+func (l *Lab) ServiceAddress(namespace, name string) netip.Addr {
+	t := l.T
+	t.Helper()
+	var addr netip.Addr
+	netlab.Eventually(t, 2*time.Minute, func(ctx context.Context) error {
+		svc, err := l.Kube.CoreV1().Services(namespace).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if len(svc.Status.LoadBalancer.Ingress) == 0 {
+			return fmt.Errorf("service %s has no address yet", name)
+		}
+		addr, err = netip.ParseAddr(svc.Status.LoadBalancer.Ingress[0].IP)
+		return err
+	})
+	return addr
+}
+
+// WaitReadyEndpoints waits (two minutes at most) until ReadyEndpoints lists n pods,
+// and returns them.
+func (l *Lab) WaitReadyEndpoints(namespace, service string, n int) []string {
+	t := l.T
+	t.Helper()
+	var pods []string
+	netlab.Eventually(t, 2*time.Minute, func(ctx context.Context) error {
+		var err error
+		pods, err = l.ReadyEndpoints(ctx, namespace, service)
+		if err == nil && len(pods) != n {
+			err = fmt.Errorf("ready endpoints %v, want %d pods", pods, n)
+		}
+		return err
+	})
+	return pods
+}
+
+// ConnectFromClient connects from the client on the LAN to dst (two minutes of retries
+// at most) and returns the pod's answer.
+func (l *Lab) ConnectFromClient(dst netip.AddrPort) netlab.PodReply {
+	t := l.T
+	t.Helper()
+	var reply netlab.PodReply
+	netlab.Eventually(t, 2*time.Minute, func(ctx context.Context) error {
+		var err error
+		reply, err = l.Cluster.Client.ConnectPod(ctx, dst)
+		return err
+	})
+	return reply
+}
+
+// WaitHeraldReady waits until the speaker DaemonSet has a ready pod on every node and
+// both controller replicas are ready, as the API reports them (their kubelets' probes).
+func (l *Lab) WaitHeraldReady() {
+	t := l.T
+	t.Helper()
+	netlab.Eventually(t, 4*time.Minute, func(ctx context.Context) error {
+		ds, err := l.Kube.AppsV1().DaemonSets("herald-system").Get(ctx, "herald-speaker", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if ds.Status.DesiredNumberScheduled != int32(len(l.Nodes)) || ds.Status.NumberReady != ds.Status.DesiredNumberScheduled {
+			return fmt.Errorf("daemonset herald-speaker: %d of %d ready, %d nodes%s", ds.Status.NumberReady, ds.Status.DesiredNumberScheduled, len(l.Nodes), podStates(ctx, l))
+		}
+		dep, err := l.Kube.AppsV1().Deployments("herald-system").Get(ctx, "herald-controller", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if want := *dep.Spec.Replicas; dep.Status.ReadyReplicas != want || dep.Status.UpdatedReplicas != want {
+			return fmt.Errorf("deployment herald-controller: %d of %d ready%s", dep.Status.ReadyReplicas, want, podStates(ctx, l))
+		}
+		return nil
+	})
+}
+
+// podStates describes herald-system's pods for a message.
+func podStates(ctx context.Context, l *Lab) string {
+	pods, err := l.Kube.CoreV1().Pods("herald-system").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return ": " + err.Error()
+	}
+	var b strings.Builder
+	for _, p := range pods.Items {
+		fmt.Fprintf(&b, "\n  pod %s on %q: %s", p.Name, p.Spec.NodeName, p.Status.Phase)
+		for _, c := range p.Status.ContainerStatuses {
+			switch {
+			case c.State.Waiting != nil:
+				fmt.Fprintf(&b, ", %s waiting: %s %s", c.Name, c.State.Waiting.Reason, c.State.Waiting.Message)
+			case c.State.Terminated != nil:
+				fmt.Fprintf(&b, ", %s terminated: %s %s", c.Name, c.State.Terminated.Reason, c.State.Terminated.Message)
+			default:
+				fmt.Fprintf(&b, ", %s running, ready %v (restarts %d)", c.Name, c.Ready, c.RestartCount)
+			}
+		}
+		for _, c := range p.Status.Conditions {
+			if c.Status != corev1.ConditionTrue && c.Message != "" {
+				fmt.Fprintf(&b, ", %s: %s", c.Type, c.Message)
+			}
+		}
+	}
+	return b.String()
+}
+
+// ReadyEndpoints returns the pods the Service's EndpointSlices list as ready, and fails
+// unless every slice is the EndpointSlice controller's and every endpoint is a running
+// pod of the Service at its pod's address.
+func (l *Lab) ReadyEndpoints(ctx context.Context, namespace, service string) ([]string, error) {
+	list, err := l.Kube.DiscoveryV1().EndpointSlices(namespace).List(ctx, metav1.ListOptions{
+		LabelSelector: discoveryv1.LabelServiceName + "=" + service,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(list.Items) == 0 {
+		return nil, fmt.Errorf("service %s/%s has no EndpointSlice yet", namespace, service)
+	}
+	var ready []string
+	for _, s := range list.Items {
+		if m := s.Labels[discoveryv1.LabelManagedBy]; m != endpointSliceController {
+			return nil, fmt.Errorf("EndpointSlice %s is managed by %q, want %q", s.Name, m, endpointSliceController)
+		}
+		for _, e := range s.Endpoints {
+			if e.TargetRef == nil || e.TargetRef.Kind != "Pod" {
+				return nil, fmt.Errorf("EndpointSlice %s: endpoint %v names no pod", s.Name, e.Addresses)
+			}
+			pod, err := l.Kube.CoreV1().Pods(namespace).Get(ctx, e.TargetRef.Name, metav1.GetOptions{})
+			if err != nil {
+				return nil, err
+			}
+			var podIPs []string
+			for _, ip := range pod.Status.PodIPs {
+				podIPs = append(podIPs, ip.IP)
+			}
+			for _, a := range e.Addresses {
+				if !slices.Contains(podIPs, a) {
+					return nil, fmt.Errorf("EndpointSlice %s: address %s is not one of pod %s's %v", s.Name, a, pod.Name, podIPs)
+				}
+			}
+			if e.Conditions.Ready != nil && *e.Conditions.Ready && pod.Status.Phase == corev1.PodRunning {
+				ready = append(ready, pod.Name)
+			}
+		}
+	}
+	return ready, nil
 }
 
 // cgroupHierarchies returns the directories under /sys/fs/cgroup that are cgroup

@@ -4,6 +4,10 @@
 //	lab up     check the machine, install and build what is missing, start the lab in
 //	           the background, print its report
 //	lab down   stop the lab and remove everything it made; safe to run twice
+//	lab pods   (make lab-pods) the same checks and builds, then, in the foreground,
+//	           Herald as real pods (e2e/pods): deploy/default applied unchanged on
+//	           -nodes nodes (default 1) each running containerd and a kubelet, a demo
+//	           Service the client reaches, a report; SIGINT or SIGTERM removes it all
 //
 // "up" first decides from what it finds (preflight) whether the lab can run: root, no
 // route of the machine overlapping the lab's ranges, no lab running, the commands it
@@ -39,11 +43,13 @@ import (
 const StateDir = "/run/herald-lab"
 
 func main() {
-	if len(os.Args) != 2 {
+	if len(os.Args) < 2 || (len(os.Args) != 2 && os.Args[1] != "pods") {
 		usage()
 	}
 	var err error
 	switch os.Args[1] {
+	case "pods":
+		err = podsLab(os.Args[2:])
 	case "up":
 		err = up()
 	case "down":
@@ -60,7 +66,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: lab up|down   (as root: sudo make lab, sudo make lab-down)")
+	fmt.Fprintln(os.Stderr, "usage: lab up|down|pods [-nodes N]   (as root: sudo make lab, sudo make lab-down, sudo make lab-pods)")
 	os.Exit(2)
 }
 

@@ -55,23 +55,7 @@ func up() error {
 			return err
 		}
 	}
-	var jobs []job
-	if len(p.Packages) > 0 {
-		fmt.Printf("lab: installing Debian packages %s\n", strings.Join(p.Packages, " "))
-		jobs = append(jobs, job{name: "deps", cmd: exec.Command("bash", filepath.Join(root, ".ci/install-deps"))})
-	}
-	if p.BuildBinaries {
-		fmt.Println("lab: building etcd, kube-apiserver, kube-proxy and kubectl from source (once, into " +
-			controlplane.BinDir() + "; about 15 minutes on 2 cores when Go's build cache is cold)")
-		jobs = append(jobs, job{name: "build", cmd: exec.Command("bash", filepath.Join(root, "e2e/controlplane/build/build.sh"))})
-	}
-	if err := runParallel(root, jobs); err != nil {
-		return err
-	}
-	if missing := missingCommands(); len(missing) > 0 {
-		return fmt.Errorf("commands still not found after installing the Debian packages: %s", strings.Join(missing, ", "))
-	}
-	if _, err := controlplane.FindBinaries(""); err != nil {
+	if err := prepare(root, p, "etcd, kube-apiserver, kube-proxy and kubectl"); err != nil {
 		return err
 	}
 
@@ -393,4 +377,29 @@ func (w *linePrefixer) flush() {
 		fmt.Fprintf(w.out, "%s%s\n", w.prefix, w.buf)
 		w.buf = nil
 	}
+}
+
+// prepare installs the Debian packages p names while it builds the binaries when p
+// says so (what is built: for the message), then checks both are there.
+func prepare(root string, p plan, what string) error {
+	var jobs []job
+	if len(p.Packages) > 0 {
+		fmt.Printf("lab: installing Debian packages %s\n", strings.Join(p.Packages, " "))
+		jobs = append(jobs, job{name: "deps", cmd: exec.Command("bash", filepath.Join(root, ".ci/install-deps"))})
+	}
+	if p.BuildBinaries {
+		fmt.Println("lab: building " + what + " from source (once, into " +
+			controlplane.BinDir() + "; about 15 minutes on 2 cores when Go's build cache is cold)")
+		jobs = append(jobs, job{name: "build", cmd: exec.Command("bash", filepath.Join(root, "e2e/controlplane/build/build.sh"))})
+	}
+	if err := runParallel(root, jobs); err != nil {
+		return err
+	}
+	if missing := missingCommands(); len(missing) > 0 {
+		return fmt.Errorf("commands still not found after installing the Debian packages: %s", strings.Join(missing, ", "))
+	}
+	if _, err := controlplane.FindBinaries(""); err != nil {
+		return err
+	}
+	return nil
 }
