@@ -7,6 +7,31 @@ import (
 	"testing"
 )
 
+// Owner is what StartOwned needs of the test or program that owns a control plane:
+// testing.TB and netlab.T both have it.
+type Owner interface {
+	Helper()
+	Fatalf(format string, args ...any)
+	Logf(format string, args ...any)
+	Cleanup(func())
+}
+
+// StartOwned starts a control plane with opts and stops it in t's cleanup. A failure to
+// start is fatal to t; a failure to stop is logged.
+func StartOwned(ctx context.Context, t Owner, opts Options) *ControlPlane {
+	t.Helper()
+	cp, err := Start(ctx, opts)
+	if err != nil {
+		t.Fatalf("start the control plane: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := cp.Stop(); err != nil {
+			t.Logf("stop the control plane: %v", err)
+		}
+	})
+	return cp
+}
+
 // StartForTest starts a control plane for t and stops it, removing its directory, when t
 // and its subtests end, whether they passed, failed or panicked. When the binaries are
 // missing it skips t with the command that builds them, or fails t when the environment

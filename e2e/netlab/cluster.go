@@ -189,8 +189,8 @@ func (n *Node) AddPod(name string) *Pod {
 	n.lab.Veth(n.Host, nodeIf, h, "eth0")
 	n.MustRun("ip", "link", "set", "dev", nodeIf, "master", "cni0")
 	v4, v6 := n.PodCIDRs[0], n.PodCIDRs[1]
-	a4 := netip.PrefixFrom(nthAddr(v4.Addr(), k+1), v4.Bits())
-	a6 := netip.PrefixFrom(nthAddr(v6.Addr(), k+1), v6.Bits())
+	a4 := netip.PrefixFrom(NthAddr(v4.Addr(), k+1), v4.Bits())
+	a6 := netip.PrefixFrom(NthAddr(v6.Addr(), k+1), v6.Bits())
 	h.AddAddr("eth0", a4)
 	h.AddAddr("eth0", a6)
 	link := h.Link("eth0")
@@ -204,8 +204,8 @@ func (n *Node) AddPod(name string) *Pod {
 	return p
 }
 
-// nthAddr returns a plus n.
-func nthAddr(a netip.Addr, n int) netip.Addr {
+// NthAddr returns a plus n.
+func NthAddr(a netip.Addr, n int) netip.Addr {
 	for range n {
 		a = a.Next()
 	}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/netip"
 	"path/filepath"
+
+	"github.com/herald-dev/herald/e2e/netlab"
 )
 
 // containerdTOML is a node's containerd configuration: every directory under dir, the
@@ -71,8 +73,8 @@ func cniConflist(dir string, podCIDRs []netip.Prefix) string {
   }]
 }
 `, filepath.Join(dir, "cni", "ipam"),
-		v4.String(), addrN(v4.Addr(), 8).String(), addrN(v4.Addr(), 14).String(), v4.Addr().Next().String(),
-		v6.String(), addrN(v6.Addr(), 0x100).String(), addrN(v6.Addr(), 0x1ff).String(), v6.Addr().Next().String())
+		v4.String(), netlab.NthAddr(v4.Addr(), 8).String(), netlab.NthAddr(v4.Addr(), 14).String(), v4.Addr().Next().String(),
+		v6.String(), netlab.NthAddr(v6.Addr(), 0x100).String(), netlab.NthAddr(v6.Addr(), 0x1ff).String(), v6.Addr().Next().String())
 }
 
 // kubeletYAML is a node's kubelet configuration. failCgroupV1 is false because the

@@ -140,15 +140,7 @@ func New(t netlab.T, n int) *Lab {
 	for i := 1; i <= n; i++ {
 		users = append(users, controlplane.User{Name: nodeUser(i), Groups: []string{"system:nodes"}})
 	}
-	cp, err := controlplane.Start(ctx, controlplane.Options{Dir: filepath.Join(l.Dir, "controlplane"), Users: users})
-	if err != nil {
-		t.Fatalf("pods: start control plane: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := cp.Stop(); err != nil {
-			t.Logf("pods: stop control plane: %v", err)
-		}
-	})
+	cp := controlplane.StartOwned(ctx, t, controlplane.Options{Dir: filepath.Join(l.Dir, "controlplane"), Users: users})
 	l.CP = cp
 	l.Kube = kubernetes.NewForConfigOrDie(cp.Config())
 	l.Herald = heraldclient.NewForConfigOrDie(cp.Config())
@@ -761,12 +753,4 @@ func command(ctx context.Context, dir, name string, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Dir = dir
 	return cmd
-}
-
-// addrN returns a plus n.
-func addrN(a netip.Addr, n int) netip.Addr {
-	for range n {
-		a = a.Next()
-	}
-	return a
 }

@@ -146,15 +146,7 @@ func New(t netlab.T, opts Options) *Lab {
 	l.controllerBin = netlab.BuildGo(t, ControllerPackage)
 	l.speakerBin = netlab.BuildGo(t, SpeakerPackage)
 
-	cp, err := controlplane.Start(ctx, controlplane.Options{Dir: filepath.Join(opts.Dir, "controlplane")})
-	if err != nil {
-		t.Fatalf("productlab: start the control plane: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := cp.Stop(); err != nil {
-			t.Logf("productlab: stop the control plane: %v", err)
-		}
-	})
+	cp := controlplane.StartOwned(ctx, t, controlplane.Options{Dir: filepath.Join(opts.Dir, "controlplane")})
 	l.CP = cp
 	l.Kube = kubernetes.NewForConfigOrDie(cp.Config())
 	l.Herald = heraldclient.NewForConfigOrDie(cp.Config())

@@ -164,8 +164,8 @@ func (m *measurement) fatal(format string, args ...any) { m.sess.Fatalf(format, 
 
 func (m *measurement) setUp(ctx context.Context) {
 	l := m.lab
-	m.addr = nthAddr(netlab.L2PoolV4.Addr(), 10)
-	m.local = nthAddr(netlab.L2PoolV4.Addr(), 11)
+	m.addr = netlab.NthAddr(netlab.L2PoolV4.Addr(), 10)
+	m.local = netlab.NthAddr(netlab.L2PoolV4.Addr(), 11)
 	l.AddVIP(m.addr)
 	if err := l.CreateService(ctx, speakerlab.ServiceSpec{Name: "failover", Addresses: []netip.Addr{m.addr}}); err != nil {
 		m.fatal("%v", err)
@@ -491,11 +491,4 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 func (r result) row() string {
 	f := func(d time.Duration) string { return d.Round(time.Millisecond).String() }
 	return fmt.Sprintf("| %s | %d | %s | %s | %s |", r.name, len(r.ds), f(percentile(r.ds, 50)), f(percentile(r.ds, 99)), f(slices.Max(r.ds)))
-}
-
-func nthAddr(a netip.Addr, n int) netip.Addr {
-	for range n {
-		a = a.Next()
-	}
-	return a
 }

@@ -50,7 +50,7 @@ func (m *measurement) memory(ctx context.Context, n, perService, reactionTrials 
 					return
 				}
 				name := fmt.Sprintf("mem-%05d", i)
-				addr := nthAddr(netlab.L2PoolV6.Addr(), 100+i)
+				addr := netlab.NthAddr(netlab.L2PoolV6.Addr(), 100+i)
 				if err := l.CreateService(ctx, speakerlab.ServiceSpec{Name: name, Addresses: []netip.Addr{addr}}); err != nil {
 					select {
 					case errc <- err:
@@ -174,7 +174,7 @@ func (m *measurement) sampleAnswers(ctx context.Context, n int) {
 	var wrong []string
 	for k := range samples {
 		i := 1 + k*(n-1)/(samples-1)
-		addr := nthAddr(netlab.L2PoolV6.Addr(), 100+i)
+		addr := netlab.NthAddr(netlab.L2PoolV6.Addr(), 100+i)
 		got, err := m.lab.Answering(ctx, addr)
 		ndiscOK := err == nil && len(got) == 1 && m.lab.Node(got[0]) != nil
 		if ndiscOK {

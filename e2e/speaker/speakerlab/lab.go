@@ -140,15 +140,7 @@ func New(t netlab.T, opts Options) *Lab {
 		l.speakerBin = netlab.BuildGo(t, SpeakerPackage)
 	}
 
-	cp, err := controlplane.Start(ctx, controlplane.Options{})
-	if err != nil {
-		t.Fatalf("start control plane: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := cp.Stop(); err != nil {
-			t.Logf("stop control plane: %v", err)
-		}
-	})
+	cp := controlplane.StartOwned(ctx, t, controlplane.Options{})
 	l.CP = cp
 	l.Kube = kubernetes.NewForConfigOrDie(cp.Config())
 	l.Herald = heraldclient.NewForConfigOrDie(cp.Config())
@@ -180,6 +172,7 @@ func New(t netlab.T, opts Options) *Lab {
 		if err := serveNodeName(t, n); err != nil {
 			t.Fatalf("%v", err)
 		}
+		var err error
 		if n.proxy, err = newAPIProxy(t, n.Host, "127.0.0.1:6443", apiAddr); err != nil {
 			t.Fatalf("%v", err)
 		}

@@ -2,7 +2,6 @@ package heartbeat
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -24,7 +23,7 @@ type Prober interface {
 	Send(addr netip.Addr, sent time.Time) error
 	// Receive blocks until an answer to one of this prober's probes
 	// arrives and returns who answered and when the probe was sent; after
-	// Close it returns net.ErrClosed.
+	// Close it returns an error that is net.ErrClosed.
 	Receive() (addr netip.Addr, sent time.Time, err error)
 	Close() error
 }
@@ -94,10 +93,7 @@ func (e *Echo) Receive() (netip.Addr, time.Time, error) {
 	for {
 		n, from, err := e.conn.ReadFrom(e.buf)
 		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return netip.Addr{}, time.Time{}, net.ErrClosed
-			}
-			return netip.Addr{}, time.Time{}, err
+			return netip.Addr{}, time.Time{}, err // net.ErrClosed, wrapped, after Close
 		}
 		ip, ok := from.(*net.IPAddr)
 		if !ok {
