@@ -119,6 +119,7 @@ type phase struct {
 	watch   map[string]float64
 	writes  float64 // SpeakerStatus writes, all speakers
 	events  float64 // Events, all speakers
+	cpu     float64 // CPU seconds the speakers used (process_cpu_seconds_total)
 	members float64 // speakers measured (N, or N-1 after a death)
 }
 
@@ -223,7 +224,7 @@ func measure(ctx context.Context, n int, rest, window time.Duration, dir string)
 		for k, v := range b.watch {
 			p.watch[k] = v - a.watch[k]
 		}
-		p.writes, p.events = b.writes-a.writes, b.events-a.events
+		p.writes, p.events, p.cpu = b.writes-a.writes, b.events-a.events, b.cpu-a.cpu
 		return p
 	}
 
@@ -273,7 +274,7 @@ func measure(ctx context.Context, n int, rest, window time.Duration, dir string)
 		return res, err
 	}
 	res.death = diff(s2, s3, alive)
-	res.death.writes, res.death.events = s3.writes-s2alive.writes, s3.events-s2alive.events
+	res.death.writes, res.death.events, res.death.cpu = s3.writes-s2alive.writes, s3.events-s2alive.events, s3.cpu-s2alive.cpu
 	// s2alive was read after the death, so writes in between are missed:
 	// take the larger of the two readings (both from the survivors).
 	if w := s3.writes - s2.writes; w > res.death.writes {
@@ -352,6 +353,7 @@ type snapshot struct {
 	at             time.Time
 	watch          map[string]float64 // apiserver_watch_events_total by resource
 	writes, events float64            // the speakers' status writes and events
+	cpu            float64            // the speakers' CPU seconds
 }
 
 func (m *metrics) snapshot(ctx context.Context, cp *controlplane.ControlPlane, members []netip.Addr) (snapshot, error) {
@@ -387,6 +389,7 @@ func (m *metrics) speakerTotals(ctx context.Context, members []netip.Addr) (snap
 		}
 		s.writes += sum(samples, "herald_speaker_status_writes_total")
 		s.events += sum(samples, "herald_speaker_events_total")
+		s.cpu += sum(samples, "process_cpu_seconds_total")
 	}
 	return s, nil
 }
@@ -432,7 +435,7 @@ func (m *metrics) read(ctx context.Context, a netip.Addr) ([]sample, error) {
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
-		if !strings.HasPrefix(line, "herald_speaker_") {
+		if !strings.HasPrefix(line, "herald_speaker_") && !strings.HasPrefix(line, "process_cpu_seconds_total ") {
 			continue
 		}
 		v, labels, ok := parseSample(line)
@@ -500,15 +503,16 @@ func printResults(rs []result) {
 	fmt.Println()
 	fmt.Println("Per node and second (cluster-wide counts divided by the speakers and the window):")
 	fmt.Println()
-	fmt.Println("| nodes | phase | watch events received (all kinds) | top resources | status writes | events written |")
-	fmt.Println("|---|---|---|---|---|---|")
+	fmt.Println("| nodes | phase | watch events received (all kinds) | top resources | status writes | events written | speaker CPU (ms) |")
+	fmt.Println("|---|---|---|---|---|---|---|")
 	for _, r := range rs {
 		for _, p := range []struct {
 			name string
 			ph   phase
 		}{{"at rest", r.rest}, {fmt.Sprintf("%d Services created", services), r.change}, {"a node's death", r.death}} {
-			fmt.Printf("| %d | %s (%v) | %.3f | %s | %.4f | %.4f |\n", r.nodes, p.name, p.ph.d.Round(time.Second),
-				p.ph.perNodeSecond(p.ph.watchTotal()), topKinds(p.ph), p.ph.perNodeSecond(p.ph.writes), p.ph.perNodeSecond(p.ph.events))
+			fmt.Printf("| %d | %s (%v) | %.3f | %s | %.4f | %.4f | %.1f |\n", r.nodes, p.name, p.ph.d.Round(time.Second),
+				p.ph.perNodeSecond(p.ph.watchTotal()), topKinds(p.ph), p.ph.perNodeSecond(p.ph.writes), p.ph.perNodeSecond(p.ph.events),
+				1000*p.ph.perNodeSecond(p.ph.cpu))
 		}
 	}
 }
