@@ -27,6 +27,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"net/netip"
 	"os"
@@ -69,6 +70,7 @@ func main() {
 	rest := flag.Duration("rest", 60*time.Second, "how long the cluster is watched at rest")
 	window := flag.Duration("window", 20*time.Second, "how long the costs of a change are counted")
 	dir := flag.String("dir", "", "directory for logs (default a temporary one)")
+	cpuProfile := flag.Bool("cpu-profile", false, "run the speakers with --profiling and save a CPU profile of the first one over the rest window (cpu-N.pprof in the log directory)")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -95,7 +97,7 @@ func main() {
 
 	var results []result
 	for _, n := range sizes {
-		r, err := measure(ctx, n, *rest, *window, filepath.Join(*dir, fmt.Sprintf("n%d", n)))
+		r, err := measure(ctx, n, *rest, *window, *cpuProfile, filepath.Join(*dir, fmt.Sprintf("n%d", n)))
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "measure-scale: %d nodes: %v\n", n, err)
 			os.Exit(1)
@@ -136,7 +138,7 @@ func (p phase) perNodeSecond(v float64) float64 {
 	return v / p.members / p.d.Seconds()
 }
 
-func measure(ctx context.Context, n int, rest, window time.Duration, dir string) (result, error) {
+func measure(ctx context.Context, n int, rest, window time.Duration, profile bool, dir string) (result, error) {
 	res := result{nodes: n}
 	sess, err := netlab.NewSession(ctx, "measure-scale", dir)
 	if err != nil {
@@ -200,7 +202,7 @@ func measure(ctx context.Context, n int, rest, window time.Duration, dir string)
 	start := time.Now()
 	procs := make([]*netlab.Process, n)
 	for i, addr := range addrs {
-		procs[i] = h.StartProcess(netlab.ProcessSpec{Name: nodeName(i), Args: []string{speakerBin,
+		args := []string{speakerBin,
 			"--node-name=" + nodeName(i),
 			"--kubeconfig=" + kubeconfig,
 			"--metrics-address=" + netip.AddrPortFrom(addr, metricsPort).String(),
@@ -208,7 +210,11 @@ func measure(ctx context.Context, n int, rest, window time.Duration, dir string)
 			"--memberlist-advertise-address=" + addr.String(),
 			"--namespace=herald-system",
 			"--log-format=text",
-		}})
+		}
+		if profile {
+			args = append(args, "--profiling")
+		}
+		procs[i] = h.StartProcess(netlab.ProcessSpec{Name: nodeName(i), Args: args})
 	}
 	m := &metrics{h: h, addrs: addrs}
 	if err := m.waitMembers(ctx, addrs, n, 10*time.Minute); err != nil {
@@ -233,7 +239,15 @@ func measure(ctx context.Context, n int, rest, window time.Duration, dir string)
 	if err != nil {
 		return res, err
 	}
-	sleep(ctx, rest)
+	if profile {
+		path := filepath.Join(dir, fmt.Sprintf("cpu-%d.pprof", n))
+		if err := m.cpuProfile(ctx, addrs[0], rest, path); err != nil {
+			return res, err
+		}
+		fmt.Printf("%d nodes: CPU profile of %s at rest in %s\n", n, nodeName(0), path)
+	} else {
+		sleep(ctx, rest)
+	}
 	s1, err := snap(addrs)
 	if err != nil {
 		return res, err
@@ -254,10 +268,16 @@ func measure(ctx context.Context, n int, rest, window time.Duration, dir string)
 	}
 	res.change = diff(s1, s2, addrs)
 
-	// A node's death: the last speaker SIGKILLed.
+	// A node's death: the last speaker SIGKILLed. The killed speaker's
+	// counters go with it, so the survivors' own are read at once and the
+	// phase's writes, events and CPU are theirs from then on.
 	_ = procs[n-1].Kill()
 	killed := time.Now()
 	alive := addrs[:n-1]
+	s2alive, err := m.speakerTotals(ctx, alive)
+	if err != nil {
+		return res, err
+	}
 	if err := m.waitMembers(ctx, alive, n-1, 2*time.Minute); err != nil {
 		return res, fmt.Errorf("failure detection: %w", err)
 	}
@@ -268,21 +288,8 @@ func measure(ctx context.Context, n int, rest, window time.Duration, dir string)
 	if err != nil {
 		return res, err
 	}
-	// The killed speaker's counters are gone: compare the survivors' own.
-	s2alive, err := m.speakerTotals(ctx, alive)
-	if err != nil {
-		return res, err
-	}
 	res.death = diff(s2, s3, alive)
 	res.death.writes, res.death.events, res.death.cpu = s3.writes-s2alive.writes, s3.events-s2alive.events, s3.cpu-s2alive.cpu
-	// s2alive was read after the death, so writes in between are missed:
-	// take the larger of the two readings (both from the survivors).
-	if w := s3.writes - s2.writes; w > res.death.writes {
-		res.death.writes = w
-	}
-	if e := s3.events - s2.events; e > res.death.events {
-		res.death.events = e
-	}
 	return res, nil
 }
 
@@ -421,6 +428,25 @@ type sample struct {
 	name   string
 	labels map[string]string
 	value  float64
+}
+
+// cpuProfile saves the speaker at a's CPU profile over d to path.
+func (m *metrics) cpuProfile(ctx context.Context, a netip.Addr, d time.Duration, path string) error {
+	url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", netip.AddrPortFrom(a, metricsPort), int(d.Seconds()))
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	resp, err := m.h.HTTPClient(d + 30*time.Second).Do(req)
+	if err != nil {
+		return fmt.Errorf("CPU profile: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("CPU profile: %s", resp.Status)
+	}
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("CPU profile: %w", err)
+	}
+	return os.WriteFile(path, body, 0o644)
 }
 
 func (m *metrics) read(ctx context.Context, a netip.Addr) ([]sample, error) {
