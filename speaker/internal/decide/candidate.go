@@ -49,7 +49,8 @@ func mayAnnounce(model *config.Model, nodes []Node, group []Service, addr netip.
 		settled[i].EndpointsV6 = withoutSettling(s.EndpointsV6)
 	}
 	set := newMatcher(model, alive, nil).l2Nodes(pool)
-	return slices.Contains(candidatesFor(addr, settled, set, Inputs{}), node)
+	candidates, _ := candidatesFor(addr, settled, set, Inputs{})
+	return slices.Contains(candidates, node)
 }
 
 // withoutSettling returns a copy of eps with no endpoint marked Settling.

@@ -237,15 +237,16 @@ func (c *addressComputer) address(addr netip.Addr, pool string, group []Service)
 	}
 
 	if l2nodes := c.m.l2Nodes(pool); len(l2nodes.states) > 0 {
-		candidates := candidatesFor(addr, group, l2nodes, in)
-		r.owner, r.next = AnnouncingPair(addr, candidates)
+		candidates, nodeKeys := candidatesFor(addr, group, l2nodes, in)
+		r.owner, r.next = announcingPair(addr, candidates, nodeKeys)
 		r.hasOwner = true
 		if r.owner != "" && (r.next == "" || len(group) > 1) {
 			// Without the owner, sharers' candidates can widen (the nodes
 			// serving most sharers change) and a Local Service can fall
 			// back to serving-terminating endpoints: elect again. A lone
 			// Service with two candidates keeps the rest in order.
-			r.next, _ = AnnouncingNode(addr, candidatesFor(addr, group, l2nodes.without(r.owner, in.DataPlaneDown), in))
+			rest, _ := candidatesFor(addr, group, l2nodes.without(r.owner, in.DataPlaneDown), in)
+			r.next, _ = AnnouncingNode(addr, rest)
 		}
 		if r.owner == in.Self && !in.Suppressed[addr] {
 			if ifaces := interfacesFor(in.Interfaces, addr, in.Model.L2AdvertisementsFor(pool, c.selfLabels)); len(ifaces) > 0 {
@@ -255,8 +256,7 @@ func (c *addressComputer) address(addr netip.Addr, pool string, group []Service)
 	}
 
 	if bgpNodes := c.m.bgpNodes(pool); bgpNodes.isUsable[in.Self] {
-		candidates := candidatesFor(addr, group, bgpNodes, in)
-		if slices.Contains(candidates, in.Self) {
+		if candidates, _ := candidatesFor(addr, group, bgpNodes, in); slices.Contains(candidates, in.Self) {
 			r.bgp = &BGPEntry{Services: keys, Advertisements: in.Model.BGPAdvertisementsFor(pool, c.selfLabels)}
 		}
 	}
@@ -264,8 +264,9 @@ func (c *addressComputer) address(addr netip.Addr, pool string, group []Service)
 }
 
 // candidatesFor returns the nodes of set that may announce addr for all
-// (or as many as possible) of its sharers.
-func candidatesFor(addr netip.Addr, sharers []Service, set nodeSet, in Inputs) []string {
+// (or as many as possible) of its sharers, and their node keys when they
+// are all of set's usable nodes (nil otherwise).
+func candidatesFor(addr netip.Addr, sharers []Service, set nodeSet, in Inputs) ([]string, []uint64) {
 	sets := make([][]string, 0, len(sharers))
 	for _, svc := range sharers {
 		eps := svc.endpointsFor(addr)
@@ -282,9 +283,9 @@ func candidatesFor(addr netip.Addr, sharers []Service, set nodeSet, in Inputs) [
 		sets = append(sets, nodes)
 	}
 	if len(sets) == 1 {
-		return sets[0]
+		return sets[0], set.keysFor(sets[0])
 	}
-	return SharedCandidates(sets...)
+	return SharedCandidates(sets...), nil
 }
 
 // interfacesFor returns the union of the interfaces each advertisement

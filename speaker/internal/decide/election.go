@@ -126,6 +126,42 @@ func AnnouncingNode(addr netip.Addr, candidates []string) (string, bool) {
 // goes ("" each when there are too few candidates). It is Ranking(addr,
 // candidates)[:2] in O(n).
 func AnnouncingPair(addr netip.Addr, candidates []string) (first, second string) {
+	return announcingPair(addr, candidates, nil)
+}
+
+// announcingPair is AnnouncingPair with keys[i] = nodeKey(candidates[i])
+// when keys is not nil, for candidates without duplicates (a nodeSet's
+// usable nodes): a caller electing many addresses among the same nodes
+// hashes each name once instead of once per address, and compares names
+// only on equal scores.
+func announcingPair(addr netip.Addr, candidates []string, keys []uint64) (first, second string) {
+	if keys == nil {
+		return pairByName(addr, candidates)
+	}
+	ak := addrKey(addr)
+	i1, i2 := -1, -1
+	var s1, s2 uint64
+	for i, k := range keys {
+		s := score(ak, k)
+		switch {
+		case i1 < 0 || s > s1 || (s == s1 && candidates[i] < candidates[i1]):
+			i2, s2 = i1, s1
+			i1, s1 = i, s
+		case i2 < 0 || s > s2 || (s == s2 && candidates[i] < candidates[i2]):
+			i2, s2 = i, s
+		}
+	}
+	if i1 >= 0 {
+		first = candidates[i1]
+	}
+	if i2 >= 0 {
+		second = candidates[i2]
+	}
+	return first, second
+}
+
+// pairByName is AnnouncingPair for any candidates, duplicates included.
+func pairByName(addr netip.Addr, candidates []string) (first, second string) {
 	var s1, s2 uint64
 	n := 0 // distinct nodes held: 0, 1 or 2
 	ak := addrKey(addr)

@@ -340,7 +340,31 @@ func TestAnnouncingPair(t *testing.T) {
 				if first != want[0] || second != want[1] {
 					t.Fatalf("AnnouncingPair(%s) = %q, %q; Ranking gives %q", addr, first, second, want[:2])
 				}
+				// With keys, the candidates are a nodeSet's: sorted, no duplicates.
+				uniq := slices.Compact(slices.Sorted(slices.Values(tt.candidates)))
+				keys := make([]uint64, len(uniq))
+				for i, c := range uniq {
+					keys[i] = nodeKey(c)
+				}
+				if f, s := announcingPair(addr, uniq, keys); f != first || s != second {
+					t.Fatalf("announcingPair(%s) with precomputed keys = %q, %q; without: %q, %q", addr, f, s, first, second)
+				}
 			}
 		})
+	}
+}
+
+// TestNodeSetKeysFor: the precomputed keys are handed out only for the
+// set's own usable slice, and match nodeKey.
+func TestNodeSetKeysFor(t *testing.T) {
+	set := newNodeSet([]NodeState{{Name: "n2", SpeakerAlive: true}, {Name: "n1", SpeakerAlive: true}, {Name: "n3", SpeakerAlive: true}}, map[string]bool{"n3": true})
+	keys := set.keysFor(set.usable)
+	if len(keys) != 2 || keys[0] != nodeKey("n1") || keys[1] != nodeKey("n2") {
+		t.Fatalf("keysFor(usable %v) = %v, want the keys of n1, n2", set.usable, keys)
+	}
+	for _, other := range [][]string{nil, {"n1", "n2"}, set.usable[:1], set.usable[1:]} {
+		if k := set.keysFor(other); k != nil {
+			t.Errorf("keysFor(%v) = %v, want nil (not the usable slice itself)", other, k)
+		}
 	}
 }

@@ -218,9 +218,10 @@ func EligibleNodes(svc ServiceState, nodes []NodeState) Eligibility {
 // precomputed, so that eligibility costs O(endpoints) per Service instead
 // of a sort of every node.
 type nodeSet struct {
-	states   []NodeState
-	usable   []string // sorted; shared, never modified
-	isUsable map[string]bool
+	states     []NodeState
+	usable     []string // sorted; shared, never modified
+	usableKeys []uint64 // nodeKey of each usable node, in the same order
+	isUsable   map[string]bool
 }
 
 func newNodeSet(states []NodeState, down map[string]bool) nodeSet {
@@ -233,7 +234,20 @@ func newNodeSet(states []NodeState, down map[string]bool) nodeSet {
 	}
 	slices.Sort(set.usable)
 	set.usable = slices.Compact(set.usable)
+	set.usableKeys = make([]uint64, len(set.usable))
+	for i, n := range set.usable {
+		set.usableKeys[i] = nodeKey(n)
+	}
 	return set
+}
+
+// keysFor returns the node keys of nodes when nodes is set's usable slice
+// itself (what eligible returns for a Cluster Service), else nil.
+func (set nodeSet) keysFor(nodes []string) []uint64 {
+	if len(nodes) == 0 || len(nodes) != len(set.usable) || &nodes[0] != &set.usable[0] {
+		return nil
+	}
+	return set.usableKeys
 }
 
 // without returns set without node.
