@@ -46,8 +46,9 @@ func TestECMPAndWithdraw(t *testing.T) {
 type nextHopWatch struct {
 	mu      sync.Mutex
 	gone    time.Time
-	missing bool // the prefix had no next hop at all at some poll
-	stale   bool // a path of the prefix was stale at some poll
+	back    time.Time // the first poll after gone that has the next hop again
+	missing bool      // the prefix had no next hop at all at some poll
+	stale   bool      // a path of the prefix was stale at some poll
 	errs    []error
 	stop    func()
 	done    chan struct{}
@@ -85,6 +86,9 @@ func watchNextHops(r *netlab.Router, prefix netip.Prefix, node netip.Addr, inter
 				if !has && w.gone.IsZero() {
 					w.gone = now
 				}
+				if has && !w.gone.IsZero() && w.back.IsZero() {
+					w.back = now
+				}
 			}
 			w.mu.Unlock()
 			select {
@@ -108,6 +112,14 @@ func (w *nextHopWatch) waitGone(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// outage returns when the next hop first left and came back (zero when it
+// did not); call it after result.
+func (w *nextHopWatch) outage() (gone, back time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.gone, w.back
 }
 
 func (w *nextHopWatch) result() (gone time.Time, missing, stale bool, errs []error) {

@@ -3,6 +3,7 @@ package speaker_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	"github.com/herald-dev/herald/config/v1alpha1"
 	"github.com/herald-dev/herald/e2e/bgp"
@@ -271,7 +273,8 @@ func TestBGP(t *testing.T) {
 		updatePeer(t, lab.Lab, func(s *v1alpha1.BGPPeerSpec) { s.SourceAddress = "" })
 		lab.nextHopsAre(t, clusterPrefix, 60*time.Second, "node1", "node2", "node3")
 	})
-	t.Run("BFD the router does not answer: lastError, BFDNotUp event, metric", func(t *testing.T) {
+	t.Run("BFD the router does not answer: lastError, BFDNotUp event, metric, no reset", func(t *testing.T) {
+		dropped := routerDrops(t, lab)
 		updatePeer(t, lab.Lab, func(s *v1alpha1.BGPPeerSpec) { s.BFD = &v1alpha1.BFDSettings{} })
 		sessionsAre(t, lab.Lab, 60*time.Second, func(_ string, s v1alpha1.BGPSessionStatus) error {
 			if s.State != "Established" || s.BFDState != "Down" || !strings.Contains(s.LastError, "BFD is enabled but still Down") {
@@ -292,6 +295,10 @@ func TestBGP(t *testing.T) {
 				t.Errorf("%s: herald_speaker_bgp_bfd_state{state=Down} %v, %v; want 1", n.Name, down, err)
 			}
 		}
+		// New timers of a BFD session that is not up keep the sessions too.
+		updatePeer(t, lab.Lab, func(s *v1alpha1.BGPPeerSpec) {
+			s.BFD = &v1alpha1.BFDSettings{Multiplier: ptr.To(int32(4))}
+		})
 		updatePeer(t, lab.Lab, func(s *v1alpha1.BGPPeerSpec) { s.BFD = nil })
 		sessionsAre(t, lab.Lab, 60*time.Second, func(_ string, s v1alpha1.BGPSessionStatus) error {
 			if s.State != "Established" || s.BFDState != "" {
@@ -300,7 +307,27 @@ func TestBGP(t *testing.T) {
 			return nil
 		})
 		bfdConditionIs(t, lab.Lab, false)
+		// BFD on, new timers and off again, with the router answering no
+		// BFD: each node's speaker changed its session in place.
+		if after := routerDrops(t, lab); !maps.Equal(after, dropped) {
+			t.Errorf("router: connections dropped per node %v before turning BFD on, %v after turning it off; want no reset", dropped, after)
+		}
 	})
+}
+
+// routerDrops returns, per node address, how many times the router's
+// session with it went down.
+func routerDrops(t *testing.T, lab *bgpLab) map[netip.Addr]int {
+	t.Helper()
+	ns, err := lab.Router.Neighbors(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[netip.Addr]int{}
+	for _, n := range ns {
+		out[n.Address] = n.ConnectionsDropped
+	}
+	return out
 }
 
 // updatePeer changes the BGPPeer PeerName's spec.

@@ -162,7 +162,8 @@ func (p Peer) validate(listening bool) error {
 }
 
 // sessionConfig is the part of a Peer that defines its GoBGP neighbour: a
-// change to any of it re-creates the session.
+// change to any of it re-creates the session, except some changes of BFD
+// alone, which are applied to the running session (sessionChangeOf).
 type sessionConfig struct {
 	Address         netip.Addr
 	Interface       string

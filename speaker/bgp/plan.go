@@ -79,13 +79,15 @@ type pathSpec struct {
 }
 
 // plan is the ordered work that turns an applied state into a desired one.
-// The Speaker carries it out in this order: sessions that go or change are
-// deleted; neighbour sets and groups are added; paths are put and deleted;
-// new and changed sessions are added (after their paths, so that a router
+// The Speaker carries it out in this order: sessions that go or need a new
+// session are deleted; sessions whose BFD settings alone changed are updated
+// in place; neighbour sets and groups are added; paths are put and deleted;
+// new and re-created sessions are added (after their paths, so that a router
 // doing graceful restart gets every route before End-of-RIB); then unused
 // groups and neighbour sets are removed.
 type plan struct {
 	deleteSessions     []netip.Addr
+	updateSessions     []sessionConfig
 	addNeighborSets    []netip.Addr
 	addGroups          []group
 	putPaths           []pathSpec
@@ -97,17 +99,19 @@ type plan struct {
 
 // empty reports whether the plan does nothing.
 func (p plan) empty() bool {
-	return len(p.deleteSessions)+len(p.addNeighborSets)+len(p.addGroups)+len(p.putPaths)+
+	return len(p.deleteSessions)+len(p.updateSessions)+len(p.addNeighborSets)+len(p.addGroups)+len(p.putPaths)+
 		len(p.deletePaths)+len(p.addSessions)+len(p.removeGroups)+len(p.removeNeighborSets) == 0
 }
 
-// makePlan computes the work from cur to want. New groups get the lowest ids
+// makePlan computes the work from cur to want; bfdLive holds the peers
+// whose BFD session is Up or Init now (see sessionChangeOf). New groups get
+// the lowest ids
 // that cur does not use, in the order of their keys, so plans are
 // deterministic. It costs O(R log R) for R desired routes. If more than
 // maxGroups groups would be needed, the routes of the groups beyond the limit
 // are left out and reported in dropped (by peer).
-func makePlan(cur applied, want desiredState) (p plan, dropped map[netip.Addr]int) {
-	p.deleteSessions, p.addSessions = planSessions(cur, want)
+func makePlan(cur applied, want desiredState, bfdLive map[netip.Addr]bool) (p plan, dropped map[netip.Addr]int) {
+	p.deleteSessions, p.updateSessions, p.addSessions = planSessions(cur, want, bfdLive)
 	members, needed := neededGroups(want)
 	p.addGroups = assignGroupIDs(cur, needed)
 	p.putPaths, p.deletePaths, dropped = planPaths(cur, members, needed, len(want.sessions))
@@ -115,20 +119,79 @@ func makePlan(cur applied, want desiredState) (p plan, dropped map[netip.Addr]in
 	return p, dropped
 }
 
-// planSessions returns the sessions to delete (gone or changed) and to add
-// (new or changed), each sorted by address.
-func planSessions(cur applied, want desiredState) (del []netip.Addr, add []sessionConfig) {
+// planSessions returns the sessions to delete (gone, or changed so that
+// they need a new session), to update in place (see sessionChangeOf) and to
+// add (new, or re-created), each sorted by address.
+func planSessions(cur applied, want desiredState, bfdLive map[netip.Addr]bool) (del []netip.Addr, update, add []sessionConfig) {
 	for _, addr := range sortedAddrs(cur.sessions) {
-		if w, ok := want.sessions[addr]; !ok || w != cur.sessions[addr] {
+		w, ok := want.sessions[addr]
+		if !ok {
 			del = append(del, addr)
+			continue
+		}
+		switch sessionChangeOf(cur.sessions[addr], w, bfdLive[addr]) {
+		case sessionRecreate:
+			del = append(del, addr)
+			add = append(add, w)
+		case sessionUpdate:
+			update = append(update, w)
 		}
 	}
 	for _, addr := range sortedAddrs(want.sessions) {
-		if c, ok := cur.sessions[addr]; !ok || c != want.sessions[addr] {
+		if _, ok := cur.sessions[addr]; !ok {
 			add = append(add, want.sessions[addr])
 		}
 	}
-	return del, add
+	slices.SortFunc(add, func(a, b sessionConfig) int { return a.Address.Compare(b.Address) })
+	return del, update, add
+}
+
+// sessionChange is how a session's new settings are applied to GoBGP.
+type sessionChange int
+
+const (
+	// sessionSame: nothing changed.
+	sessionSame sessionChange = iota
+	// sessionUpdate: only the BFD settings changed, and no BFD session runs
+	// that the router could see fail. GoBGP v4.9.0's UpdatePeer applies
+	// them to the running neighbour: its updateNeighbor resets the BGP
+	// session only for changes to the neighbour's Config, Transport,
+	// AddPaths, AsPathOptions, GracefulRestart, AfiSafis, EbgpMultihop and
+	// TtlSecurity (NeedsResendOpenMessage), none of which carries BFD; it
+	// hands the BFD settings to updateBfdPeer.
+	sessionUpdate
+	// sessionRecreate: the neighbour is deleted and added again, which
+	// resets the session. A setting the BGP session was opened with changed
+	// (address, port, AS numbers, password, timers, multihop, source
+	// address, passive mode, graceful restart; the timers even though
+	// UpdatePeer takes them without a reset, because the hold time is only
+	// negotiated in OPEN), or the BFD settings of a live BFD session did.
+	//
+	// GoBGP v4.9.0 cannot change a running BFD session (RFC 5880's Poll
+	// sequence): updateBfdPeer stops it without a word and starts a new one
+	// with a new discriminator, whose packets a router with the old session
+	// Up ignores (FRR: "'remote discriminator' is zero, not overridden").
+	// The router's BFD then expires and it resets the BGP session itself
+	// (FRR: Cease/BFD Down), and GoBGP waits its idle hold time (5 s) before
+	// reconnecting. In e2e/bgp's lab (FRR 8.4.4, BFD 300 ms x 3 to 400 ms x
+	// 4) an in-place update took the route away for 7.0 s, a re-created
+	// session for 1.8 s.
+	sessionRecreate
+)
+
+// sessionChangeOf returns how the session cur becomes want; bfdLive says
+// whether cur's BFD session is Up or Init in GoBGP (so the router's may be
+// Up). Pure.
+func sessionChangeOf(cur, want sessionConfig, bfdLive bool) sessionChange {
+	if cur == want {
+		return sessionSame
+	}
+	c, w := cur, want
+	c.BFD, w.BFD = BFD{}, BFD{}
+	if c != w || (cur.BFD.Enabled && bfdLive) {
+		return sessionRecreate
+	}
+	return sessionUpdate
 }
 
 // groupMember is one desired route: its prefix and the group (peer, next

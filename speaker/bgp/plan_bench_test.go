@@ -34,12 +34,12 @@ func BenchmarkSetUnchanged(b *testing.B) {
 	d := benchDesired(10000)
 	noHop := func(netip.Addr, netip.Addr, bool) (netip.Addr, error) { return netip.Addr{}, nil }
 	want, _ := resolveDesired(d, false, noHop, nil)
-	p, _ := makePlan(newApplied(), want)
+	p, _ := makePlan(newApplied(), want, nil)
 	cur := simulate(newApplied(), p)
 	b.ReportAllocs()
 	for b.Loop() {
 		want, _ := resolveDesired(d, false, noHop, nil)
-		if p, _ := makePlan(cur, want); !p.empty() {
+		if p, _ := makePlan(cur, want, nil); !p.empty() {
 			b.Fatal("plan not empty")
 		}
 	}

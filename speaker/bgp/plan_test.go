@@ -26,6 +26,9 @@ func simulate(cur applied, p plan) applied {
 	for _, a := range p.deleteSessions {
 		delete(next.sessions, a)
 	}
+	for _, s := range p.updateSessions {
+		next.sessions[s.Address] = s
+	}
 	for _, a := range p.addNeighborSets {
 		next.neighborSets[a] = true
 	}
@@ -53,6 +56,7 @@ func simulate(cur applied, p plan) applied {
 // planView is a plan in comparable form.
 type planView struct {
 	DeleteSessions, AddSessions         []string
+	UpdateSessions                      []string
 	AddNeighborSets, RemoveNeighborSets []string
 	AddGroups, RemoveGroups             []string // "id peer nexthop lp communities"
 	PutPaths                            map[string][]uint16
@@ -66,6 +70,9 @@ func viewPlan(p plan) planView {
 	}
 	for _, s := range p.addSessions {
 		v.AddSessions = append(v.AddSessions, s.Address.String())
+	}
+	for _, s := range p.updateSessions {
+		v.UpdateSessions = append(v.UpdateSessions, s.Address.String())
 	}
 	for _, a := range p.addNeighborSets {
 		v.AddNeighborSets = append(v.AddNeighborSets, a.String())
@@ -225,7 +232,7 @@ func TestMakePlanSteps(t *testing.T) {
 	}
 	cur := newApplied()
 	for _, step := range steps {
-		p, dropped := makePlan(cur, step.want)
+		p, dropped := makePlan(cur, step.want, nil)
 		if len(dropped) > 0 {
 			t.Fatalf("%s: dropped %v", step.name, dropped)
 		}
@@ -237,7 +244,7 @@ func TestMakePlanSteps(t *testing.T) {
 		}
 		cur = simulate(cur, p)
 		// Applying the same state again must do nothing.
-		if again, _ := makePlan(cur, step.want); !again.empty() {
+		if again, _ := makePlan(cur, step.want, nil); !again.empty() {
 			t.Fatalf("%s: not idempotent, second plan %+v", step.name, viewPlan(again))
 		}
 	}
@@ -262,11 +269,116 @@ func TestMakePlanGroupLimit(t *testing.T) {
 		sessions: map[netip.Addr]sessionConfig{a: Peer{Address: a, PeerASN: 1, MyASN: 2, HoldTime: 90 * time.Second}.session()},
 		routes:   map[netip.Addr][]desiredRoute{a: routes},
 	}
-	p, dropped := makePlan(cur, want)
+	p, dropped := makePlan(cur, want, nil)
 	if len(p.addGroups) != maxGroups || len(p.putPaths) != maxGroups {
 		t.Errorf("groups %d, paths %d; want %d of each", len(p.addGroups), len(p.putPaths), maxGroups)
 	}
 	if diff := cmp.Diff(map[netip.Addr]int{a: 2}, dropped, cmpAddrs); diff != "" {
 		t.Errorf("dropped (-want +got):\n%s", diff)
+	}
+}
+
+// TestSessionChangeOf: a change of the BFD settings alone is applied in
+// place unless a BFD session is live (GoBGP would restart it, and the router
+// would reset the session itself); a change to anything the BGP session was
+// opened with re-creates the session.
+func TestSessionChangeOf(t *testing.T) {
+	withBFD := Peer{
+		Address: netip.MustParseAddr("198.51.100.1"), PeerASN: 64512, MyASN: 64513, HoldTime: 90 * time.Second,
+		BFD: BFD{Enabled: true, MinRx: 300 * time.Millisecond, MinTx: 300 * time.Millisecond, Multiplier: 3},
+	}
+	withoutBFD := withBFD
+	withoutBFD.BFD = BFD{}
+	for _, tt := range []struct {
+		name    string
+		from    Peer
+		bfdLive bool
+		edit    func(*Peer)
+		want    sessionChange
+	}{
+		{"nothing", withBFD, true, func(*Peer) {}, sessionSame},
+		{"the peer's name", withBFD, true, func(p *Peer) { p.Name = "renamed" }, sessionSame},
+		{"BFD defaults written out", withBFD, true, func(p *Peer) { p.BFD = BFD{Enabled: true} }, sessionSame},
+		{"timers of BFD that stays off", withoutBFD, false, func(p *Peer) { p.BFD.Multiplier = 5 }, sessionSame},
+		{"BFD turned on", withoutBFD, false, func(p *Peer) { p.BFD.Enabled = true }, sessionUpdate},
+		{"BFD multiplier 3 to 4, BFD down", withBFD, false, func(p *Peer) { p.BFD.Multiplier = 4 }, sessionUpdate},
+		{"BFD receive interval, BFD down", withBFD, false, func(p *Peer) { p.BFD.MinRx = 500 * time.Millisecond }, sessionUpdate},
+		{"BFD transmit interval, BFD down", withBFD, false, func(p *Peer) { p.BFD.MinTx = 100 * time.Millisecond }, sessionUpdate},
+		{"BFD turned off, BFD down", withBFD, false, func(p *Peer) { p.BFD.Enabled = false }, sessionUpdate},
+		{"BFD multiplier 3 to 4, BFD live", withBFD, true, func(p *Peer) { p.BFD.Multiplier = 4 }, sessionRecreate},
+		{"BFD receive interval, BFD live", withBFD, true, func(p *Peer) { p.BFD.MinRx = 500 * time.Millisecond }, sessionRecreate},
+		{"BFD transmit interval, BFD live", withBFD, true, func(p *Peer) { p.BFD.MinTx = 100 * time.Millisecond }, sessionRecreate},
+		{"BFD turned off, BFD live", withBFD, true, func(p *Peer) { p.BFD.Enabled = false }, sessionRecreate},
+		{"port", withBFD, false, func(p *Peer) { p.Port = 1179 }, sessionRecreate},
+		{"peer ASN", withBFD, false, func(p *Peer) { p.PeerASN = 64520 }, sessionRecreate},
+		{"own ASN", withBFD, false, func(p *Peer) { p.MyASN = 64521 }, sessionRecreate},
+		{"password", withBFD, false, func(p *Peer) { p.Password = "s3cret" }, sessionRecreate},
+		{"hold time", withBFD, false, func(p *Peer) { p.HoldTime = 9 * time.Second }, sessionRecreate},
+		{"keepalive time", withBFD, false, func(p *Peer) { p.KeepaliveTime = 10 * time.Second }, sessionRecreate},
+		{"eBGP multihop", withoutBFD, false, func(p *Peer) { p.EBGPMultihop = 2 }, sessionRecreate},
+		{"source address", withBFD, false, func(p *Peer) { p.SourceAddress = netip.MustParseAddr("198.51.100.11") }, sessionRecreate},
+		{"passive", withBFD, false, func(p *Peer) { p.Passive = true }, sessionRecreate},
+		{"graceful restart", withBFD, false, func(p *Peer) { p.GracefulRestart.Enabled = true }, sessionRecreate},
+		{"BFD multiplier and the password, BFD down", withBFD, false, func(p *Peer) { p.BFD.Multiplier, p.Password = 4, "s3cret" }, sessionRecreate},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			to := tt.from
+			tt.edit(&to)
+			if got := sessionChangeOf(tt.from.session(), to.session(), tt.bfdLive); got != tt.want {
+				t.Errorf("sessionChangeOf = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestPlanSessions: each kind of change lands in its own list, sorted by
+// address; a BFD change applied in place neither deletes nor adds the
+// session.
+func TestPlanSessions(t *testing.T) {
+	var addrs []netip.Addr
+	for i := range 6 {
+		addrs = append(addrs, netip.AddrFrom4([4]byte{198, 51, 100, byte(i + 1)}))
+	}
+	peer := func(i int, edit func(*Peer)) sessionConfig {
+		p := Peer{Address: addrs[i], PeerASN: 64512, MyASN: 64513, HoldTime: 90 * time.Second, BFD: BFD{Enabled: true}}
+		edit(&p)
+		return p.session()
+	}
+	same := func(*Peer) {}
+	cur := newApplied()
+	for _, i := range []int{0, 1, 2, 3, 5} {
+		cur.sessions[addrs[i]] = peer(i, same)
+	}
+	want := desiredState{sessions: map[netip.Addr]sessionConfig{}}
+	for _, s := range []sessionConfig{
+		peer(0, func(p *Peer) { p.Password = "s3cret" }), // re-created
+		peer(1, func(p *Peer) { p.BFD.Multiplier = 4 }),  // BFD down: updated in place
+		peer(2, same), // untouched
+		peer(4, same), // new; 198.51.100.4 goes
+		peer(5, func(p *Peer) { p.BFD.Multiplier = 4 }), // BFD live: re-created
+	} {
+		want.sessions[s.Address] = s
+	}
+	del, update, add := planSessions(cur, want, map[netip.Addr]bool{addrs[2]: true, addrs[5]: true})
+	got := planView{}
+	for _, a := range del {
+		got.DeleteSessions = append(got.DeleteSessions, a.String())
+	}
+	for _, s := range update {
+		got.UpdateSessions = append(got.UpdateSessions, s.Address.String())
+	}
+	for _, s := range add {
+		got.AddSessions = append(got.AddSessions, s.Address.String())
+	}
+	wantView := planView{
+		DeleteSessions: []string{"198.51.100.1", "198.51.100.4", "198.51.100.6"},
+		UpdateSessions: []string{"198.51.100.2"},
+		AddSessions:    []string{"198.51.100.1", "198.51.100.5", "198.51.100.6"},
+	}
+	if d := cmp.Diff(wantView, got); d != "" {
+		t.Errorf("planSessions (-want +got):\n%s", d)
+	}
+	if len(update) == 1 && update[0] != want.sessions[addrs[1]] {
+		t.Errorf("updated session %+v, want the new settings %+v", update[0], want.sessions[addrs[1]])
 	}
 }

@@ -103,6 +103,17 @@ func (s *Speaker) sessionAdding(addr netip.Addr) {
 	if rec := s.recordFor(addr); rec != nil {
 		rec.configured = true
 		rec.status.State, rec.status.Since = StateIdle, time.Now()
+		rec.status.BFDSince = time.Time{}
+	}
+}
+
+// bfdRestarted records that the BFD settings of the session at addr were
+// changed in place: GoBGP stopped its BFD session and started a new one.
+func (s *Speaker) bfdRestarted(addr netip.Addr) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if rec := s.recordFor(addr); rec != nil {
+		rec.status.BFDSince = time.Now()
 	}
 }
 
@@ -261,6 +272,21 @@ func (s *Speaker) pollBFD(ctx context.Context) {
 			s.checkNeighbors(ctx)
 		}
 	}
+}
+
+// liveBFD returns the peers whose BFD session GoBGP holds Up or Init: the
+// router's session may be Up, and would see a restart of it as a failure.
+func (s *Speaker) liveBFD(ctx context.Context) map[netip.Addr]bool {
+	live := map[netip.Addr]bool{}
+	s.srv.ListBfdPeer(ctx, func(addr string, st *api.BfdPeerState) {
+		switch st.SessionState {
+		case api.BfdSessionState_BFD_SESSION_STATE_UP, api.BfdSessionState_BFD_SESSION_STATE_INIT:
+			if a, err := netip.ParseAddr(addr); err == nil {
+				live[a] = true
+			}
+		}
+	})
+	return live
 }
 
 // refreshBFD copies GoBGP's BFD states and packet counters into the records

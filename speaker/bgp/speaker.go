@@ -162,8 +162,11 @@ func (s *Speaker) notify() {
 }
 
 // Set makes the speaker's sessions and routes those of d, changing only what
-// differs: sessions whose settings changed are re-created, routes whose
-// peers or attributes changed are re-advertised, the rest is untouched.
+// differs: sessions whose settings changed are re-created, except for a
+// change of the BFD settings alone while no BFD session is Up (turning BFD
+// on, or a router that does not answer BFD), which keeps the BGP session
+// (see sessionChangeOf); routes whose peers or attributes changed are
+// re-advertised; the rest is untouched.
 // A peer that cannot be configured (see PeerStatus.ConfigError) does not stop
 // the others. Set returns an error only when GoBGP fails; what it did apply
 // stays applied, and the next Set completes the rest.
@@ -188,7 +191,7 @@ func (s *Speaker) set(ctx context.Context, d Desired) error {
 	d.Peers, unresolved = resolveInterfaces(d.Peers, s.neighbor)
 	s.resolved = resolutions(d.Peers, unresolved)
 	want, problems := resolveDesired(d, s.opts.ListenPort != 0, s.nextHop, unresolved)
-	p, dropped := makePlan(s.applied, want)
+	p, dropped := makePlan(s.applied, want, s.liveBFD(ctx))
 	s.updateRecords(d, want, problems, dropped)
 	defer s.notify()
 	var err error
@@ -262,6 +265,15 @@ func (s *Speaker) apply(ctx context.Context, p plan) error {
 		}
 		delete(s.applied.sessions, addr)
 		s.sessionDeleted(addr)
+	}
+	for _, sc := range p.updateSessions {
+		// UpdatePeer keeps the BGP session (see sessionUpdate); its
+		// NeedsSoftResetIn only comes with policy changes.
+		if _, err := s.srv.UpdatePeer(ctx, &api.UpdatePeerRequest{Peer: apiPeer(sc)}); err != nil {
+			return fmt.Errorf("bgp: update the BFD settings of peer %v: %w", sc.Address, err)
+		}
+		s.applied.sessions[sc.Address] = sc
+		s.bfdRestarted(sc.Address)
 	}
 	for _, addr := range p.addNeighborSets {
 		if err := s.srv.AddDefinedSet(ctx, &api.AddDefinedSetRequest{DefinedSet: neighborSet(addr)}); err != nil {

@@ -16,12 +16,15 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/osrg/gobgp/v4/api"
 	"github.com/osrg/gobgp/v4/pkg/apiutil"
+	"github.com/osrg/gobgp/v4/pkg/packet/bfd"
 	"github.com/osrg/gobgp/v4/pkg/packet/bgp"
 	"github.com/osrg/gobgp/v4/pkg/server"
 )
@@ -295,7 +298,7 @@ func TestSpeakerAppliesDesiredStateToRouters(t *testing.T) {
 	}
 	s.setMu.Lock()
 	want, _ := resolveDesired(d2, false, s.nextHop, nil)
-	again, _ := makePlan(s.applied, want)
+	again, _ := makePlan(s.applied, want, nil)
 	s.setMu.Unlock()
 	if !again.empty() {
 		t.Errorf("after Set, the plan for the same state is %+v, want empty", viewPlan(again))
@@ -442,4 +445,133 @@ func TestSpeakerRenamedPeerKeepsItsSession(t *testing.T) {
 	}); !slices.Equal(names, []string{"new"}) {
 		t.Errorf("statuses %v, want [new]", names)
 	}
+}
+
+// bfdSink holds the BFD port on a router's address and reads what arrives:
+// the speaker's BFD packets to that router then reach the test, not the
+// speaker's own BFD server on the wildcard address (with which its session
+// would come Up over the loopback). It never answers, so the speaker's BFD
+// session stays Down, as with a router that does not run BFD.
+type bfdSink struct {
+	mu      sync.Mutex
+	packets []bfd.BFDHeader
+}
+
+func newBFDSink(t *testing.T, addr string) *bfdSink {
+	t.Helper()
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		if err := c.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1)
+		}); err != nil {
+			return err
+		}
+		return serr
+	}}
+	conn, err := lc.ListenPacket(t.Context(), "udp", net.JoinHostPort(addr, "3784"))
+	if err != nil {
+		t.Fatalf("listen for BFD on %s: %v", addr, err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	s := &bfdSink{}
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			n, _, err := conn.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			var h bfd.BFDHeader
+			if h.UnmarshalBinary(buf[:n]) == nil {
+				s.mu.Lock()
+				s.packets = append(s.packets, h)
+				s.mu.Unlock()
+			}
+		}
+	}()
+	return s
+}
+
+// last returns the last packet received, false when none.
+func (s *bfdSink) last() (bfd.BFDHeader, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.packets) == 0 {
+		return bfd.BFDHeader{}, false
+	}
+	return s.packets[len(s.packets)-1], true
+}
+
+// TestSpeakerBFDChangeKeepsTheSession: while BFD is not up (the router does
+// not answer it), changing a peer's BFD settings alone (timers, BFD off, BFD
+// on) updates GoBGP's neighbour in place: the session neither drops at the
+// speaker nor at the router, and the speaker's BFD packets carry the new
+// timers. A password change still re-creates the session.
+func TestSpeakerBFDChangeKeepsTheSession(t *testing.T) {
+	router := startRouter(t, "127.0.0.1", 64512, routerNeighbor{addr: speakerSrc, asn: speakerASN})
+	sink := newBFDSink(t, "127.0.0.1")
+	s := newTestSpeaker(t, Options{})
+	p := peerTo(router, "r", 64512, Route{Prefix: netip.MustParsePrefix("203.0.113.130/32")})
+	p.BFD = BFD{Enabled: true, MinRx: 300 * time.Millisecond, MinTx: 300 * time.Millisecond, Multiplier: 3}
+	set := func(p Peer) {
+		t.Helper()
+		if err := s.Set(t.Context(), Desired{Peers: []Peer{p}}); err != nil {
+			t.Fatalf("Set: %v", err)
+		}
+	}
+	set(p)
+	waitState(t, s, "r", StateEstablished)
+	waitRoutes(t, router, map[string]routeView{"203.0.113.130/32": {NextHop: speakerSrc}})
+	// routerFlops returns how many times the router's session left Established.
+	routerFlops := func() uint32 {
+		var flops uint32
+		_ = router.srv.ListPeer(t.Context(), &api.ListPeerRequest{Address: speakerSrc}, func(p *api.Peer) { flops = p.GetState().GetFlops() })
+		return flops
+	}
+	for _, step := range []struct {
+		name string
+		bfd  BFD
+	}{
+		{"multiplier 3 to 4", BFD{Enabled: true, MinRx: 300 * time.Millisecond, MinTx: 300 * time.Millisecond, Multiplier: 4}},
+		{"intervals", BFD{Enabled: true, MinRx: 500 * time.Millisecond, MinTx: 200 * time.Millisecond, Multiplier: 4}},
+		{"BFD off", BFD{}},
+		{"BFD on", BFD{Enabled: true, Multiplier: 5}},
+	} {
+		p.BFD = step.bfd
+		set(p)
+		st, _ := statusOf(s, "r")
+		if st.State != StateEstablished || st.Counters.Established != 1 || st.Counters.Drops != 0 {
+			t.Errorf("%s: session %s, established %d times, dropped %d times; want Established once, never dropped",
+				step.name, st.State, st.Counters.Established, st.Counters.Drops)
+		}
+		if st.BFDSince.IsZero() {
+			t.Errorf("%s: BFDSince not set by the in-place change", step.name)
+		}
+		if f := routerFlops(); f != 0 {
+			t.Errorf("%s: the router's session dropped %d times", step.name, f)
+		}
+		if !step.bfd.Enabled {
+			continue
+		}
+		want := p.session().BFD
+		eventually(t, 10*time.Second, func() error {
+			h, ok := sink.last()
+			if !ok || h.DetectTimeMultiplier != want.Multiplier || time.Duration(h.DesiredMinTxInterval)*time.Microsecond != want.MinTx ||
+				time.Duration(h.RequiredMinRxInterval)*time.Microsecond != want.MinRx {
+				return fmt.Errorf("%s: last BFD packet %+v (received: %v), want multiplier %d, tx %v, rx %v", step.name, h, ok, want.Multiplier, want.MinTx, want.MinRx)
+			}
+			return nil
+		})
+	}
+
+	// A password change needs a new session: the router, which has none,
+	// then refuses it.
+	p.Password = "s3cret"
+	set(p)
+	eventually(t, 20*time.Second, func() error {
+		if f := routerFlops(); f == 0 {
+			return fmt.Errorf("the router's session has not dropped after the password change")
+		}
+		return nil
+	})
 }

@@ -109,8 +109,12 @@ type PeerStatus struct {
 	// Established, 0 otherwise.
 	Prefixes           int
 	AdvertisedPrefixes int
-	// BFD is the state of the BFD session, "" when BFD is off.
-	BFD BFDState
+	// BFD is the state of the BFD session, "" when BFD is off. BFDSince is
+	// when the speaker last started a BFD session on a running BGP session
+	// (a change of the BFD settings alone, applied in place); zero when the
+	// BFD session started with the BGP session's configuration.
+	BFD      BFDState
+	BFDSince time.Time
 	// Counters count what happened to the session, for metrics.
 	Counters PeerCounters
 }

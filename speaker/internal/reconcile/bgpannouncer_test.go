@@ -232,9 +232,14 @@ func TestUnusablePeers(t *testing.T) {
 func TestObserveBGPBFDNotUp(t *testing.T) {
 	seen := map[string]bgpWatch{}
 	up := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	session := func(bfd bgp.BFDState) []bgp.PeerStatus {
-		return []bgp.PeerStatus{{Name: "a", Address: netip.MustParseAddr("198.51.100.1"), State: bgp.StateEstablished, Since: up, BFD: bfd,
-			Counters: bgp.PeerCounters{Established: 1}}}
+	// bfdSince is when the BFD settings changed in place, after up (0: never).
+	session := func(bfd bgp.BFDState, bfdSince time.Duration) []bgp.PeerStatus {
+		st := bgp.PeerStatus{Name: "a", Address: netip.MustParseAddr("198.51.100.1"), State: bgp.StateEstablished, Since: up, BFD: bfd,
+			Counters: bgp.PeerCounters{Established: 1}}
+		if bfdSince > 0 {
+			st.BFDSince = up.Add(bfdSince)
+		}
+		return []bgp.PeerStatus{st}
 	}
 	steps := []struct {
 		name         string
@@ -245,11 +250,13 @@ func TestObserveBGPBFDNotUp(t *testing.T) {
 		wantWait     time.Duration
 		wantFailures int
 	}{
-		{"BFD down at first: within the grace", session(bgp.BFDDown), time.Second, false, false, bfdGrace - time.Second, 0},
-		{"still down after the grace: reported", session(bgp.BFDDown), bfdGrace, true, true, 0, 0},
-		{"still down: reported once", session(bgp.BFDDown), 2 * bfdGrace, false, true, 0, 0},
-		{"BFD up: cleared", session(bgp.BFDUp), 3 * bfdGrace, false, false, 0, 0},
-		{"BFD off: nothing to report", session(bgp.BFDOff), 4 * bfdGrace, false, false, 0, 0},
+		{"BFD down at first: within the grace", session(bgp.BFDDown, 0), time.Second, false, false, bfdGrace - time.Second, 0},
+		{"still down after the grace: reported", session(bgp.BFDDown, 0), bfdGrace, true, true, 0, 0},
+		{"still down: reported once", session(bgp.BFDDown, 0), 2 * bfdGrace, false, true, 0, 0},
+		{"BFD up: cleared", session(bgp.BFDUp, 0), 3 * bfdGrace, false, false, 0, 0},
+		{"BFD off: nothing to report", session(bgp.BFDOff, 0), 4 * bfdGrace, false, false, 0, 0},
+		{"BFD turned on in place long after the session came up: within its own grace", session(bgp.BFDDown, 5*bfdGrace), 5*bfdGrace + time.Second, false, false, bfdGrace - time.Second, 0},
+		{"still down a grace after it was turned on: reported", session(bgp.BFDDown, 5*bfdGrace), 6 * bfdGrace, true, true, 0, 0},
 	}
 	for _, st := range steps {
 		now := up.Add(st.at)
@@ -261,10 +268,14 @@ func TestObserveBGPBFDNotUp(t *testing.T) {
 		if got := strings.Contains(st.in[0].LastError, "BFD is enabled but still"); got != st.wantError {
 			t.Errorf("%s: lastError %q, want the BFD message: %v", st.name, st.in[0].LastError, st.wantError)
 		}
+		notUpSince := up.Add(bfdGrace)
+		if !st.in[0].BFDSince.IsZero() {
+			notUpSince = st.in[0].BFDSince.Add(bfdGrace)
+		}
 		if c := bfdCondition(seen); (c != nil) != st.wantError {
 			t.Errorf("%s: BFDUp condition %+v, want one: %v", st.name, c, st.wantError)
 		} else if c != nil && (c.Status != metav1.ConditionFalse || c.Reason != v1alpha1.SpeakerReasonBFDNotUp ||
-			!c.LastTransitionTime.Time.Equal(up.Add(bfdGrace)) || !strings.Contains(c.Message, "BGPPeer a ")) {
+			!c.LastTransitionTime.Time.Equal(notUpSince) || !strings.Contains(c.Message, "BGPPeer a ")) {
 			t.Errorf("%s: BFDUp condition %+v", st.name, c)
 		}
 		if wait != st.wantWait {

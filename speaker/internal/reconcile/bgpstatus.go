@@ -37,21 +37,31 @@ const (
 const bfdGrace = 10 * time.Second
 
 // bfdNotUp reports whether st is established with BFD on but its BFD has
-// not been up for bfdGrace since the session came up; when it is not (yet),
-// wait is how long until it could be (0 when nothing waits). Pure.
+// not been up for bfdGrace since it started (bfdStart); when it is not
+// (yet), wait is how long until it could be (0 when nothing waits). Pure.
 func bfdNotUp(st bgp.PeerStatus, now time.Time) (stuck bool, wait time.Duration) {
 	if st.State != bgp.StateEstablished || st.BFD == bgp.BFDOff || st.BFD == bgp.BFDUp || st.Since.IsZero() {
 		return false, 0
 	}
-	if up := now.Sub(st.Since); up < bfdGrace {
+	if up := now.Sub(bfdStart(st)); up < bfdGrace {
 		return false, bfdGrace - up
 	}
 	return true, 0
 }
 
+// bfdStart returns when st's BFD session started, for bfdNotUp: when the
+// session came up, or later when its BFD settings changed in place (which
+// starts a new BFD session on the running BGP session).
+func bfdStart(st bgp.PeerStatus) time.Time {
+	if st.BFDSince.After(st.Since) {
+		return st.BFDSince
+	}
+	return st.Since
+}
+
 // bfdNotUpMessage is the session's lastError while bfdNotUp holds.
 func bfdNotUpMessage(st bgp.PeerStatus) string {
-	return fmt.Sprintf("BFD is enabled but still %s %v after the session came up (%d BFD packets received): the router does not run BFD for this session, so a node failure is detected by the hold time only; enable BFD on the router (FRR: neighbor %s bfd) or remove spec.bfd",
+	return fmt.Sprintf("BFD is enabled but still %s %v after the session came up or its BFD settings changed (%d BFD packets received): the router does not run BFD for this session, so a node failure is detected by the hold time only; enable BFD on the router (FRR: neighbor %s bfd) or remove spec.bfd",
 		st.BFD, bfdGrace, st.Counters.BFDPacketsReceived, st.Address)
 }
 
@@ -118,7 +128,7 @@ func observeBGP(seen map[string]bgpWatch, sts []bgp.PeerStatus, now time.Time) b
 		}
 		var stuckSince time.Time
 		if stuck {
-			stuckSince = st.Since.Add(bfdGrace)
+			stuckSince = bfdStart(st).Add(bfdGrace)
 		}
 		seen[st.Name] = bgpWatch{state: st.State, bfdNotUp: stuck, bfdNotUpSince: stuckSince, lastError: errText, established: st.Counters.Established, drops: st.Counters.Drops}
 	}

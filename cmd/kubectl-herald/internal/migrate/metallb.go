@@ -680,9 +680,16 @@ func (p *Plan) convertBGPPeer(o *unstructured.Unstructured, bfd map[string]bfdSe
 		p.problem(o, err)
 	} else if set && name != "" {
 		b, ok := bfd[name]
-		if !ok {
+		switch {
+		case !ok:
 			p.problem(o, fmt.Errorf("spec.bfdProfile names BFDProfile %q, which does not exist", name))
-		} else {
+		case s.Interface != "":
+			// Herald's schema refuses bfd with interface (and
+			// ebgpMultihop): writing it would fail the whole apply.
+			p.drop(o, "spec.bfdProfile", name, "Herald's BFD (GoBGP v4.9.0) does not run over the IPv6 link-local addresses of an unnumbered session (spec.interface), and Herald's schema refuses bfd with interface: the BGPPeer is written without BFD, so the router detects a failure of a node by the hold time only (lower spec.holdTime to shorten that)")
+		case s.EBGPMultihop:
+			p.drop(o, "spec.bfdProfile", name, "Herald's BFD is single-hop only (GoBGP v4.9.0 has no multihop BFD, RFC 5883), and Herald's schema refuses bfd with ebgpMultihop: the BGPPeer is written without BFD, so the router detects a failure of a node by the hold time only (lower spec.holdTime to shorten that)")
+		default:
 			c := *b.settings
 			c.Enabled = ptr.To(true)
 			s.BFD = &c

@@ -4,11 +4,14 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/herald-dev/herald/config"
 )
 
 func mlb(kind, name string, spec map[string]any) *unstructured.Unstructured {
@@ -307,6 +310,64 @@ func TestMetalLBResources(t *testing.T) {
 			}
 			if tc.check != nil {
 				tc.check(t, p)
+			}
+		})
+	}
+}
+
+// TestMetalLBBGPPeerBFD: a MetalLB BGPPeer's BFD profile is carried where
+// Herald's schema takes BFD, and dropped, with the reason, on an unnumbered
+// or multihop session, which Herald's schema refuses BFD with; every
+// BGPPeer written is one Herald's configuration model accepts.
+func TestMetalLBBGPPeerBFD(t *testing.T) {
+	profile := mlb(KindBFDProfile, "fast", map[string]any{"receiveInterval": int64(200), "transmitInterval": int64(200), "detectMultiplier": int64(4)})
+	peer := func(extra map[string]any) *unstructured.Unstructured {
+		s := map[string]any{"myASN": int64(64512), "peerASN": int64(64513), "bfdProfile": "fast"}
+		for k, v := range extra {
+			s[k] = v
+		}
+		return mlb(KindBGPPeer, "p", s)
+	}
+	for _, tc := range []struct {
+		name        string
+		peer        *unstructured.Unstructured
+		wantBFD     bool
+		wantDropped string // a substring of the reason for dropping spec.bfdProfile; "" for none
+	}{
+		{"a numbered peer keeps its BFD", peer(map[string]any{"peerAddress": "203.0.113.1"}), true, ""},
+		{"an unnumbered peer loses it", peer(map[string]any{"interface": "eth1"}), false, "unnumbered session (spec.interface)"},
+		{"a multihop peer loses it", peer(map[string]any{"peerAddress": "203.0.113.1", "ebgpMultiHop": true}), false, "single-hop only"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := MetalLB(MetalLBInput{Objects: []*unstructured.Unstructured{profile, tc.peer}})
+			if len(p.Problems) > 0 || len(p.BGPPeers) != 1 {
+				t.Fatalf("problems %q, %d BGPPeers; want none and one", p.Problems, len(p.BGPPeers))
+			}
+			b := p.BGPPeers[0].Spec.BFD
+			if got := b != nil && b.Enabled != nil && *b.Enabled; got != tc.wantBFD {
+				t.Errorf("BFD %+v, want enabled: %v", b, tc.wantBFD)
+			}
+			if tc.wantBFD && (b.Multiplier == nil || *b.Multiplier != 4 || b.MinRx == nil || b.MinRx.Duration != 200*time.Millisecond) {
+				t.Errorf("BFD %+v, want the profile's 200 ms x 4", b)
+			}
+			var reasons []string
+			for _, d := range p.Dropped {
+				if d.Field == "spec.bfdProfile" {
+					reasons = append(reasons, d.Value+": "+d.Reason)
+				}
+			}
+			switch {
+			case tc.wantDropped == "" && len(reasons) > 0:
+				t.Errorf("spec.bfdProfile dropped: %q", reasons)
+			case tc.wantDropped != "" && (len(reasons) != 1 || !strings.HasPrefix(reasons[0], "fast: ") || !strings.Contains(reasons[0], tc.wantDropped)):
+				t.Errorf("spec.bfdProfile dropped with %q, want one reason containing %q", reasons, tc.wantDropped)
+			}
+			if tc.wantDropped != "" && (!p.Blocked(false) || p.Blocked(true)) {
+				t.Errorf("Blocked(false) %v, Blocked(true) %v: want the dropped BFD to block unless accepted", p.Blocked(false), p.Blocked(true))
+			}
+			m := config.Build(config.Snapshot{BGPPeers: p.BGPPeers})
+			if probs := m.Problems(); len(probs) > 0 {
+				t.Errorf("Herald's configuration model refuses the BGPPeer written: %+v", probs)
 			}
 		})
 	}
