@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/google/nftables"
 	"github.com/vishvananda/netlink"
@@ -44,7 +45,13 @@ type Forwarder struct {
 	mu      sync.Mutex
 	applied []decide.Drain // the last drains Set programmed; nil after Reset
 	ok      bool           // the last Set succeeded
+	at      time.Time      // when it did
 }
+
+// resync is how long Set trusts that what it programmed is still there:
+// after it, Set programs the same drains again (someone may have flushed
+// the table or the routes).
+const resync = 10 * time.Second
 
 // New returns a Forwarder; it programs nothing until Reset or Set.
 func New(cfg Config) (*Forwarder, error) {
@@ -68,13 +75,13 @@ func (f *Forwarder) Reset() error {
 func (f *Forwarder) Close() error { return f.Reset() }
 
 // Set programs drains (sorted by address, as decide.PlanDrains returns
-// them): the table is rebuilt in one transaction when they changed or the
-// last Set failed, and the routes and rules are synced. With no drains
-// nothing is left on the node.
+// them): the table is rebuilt in one transaction and the routes and rules
+// synced when they changed, when the last Set failed, or when the last
+// success is older than resync. With no drains nothing is left on the node.
 func (f *Forwarder) Set(drains []decide.Drain) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.ok && slices.Equal(f.applied, drains) {
+	if f.ok && slices.Equal(f.applied, drains) && time.Since(f.at) < resync {
 		return nil
 	}
 	f.ok = false
@@ -82,7 +89,7 @@ func (f *Forwarder) Set(drains []decide.Drain) error {
 		if err := f.removeAll(); err != nil {
 			return err
 		}
-		f.applied, f.ok = nil, true
+		f.applied, f.ok, f.at = nil, true, time.Now()
 		return nil
 	}
 	// The routes and rules first, then the marks: a packet marked before
@@ -93,7 +100,7 @@ func (f *Forwarder) Set(drains []decide.Drain) error {
 	if err := f.program(drains); err != nil {
 		return err
 	}
-	f.applied, f.ok = slices.Clone(drains), true
+	f.applied, f.ok, f.at = slices.Clone(drains), true, time.Now()
 	return nil
 }
 
