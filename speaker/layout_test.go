@@ -76,7 +76,7 @@ var forbiddenImports = map[string]rule{
 	// The drain programs the node's netfilter and routes from the drains
 	// decided; it reads, gossips and reports nothing.
 	"speaker/internal/drain": {Deps: []string{
-		"k8s.io/", "github.com/prometheus", "github.com/hashicorp", "github.com/osrg",
+		"k8s.io/client-go", "github.com/prometheus", "github.com/hashicorp", "github.com/osrg",
 		module + "/speaker/layer2", module + "/speaker/bgp", module + "/speaker/internal/kubeinput",
 		module + "/speaker/internal/reconcile", module + "/speaker/internal/report", module + "/speaker/internal/membership",
 		module + "/speaker/internal/probe", module + "/speaker/internal/heartbeat",
