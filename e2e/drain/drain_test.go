@@ -21,7 +21,6 @@ import (
 	"github.com/herald-dev/herald/config"
 	"github.com/herald-dev/herald/e2e/netlab"
 	"github.com/herald-dev/herald/e2e/productlab"
-	"github.com/herald-dev/herald/speaker"
 )
 
 const (
@@ -39,25 +38,16 @@ const (
 func TestGracefulStopKeepsConnections(t *testing.T) {
 	l := productlab.New(t, productlab.Options{})
 	ctx := t.Context()
-	l.Apply(fmt.Sprintf(`
-apiVersion: herald.dev/v1alpha1
-kind: IPPool
-metadata: {name: %[1]s}
-spec:
-  addresses: ["%[2]s"]
----
-apiVersion: herald.dev/v1alpha1
-kind: L2Advertisement
-metadata: {name: %[1]s}
-spec:
-  ipPools: [%[1]s]
-`, pool, netlab.L2PoolV4))
+	l.Apply(productlab.L2PoolManifest(pool, false, netlab.L2PoolV4))
 
 	// node3 announces the address (it ranks first) and runs no pod: the echo
 	// pod runs on node1, so the connection crosses kube-proxy's NAT on node3.
 	nodes := l.Cluster.Nodes
 	old := nodes[2]
-	addr := addrRankingFirst(t, l, old.Name())
+	addr, ok := l.AddrRankingFirst(netlab.L2PoolV4, 10, old.Name())
+	if !ok {
+		t.Fatalf("no address of %s ranks %s first", netlab.L2PoolV4, old.Name())
+	}
 	pod := nodes[0].AddPod("echo-node1")
 	server := pod.Start("podserver", netlab.BuildGo(t, netlab.PodServerPackage), "-name", pod.Name,
 		"-listen", fmt.Sprintf(":%d", echoPort), "-echo")
@@ -137,19 +127,6 @@ spec:
 		l.StartSpeaker(old, drainArg)
 		l.WaitSpeakerReady(old)
 	})
-}
-
-// addrRankingFirst returns the first address of the layer-2 pool from its 10th on
-// whose election ranks node first.
-func addrRankingFirst(t *testing.T, l *productlab.Lab, node string) netip.Addr {
-	names := l.Cluster.NodeNames()
-	for a := netlab.NthAddr(netlab.L2PoolV4.Addr(), 10); netlab.L2PoolV4.Contains(a); a = a.Next() {
-		if speaker.Ranking(a, names)[0] == node {
-			return a
-		}
-	}
-	t.Fatalf("no address of %s ranks %s first", netlab.L2PoolV4, node)
-	return netip.Addr{}
 }
 
 // echoConn is a connection from the client to the echo pod.
