@@ -204,3 +204,32 @@ func waitNeighbour(t *testing.T, l *productlab.Lab, addr netip.Addr, n *netlab.N
 		return nil
 	})
 }
+
+// TestWithoutNetAdminTheSpeakerSaysSoAndWorks runs the speakers as deploy/default
+// does (only NET_RAW) with the drain requested: each says the drain is unavailable,
+// in its log and its metric, and still announces.
+func TestWithoutNetAdminTheSpeakerSaysSoAndWorks(t *testing.T) {
+	l := productlab.New(t, productlab.Options{Manifests: true, SpeakerArgs: []string{drainArg}})
+	for _, n := range l.Cluster.Nodes {
+		v, err := l.SpeakerMetric(t.Context(), n, "herald_speaker_drain_available")
+		if err != nil || v != 0 {
+			t.Errorf("speaker on %s without NET_ADMIN: herald_speaker_drain_available %v (%v), want 0", n.Name(), v, err)
+		}
+		if log := l.Speaker(n).Log(); !strings.Contains(log, "lacks CAP_NET_ADMIN") {
+			t.Errorf("speaker on %s: no log line saying it lacks CAP_NET_ADMIN", n.Name())
+		}
+	}
+	l.Apply(productlab.L2PoolManifest(pool, true, netlab.L2PoolV4))
+	l.Apply(`
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: default}
+spec:
+  type: LoadBalancer
+  allocateLoadBalancerNodePorts: false
+  ports: [{name: http, port: 80, targetPort: 8080, protocol: TCP}]
+`)
+	l.Backend("default", "web", productlab.WebPort, l.WebPods()...)
+	addr := l.WaitAddresses("default", "web", 1, 60*time.Second)[0]
+	l.WaitConnect(addr, 80, 60*time.Second, nil)
+}
