@@ -73,6 +73,14 @@ var forbiddenImports = map[string]rule{
 		"k8s.io/client-go/kubernetes", "k8s.io/client-go/informers", "k8s.io/client-go/rest", "k8s.io/client-go/tools/clientcmd",
 		module + "/config/generated/clientset", module + "/config/generated/informers",
 	}},
+	// The drain programs the node's netfilter and routes from the drains
+	// decided; it reads, gossips and reports nothing.
+	"speaker/internal/drain": {Deps: []string{
+		"k8s.io/client-go", "github.com/prometheus", "github.com/hashicorp", "github.com/osrg",
+		module + "/speaker/layer2", module + "/speaker/bgp", module + "/speaker/internal/kubeinput",
+		module + "/speaker/internal/reconcile", module + "/speaker/internal/report", module + "/speaker/internal/membership",
+		module + "/speaker/internal/probe", module + "/speaker/internal/heartbeat",
+	}},
 	// The announcers carry a desired state out; they know nothing of the speaker.
 	"speaker/layer2": {Deps: []string{"k8s.io/", "github.com/prometheus", module + "/speaker", module + "/config"}},
 	"speaker/bgp":    {Deps: []string{"k8s.io/client-go", "github.com/prometheus", module + "/speaker"}},

@@ -117,6 +117,18 @@ type Config struct {
 	// picking up interface changes (10 s).
 	ResyncInterval time.Duration
 
+	// DrainWindow, when positive, turns the drain on: for this long after
+	// this node takes a layer-2 address over from a node that is still up
+	// (a graceful stop, a rollout), the connections it has no state for
+	// are forwarded to that node (package internal/drain). It needs
+	// CAP_NET_ADMIN; without it the speaker logs so and works without.
+	DrainWindow time.Duration
+	// DrainMark is the packet and connection mark bit of drained flows
+	// (DefaultDrainMark) and DrainRouteTable their routing table
+	// (DefaultDrainRouteTable): both must be unused on the node.
+	DrainMark       uint32
+	DrainRouteTable int
+
 	// Layer2 tunes the layer-2 announcer.
 	Layer2 layer2.Config
 }
@@ -160,6 +172,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ResyncInterval == 0 {
 		c.ResyncInterval = 10 * time.Second
+	}
+	if c.DrainMark == 0 {
+		c.DrainMark = DefaultDrainMark
+	}
+	if c.DrainRouteTable == 0 {
+		c.DrainRouteTable = DefaultDrainRouteTable
 	}
 	if c.Layer2.ConflictHoldoff == 0 {
 		// Short enough that the other side's re-assertion within a settle
@@ -211,7 +229,11 @@ func Run(ctx context.Context, cfg Config) error {
 		_ = members.Shutdown()
 		return err
 	}
+	drainer, kernels := startDrain(cfg, nodeIP, metrics, log)
 	loop, status := newLoop(cfg, in, herald, members, fast, l2, nodeIP, recorder, metrics, log)
+	if drainer != nil {
+		loop.SetDrain(drainer, kernels)
+	}
 	keys.status = status
 	report.RegisterGossipKeyMetrics(cfg.Registry, keys.report)
 	keysCtx, stopKeys := context.WithCancel(ctx)
@@ -236,6 +258,11 @@ func Run(ctx context.Context, cfg Config) error {
 	time.Sleep(cfg.HandoverGrace)
 	stopAnnouncer()
 	<-l2.Done()
+	if drainer != nil {
+		if err := drainer.Close(); err != nil {
+			log.Warn("remove drains", "err", err)
+		}
+	}
 	bgpCtx, cancelBGP := context.WithTimeout(context.Background(), 5*time.Second)
 	loop.Close(bgpCtx)
 	cancelBGP()
@@ -361,6 +388,7 @@ func newLoop(cfg Config, in inputs, herald heraldclient.Interface, members *memb
 		ProbeKubeProxy: cfg.ProbeKubeProxy, NodeIP: nodeIP, KubeProxyHealthPort: cfg.KubeProxyHealthPort,
 		KubeProxyProbeInterval: cfg.KubeProxyProbeInterval,
 		MemberlistPort:         cfg.MemberlistPort, MemberlistJoin: cfg.MemberlistJoin,
+		DrainWindow: cfg.DrainWindow,
 	}, reconcile.Deps{
 		Log: log, Informers: in.informers, Changes: in.changes, Members: members, Layer2: l2,
 		FastDetector: fastDetector(fast),

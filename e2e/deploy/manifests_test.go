@@ -27,6 +27,7 @@ var installs = []string{
 	"overlays/bgp",
 	"overlays/load-balancer-class",
 	"overlays/cloud-controller-manager",
+	"overlays/drain",
 }
 
 // Names the manifests give the components.

@@ -17,7 +17,7 @@ import (
 )
 
 // TestPodSecurity renders every install and checks the security settings of both
-// workloads: the capabilities each may hold (the speaker NET_RAW, and nothing once layer 2
+// workloads: the capabilities each may hold (the speaker NET_RAW, with the drain NET_ADMIN too, and nothing once layer 2
 // is off; the controller nothing), no privilege escalation, a read-only root filesystem,
 // the runtime's seccomp profile, a non-root controller, and the speaker on the host
 // network, on every node.
@@ -29,6 +29,7 @@ func TestPodSecurity(t *testing.T) {
 		"overlays/bgp":                      nil,
 		"overlays/load-balancer-class":      {"NET_RAW"},
 		"overlays/cloud-controller-manager": {"NET_RAW"},
+		"overlays/drain":                    {"NET_RAW", "NET_ADMIN"},
 	}
 	for _, install := range installs {
 		t.Run(install, func(t *testing.T) {

@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/herald-dev/herald/e2e/netlab"
+	"github.com/herald-dev/herald/speaker"
 )
 
 // ExcludeLabel is the Node label that keeps a node from announcing load-balancer
@@ -217,4 +218,41 @@ func (l *Lab) SpeakerMetric(ctx context.Context, n *netlab.Node, series string) 
 		return 0, fmt.Errorf("productlab: speaker on %s: /metrics answered %d", n.Name(), code)
 	}
 	return metricValue(body, series)
+}
+
+// AddrRankingFirst returns the first address of pool from its skip-th on whose
+// layer-2 election ranks node first among the lab's nodes, and false when there is
+// none.
+func (l *Lab) AddrRankingFirst(pool netip.Prefix, skip int, node string) (netip.Addr, bool) {
+	names := l.Cluster.NodeNames()
+	for a := netlab.NthAddr(pool.Addr(), skip); pool.Contains(a); a = a.Next() {
+		if speaker.Ranking(a, names)[0] == node {
+			return a, true
+		}
+	}
+	return netip.Addr{}, false
+}
+
+// L2PoolManifest is an IPPool named name holding prefixes and an L2Advertisement
+// of the same name announcing it; autoAssign false serves only Services that name
+// the pool.
+func L2PoolManifest(name string, autoAssign bool, prefixes ...netip.Prefix) string {
+	var addrs []string
+	for _, p := range prefixes {
+		addrs = append(addrs, fmt.Sprintf("%q", p.String()))
+	}
+	return fmt.Sprintf(`
+apiVersion: herald.dev/v1alpha1
+kind: IPPool
+metadata: {name: %[1]s}
+spec:
+  addresses: [%[2]s]
+  autoAssign: %[3]t
+---
+apiVersion: herald.dev/v1alpha1
+kind: L2Advertisement
+metadata: {name: %[1]s}
+spec:
+  ipPools: [%[1]s]
+`, name, strings.Join(addrs, ", "), autoAssign)
 }

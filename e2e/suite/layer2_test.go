@@ -22,24 +22,7 @@ func init() { register(10, "layer 2", testLayer2) }
 // in, first out), waiting until the controller has freed the pool.
 func l2Pool(t *testing.T, l *productlab.Lab, name string, prefixes ...netip.Prefix) {
 	t.Helper()
-	var addrs []string
-	for _, p := range prefixes {
-		addrs = append(addrs, fmt.Sprintf("%q", p.String()))
-	}
-	l.Apply(fmt.Sprintf(`
-apiVersion: herald.dev/v1alpha1
-kind: IPPool
-metadata: {name: %[1]s}
-spec:
-  addresses: [%[2]s]
-  autoAssign: false
----
-apiVersion: herald.dev/v1alpha1
-kind: L2Advertisement
-metadata: {name: %[1]s}
-spec:
-  ipPools: [%[1]s]
-`, name, strings.Join(addrs, ", ")))
+	l.Apply(productlab.L2PoolManifest(name, false, prefixes...))
 	t.Cleanup(func() {
 		if out, err := l.Kubectl("delete", "--ignore-not-found", "--timeout=60s", "l2advertisement/"+name, "ippool/"+name); err != nil {
 			t.Errorf("clean up pool %s: %v\n%s", name, err, out)

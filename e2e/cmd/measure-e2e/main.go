@@ -2,7 +2,7 @@
 // root, from the e2e module):
 //
 //	go run ./cmd/measure-e2e [-l2-trials 20] [-graceful-trials 20] [-speaker-kill-trials 5] \
-//	    [-bgp-trials 20] [-endpoint-trials 20] [-create-trials 20]
+//	    [-bgp-trials 20] [-endpoint-trials 20] [-create-trials 20] [-drain 60s]
 //
 // It builds the product lab (package productlab): a real control plane, three
 // nodes each running the real kube-proxy and herald-speaker, herald-controller,
@@ -72,6 +72,7 @@ type options struct {
 	ipv6                                        bool
 	falseAlarm                                  time.Duration
 	loss                                        float64
+	drain                                       time.Duration
 }
 
 func main() {
@@ -92,6 +93,7 @@ func main() {
 	flag.DurationVar(&cfg.falseAlarm, "false-alarm-duration", 0, "run the false-alarm phase this long: packet loss and CPU burners, counting address moves (0 skips)")
 	flag.Float64Var(&cfg.loss, "loss", 0.1, "false-alarm phase: the share of received IP packets every node drops")
 	flag.IntVar(&cfg.burners, "burners", -1, "false-alarm phase: CPU-burning processes (default one per CPU)")
+	flag.DurationVar(&cfg.drain, "drain", 0, "run every speaker with --drain-window set to this (0: the drain is off, the speakers' default)")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -114,7 +116,12 @@ func main() {
 	started := time.Now()
 	fmt.Printf("measure-e2e: started %s on %d CPUs, load average %s; building the lab, logs in %s\n",
 		started.UTC().Format(time.RFC3339), runtime.NumCPU(), loadAverage(), cfg.dir)
-	l := productlab.New(sess, productlab.Options{Dir: cfg.dir, Nodes: cfg.nodes})
+	var speakerArgs []string
+	if cfg.drain > 0 {
+		speakerArgs = append(speakerArgs, fmt.Sprintf("--drain-window=%v", cfg.drain))
+	}
+	fmt.Printf("speaker flags: %v\n", speakerArgs)
+	l := productlab.New(sess, productlab.Options{Dir: cfg.dir, Nodes: cfg.nodes, SpeakerArgs: speakerArgs})
 	m := &measurement{cfg: cfg, sess: sess, lab: l}
 	m.setUp(ctx)
 	fmt.Printf("lab up after %v (prefix %s)\n", time.Since(started).Round(time.Second), l.Cluster.Lab.Prefix())

@@ -14,7 +14,6 @@ import (
 	"github.com/herald-dev/herald/config"
 	"github.com/herald-dev/herald/e2e/netlab"
 	"github.com/herald-dev/herald/e2e/productlab"
-	"github.com/herald-dev/herald/speaker"
 )
 
 const (
@@ -171,22 +170,15 @@ func (m *measurement) l2AddrRankingFirst(node string) netip.Addr {
 // l2AddrRankingFirstFrom returns the first address of the layer-2 pool from
 // its skip-th on whose election ranks node first among all nodes.
 func (m *measurement) l2AddrRankingFirstFrom(node string, skip int) netip.Addr {
-	names := m.lab.Cluster.NodeNames()
 	pool := netlab.L2PoolV4
 	if m.cfg.ipv6 {
 		pool = netlab.L2PoolV6
 	}
-	a := pool.Addr()
-	for range skip {
-		a = a.Next()
+	a, ok := m.lab.AddrRankingFirst(pool, skip, node)
+	if !ok {
+		m.fatalf("no address of %s is ranked first by %s", pool, node)
 	}
-	for ; pool.Contains(a); a = a.Next() {
-		if speaker.Ranking(a, names)[0] == node {
-			return a
-		}
-	}
-	m.fatalf("no address of %s is ranked first by %s", pool, node)
-	return netip.Addr{}
+	return a
 }
 
 // recovered waits until an attempt of p started after from succeeded, up to

@@ -127,5 +127,11 @@ func (e *Echo) answer(proto int, b []byte) (time.Time, bool) {
 	return sent, true
 }
 
+// Is4 reports whether the Echo probes IPv4 addresses (else IPv6).
+func (e *Echo) Is4() bool { return !e.v6 }
+
+// SetReadDeadline sets the deadline of Receive, as net.Conn's does.
+func (e *Echo) SetReadDeadline(t time.Time) error { return e.conn.SetReadDeadline(t) }
+
 // Close closes the socket; a blocked Receive returns net.ErrClosed.
 func (e *Echo) Close() error { return e.conn.Close() }

@@ -47,6 +47,10 @@ type Config struct {
 	// are extra addresses to join when alone.
 	MemberlistPort int
 	MemberlistJoin []string
+	// DrainWindow is how long this node forwards the connections of an
+	// address it took over to the previous owner (see planDrains); it
+	// matters only once SetDrain turned the drain on.
+	DrainWindow time.Duration
 }
 
 // Deps are what the loop works with, made by the caller (the speaker's
@@ -88,6 +92,8 @@ type Loop struct {
 	recorder   record.EventRecorder
 	metrics    *report.Metrics
 	health     *report.Health
+	drainer    Drainer
+	kernelsUp  KernelsUp
 
 	settled chan netip.Addr
 	leaving atomic.Bool
@@ -113,6 +119,8 @@ type Loop struct {
 	pending    map[netip.Addr]pendingConflict
 	holdT      *time.Timer
 	takeoverT  *time.Timer // fires when the next settling node settles
+	drains     []decide.Drain
+	drainT     *time.Timer // fires when the next drain ends
 	prev       decide.Desired
 	since      map[netip.Addr]time.Time
 	started    time.Time
@@ -285,6 +293,11 @@ func (s *Loop) reconcile(ctx context.Context) (took time.Duration) {
 	computed = time.Now()
 	if s.fast != nil {
 		s.fast.SetPlan(heartbeat.PlanOf(s.cfg.NodeName, d.Owners, d.Successors), s.members.Addresses())
+	}
+	// The drains first: the connections of an address this node takes are
+	// forwarded before its gratuitous ARP/NDP moves them here.
+	if s.drainer != nil {
+		s.planDrains(d, start)
 	}
 	var errs []error
 	for _, a := range s.announcers {

@@ -22,6 +22,11 @@ type Metrics struct {
 	// HeartbeatVerdicts counts the fast failure detector's verdicts
 	// (package heartbeat), by kind.
 	HeartbeatVerdicts *prometheus.CounterVec
+	// DrainAvailable, DrainedAddresses and DrainErrors describe the drain
+	// of moved addresses' connections (package drain).
+	DrainAvailable   prometheus.Gauge
+	DrainedAddresses prometheus.Gauge
+	DrainErrors      prometheus.Counter
 
 	BgpSessionUp    *prometheus.GaugeVec
 	BgpAdvertised   *prometheus.GaugeVec
@@ -70,6 +75,18 @@ func NewMetrics(reg prometheus.Registerer, stats func() layer2.Stats, members fu
 			Name: "herald_speaker_heartbeat_verdicts_total",
 			Help: "Verdicts of the fast failure detector on the owners this node succeeds to, by kind: presumed (no heartbeat for the timeout: presumed dead, addresses taken), cleared (a heartbeat came again: the node is back, or it was a false alarm), confirmed (membership agreed), expired (membership still counted the node alive; the verdict was dropped), spared (no heartbeat for the timeout, but the node's kernel answered a probe: no verdict).",
 		}, []string{"kind"}),
+		DrainAvailable: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "herald_speaker_drain_available",
+			Help: "1 when the drain of moved addresses' connections (--drain-window) is on and the speaker may program it, 0 when it is off or was requested but is unavailable (the speaker lacks CAP_NET_ADMIN: see its log).",
+		}),
+		DrainedAddresses: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "herald_speaker_drained_addresses",
+			Help: "Layer-2 addresses this node took over whose connections it forwards to their previous owner.",
+		}),
+		DrainErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "herald_speaker_drain_errors_total",
+			Help: "Failures to program the drains (nftables table herald-drain, its routes and rules).",
+		}),
 		BgpSessionUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "herald_speaker_bgp_session_up",
 			Help: "1 when the BGP session with the peer (a BGPPeer's name) is Established, else 0.",
@@ -91,6 +108,7 @@ func NewMetrics(reg prometheus.Registerer, stats func() layer2.Stats, members fu
 		m.HeartbeatVerdicts.WithLabelValues(k.String())
 	}
 	reg.MustRegister(m.Announced, m.OwnershipChanges, m.Conflicts, m.Reconciles, m.ReconcileSeconds, m.StatusWrites, m.Events, m.KubeProxyProbes, m.HeartbeatVerdicts,
+		m.DrainAvailable, m.DrainedAddresses, m.DrainErrors,
 		m.BgpSessionUp, m.BgpAdvertised, m.BgpBFDState, m.BgpStateChanges,
 		&wireCollector{stats: stats}, &memberCollector{members: members},
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
