@@ -119,7 +119,7 @@ func TestSummariesAnnounceOnlyClaimedAddresses(t *testing.T) {
 			if err := services.Add(cacheService(tt.svc)); err != nil {
 				t.Fatal(err)
 			}
-			c := Caches{Services: services, Slices: cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{ServiceIndex: SliceServiceKey}), Claims: claimCache(t, tt.claims...)}
+			c := Caches{Services: services, Slices: cache.NewStore(cache.MetaNamespaceKeyFunc), Claims: claimCache(t, tt.claims...)}
 			got, _ := NewSummaries(nil).Update(c, "", time.Now())
 			var addrs []config.ClaimedAddress
 			if len(got) > 0 {

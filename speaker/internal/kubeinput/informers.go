@@ -26,9 +26,6 @@ import (
 	"github.com/herald-dev/herald/config/v1alpha1"
 )
 
-// ServiceIndex indexes EndpointSlices by namespace/service-name.
-const ServiceIndex = "service"
-
 // Factories are the shared informer factories the speaker's caches come
 // from: every kind the speaker reads, trimmed by TransformObject.
 type Factories struct {
@@ -74,9 +71,9 @@ func OwnStatusOnly(f Factories, node string) {
 // NewInformers before the factories start; the caller adds its handlers,
 // then starts the factories.
 type Informers struct {
-	Services  cache.Store   // *CachedService
-	Slices    cache.Indexer // *CachedSlice, indexed by ServiceIndex
-	Claims    cache.Store   // *CachedClaim
+	Services  cache.Store // *CachedService
+	Slices    cache.Store // *CachedSlice
+	Claims    cache.Store // *CachedClaim
 	Nodes     corelisters.NodeLister
 	Secrets   corelisters.SecretLister // nil without a Secret cache
 	Pools     heraldlisters.IPPoolLister
@@ -101,12 +98,13 @@ type Informers struct {
 	StatusInformer  cache.SharedIndexInformer
 }
 
-// NewInformers registers the speaker's informers with f and indexes the
-// EndpointSlices by Service. The Services, EndpointSlices and
-// AddressClaims are cached as CachedService, CachedSlice and CachedClaim
-// (TransformObject), so their informers have no typed listers; nor do
-// they have the factories' namespace index, which the speaker never reads
-// (an index costs a set per value: at 10,000 Services, megabytes).
+// NewInformers registers the speaker's informers with f. The Services,
+// EndpointSlices and AddressClaims are cached as CachedService,
+// CachedSlice and CachedClaim (TransformObject), so their informers have
+// no typed listers; nor do they have an index: not the factories'
+// namespace index, which the speaker never reads, nor one by Service for
+// the EndpointSlices (an index costs a set per value: at 10,000 Services,
+// megabytes; Summaries keeps its own, see sliceIndex).
 func NewInformers(f Factories, namespace string) (*Informers, error) {
 	h := f.Herald.Herald().V1alpha1()
 	c := f.Kube.Core().V1()
@@ -115,13 +113,13 @@ func NewInformers(f Factories, namespace string) (*Informers, error) {
 		return coreinformers.NewServiceInformer(k, metav1.NamespaceAll, resync, noIndex)
 	})
 	slices := f.Kube.InformerFor(&discoveryv1.EndpointSlice{}, func(k kubernetes.Interface, resync time.Duration) cache.SharedIndexInformer {
-		return discoveryinformers.NewEndpointSliceInformer(k, metav1.NamespaceAll, resync, cache.Indexers{ServiceIndex: SliceServiceKey})
+		return discoveryinformers.NewEndpointSliceInformer(k, metav1.NamespaceAll, resync, noIndex)
 	})
 	claims := f.Herald.InformerFor(&v1alpha1.AddressClaim{}, func(hc heraldclient.Interface, resync time.Duration) cache.SharedIndexInformer {
 		return heraldv1alpha1informers.NewAddressClaimInformer(hc, resync, noIndex)
 	})
 	in := &Informers{
-		Services: services.GetStore(), Slices: slices.GetIndexer(), Claims: claims.GetStore(), Nodes: c.Nodes().Lister(),
+		Services: services.GetStore(), Slices: slices.GetStore(), Claims: claims.GetStore(), Nodes: c.Nodes().Lister(),
 		Pools: h.IPPools().Lister(), L2Ads: h.L2Advertisements().Lister(), Peers: h.BGPPeers().Lister(),
 		BGPAds: h.BGPAdvertisements().Lister(), Statuses: h.SpeakerStatuses().Lister(), Namespace: namespace,
 		ServiceInformer: services, SliceInformer: slices,
@@ -188,15 +186,6 @@ func (in *Informers) FollowPeers(node string) error {
 // Caches returns the caches Service summaries are read from.
 func (in *Informers) Caches() Caches {
 	return Caches{Services: in.Services, Slices: in.Slices, Claims: in.Claims}
-}
-
-// SliceServiceKey indexes a CachedSlice by its Service's namespace/name.
-func SliceServiceKey(obj any) ([]string, error) {
-	es, ok := obj.(*CachedSlice)
-	if !ok || !es.HasService {
-		return nil, nil
-	}
-	return []string{es.Namespace + "/" + es.Service}, nil
 }
 
 // NodeAddress returns a Node's first InternalIP, IPv4 first.

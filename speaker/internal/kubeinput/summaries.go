@@ -27,6 +27,8 @@ type Summaries struct {
 	mu    sync.Mutex
 	dirty map[decide.ServiceKey]struct{}
 	all   bool
+	// slices indexes the EndpointSlices by Service (see sliceIndex).
+	slices sliceIndex
 
 	// Owned by the loop.
 	byKey map[decide.ServiceKey]decide.Service
@@ -41,7 +43,7 @@ type Summaries struct {
 // Update. takeover, when not nil, marks settling endpoints (see
 // decide.SettleTracker).
 func NewSummaries(takeover *decide.SettleTracker) *Summaries {
-	return &Summaries{dirty: map[decide.ServiceKey]struct{}{}, all: true, byKey: map[decide.ServiceKey]decide.Service{}, uids: map[decide.ServiceKey]types.UID{}, takeover: takeover}
+	return &Summaries{dirty: map[decide.ServiceKey]struct{}{}, all: true, slices: sliceIndex{}, byKey: map[decide.ServiceKey]decide.Service{}, uids: map[decide.ServiceKey]types.UID{}, takeover: takeover}
 }
 
 // UID returns the UID of the summarised Service k, "" when unknown. Only
@@ -65,19 +67,44 @@ func (m *Summaries) MarkService(obj any) {
 	m.mark(decide.ServiceKey{Namespace: ns, Name: name})
 }
 
-// MarkSlice marks the Service of an EndpointSlice informer event dirty.
-func (m *Summaries) MarkSlice(obj any) {
-	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		obj = d.Obj
-	}
-	es, ok := obj.(*CachedSlice)
-	if !ok {
+// SliceChanged records an EndpointSlice informer event: an addition (old
+// nil), an update, or a deletion (obj nil; a tombstone is read as its
+// object). It keeps the index of each Service's slices and marks the
+// Services of old and obj dirty.
+func (m *Summaries) SliceChanged(old, obj any) {
+	oldSlice, okOld := cachedSlice(old)
+	newSlice, okNew := cachedSlice(obj)
+	if !okOld || !okNew {
 		m.RebuildAll()
 		return
 	}
-	if k, ok := es.ServiceKey(); ok {
-		m.mark(k)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if oldSlice != nil {
+		m.slices.remove(oldSlice)
+		if k, ok := oldSlice.ServiceKey(); ok {
+			m.dirty[k] = struct{}{}
+		}
 	}
+	if newSlice != nil {
+		m.slices.add(newSlice)
+		if k, ok := newSlice.ServiceKey(); ok {
+			m.dirty[k] = struct{}{}
+		}
+	}
+}
+
+// cachedSlice returns the slice of an EndpointSlice event's object (nil
+// for none), false for anything else.
+func cachedSlice(obj any) (*CachedSlice, bool) {
+	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = d.Obj
+	}
+	if obj == nil {
+		return nil, true
+	}
+	es, ok := obj.(*CachedSlice)
+	return es, ok
 }
 
 // MarkClaim marks dirty the Services an AddressClaim informer event's
@@ -139,6 +166,11 @@ func (m *Summaries) Update(c Caches, class string, now time.Time) (out []decide.
 		}
 	}
 	if all {
+		// Index the slices anew under the lock, so no handler's change
+		// lands between the list and the new index (it lands after).
+		m.mu.Lock()
+		m.slices = newSliceIndex(c.Slices.List())
+		m.mu.Unlock()
 		list := c.Services.List()
 		m.byKey = make(map[decide.ServiceKey]decide.Service, len(list))
 		m.uids = make(map[decide.ServiceKey]types.UID, len(list))
@@ -179,7 +211,7 @@ func (m *Summaries) Update(c Caches, class string, now time.Time) (out []decide.
 func (m *Summaries) set(k decide.ServiceKey, svc *CachedService, c Caches, class string, now time.Time) {
 	sv, ok := decide.Service{}, false
 	if svc != nil && ServesClass(svc, class) {
-		sv, ok = summarise(svc, c)
+		sv, ok = summarise(svc, c, m.sliceNames(k))
 	}
 	if !ok {
 		delete(m.byKey, k)
@@ -201,8 +233,8 @@ func (m *Summaries) set(k decide.ServiceKey, svc *CachedService, c Caches, class
 type Caches struct {
 	// Services are *CachedService.
 	Services cache.Store
-	// Slices are *CachedSlice, indexed by Service (ServiceIndex).
-	Slices cache.Indexer
+	// Slices are *CachedSlice (Summaries indexes them by Service).
+	Slices cache.Store
 	// Claims are *CachedClaim, keyed by name.
 	Claims cache.Store
 }
@@ -221,10 +253,36 @@ func (c Caches) holds(addr netip.Addr, uid string, externalIP bool) (string, boo
 	return claim.Pool, true
 }
 
+// sliceNames returns the names of Service k's EndpointSlices, as far as
+// the index knows.
+func (m *Summaries) sliceNames(k decide.ServiceKey) []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.slices[k]
+}
+
+// slicesOf returns Service k's EndpointSlices in the cache, among those
+// named names: the index's names may lag the cache (see sliceIndex).
+func (c Caches) slicesOf(k decide.ServiceKey, names []string) []*CachedSlice {
+	var out []*CachedSlice
+	for _, name := range names {
+		o, ok, _ := c.Slices.GetByKey(k.Namespace + "/" + name)
+		es, _ := o.(*CachedSlice)
+		if !ok || es == nil {
+			continue
+		}
+		if sk, ok := es.ServiceKey(); ok && sk == k {
+			out = append(out, es)
+		}
+	}
+	return out
+}
+
 // summarise returns what the speaker needs of svc, its AddressClaims and
-// its EndpointSlices, or false when svc has no address to announce: the
-// addresses it asks for whose claims list it (config.ClaimedAddressesOf).
-func summarise(svc *CachedService, c Caches) (decide.Service, bool) {
+// its EndpointSlices (among those named slices), or false when svc has no
+// address to announce: the addresses it asks for whose claims list it
+// (config.ClaimedAddressesOf).
+func summarise(svc *CachedService, c Caches, slices []string) (decide.Service, bool) {
 	addrs := config.ClaimedAddressesOf(string(svc.UID), svc.LoadBalancer, svc.ExternalIPs, c.holds)
 	if len(addrs) == 0 {
 		return decide.Service{}, false
@@ -236,13 +294,8 @@ func summarise(svc *CachedService, c Caches) (decide.Service, bool) {
 	} else {
 		sv.TrafficPolicy = decide.TrafficPolicyCluster
 	}
-	objs, _ := c.Slices.ByIndex(ServiceIndex, key.String())
 	var v4, v6 []*CachedSlice
-	for _, o := range objs {
-		es, ok := o.(*CachedSlice)
-		if !ok {
-			continue
-		}
+	for _, es := range c.slicesOf(key, slices) {
 		switch es.AddressType {
 		case discoveryv1.AddressTypeIPv4:
 			v4 = append(v4, es)

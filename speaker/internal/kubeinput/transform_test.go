@@ -91,9 +91,6 @@ func TestTransformsKeepWhatTheSpeakerReads(t *testing.T) {
 	if k, ok := cached.ServiceKey(); !ok || k != (decide.ServiceKey{Namespace: "default", Name: "web"}) || cached.AddressType != discoveryv1.AddressTypeIPv4 || cached.GetResourceVersion() != "8" {
 		t.Errorf("cached EndpointSlice: %+v", cached)
 	}
-	if keys, _ := SliceServiceKey(cached); len(keys) != 1 || keys[0] != "default/web" {
-		t.Errorf("the cached EndpointSlice is indexed under %q, want default/web", keys)
-	}
 
 	n := &corev1.Node{
 		ObjectMeta: metav1.ObjectMeta{Name: "node1", Labels: map[string]string{corev1.LabelNodeExcludeBalancers: ""}, ManagedFields: managed},

@@ -27,7 +27,7 @@ import (
 // them.
 type scaleCluster struct {
 	services cache.Store
-	slices   cache.Indexer
+	slices   cache.Store
 	claims   cache.Store
 	nodes    []decide.Node
 	model    *config.Model
@@ -37,7 +37,7 @@ func newScaleCluster(tb testing.TB, n, perService, nodes int) *scaleCluster {
 	tb.Helper()
 	c := &scaleCluster{
 		services: cache.NewStore(cache.MetaNamespaceKeyFunc),
-		slices:   cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{kubeinput.ServiceIndex: kubeinput.SliceServiceKey}),
+		slices:   cache.NewStore(cache.MetaNamespaceKeyFunc),
 		claims:   cache.NewStore(cache.MetaNamespaceKeyFunc),
 		model: config.Build(config.Snapshot{
 			IPPools:          []*v1alpha1.IPPool{{ObjectMeta: metav1.ObjectMeta{Name: "v6"}, Spec: v1alpha1.IPPoolSpec{Addresses: []string{"2001:db8:1::/96"}}}},
@@ -103,7 +103,7 @@ func (c *scaleCluster) moveEndpoints(tb testing.TB, s *Loop, i, shift int) {
 	if err := c.slices.Update(es); err != nil {
 		tb.Fatal(err)
 	}
-	s.changes.sums.MarkSlice(es)
+	s.changes.sums.SliceChanged(old, es)
 }
 
 // BenchmarkReconcile is the pure part of one reconcile in the measurement

@@ -41,7 +41,7 @@ func TestTakeoverDelayInTheLoop(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			services := cache.NewStore(cache.MetaNamespaceKeyFunc)
-			slices := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{kubeinput.ServiceIndex: kubeinput.SliceServiceKey})
+			slices := cache.NewStore(cache.MetaNamespaceKeyFunc)
 			in := kubeinput.NewInterner()
 			svc := &corev1.Service{
 				ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web", UID: "u"},
@@ -77,11 +77,12 @@ func TestTakeoverDelayInTheLoop(t *testing.T) {
 				t.Fatalf("at start-up the owner is %s, want %s, the only node with a pod", got, rank[1])
 			}
 			// A pod becomes ready on rank[0], 3 s after start-up.
+			old := slice(rank[1])
 			es := slice(rank[1], rank[0])
 			if err := slices.Update(es); err != nil {
 				t.Fatal(err)
 			}
-			s.changes.sums.MarkSlice(es)
+			s.changes.sums.SliceChanged(old, es)
 			if got := owner(t0.Add(3 * time.Second)); got != tt.wantAfterNewPod {
 				t.Errorf("once the pod on %s is ready, the owner is %s, want %s", rank[0], got, tt.wantAfterNewPod)
 			}
@@ -119,7 +120,7 @@ func TestFirstPodsMomentsApart(t *testing.T) {
 	for _, delay := range []time.Duration{decide.DefaultTakeoverDelay, -1} {
 		t.Run(fmt.Sprintf("takeover delay %v", delay), func(t *testing.T) {
 			services := cache.NewStore(cache.MetaNamespaceKeyFunc)
-			slices := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{kubeinput.ServiceIndex: kubeinput.SliceServiceKey})
+			slices := cache.NewStore(cache.MetaNamespaceKeyFunc)
 			in := kubeinput.NewInterner()
 			slice := func(onNodes ...string) any {
 				es := &discoveryv1.EndpointSlice{
@@ -160,7 +161,7 @@ func TestFirstPodsMomentsApart(t *testing.T) {
 			if err := slices.Add(es); err != nil {
 				t.Fatal(err)
 			}
-			s.changes.sums.MarkSlice(es)
+			s.changes.sums.SliceChanged(nil, es)
 			d := reconcile(t0.Add(2 * time.Second))
 			if _, ok := d.Layer2[lbV4]; !ok || d.Owners[lbV4] != self {
 				t.Fatalf("with the pod on %s only, the owner is %q (announced here: %v), want %s", self, d.Owners[lbV4], ok, self)
@@ -171,8 +172,7 @@ func TestFirstPodsMomentsApart(t *testing.T) {
 			if err := slices.Update(es); err != nil {
 				t.Fatal(err)
 			}
-			s.changes.sums.MarkSlice(old)
-			s.changes.sums.MarkSlice(es)
+			s.changes.sums.SliceChanged(old, es)
 			d = reconcile(t0.Add(2*time.Second + 150*time.Millisecond))
 			if _, ok := d.Layer2[lbV4]; ok || d.Owners[lbV4] != rank[0] {
 				t.Errorf("with pods on %s and %s, the owner is %q (still announced here: %v), want %s", self, rank[0], d.Owners[lbV4], ok, rank[0])
