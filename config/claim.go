@@ -139,22 +139,41 @@ type ClaimedAddress struct {
 // pool is the claim's. Nothing a user writes on the Service alone makes an
 // address announced: only the controller writes claims (CVE-2020-8554).
 func ClaimedAddresses(svc *corev1.Service, claimOf func(netip.Addr) (Claim, bool)) []ClaimedAddress {
+	var loadBalancer []netip.Addr
+	if svc.Spec.Type == corev1.ServiceTypeLoadBalancer {
+		loadBalancer = LoadBalancerAddresses(svc)
+	}
+	return ClaimedAddressesOf(string(svc.UID), loadBalancer, ExternalIPAddresses(svc), func(a netip.Addr, uid string, externalIP bool) (string, bool) {
+		c, ok := claimOf(a)
+		if !ok || !c.Holds(uid, externalIP) {
+			return "", false
+		}
+		return c.Pool, true
+	})
+}
+
+// ClaimedAddressesOf is ClaimedAddresses over what it reads of a Service:
+// its UID, its load-balancer addresses (LoadBalancerAddresses; none unless
+// its type is LoadBalancer) and its external IPs (ExternalIPAddresses).
+// holds returns the pool of a's claim when the claim lists uid, holding a
+// as an external IP (externalIP) or a load-balancer address. It lets a
+// reader that keeps Services and claims in its own form (the speaker's
+// caches) decide exactly as ClaimedAddresses does.
+func ClaimedAddressesOf(uid string, loadBalancer, externalIPs []netip.Addr, holds func(a netip.Addr, uid string, externalIP bool) (pool string, ok bool)) []ClaimedAddress {
 	var out []ClaimedAddress
 	add := func(a netip.Addr, externalIP bool) {
-		c, ok := claimOf(a)
-		if !ok || !c.Holds(string(svc.UID), externalIP) {
+		pool, ok := holds(a, uid, externalIP)
+		if !ok {
 			return
 		}
 		if !slices.ContainsFunc(out, func(x ClaimedAddress) bool { return x.Addr == a }) {
-			out = append(out, ClaimedAddress{Addr: a, Pool: c.Pool})
+			out = append(out, ClaimedAddress{Addr: a, Pool: pool})
 		}
 	}
-	if svc.Spec.Type == corev1.ServiceTypeLoadBalancer {
-		for _, a := range LoadBalancerAddresses(svc) {
-			add(a, false)
-		}
+	for _, a := range loadBalancer {
+		add(a, false)
 	}
-	for _, a := range ExternalIPAddresses(svc) {
+	for _, a := range externalIPs {
 		add(a, true)
 	}
 	slices.SortFunc(out, func(a, b ClaimedAddress) int { return a.Addr.Compare(b.Addr) })

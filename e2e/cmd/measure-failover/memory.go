@@ -103,9 +103,9 @@ func (m *measurement) memory(ctx context.Context, n, perService, reactionTrials 
 	time.Sleep(5 * time.Second) // a few resyncs, status writes and GC cycles
 	sum0, cnt0 := reconcileTotals(ctx, l)
 	fmt.Println()
-	fmt.Printf("| node | announced (NDP) | VmRSS | VmHWM | mean reconcile since start | error lines in its log |\n|---|---|---|---|---|---|\n")
+	fmt.Printf("| node | announced (NDP) | VmRSS | VmHWM | RssAnon | RssFile | mean reconcile since start | error lines in its log |\n|---|---|---|---|---|---|---|---|\n")
 	for _, node := range l.Nodes {
-		rss, hwm := procMemory(node.Speaker.Pid())
+		rss, hwm, anon, file := procMemory(node.Speaker.Pid())
 		v, _ := l.Metric(ctx, node, m.impl.announced, m.impl.announcedLabels...)
 		mean := "not exported"
 		if m.impl.reconcile {
@@ -118,7 +118,7 @@ func (m *measurement) memory(ctx context.Context, n, perService, reactionTrials 
 			mean = d.Round(time.Millisecond).String()
 		}
 		errs, first := errorLines(node.Speaker.Log())
-		fmt.Printf("| %s | %v | %s | %s | %s | %d |\n", node.Name, v, rss, hwm, mean, errs)
+		fmt.Printf("| %s | %v | %s | %s | %s | %s | %s | %d |\n", node.Name, v, rss, hwm, anon, file, mean, errs)
 		if errs > 0 {
 			fmt.Printf("memory: %s's first error line: %s\n", node.Name, first)
 		}
@@ -231,21 +231,31 @@ func reconcileTotals(ctx context.Context, l *speakerlab.Lab) (sum, count float64
 }
 
 // procMemory returns VmRSS and VmHWM of pid (the speaker: `ip netns exec`
-// execs it in place).
-func procMemory(pid int) (rss, hwm string) {
+// execs it in place), and the two parts of VmRSS: RssAnon (the Go heap,
+// stacks and the runtime's own memory) and RssFile (the executable's pages
+// mapped in, which every process of the same binary shares).
+func procMemory(pid int) (rss, hwm, anon, file string) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return "?", "?"
+		return "?", "?", "?", "?"
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			rss = strings.TrimSpace(v)
+		k, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
 		}
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			hwm = strings.TrimSpace(v)
+		switch v = strings.TrimSpace(v); k {
+		case "VmRSS":
+			rss = v
+		case "VmHWM":
+			hwm = v
+		case "RssAnon":
+			anon = v
+		case "RssFile":
+			file = v
 		}
 	}
-	return rss, hwm
+	return rss, hwm, anon, file
 }
 
 // heapProfile saves node's speaker heap profile (after a GC: /debug/pprof/heap?gc=1)

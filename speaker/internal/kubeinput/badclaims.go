@@ -5,14 +5,12 @@ import (
 	"sync"
 
 	"k8s.io/client-go/tools/cache"
-
-	"github.com/herald-dev/herald/config"
-	"github.com/herald-dev/herald/config/v1alpha1"
 )
 
-// badClaims reports the AddressClaims that fail config.ClaimOf. The speaker
-// ignores such a claim (caches.claimOf reads it as none, so its address is
-// not announced); badClaims logs each once per name and resourceVersion,
+// BadClaims reports the AddressClaims that fail config.ClaimOf (the
+// cache keeps its verdict: CachedClaim.Err). The speaker ignores such a
+// claim (Caches.holds reads it as none, so its address is not announced);
+// BadClaims logs each once per name and resourceVersion,
 // so that a relist does not log it again, and counts those currently in
 // the cache for the herald_speaker_invalid_address_claims gauge. Its
 // methods are the claims informer's handlers; they are safe for
@@ -30,11 +28,11 @@ func NewBadClaims(log *slog.Logger) *BadClaims {
 
 // Observe checks a claim added or updated in the cache.
 func (b *BadClaims) Observe(obj any) {
-	c, ok := obj.(*v1alpha1.AddressClaim)
+	c, ok := obj.(*CachedClaim)
 	if !ok {
 		return
 	}
-	_, err := config.ClaimOf(c)
+	err := c.Err
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if err == nil {
@@ -53,7 +51,7 @@ func (b *BadClaims) Forget(obj any) {
 	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 		obj = d.Obj
 	}
-	if c, ok := obj.(*v1alpha1.AddressClaim); ok {
+	if c, ok := obj.(*CachedClaim); ok {
 		b.mu.Lock()
 		delete(b.invalid, c.Name)
 		b.mu.Unlock()

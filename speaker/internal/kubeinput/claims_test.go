@@ -12,11 +12,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/herald-dev/herald/config"
-	heraldlisters "github.com/herald-dev/herald/config/generated/listers/config/v1alpha1"
 	"github.com/herald-dev/herald/config/v1alpha1"
 )
 
@@ -29,17 +27,17 @@ func holder(svc *corev1.Service, as string) v1alpha1.AddressHolder {
 	return v1alpha1.AddressHolder{Namespace: svc.Namespace, Name: svc.Name, UID: string(svc.UID), As: as}
 }
 
-// claimLister is a claims cache holding claims, trimmed as the informer
-// trims them.
-func claimLister(tb testing.TB, claims ...*v1alpha1.AddressClaim) (heraldlisters.AddressClaimLister, cache.Indexer) {
+// claimCache is a claims cache holding claims, as the informer stores
+// them.
+func claimCache(tb testing.TB, claims ...*v1alpha1.AddressClaim) cache.Store {
 	tb.Helper()
-	idx := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{})
+	idx := cache.NewStore(cache.MetaNamespaceKeyFunc)
 	for _, c := range claims {
-		if err := idx.Add(trimAddressClaim(c)); err != nil {
+		if err := idx.Add(cacheClaim(c)); err != nil {
 			tb.Fatal(err)
 		}
 	}
-	return heraldlisters.NewAddressClaimLister(idx), idx
+	return idx
 }
 
 // TestSummariesAnnounceOnlyClaimedAddresses reads Services and their
@@ -117,12 +115,11 @@ func TestSummariesAnnounceOnlyClaimedAddresses(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			services := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
-			if err := services.Add(trimService(tt.svc)); err != nil {
+			services := cache.NewStore(cache.MetaNamespaceKeyFunc)
+			if err := services.Add(cacheService(tt.svc)); err != nil {
 				t.Fatal(err)
 			}
-			claims, _ := claimLister(t, tt.claims...)
-			c := Caches{Services: corelisters.NewServiceLister(services), Slices: cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{ServiceIndex: SliceServiceKey}), Claims: claims}
+			c := Caches{Services: services, Slices: cache.NewStore(cache.MetaNamespaceKeyFunc), Claims: claimCache(t, tt.claims...)}
 			got, _ := NewSummaries(nil).Update(c, "", time.Now())
 			var addrs []config.ClaimedAddress
 			if len(got) > 0 {
@@ -144,23 +141,23 @@ func TestBadClaimsLogOncePerVersion(t *testing.T) {
 	bad.ResourceVersion = "1"
 	good := claimFor(netip.MustParseAddr("198.51.100.140"), "lan", v1alpha1.AddressHolder{Namespace: "a", Name: "b", UID: "u", As: v1alpha1.HolderLoadBalancer})
 	good.ResourceVersion = "3"
-	b.Observe(bad)
-	b.Observe(bad)
+	b.Observe(cacheClaim(bad))
+	b.Observe(cacheClaim(bad))
 	if n := strings.Count(logs.String(), "ignoring"); n != 1 || b.Count() != 1 {
 		t.Fatalf("the same version twice: logged %d times, counted %d; want 1, 1", n, b.Count())
 	}
 	bad2 := bad.DeepCopy()
 	bad2.ResourceVersion = "2"
-	b.Observe(bad2)
+	b.Observe(cacheClaim(bad2))
 	if n := strings.Count(logs.String(), "ignoring"); n != 2 || b.Count() != 1 {
 		t.Fatalf("a new invalid version: logged %d times, counted %d; want 2, 1", n, b.Count())
 	}
-	b.Observe(good)
+	b.Observe(cacheClaim(good))
 	if b.Count() != 0 {
 		t.Fatalf("once valid, counted %d, want 0", b.Count())
 	}
-	b.Observe(bad)
-	b.Forget(cache.DeletedFinalStateUnknown{Key: bad.Name, Obj: bad})
+	b.Observe(cacheClaim(bad))
+	b.Forget(cache.DeletedFinalStateUnknown{Key: bad.Name, Obj: cacheClaim(bad)})
 	if b.Count() != 0 {
 		t.Fatalf("after deletion, counted %d, want 0", b.Count())
 	}

@@ -12,6 +12,8 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
+	coreinformers "k8s.io/client-go/informers/core/v1"
+	discoveryinformers "k8s.io/client-go/informers/discovery/v1"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
@@ -23,9 +25,6 @@ import (
 	heraldlisters "github.com/herald-dev/herald/config/generated/listers/config/v1alpha1"
 	"github.com/herald-dev/herald/config/v1alpha1"
 )
-
-// ServiceIndex indexes EndpointSlices by namespace/service-name.
-const ServiceIndex = "service"
 
 // Factories are the shared informer factories the speaker's caches come
 // from: every kind the speaker reads, trimmed by TransformObject.
@@ -72,9 +71,9 @@ func OwnStatusOnly(f Factories, node string) {
 // NewInformers before the factories start; the caller adds its handlers,
 // then starts the factories.
 type Informers struct {
-	Services  corelisters.ServiceLister
-	Slices    cache.Indexer // indexed by ServiceIndex
-	Claims    heraldlisters.AddressClaimLister
+	Services  cache.Store // *CachedService
+	Slices    cache.Store // *CachedSlice
+	Claims    cache.Store // *CachedClaim
 	Nodes     corelisters.NodeLister
 	Secrets   corelisters.SecretLister // nil without a Secret cache
 	Pools     heraldlisters.IPPoolLister
@@ -99,27 +98,38 @@ type Informers struct {
 	StatusInformer  cache.SharedIndexInformer
 }
 
-// NewInformers registers the speaker's informers with f and indexes the
-// EndpointSlices by Service.
+// NewInformers registers the speaker's informers with f. The Services,
+// EndpointSlices and AddressClaims are cached as CachedService,
+// CachedSlice and CachedClaim (TransformObject), so their informers have
+// no typed listers; nor do they have an index: not the factories'
+// namespace index, which the speaker never reads, nor one by Service for
+// the EndpointSlices (an index costs a set per value: at 10,000 Services,
+// megabytes; Summaries keeps its own, see sliceIndex).
 func NewInformers(f Factories, namespace string) (*Informers, error) {
 	h := f.Herald.Herald().V1alpha1()
 	c := f.Kube.Core().V1()
+	noIndex := cache.Indexers{}
+	services := f.Kube.InformerFor(&corev1.Service{}, func(k kubernetes.Interface, resync time.Duration) cache.SharedIndexInformer {
+		return coreinformers.NewServiceInformer(k, metav1.NamespaceAll, resync, noIndex)
+	})
+	slices := f.Kube.InformerFor(&discoveryv1.EndpointSlice{}, func(k kubernetes.Interface, resync time.Duration) cache.SharedIndexInformer {
+		return discoveryinformers.NewEndpointSliceInformer(k, metav1.NamespaceAll, resync, noIndex)
+	})
+	claims := f.Herald.InformerFor(&v1alpha1.AddressClaim{}, func(hc heraldclient.Interface, resync time.Duration) cache.SharedIndexInformer {
+		return heraldv1alpha1informers.NewAddressClaimInformer(hc, resync, noIndex)
+	})
 	in := &Informers{
-		Services: c.Services().Lister(), Nodes: c.Nodes().Lister(), Claims: h.AddressClaims().Lister(),
+		Services: services.GetStore(), Slices: slices.GetStore(), Claims: claims.GetStore(), Nodes: c.Nodes().Lister(),
 		Pools: h.IPPools().Lister(), L2Ads: h.L2Advertisements().Lister(), Peers: h.BGPPeers().Lister(),
 		BGPAds: h.BGPAdvertisements().Lister(), Statuses: h.SpeakerStatuses().Lister(), Namespace: namespace,
-		ServiceInformer: c.Services().Informer(), SliceInformer: f.Kube.Discovery().V1().EndpointSlices().Informer(),
-		NodeInformer: c.Nodes().Informer(), ClaimInformer: h.AddressClaims().Informer(),
+		ServiceInformer: services, SliceInformer: slices,
+		NodeInformer: c.Nodes().Informer(), ClaimInformer: claims,
 		ConfigInformers: []cache.SharedIndexInformer{
 			h.IPPools().Informer(), h.L2Advertisements().Informer(), h.BGPPeers().Informer(), h.BGPAdvertisements().Informer(),
 		},
 		StatusInformer: h.SpeakerStatuses().Informer(), Interner: f.Interner,
 		PeerInformer: h.BGPPeers().Informer(),
 	}
-	if err := in.SliceInformer.AddIndexers(cache.Indexers{ServiceIndex: SliceServiceKey}); err != nil {
-		return nil, fmt.Errorf("kubeinput: index EndpointSlices: %w", err)
-	}
-	in.Slices = in.SliceInformer.GetIndexer()
 	if f.Secrets != nil {
 		in.Secrets, in.SecretCache = f.Secrets, f.Secrets
 	}
@@ -176,19 +186,6 @@ func (in *Informers) FollowPeers(node string) error {
 // Caches returns the caches Service summaries are read from.
 func (in *Informers) Caches() Caches {
 	return Caches{Services: in.Services, Slices: in.Slices, Claims: in.Claims}
-}
-
-// SliceServiceKey indexes an EndpointSlice by its Service's namespace/name.
-func SliceServiceKey(obj any) ([]string, error) {
-	es, ok := obj.(*discoveryv1.EndpointSlice)
-	if !ok {
-		return nil, nil
-	}
-	name, ok := es.Labels[discoveryv1.LabelServiceName]
-	if !ok {
-		return nil, nil
-	}
-	return []string{es.Namespace + "/" + name}, nil
 }
 
 // NodeAddress returns a Node's first InternalIP, IPv4 first.

@@ -20,7 +20,7 @@ func TestServesClass(t *testing.T) {
 		{&class, class, true},
 		{&other, class, false},
 	} {
-		svc := &corev1.Service{Spec: corev1.ServiceSpec{LoadBalancerClass: tt.svcClass}}
+		svc := cacheService(&corev1.Service{Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, LoadBalancerClass: tt.svcClass}})
 		if got := ServesClass(svc, tt.speakerClass); got != tt.want {
 			t.Errorf("ServesClass(class %v, speaker %q) = %v, want %v", tt.svcClass, tt.speakerClass, got, tt.want)
 		}

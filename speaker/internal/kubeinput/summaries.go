@@ -8,17 +8,11 @@ import (
 	"sync"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
-	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/herald-dev/herald/config"
-	heraldlisters "github.com/herald-dev/herald/config/generated/listers/config/v1alpha1"
-	"github.com/herald-dev/herald/config/v1alpha1"
 	"github.com/herald-dev/herald/speaker/internal/decide"
 )
 
@@ -33,6 +27,8 @@ type Summaries struct {
 	mu    sync.Mutex
 	dirty map[decide.ServiceKey]struct{}
 	all   bool
+	// slices indexes the EndpointSlices by Service (see sliceIndex).
+	slices sliceIndex
 
 	// Owned by the loop.
 	byKey map[decide.ServiceKey]decide.Service
@@ -47,7 +43,7 @@ type Summaries struct {
 // Update. takeover, when not nil, marks settling endpoints (see
 // decide.SettleTracker).
 func NewSummaries(takeover *decide.SettleTracker) *Summaries {
-	return &Summaries{dirty: map[decide.ServiceKey]struct{}{}, all: true, byKey: map[decide.ServiceKey]decide.Service{}, uids: map[decide.ServiceKey]types.UID{}, takeover: takeover}
+	return &Summaries{dirty: map[decide.ServiceKey]struct{}{}, all: true, slices: sliceIndex{}, byKey: map[decide.ServiceKey]decide.Service{}, uids: map[decide.ServiceKey]types.UID{}, takeover: takeover}
 }
 
 // UID returns the UID of the summarised Service k, "" when unknown. Only
@@ -71,19 +67,44 @@ func (m *Summaries) MarkService(obj any) {
 	m.mark(decide.ServiceKey{Namespace: ns, Name: name})
 }
 
-// MarkSlice marks the Service of an EndpointSlice informer event dirty.
-func (m *Summaries) MarkSlice(obj any) {
-	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		obj = d.Obj
-	}
-	es, ok := obj.(*discoveryv1.EndpointSlice)
-	if !ok {
+// SliceChanged records an EndpointSlice informer event: an addition (old
+// nil), an update, or a deletion (obj nil; a tombstone is read as its
+// object). It keeps the index of each Service's slices and marks the
+// Services of old and obj dirty.
+func (m *Summaries) SliceChanged(old, obj any) {
+	oldSlice, okOld := cachedSlice(old)
+	newSlice, okNew := cachedSlice(obj)
+	if !okOld || !okNew {
 		m.RebuildAll()
 		return
 	}
-	if name, ok := es.Labels[discoveryv1.LabelServiceName]; ok {
-		m.mark(decide.ServiceKey{Namespace: es.Namespace, Name: name})
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if oldSlice != nil {
+		m.slices.remove(oldSlice)
+		if k, ok := oldSlice.ServiceKey(); ok {
+			m.dirty[k] = struct{}{}
+		}
 	}
+	if newSlice != nil {
+		m.slices.add(newSlice)
+		if k, ok := newSlice.ServiceKey(); ok {
+			m.dirty[k] = struct{}{}
+		}
+	}
+}
+
+// cachedSlice returns the slice of an EndpointSlice event's object (nil
+// for none), false for anything else.
+func cachedSlice(obj any) (*CachedSlice, bool) {
+	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = d.Obj
+	}
+	if obj == nil {
+		return nil, true
+	}
+	es, ok := obj.(*CachedSlice)
+	return es, ok
 }
 
 // MarkClaim marks dirty the Services an AddressClaim informer event's
@@ -96,12 +117,12 @@ func (m *Summaries) MarkClaim(obj any) {
 	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 		obj = d.Obj
 	}
-	c, ok := obj.(*v1alpha1.AddressClaim)
+	c, ok := obj.(*CachedClaim)
 	if !ok {
 		m.RebuildAll()
 		return
 	}
-	for _, h := range c.Spec.Holders {
+	for _, h := range c.Holders {
 		if h.Namespace != "" && h.Name != "" {
 			m.mark(decide.ServiceKey{Namespace: h.Namespace, Name: h.Name})
 		}
@@ -145,11 +166,18 @@ func (m *Summaries) Update(c Caches, class string, now time.Time) (out []decide.
 		}
 	}
 	if all {
-		list, _ := c.Services.List(labels.Everything())
+		// Index the slices anew under the lock, so no handler's change
+		// lands between the list and the new index (it lands after).
+		m.mu.Lock()
+		m.slices = newSliceIndex(c.Slices.List())
+		m.mu.Unlock()
+		list := c.Services.List()
 		m.byKey = make(map[decide.ServiceKey]decide.Service, len(list))
 		m.uids = make(map[decide.ServiceKey]types.UID, len(list))
-		for _, svc := range list {
-			m.set(decide.ServiceKey{Namespace: svc.Namespace, Name: svc.Name}, svc, c, class, now)
+		for _, o := range list {
+			if svc, ok := o.(*CachedService); ok {
+				m.set(svc.Key(), svc, c, class, now)
+			}
 		}
 		rebuilt = len(list)
 		if m.takeover != nil {
@@ -160,12 +188,13 @@ func (m *Summaries) Update(c Caches, class string, now time.Time) (out []decide.
 		}
 	} else {
 		for k := range dirty {
-			svc, err := c.Services.Services(k.Namespace).Get(k.Name)
-			if err != nil && !apierrors.IsNotFound(err) {
-				// A lister only fails with NotFound; should that change,
+			o, _, err := c.Services.GetByKey(k.String())
+			if err != nil {
+				// A cache's GetByKey does not fail; should that change,
 				// read everything next time.
 				m.RebuildAll()
 			}
+			svc, _ := o.(*CachedService)
 			m.set(k, svc, c, class, now)
 		}
 		rebuilt = len(dirty)
@@ -179,10 +208,10 @@ func (m *Summaries) Update(c Caches, class string, now time.Time) (out []decide.
 
 // set stores the summary of Service k (svc, nil when gone) as seen at now,
 // or removes it when the speaker does not announce it.
-func (m *Summaries) set(k decide.ServiceKey, svc *corev1.Service, c Caches, class string, now time.Time) {
+func (m *Summaries) set(k decide.ServiceKey, svc *CachedService, c Caches, class string, now time.Time) {
 	sv, ok := decide.Service{}, false
 	if svc != nil && ServesClass(svc, class) {
-		sv, ok = summarise(svc, c)
+		sv, ok = summarise(svc, c, m.sliceNames(k))
 	}
 	if !ok {
 		delete(m.byKey, k)
@@ -199,48 +228,74 @@ func (m *Summaries) set(k decide.ServiceKey, svc *corev1.Service, c Caches, clas
 	m.uids[k] = svc.UID
 }
 
-// Caches are the informer caches a Service summary is read from.
+// Caches are the informer caches a Service summary is read from, holding
+// what TransformObject makes of the objects.
 type Caches struct {
-	Services corelisters.ServiceLister
-	// Slices are the EndpointSlices, indexed by Service (ServiceIndex).
-	Slices cache.Indexer
-	Claims heraldlisters.AddressClaimLister
+	// Services are *CachedService.
+	Services cache.Store
+	// Slices are *CachedSlice (Summaries indexes them by Service).
+	Slices cache.Store
+	// Claims are *CachedClaim, keyed by name.
+	Claims cache.Store
 }
 
-// claimOf returns the claim of addr, if the cache holds a valid one. A
-// claim that fails config.ClaimOf counts as none: its address is not
-// announced (the claims handler reports it, see badClaims).
-func (c Caches) claimOf(addr netip.Addr) (config.Claim, bool) {
-	obj, err := c.Claims.Get(config.ClaimName(addr))
-	if err != nil {
-		return config.Claim{}, false
+// holds returns the pool of addr's claim when the cache holds a valid one
+// that lists the Service with UID uid, holding addr as an external IP
+// (externalIP) or a load-balancer address. A claim that fails
+// config.ClaimOf counts as none: its address is not announced (the claims
+// handler reports it, see BadClaims).
+func (c Caches) holds(addr netip.Addr, uid string, externalIP bool) (string, bool) {
+	o, ok, _ := c.Claims.GetByKey(config.ClaimName(addr))
+	claim, _ := o.(*CachedClaim)
+	if !ok || claim == nil || !claim.holds(uid, externalIP) {
+		return "", false
 	}
-	claim, err := config.ClaimOf(obj)
-	if err != nil {
-		return config.Claim{}, false
+	return claim.Pool, true
+}
+
+// sliceNames returns the names of Service k's EndpointSlices, as far as
+// the index knows.
+func (m *Summaries) sliceNames(k decide.ServiceKey) []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.slices[k]
+}
+
+// slicesOf returns Service k's EndpointSlices in the cache, among those
+// named names: the index's names may lag the cache (see sliceIndex).
+func (c Caches) slicesOf(k decide.ServiceKey, names []string) []*CachedSlice {
+	var out []*CachedSlice
+	for _, name := range names {
+		o, ok, _ := c.Slices.GetByKey(k.Namespace + "/" + name)
+		es, _ := o.(*CachedSlice)
+		if !ok || es == nil {
+			continue
+		}
+		if sk, ok := es.ServiceKey(); ok && sk == k {
+			out = append(out, es)
+		}
 	}
-	return claim, true
+	return out
 }
 
 // summarise returns what the speaker needs of svc, its AddressClaims and
-// its EndpointSlices, or false when svc has no address to announce: the
-// addresses it asks for whose claims list it (config.ClaimedAddresses).
-func summarise(svc *corev1.Service, c Caches) (decide.Service, bool) {
-	addrs := config.ClaimedAddresses(svc, c.claimOf)
+// its EndpointSlices (among those named slices), or false when svc has no
+// address to announce: the addresses it asks for whose claims list it
+// (config.ClaimedAddressesOf).
+func summarise(svc *CachedService, c Caches, slices []string) (decide.Service, bool) {
+	addrs := config.ClaimedAddressesOf(string(svc.UID), svc.LoadBalancer, svc.ExternalIPs, c.holds)
 	if len(addrs) == 0 {
 		return decide.Service{}, false
 	}
-	key := decide.ServiceKey{Namespace: svc.Namespace, Name: svc.Name}
-	sv := decide.Service{Key: key, Addresses: addrs, HealthCheckNodePort: svc.Spec.HealthCheckNodePort}
-	if svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal {
+	key := svc.Key()
+	sv := decide.Service{Key: key, Addresses: addrs, HealthCheckNodePort: svc.HealthCheckNodePort}
+	if svc.Local {
 		sv.TrafficPolicy = decide.TrafficPolicyLocal
 	} else {
 		sv.TrafficPolicy = decide.TrafficPolicyCluster
 	}
-	objs, _ := c.Slices.ByIndex(ServiceIndex, key.String())
-	var v4, v6 []*discoveryv1.EndpointSlice
-	for _, o := range objs {
-		es := o.(*discoveryv1.EndpointSlice)
+	var v4, v6 []*CachedSlice
+	for _, es := range c.slicesOf(key, slices) {
 		switch es.AddressType {
 		case discoveryv1.AddressTypeIPv4:
 			v4 = append(v4, es)
@@ -248,14 +303,30 @@ func summarise(svc *corev1.Service, c Caches) (decide.Service, bool) {
 			v6 = append(v6, es)
 		}
 	}
-	// The index returns slices in no particular order: sort them, so an
-	// unchanged Service summarises the same every time.
-	byName := func(a, b *discoveryv1.EndpointSlice) int { return cmp.Compare(a.Name, b.Name) }
-	goslices.SortFunc(v4, byName)
-	goslices.SortFunc(v6, byName)
-	sv.EndpointsV4 = EndpointsFromSlices(v4, discoveryv1.AddressTypeIPv4)
-	sv.EndpointsV6 = EndpointsFromSlices(v6, discoveryv1.AddressTypeIPv6)
+	sv.EndpointsV4 = endpointsOf(v4)
+	sv.EndpointsV6 = endpointsOf(v6)
 	return sv, true
+}
+
+// endpointsOf returns the endpoints of slices, in the order of the slices'
+// names: the index returns slices in no particular order, and an
+// unchanged Service must summarise the same every time. It sorts slices.
+func endpointsOf(slices []*CachedSlice) []decide.Endpoint {
+	goslices.SortFunc(slices, func(a, b *CachedSlice) int { return cmp.Compare(a.Name, b.Name) })
+	n := 0
+	for _, s := range slices {
+		n += len(s.Endpoints)
+	}
+	if n == 0 {
+		return nil
+	}
+	out := make([]decide.Endpoint, 0, n)
+	for _, s := range slices {
+		for _, e := range s.Endpoints {
+			out = append(out, e.Endpoint())
+		}
+	}
+	return out
 }
 
 // Pending returns the Services marked dirty since the last Update, sorted,

@@ -9,6 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/cache"
 
+	"github.com/herald-dev/herald/config"
 	"github.com/herald-dev/herald/config/v1alpha1"
 )
 
@@ -16,7 +17,10 @@ import (
 // cache, so the speaker's memory follows the number of Services and
 // endpoints, not the size of the objects: each keeps only the fields the
 // speaker reads, and drops managedFields, annotations and the rest. They
-// return new objects and never change their input.
+// return new objects and never change their input. Services,
+// EndpointSlices and AddressClaims become the compact structs of
+// cached.go; the other kinds stay trimmed Kubernetes objects (there are
+// few of them).
 
 // TransformObject is the informer transform for every kind the speaker
 // watches. Tombstones are passed through.
@@ -24,15 +28,19 @@ func TransformObject(in *Interner) cache.TransformFunc {
 	return func(obj any) (any, error) {
 		switch o := obj.(type) {
 		case *corev1.Service:
-			return trimService(o), nil
+			return cacheService(o), nil
 		case *discoveryv1.EndpointSlice:
-			return trimEndpointSlice(o, in), nil
+			return cacheSlice(o, in), nil
 		case *corev1.Node:
 			return trimNode(o), nil
 		case *v1alpha1.SpeakerStatus:
 			return trimSpeakerStatus(o), nil
 		case *v1alpha1.AddressClaim:
-			return trimAddressClaim(o), nil
+			return cacheClaim(o), nil
+		case *CachedService, *CachedSlice, *CachedClaim:
+			// Already transformed: a cache's objects handed back to it
+			// (Replace) are transformed again.
+			return obj, nil
 		case metav1.Object:
 			if acc, err := meta.Accessor(o); err == nil {
 				acc.SetManagedFields(nil)
@@ -56,90 +64,76 @@ func trimmedMeta(m metav1.ObjectMeta, labels map[string]string) metav1.ObjectMet
 	}
 }
 
-// trimService keeps what config.ClaimedAddresses, ServesClass and
-// eligibility read. A Service without any address to announce is reduced
-// to its name.
-func trimService(s *corev1.Service) *corev1.Service {
-	out := &corev1.Service{ObjectMeta: trimmedMeta(s.ObjectMeta, nil)}
+// cacheService keeps what config.ClaimedAddressesOf, ServesClass and
+// eligibility read, with the addresses parsed. A Service without any
+// address to announce is reduced to its name and UID.
+func cacheService(s *corev1.Service) *CachedService {
+	out := &CachedService{objectMeta: metaOf(s.ObjectMeta), UID: s.UID}
 	if s.Spec.Type != corev1.ServiceTypeLoadBalancer && len(s.Spec.ExternalIPs) == 0 {
 		return out
 	}
-	out.Spec = corev1.ServiceSpec{
-		Type:                  s.Spec.Type,
-		ExternalIPs:           s.Spec.ExternalIPs,
-		ExternalTrafficPolicy: s.Spec.ExternalTrafficPolicy,
-		HealthCheckNodePort:   s.Spec.HealthCheckNodePort,
-		LoadBalancerClass:     s.Spec.LoadBalancerClass,
+	if s.Spec.LoadBalancerClass != nil {
+		out.Class, out.HasClass = *s.Spec.LoadBalancerClass, true
 	}
-	for _, ing := range s.Status.LoadBalancer.Ingress {
-		if ing.IP != "" {
-			out.Status.LoadBalancer.Ingress = append(out.Status.LoadBalancer.Ingress, corev1.LoadBalancerIngress{IP: ing.IP})
-		}
+	out.Local = s.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal
+	out.HealthCheckNodePort = s.Spec.HealthCheckNodePort
+	if s.Spec.Type == corev1.ServiceTypeLoadBalancer {
+		out.LoadBalancer = config.LoadBalancerAddresses(s)
 	}
+	out.ExternalIPs = config.ExternalIPAddresses(s)
 	return out
 }
 
-// trimAddressClaim keeps what config.ClaimOf and ClaimedAddresses read:
-// the address, its family and pool, and each holder's name, UID and how it
-// holds the address. The holders' sharing terms are the allocators'.
-func trimAddressClaim(c *v1alpha1.AddressClaim) *v1alpha1.AddressClaim {
-	out := &v1alpha1.AddressClaim{
-		ObjectMeta: trimmedMeta(c.ObjectMeta, nil),
-		Spec: v1alpha1.AddressClaimSpec{
-			Address: c.Spec.Address, Family: c.Spec.Family, Pool: c.Spec.Pool, HolderCount: c.Spec.HolderCount,
-		},
+// cacheClaim keeps config.ClaimOf's verdict on c and what the summaries
+// read of a valid claim: the address, its pool and each holder's name,
+// UID and how it holds the address. It keeps the holders of an invalid
+// claim too: they must stop announcing its address.
+func cacheClaim(c *v1alpha1.AddressClaim) *CachedClaim {
+	out := &CachedClaim{objectMeta: metaOf(c.ObjectMeta)}
+	claim, err := config.ClaimOf(c)
+	if err != nil {
+		out.Err = err
+	} else {
+		out.Addr, out.Pool = claim.Addr, claim.Pool
 	}
 	if len(c.Spec.Holders) > 0 {
-		out.Spec.Holders = make([]v1alpha1.AddressHolder, len(c.Spec.Holders))
+		out.Holders = make([]ClaimHolder, len(c.Spec.Holders))
 		for i, h := range c.Spec.Holders {
-			out.Spec.Holders[i] = v1alpha1.AddressHolder{Namespace: h.Namespace, Name: h.Name, UID: h.UID, As: h.As}
+			out.Holders[i] = ClaimHolder{Namespace: h.Namespace, Name: h.Name, UID: h.UID, ExternalIP: h.As == v1alpha1.HolderExternalIP}
 		}
 	}
 	return out
 }
 
-// Shared condition values, so trimmed endpoints allocate no booleans.
-var (
-	boolTrue  = true
-	boolFalse = false
-)
-
-func sharedBool(b *bool, dflt bool) *bool {
-	v := dflt
-	if b != nil {
-		v = *b
-	}
-	if v {
-		return &boolTrue
-	}
-	return &boolFalse
-}
-
-// trimEndpointSlice keeps the Service label, the address type and, per
-// endpoint, the node name (interned: one string per node, shared by all
-// endpoints) and the three conditions. Addresses, ports, target references
-// and hints are dropped.
-func trimEndpointSlice(s *discoveryv1.EndpointSlice, in *Interner) *discoveryv1.EndpointSlice {
-	var labels map[string]string
-	if svc, ok := s.Labels[discoveryv1.LabelServiceName]; ok {
-		labels = map[string]string{discoveryv1.LabelServiceName: svc}
-	}
-	out := &discoveryv1.EndpointSlice{ObjectMeta: trimmedMeta(s.ObjectMeta, labels), AddressType: s.AddressType}
-	out.Endpoints = make([]discoveryv1.Endpoint, len(s.Endpoints))
-	for i, ep := range s.Endpoints {
-		e := discoveryv1.Endpoint{Conditions: discoveryv1.EndpointConditions{
-			Ready:   sharedBool(ep.Conditions.Ready, true),
-			Serving: sharedBool(ep.Conditions.Serving, ep.Conditions.Ready == nil || *ep.Conditions.Ready),
-		}}
-		if ep.Conditions.Terminating != nil {
-			e.Conditions.Terminating = sharedBool(ep.Conditions.Terminating, false)
+// cacheSlice keeps the Service label, the address type and, per endpoint,
+// the node name (interned: one string per node, shared by all endpoints)
+// and the three conditions. Addresses, ports, target references and hints
+// are dropped.
+func cacheSlice(s *discoveryv1.EndpointSlice, in *Interner) *CachedSlice {
+	out := &CachedSlice{objectMeta: metaOf(s.ObjectMeta), AddressType: addressType(s.AddressType)}
+	out.Service, out.HasService = s.Labels[discoveryv1.LabelServiceName]
+	if len(s.Endpoints) > 0 {
+		out.Endpoints = make([]CachedEndpoint, len(s.Endpoints))
+		for i, ep := range s.Endpoints {
+			e := CachedEndpoint{Conditions: endpointConditions(ep.Conditions)}
+			if ep.NodeName != nil {
+				e.Node = in.intern(*ep.NodeName)
+			}
+			out.Endpoints[i] = e
 		}
-		if ep.NodeName != nil {
-			e.NodeName = in.internPtr(*ep.NodeName)
-		}
-		out.Endpoints[i] = e
 	}
 	return out
+}
+
+// addressType returns t, the constant's own string for the known types so
+// that no slice keeps a copy of it.
+func addressType(t discoveryv1.AddressType) discoveryv1.AddressType {
+	for _, k := range []discoveryv1.AddressType{discoveryv1.AddressTypeIPv4, discoveryv1.AddressTypeIPv6, discoveryv1.AddressTypeFQDN} {
+		if t == k {
+			return k
+		}
+	}
+	return t
 }
 
 // trimNode keeps the labels, the taints and the conditions eligibility
@@ -176,10 +170,10 @@ func trimSpeakerStatus(s *v1alpha1.SpeakerStatus) *v1alpha1.SpeakerStatus {
 // Interner shares one copy of each distinct node name among all endpoints.
 type Interner struct {
 	mu   sync.Mutex
-	strs map[string]*string
+	strs map[string]string
 }
 
-func NewInterner() *Interner { return &Interner{strs: map[string]*string{}} }
+func NewInterner() *Interner { return &Interner{strs: map[string]string{}} }
 
 // Forget drops the node names that gone says are gone (their Node was
 // deleted), so the interner does not keep every node the cluster ever had.
@@ -195,13 +189,16 @@ func (in *Interner) Forget(gone func(name string) bool) {
 	}
 }
 
-func (in *Interner) internPtr(s string) *string {
+// intern returns the interner's copy of s; with a nil interner, s.
+func (in *Interner) intern(s string) string {
+	if in == nil {
+		return s
+	}
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if p, ok := in.strs[s]; ok {
 		return p
 	}
-	p := &s
-	in.strs[s] = p
-	return p
+	in.strs[s] = s
+	return s
 }

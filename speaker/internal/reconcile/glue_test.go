@@ -129,8 +129,8 @@ func TestLoopWithFakeClientsets(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "the endpoint's move in the cache", func() bool {
-		es, err := inf.Slices.ByIndex(kubeinput.ServiceIndex, "shop/web")
-		return err == nil && len(es) == 1 && *es[0].(*discoveryv1.EndpointSlice).Endpoints[0].NodeName == "n2"
+		es, ok, err := inf.Slices.GetByKey("shop/web-1")
+		return err == nil && ok && es.(*kubeinput.CachedSlice).Endpoints[0].Node == "n2"
 	})
 	run("a reconcile", reconciled())
 	if got := loop.prev.Owners[lbV4]; got != "" {

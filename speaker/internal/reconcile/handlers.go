@@ -63,9 +63,9 @@ func (c *Changes) Register(in *kubeinput.Informers) error {
 		DeleteFunc: func(o any) { c.sums.MarkService(o); c.Poke() },
 	}
 	sliceChanged := cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(o any) { c.sums.MarkSlice(o); c.Poke() },
-		UpdateFunc: func(old, o any) { c.sums.MarkSlice(old); c.sums.MarkSlice(o); c.Poke() },
-		DeleteFunc: func(o any) { c.sums.MarkSlice(o); c.Poke() },
+		AddFunc:    func(o any) { c.sums.SliceChanged(nil, o); c.Poke() },
+		UpdateFunc: func(old, o any) { c.sums.SliceChanged(old, o); c.Poke() },
+		DeleteFunc: func(o any) { c.sums.SliceChanged(o, nil); c.Poke() },
 	}
 	// A claim marks the Services it lists (before and after an update)
 	// dirty: they are the only ones whose addresses it decides.

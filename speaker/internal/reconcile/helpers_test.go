@@ -14,7 +14,6 @@ import (
 
 	"github.com/herald-dev/herald/config"
 	heraldclient "github.com/herald-dev/herald/config/generated/clientset/versioned"
-	heraldlisters "github.com/herald-dev/herald/config/generated/listers/config/v1alpha1"
 	"github.com/herald-dev/herald/config/v1alpha1"
 	"github.com/herald-dev/herald/speaker/internal/decide"
 	"github.com/herald-dev/herald/speaker/internal/kubeinput"
@@ -61,27 +60,27 @@ func holder(svc *corev1.Service, as string) v1alpha1.AddressHolder {
 	return v1alpha1.AddressHolder{Namespace: svc.Namespace, Name: svc.Name, UID: string(svc.UID), As: as}
 }
 
-// trimmed returns obj as the speaker's informers store it.
-func trimmed[T any](tb testing.TB, in *kubeinput.Interner, obj T) T {
+// cached returns obj as the speaker's informers store it.
+func cached(tb testing.TB, in *kubeinput.Interner, obj any) any {
 	tb.Helper()
 	out, err := kubeinput.TransformObject(in)(obj)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return out.(T)
+	return out
 }
 
-// claimLister is a claims cache holding claims, trimmed as the informer
-// trims them.
-func claimLister(tb testing.TB, claims ...*v1alpha1.AddressClaim) heraldlisters.AddressClaimLister {
+// claimCache is a claims cache holding claims, as the informer stores
+// them.
+func claimCache(tb testing.TB, claims ...*v1alpha1.AddressClaim) cache.Store {
 	tb.Helper()
-	idx := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{})
+	idx := cache.NewStore(cache.MetaNamespaceKeyFunc)
 	for _, c := range claims {
-		if err := idx.Add(trimmed(tb, nil, c)); err != nil {
+		if err := idx.Add(cached(tb, nil, c)); err != nil {
 			tb.Fatal(err)
 		}
 	}
-	return heraldlisters.NewAddressClaimLister(idx)
+	return idx
 }
 
 // newCacheLoop returns node self's loop reading Services, EndpointSlices

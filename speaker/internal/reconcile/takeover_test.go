@@ -9,7 +9,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/herald-dev/herald/config/v1alpha1"
@@ -41,18 +40,18 @@ func TestTakeoverDelayInTheLoop(t *testing.T) {
 		{name: "takeover delay disabled", delay: -1, wantAfterNewPod: rank[0]},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			services := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
-			slices := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{kubeinput.ServiceIndex: kubeinput.SliceServiceKey})
+			services := cache.NewStore(cache.MetaNamespaceKeyFunc)
+			slices := cache.NewStore(cache.MetaNamespaceKeyFunc)
 			in := kubeinput.NewInterner()
 			svc := &corev1.Service{
 				ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web", UID: "u"},
 				Spec:       corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, ExternalTrafficPolicy: corev1.ServiceExternalTrafficPolicyLocal},
 				Status:     corev1.ServiceStatus{LoadBalancer: corev1.LoadBalancerStatus{Ingress: []corev1.LoadBalancerIngress{{IP: lbV4.String()}}}},
 			}
-			if err := services.Add(trimmed(t, nil, svc)); err != nil {
+			if err := services.Add(cached(t, nil, svc)); err != nil {
 				t.Fatal(err)
 			}
-			slice := func(onNodes ...string) *discoveryv1.EndpointSlice {
+			slice := func(onNodes ...string) any {
 				es := &discoveryv1.EndpointSlice{
 					ObjectMeta:  metav1.ObjectMeta{Namespace: "default", Name: "web-x", Labels: map[string]string{discoveryv1.LabelServiceName: "web"}},
 					AddressType: discoveryv1.AddressTypeIPv4,
@@ -60,14 +59,14 @@ func TestTakeoverDelayInTheLoop(t *testing.T) {
 				for _, n := range onNodes {
 					es.Endpoints = append(es.Endpoints, discoveryv1.Endpoint{Addresses: []string{"203.0.113.9"}, NodeName: &n})
 				}
-				return trimmed(t, in, es)
+				return cached(t, in, es)
 			}
 			if err := slices.Add(slice(rank[1])); err != nil {
 				t.Fatal(err)
 			}
 
-			claims := claimLister(t, claimFor(lbV4, "lan", holder(svc, v1alpha1.HolderLoadBalancer)))
-			s := newCacheLoop("n1", kubeinput.Caches{Services: corelisters.NewServiceLister(services), Slices: slices, Claims: claims}, decide.NewSettleTracker(tt.delay))
+			claims := claimCache(t, claimFor(lbV4, "lan", holder(svc, v1alpha1.HolderLoadBalancer)))
+			s := newCacheLoop("n1", kubeinput.Caches{Services: services, Slices: slices, Claims: claims}, decide.NewSettleTracker(tt.delay))
 			owner := func(now time.Time) string {
 				t.Helper()
 				d := s.inc.Compute(decide.Inputs{Self: "n1", Model: model, Services: s.gatherServices(now), Nodes: aliveNodes(nodes...), Interfaces: testNodeInterfaces})
@@ -78,11 +77,12 @@ func TestTakeoverDelayInTheLoop(t *testing.T) {
 				t.Fatalf("at start-up the owner is %s, want %s, the only node with a pod", got, rank[1])
 			}
 			// A pod becomes ready on rank[0], 3 s after start-up.
+			old := slice(rank[1])
 			es := slice(rank[1], rank[0])
 			if err := slices.Update(es); err != nil {
 				t.Fatal(err)
 			}
-			s.changes.sums.MarkSlice(es)
+			s.changes.sums.SliceChanged(old, es)
 			if got := owner(t0.Add(3 * time.Second)); got != tt.wantAfterNewPod {
 				t.Errorf("once the pod on %s is ready, the owner is %s, want %s", rank[0], got, tt.wantAfterNewPod)
 			}
@@ -119,10 +119,10 @@ func TestFirstPodsMomentsApart(t *testing.T) {
 	t0 := time.Date(2026, 11, 22, 3, 0, 0, 0, time.UTC)
 	for _, delay := range []time.Duration{decide.DefaultTakeoverDelay, -1} {
 		t.Run(fmt.Sprintf("takeover delay %v", delay), func(t *testing.T) {
-			services := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
-			slices := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{kubeinput.ServiceIndex: kubeinput.SliceServiceKey})
+			services := cache.NewStore(cache.MetaNamespaceKeyFunc)
+			slices := cache.NewStore(cache.MetaNamespaceKeyFunc)
 			in := kubeinput.NewInterner()
-			slice := func(onNodes ...string) *discoveryv1.EndpointSlice {
+			slice := func(onNodes ...string) any {
 				es := &discoveryv1.EndpointSlice{
 					ObjectMeta:  metav1.ObjectMeta{Namespace: "default", Name: "web-x", Labels: map[string]string{discoveryv1.LabelServiceName: "web"}},
 					AddressType: discoveryv1.AddressTypeIPv4,
@@ -130,11 +130,11 @@ func TestFirstPodsMomentsApart(t *testing.T) {
 				for _, n := range onNodes {
 					es.Endpoints = append(es.Endpoints, discoveryv1.Endpoint{Addresses: []string{"203.0.113.9"}, NodeName: &n})
 				}
-				return trimmed(t, in, es)
+				return cached(t, in, es)
 			}
 			self := rank[1] // the node that announces first, then must stop
-			claims := claimLister(t, claimFor(lbV4, "lan", v1alpha1.AddressHolder{Namespace: "default", Name: "web", UID: "u", As: v1alpha1.HolderLoadBalancer}))
-			s := newCacheLoop(self, kubeinput.Caches{Services: corelisters.NewServiceLister(services), Slices: slices, Claims: claims}, decide.NewSettleTracker(delay))
+			claims := claimCache(t, claimFor(lbV4, "lan", v1alpha1.AddressHolder{Namespace: "default", Name: "web", UID: "u", As: v1alpha1.HolderLoadBalancer}))
+			s := newCacheLoop(self, kubeinput.Caches{Services: services, Slices: slices, Claims: claims}, decide.NewSettleTracker(delay))
 			reconcile := func(now time.Time) decide.Desired {
 				t.Helper()
 				return s.inc.Compute(decide.Inputs{Self: self, Model: model, Services: s.gatherServices(now), Nodes: aliveNodes(nodes...), Interfaces: testNodeInterfaces})
@@ -144,7 +144,7 @@ func TestFirstPodsMomentsApart(t *testing.T) {
 				t.Fatalf("with no Service, owners %v, want none", d.Owners)
 			}
 			// The Service gets its address, with no endpoint yet.
-			svc := trimmed(t, in, &corev1.Service{
+			svc := cached(t, in, &corev1.Service{
 				ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web", UID: "u"},
 				Spec:       corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, ExternalTrafficPolicy: corev1.ServiceExternalTrafficPolicyLocal},
 				Status:     corev1.ServiceStatus{LoadBalancer: corev1.LoadBalancerStatus{Ingress: []corev1.LoadBalancerIngress{{IP: lbV4.String()}}}},
@@ -161,7 +161,7 @@ func TestFirstPodsMomentsApart(t *testing.T) {
 			if err := slices.Add(es); err != nil {
 				t.Fatal(err)
 			}
-			s.changes.sums.MarkSlice(es)
+			s.changes.sums.SliceChanged(nil, es)
 			d := reconcile(t0.Add(2 * time.Second))
 			if _, ok := d.Layer2[lbV4]; !ok || d.Owners[lbV4] != self {
 				t.Fatalf("with the pod on %s only, the owner is %q (announced here: %v), want %s", self, d.Owners[lbV4], ok, self)
@@ -172,8 +172,7 @@ func TestFirstPodsMomentsApart(t *testing.T) {
 			if err := slices.Update(es); err != nil {
 				t.Fatal(err)
 			}
-			s.changes.sums.MarkSlice(old)
-			s.changes.sums.MarkSlice(es)
+			s.changes.sums.SliceChanged(old, es)
 			d = reconcile(t0.Add(2*time.Second + 150*time.Millisecond))
 			if _, ok := d.Layer2[lbV4]; ok || d.Owners[lbV4] != rank[0] {
 				t.Errorf("with pods on %s and %s, the owner is %q (still announced here: %v), want %s", self, rank[0], d.Owners[lbV4], ok, rank[0])
