@@ -293,10 +293,7 @@ type inputs struct {
 func startInputs(ctx context.Context, cfg Config, kube kubernetes.Interface, herald heraldclient.Interface, log *slog.Logger) (inputs, error) {
 	factories := kubeinput.NewFactories(kube, herald, cfg.Namespace, kubeinput.NewInterner())
 	kubeinput.OwnStatusOnly(factories, cfg.NodeName)
-	inf, err := kubeinput.NewInformers(factories, cfg.Namespace)
-	if err != nil {
-		return inputs{}, fmt.Errorf("speaker: %w", err)
-	}
+	inf := kubeinput.NewInformers(factories, cfg.Namespace)
 	in := inputs{informers: inf, badClaims: kubeinput.NewBadClaims(log)}
 	in.changes = reconcile.NewChanges(cfg.NodeName, kubeinput.NewSummaries(decide.NewSettleTracker(cfg.TakeoverDelay)), in.badClaims)
 	if err := in.changes.Register(inf); err != nil {
@@ -308,9 +305,11 @@ func startInputs(ctx context.Context, cfg Config, kube kubernetes.Interface, her
 	if err := startInformers(ctx, factories, log); err != nil {
 		return inputs{}, err
 	}
-	if in.self, err = waitForOwnNode(ctx, inf, cfg.NodeName, log); err != nil {
+	self, err := waitForOwnNode(ctx, inf, cfg.NodeName, log)
+	if err != nil {
 		return inputs{}, err
 	}
+	in.self = self
 	return in, nil
 }
 

@@ -105,7 +105,7 @@ type Informers struct {
 // namespace index, which the speaker never reads, nor one by Service for
 // the EndpointSlices (an index costs a set per value: at 10,000 Services,
 // megabytes; Summaries keeps its own, see sliceIndex).
-func NewInformers(f Factories, namespace string) (*Informers, error) {
+func NewInformers(f Factories, namespace string) *Informers {
 	h := f.Herald.Herald().V1alpha1()
 	c := f.Kube.Core().V1()
 	noIndex := cache.Indexers{}
@@ -133,7 +133,7 @@ func NewInformers(f Factories, namespace string) (*Informers, error) {
 	if f.Secrets != nil {
 		in.Secrets, in.SecretCache = f.Secrets, f.Secrets
 	}
-	return in, nil
+	return in
 }
 
 // FollowPeers keeps the Secret cache on the password Secrets of the BGPPeers that

@@ -81,10 +81,7 @@ func TestSecretCacheFollowsPeers(t *testing.T) {
 	})
 
 	f := NewFactories(kube, herald, ns, NewInterner())
-	in, err := NewInformers(f, ns)
-	if err != nil {
-		t.Fatal(err)
-	}
+	in := NewInformers(f, ns)
 	var deleted []string
 	f.Secrets.AddEventHandler(cache.ResourceEventHandlerFuncs{DeleteFunc: func(o any) {
 		mu.Lock()

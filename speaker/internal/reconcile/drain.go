@@ -41,8 +41,9 @@ func (s *Loop) planDrains(d decide.Desired, now time.Time) {
 			down[n] = true
 		}
 	}
+	candidates := decide.DrainCandidates(s.cfg.NodeName, changes)
 	addrs := map[string]netip.Addr{}
-	for _, n := range decide.DrainCandidates(s.cfg.NodeName, changes) {
+	for _, n := range candidates {
 		if down[n] {
 			continue
 		}
@@ -70,7 +71,7 @@ func (s *Loop) planDrains(d decide.Desired, now time.Time) {
 			s.log.Info("draining connections of a moved address to its previous owner", "address", dr.Addr, "previous", dr.Node, "via", dr.Via, "until", dr.Until)
 		}
 	}
-	for _, n := range decide.DrainCandidates(s.cfg.NodeName, changes) {
+	for _, n := range candidates {
 		if down[n] {
 			s.log.Info("not draining to a previous owner that is down", "previous", n)
 		}

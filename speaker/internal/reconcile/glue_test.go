@@ -56,10 +56,7 @@ func TestLoopWithFakeClientsets(t *testing.T) {
 
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	f := kubeinput.NewFactories(kube, herald, "", kubeinput.NewInterner())
-	inf, err := kubeinput.NewInformers(f, "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	inf := kubeinput.NewInformers(f, "")
 	changes := NewChanges("n1", kubeinput.NewSummaries(decide.NewSettleTracker(-1)), kubeinput.NewBadClaims(log))
 	if err := changes.Register(inf); err != nil {
 		t.Fatal(err)

@@ -101,10 +101,7 @@ func newCacheLoop(self string, c kubeinput.Caches, takeover *decide.SettleTracke
 func newFakeLoop(t *testing.T, self string, kube kubernetes.Interface, herald heraldclient.Interface, log *slog.Logger) *Loop {
 	t.Helper()
 	f := kubeinput.NewFactories(kube, herald, "", kubeinput.NewInterner())
-	inf, err := kubeinput.NewInformers(f, "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	inf := kubeinput.NewInformers(f, "")
 	changes := NewChanges(self, kubeinput.NewSummaries(nil), kubeinput.NewBadClaims(log))
 	if err := changes.Register(inf); err != nil {
 		t.Fatal(err)
