@@ -35,7 +35,7 @@ type Endpoint struct {
 	NodeName string
 	// Ready is the EndpointSlice ready condition (nil in the API counts as true).
 	Ready bool
-	// Serving is the EndpointSlice serving condition (nil in the API counts as Ready).
+	// Serving is the EndpointSlice serving condition (nil in the API counts as true).
 	Serving bool
 	// Terminating is the EndpointSlice terminating condition (nil counts as false).
 	Terminating bool

@@ -88,13 +88,11 @@ func (e CachedEndpoint) Endpoint() decide.Endpoint {
 }
 
 // endpointConditions reads an endpoint's conditions: a nil ready counts as
-// true, a nil serving as ready, a nil terminating as false.
+// true, a nil serving as true (as the API says and kube-proxy reads it), a
+// nil terminating as false.
 func endpointConditions(c discoveryv1.EndpointConditions) uint8 {
 	ready := c.Ready == nil || *c.Ready
-	serving := ready
-	if c.Serving != nil {
-		serving = *c.Serving
-	}
+	serving := c.Serving == nil || *c.Serving
 	var out uint8
 	if ready {
 		out |= endpointReady

@@ -153,9 +153,11 @@ func TestTransformsKeepWhatTheSpeakerReads(t *testing.T) {
 	}
 }
 
-// TestEndpointConditions: the cached conditions read as the speaker has
-// always read them. A nil serving counts as ready: what the trimmed
-// EndpointSlices before the compact caches stored.
+// TestEndpointConditions: the cached conditions read as the API defines
+// them and as kube-proxy reads them: a nil ready or serving counts as true,
+// a nil terminating as false. (Before, a nil serving counted as ready, so a
+// terminating endpoint without a serving condition, which kube-proxy still
+// forwards to when no endpoint is ready, was not counted as serving.)
 func TestEndpointConditions(t *testing.T) {
 	yes, no := true, false
 	for _, tt := range []struct {
@@ -164,7 +166,9 @@ func TestEndpointConditions(t *testing.T) {
 		want decide.Endpoint
 	}{
 		{"all unset", discoveryv1.EndpointConditions{}, decide.Endpoint{Ready: true, Serving: true}},
-		{"not ready, serving unset", discoveryv1.EndpointConditions{Ready: &no}, decide.Endpoint{}},
+		{"not ready, serving unset", discoveryv1.EndpointConditions{Ready: &no}, decide.Endpoint{Serving: true}},
+		{"terminating, serving unset", discoveryv1.EndpointConditions{Ready: &no, Terminating: &yes}, decide.Endpoint{Serving: true, Terminating: true}},
+		{"not ready, not serving, terminating", discoveryv1.EndpointConditions{Ready: &no, Serving: &no, Terminating: &yes}, decide.Endpoint{Terminating: true}},
 		{"terminating and serving", discoveryv1.EndpointConditions{Ready: &no, Serving: &yes, Terminating: &yes}, decide.Endpoint{Serving: true, Terminating: true}},
 		{"ready, not serving", discoveryv1.EndpointConditions{Ready: &yes, Serving: &no, Terminating: &no}, decide.Endpoint{Ready: true}},
 	} {
