@@ -46,7 +46,7 @@ func (m *measurement) layer2(ctx context.Context) []*result {
 	takeover := map[l2Kind]*result{}
 	for _, k := range []l2Kind{l2NodeFailure, l2Graceful, l2SpeakerKill} {
 		outage[k] = &result{name: "layer 2, " + k.String() + ": client TCP outage"}
-		takeover[k] = &result{name: "layer 2, " + k.String() + ": kill to the new owner's gratuitous ARP at the client"}
+		takeover[k] = &result{name: "layer 2, " + k.String() + ": kill to the new owner's " + m.unsolicited() + " at the client"}
 	}
 	outage[l2NodeFailure].target = "p99 < 300 ms"
 	outage[l2Graceful].target = "< 0.5 s"
@@ -119,10 +119,10 @@ func (m *measurement) l2Trial(ctx context.Context, k l2Kind, i, trials int, addr
 		if n := m.nodeOfMAC(grat.Src.String()); n != nil {
 			newOwner = n.Name()
 		}
-		line += fmt.Sprintf("; gratuitous ARP from %s after %s", newOwner, ms(grat.Time.Sub(event)))
+		line += fmt.Sprintf("; %s from %s after %s", m.unsolicited(), newOwner, ms(grat.Time.Sub(event)))
 	} else {
 		takeover.lost++
-		line += "; no gratuitous ARP from another node within 15s"
+		line += "; no " + m.unsolicited() + " from another node within 15s"
 	}
 	fmt.Println(line)
 	if failed > 0 {
@@ -221,4 +221,13 @@ func (m *measurement) printTroubled(capture *netlab.Capture, service netip.AddrP
 			fmt.Printf("      %+8s %s > %s: %s\n", ms(p.Time.Sub(event)), name(p.Src), name(p.Dst), p.Line)
 		}
 	}
+}
+
+// unsolicited names the announcement a new owner sends: a gratuitous ARP
+// reply over IPv4, an unsolicited neighbour advertisement over IPv6.
+func (m *measurement) unsolicited() string {
+	if m.cfg.ipv6 {
+		return "unsolicited neighbour advertisement"
+	}
+	return "gratuitous ARP"
 }
