@@ -101,6 +101,9 @@ func main() {
 		r, err := measure(ctx, n, *rest, *window, *convergeLimit, *cpuProfile, filepath.Join(*dir, fmt.Sprintf("n%d", n)))
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "measure-scale: %d nodes: %v\n", n, err)
+			if len(results) > 0 {
+				printResults(results) // the sizes measured before
+			}
 			os.Exit(1)
 		}
 		results = append(results, r)
@@ -411,7 +414,12 @@ func (m *metrics) waitMembers(ctx context.Context, members []netip.Addr, want in
 			return fmt.Errorf("%d speakers do not count %d live members after %v (first: %v)", len(pending), want, limit, pending[0])
 		}
 		var next []netip.Addr
-		for _, a := range pending {
+		for i, a := range pending {
+			if time.Now().After(deadline) || ctx.Err() != nil {
+				// Starved speakers answer slowly: do not read the rest.
+				next = append(next, pending[i:]...)
+				break
+			}
 			samples, err := m.read(ctx, a)
 			if err != nil || sumWhere(samples, "herald_speaker_members", "state", "alive") != float64(want) {
 				next = append(next, a)
