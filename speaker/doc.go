@@ -24,11 +24,15 @@
 // gratuitous packet, so liveness decides it. The speakers keep a SWIM
 // membership among themselves (github.com/hashicorp/memberlist) on the host
 // network, tuned for a LAN: each probes a random member every 200 ms, with a
-// 100 ms timeout, 3 indirect probes and a TCP fallback, and a failed member
-// is suspect for 2 x max(1, log10 N) probe intervals (400 ms up to 10
-// nodes) before it is declared dead. A killed speaker or a failed node is
-// thus detected in about 0.5 to 1 s; the measured client-observed outage is
-// in docs/speaker.md. A speaker that stops cleanly (SIGTERM) leaves the
+// 100 ms timeout, 3 indirect probes and a TCP fallback, a failed member is
+// suspect for 4 x max(1, log10 N) probe intervals (800 ms up to 10 nodes;
+// up to three times that while one member alone suspects) before it is
+// declared dead, and the news goes to 4 members every 100 ms. A killed
+// speaker or a failed node is thus detected in about 1 to 1.5 s. A dead
+// node's layer-2 addresses move sooner: the fast failure detector
+// (internal/heartbeat) presumes an owner dead after 175 ms without its
+// heartbeats, and membership confirms it; the measured client-observed
+// outage is in docs/figures.md. A speaker that stops cleanly (SIGTERM) leaves the
 // membership, which the others apply at once, and keeps answering for 300
 // ms so its successor's gratuitous burst overlaps its last answers.
 //

@@ -65,12 +65,19 @@ func (c *Incremental) Compute(in Inputs) Desired {
 	}
 	nodes := slices.Clone(in.Nodes)
 	slices.SortStableFunc(nodes, func(a, b Node) int { return cmp.Compare(a.State.Name, b.State.Name) })
-	if !c.valid || !c.sameGlobals(in, nodes) {
+	if !c.valid || !c.sameGlobals(in) {
+		return c.full(in, nodes)
+	}
+	changed, ok := changedNodes(c.nodes, nodes, in.Self)
+	if !ok {
 		return c.full(in, nodes)
 	}
 	c.lastWasAll = false
 	c.gen++
 	dirty := map[netip.Addr]bool{}
+	if len(changed) > 0 {
+		c.nodesChanged(in, nodes, changed, dirty)
+	}
 	seen := 0
 	for _, s := range in.Services {
 		w := in.Withdrawn[s.Key]
@@ -204,14 +211,117 @@ func (c *Incremental) unshare(s Service, dirty map[netip.Addr]bool) {
 	}
 }
 
-// sameGlobals reports whether the inputs every address depends on are as
-// the last full computation saw them.
-func (c *Incremental) sameGlobals(in Inputs, nodes []Node) bool {
+// sameGlobals reports whether the inputs every address depends on, the
+// Nodes aside (see changedNodes), are as the last full computation saw
+// them.
+func (c *Incremental) sameGlobals(in Inputs) bool {
 	return in.Self == c.self &&
 		in.Model == c.in.Model &&
 		maps.Equal(in.DataPlaneDown, c.in.DataPlaneDown) &&
-		reflect.DeepEqual(in.Interfaces, c.in.Interfaces) &&
-		slices.EqualFunc(nodes, c.nodes, func(a, b Node) bool { return a.State == b.State && maps.Equal(a.Labels, b.Labels) })
+		reflect.DeepEqual(in.Interfaces, c.in.Interfaces)
+}
+
+// changedNodes returns the names of the nodes whose state differs between
+// before and after (both sorted by name). It reports false when more than
+// that changed: a Node added or removed, a Node's labels (which
+// advertisements select it), or self's state; those recompute everything.
+// A state change of another node (its speaker joining or leaving, a
+// condition, a taint) only makes it usable or not, which nodesChanged
+// knows how to narrow down. Cost: O(N) for N nodes.
+func changedNodes(before, after []Node, self string) ([]string, bool) {
+	if len(before) != len(after) {
+		return nil, false
+	}
+	var changed []string
+	for i, b := range before {
+		a := after[i]
+		if a.State.Name != b.State.Name || !maps.Equal(a.Labels, b.Labels) {
+			return nil, false
+		}
+		if a.State != b.State {
+			if a.State.Name == self {
+				return nil, false
+			}
+			changed = append(changed, a.State.Name)
+		}
+	}
+	return changed, true
+}
+
+// nodesChanged takes in the new Nodes, whose states differ from the last
+// call's for the nodes changed only, and marks dirty the addresses whose
+// part of the desired state those changes may affect (see affectedBy). It
+// runs before the Services are compared, on the Services last seen: an
+// address whose Services changed too is marked by them. Cost: O(N) to
+// rebuild the node sets, plus O(A x C x (G + E)) for A addresses, C
+// changed nodes, G sharers and E endpoints per sharer: no election over
+// every node, unlike a full recompute's O(A x N).
+func (c *Incremental) nodesChanged(in Inputs, nodes []Node, changed []string, dirty map[netip.Addr]bool) {
+	var group []*incService
+	for addr, keys := range c.sharers {
+		if dirty[addr] {
+			continue
+		}
+		group = group[:0]
+		for _, k := range keys {
+			group = append(group, c.services[k])
+		}
+		for _, node := range changed {
+			if c.affectedBy(addr, group, node) {
+				dirty[addr] = true
+				break
+			}
+		}
+	}
+	c.nodes = nodes
+	c.in.Nodes = in.Nodes
+	prev := c.c.in
+	prev.Nodes = in.Nodes
+	c.c = newAddressComputer(prev)
+}
+
+// affectedBy reports whether addr's part of the desired state, as last
+// computed for the Services of group (its sharers), may change when
+// node becomes usable or stops being usable (self's own state never
+// changes here: see changedNodes). It errs on the side of true.
+//
+//   - When no sharer is Local and, for several sharers, none has a
+//     kube-proxy withdrawal, the candidates are the usable nodes (an
+//     advertisement selects) whenever a sharer has an endpoint anywhere,
+//     and the election ranks them by Score alone. So node matters when it
+//     is the owner or the successor (it may be leaving), or when it would
+//     come before the successor (it may be joining), or when there are
+//     fewer than two candidates. Self's BGP entry depends only on self's
+//     own usability and the endpoints. An address without a layer-2 owner
+//     entry has no layer-2 advertisement whatever the nodes' states.
+//   - Otherwise (a Local sharer, or sharers whose candidate sets differ by
+//     their withdrawals, where SharedCandidates counts), a Local sharer's
+//     eligible nodes are among the nodes of its endpoints: node matters
+//     when it runs an endpoint of a sharer, or when a sharer is Cluster.
+func (c *Incremental) affectedBy(addr netip.Addr, group []*incService, node string) bool {
+	local := false
+	withdrawn := false
+	for _, s := range group {
+		local = local || s.svc.TrafficPolicy == TrafficPolicyLocal
+		withdrawn = withdrawn || len(s.withdrawn) > 0
+	}
+	if !local && (len(group) == 1 || !withdrawn) {
+		owner, hasOwner := c.d.Owners[addr]
+		if !hasOwner {
+			return false
+		}
+		next := c.d.Successors[addr]
+		return owner == "" || next == "" || node == owner || node == next || Outranks(addr, node, next)
+	}
+	for _, s := range group {
+		if s.svc.TrafficPolicy != TrafficPolicyLocal {
+			return true
+		}
+		if slices.ContainsFunc(s.svc.endpointsFor(addr), func(ep Endpoint) bool { return ep.NodeName == node }) {
+			return true
+		}
+	}
+	return false
 }
 
 // sameService reports whether a and b are the same as far as the desired

@@ -140,6 +140,11 @@ func (w *randomWorld) step() string {
 		i := r.IntN(len(in.Nodes))
 		in.Nodes[i] = w.node(in.Nodes[i].State.Name)
 		return "a Node"
+	case k < 78:
+		in.Nodes = slices.Clone(in.Nodes)
+		i := r.IntN(len(in.Nodes))
+		in.Nodes[i].State.SpeakerAlive = !in.Nodes[i].State.SpeakerAlive
+		return "a speaker joins or leaves"
 	case k < 80:
 		r.Shuffle(len(in.Services), func(i, j int) { in.Services[i], in.Services[j] = in.Services[j], in.Services[i] })
 		in.Nodes = slices.Clone(in.Nodes)
@@ -214,8 +219,9 @@ func TestIncrementalMatchesCompute(t *testing.T) {
 }
 
 // TestIncrementalRecomputesOnlyChangedServices checks that a change to one
-// Service's endpoints or a held-back address does not recompute
-// everything, and that a change of the Nodes or interfaces does.
+// Service's endpoints, a held-back address or another node's speaker
+// joining or leaving does not recompute everything, and that a change of
+// the Nodes' set or labels, of self, or of the interfaces does.
 func TestIncrementalRecomputesOnlyChangedServices(t *testing.T) {
 	in := Inputs{Self: "n1", Model: testModel([]*v1alpha1.L2Advertisement{l2Adv("all", nil, nil)}, nil), Nodes: aliveNodes("n1", "n2"), Interfaces: testNodeInterfaces,
 		Services: []Service{
@@ -237,7 +243,16 @@ func TestIncrementalRecomputesOnlyChangedServices(t *testing.T) {
 		{"db deleted", func() { in.Services = in.Services[:1] }, false},
 		{"web's address held back after a lost conflict", func() { in.Suppressed = map[netip.Addr]bool{lbV4: true} }, false},
 		{"and released", func() { in.Suppressed = nil }, false},
-		{"n2's speaker dies", func() { in.Nodes = []Node{in.Nodes[0], {State: NodeState{Name: "n2"}}} }, true},
+		{"n2's speaker dies", func() { in.Nodes = []Node{in.Nodes[0], {State: NodeState{Name: "n2"}, Labels: in.Nodes[1].Labels}} }, false},
+		{"n2's speaker comes back", func() { in.Nodes = aliveNodes("n1", "n2") }, false},
+		{"n2 relabelled", func() {
+			in.Nodes = []Node{in.Nodes[0], {State: in.Nodes[1].State, Labels: map[string]string{"zone": "y"}}}
+		}, true},
+		{"a Node added", func() { in.Nodes = aliveNodes("n1", "n2", "n3") }, true},
+		{"self's network unavailable", func() {
+			in.Nodes = slices.Clone(in.Nodes)
+			in.Nodes[0].State.NetworkUnavailable = true
+		}, true},
 		{"interfaces change", func() { in.Interfaces = testNodeInterfaces[:1] }, true},
 	}
 	for _, st := range steps {
@@ -249,5 +264,82 @@ func TestIncrementalRecomputesOnlyChangedServices(t *testing.T) {
 		if inc.RecomputedAll() != st.wantAll {
 			t.Errorf("%s: RecomputedAll() = %v, want %v", st.name, inc.RecomputedAll(), st.wantAll)
 		}
+	}
+}
+
+// TestIncrementalMembershipMatchesCompute is TestIncrementalMatchesCompute
+// for membership churn on a larger cluster: twelve nodes, forty Services of
+// both policies, some sharing addresses, some with withdrawals, and
+// speakers joining and leaving (one or several at a time) between
+// endpoint changes. After each step Incremental must return what Compute
+// does, and nearly every step must take the incremental path.
+func TestIncrementalMembershipMatchesCompute(t *testing.T) {
+	const seeds, steps = 50, 100
+	partial := 0
+	for seed := range uint64(seeds) {
+		rng := rand.New(rand.NewPCG(seed, 18))
+		var names []string
+		for i := range 12 {
+			names = append(names, fmt.Sprintf("node-%02d", i))
+		}
+		endpoints := func() []Endpoint {
+			var eps []Endpoint
+			for range rng.IntN(4) {
+				eps = append(eps, Endpoint{NodeName: names[rng.IntN(len(names))], Ready: rng.IntN(4) != 0,
+					Serving: rng.IntN(2) == 0, Terminating: rng.IntN(4) == 0, Settling: rng.IntN(8) == 0})
+			}
+			return eps
+		}
+		bgpAd := &v1alpha1.BGPAdvertisement{ObjectMeta: metav1.ObjectMeta{Name: "to-router"}}
+		in := Inputs{Self: names[0], Model: testModel([]*v1alpha1.L2Advertisement{l2Adv("all", nil, nil)}, []*v1alpha1.BGPAdvertisement{bgpAd}),
+			Interfaces: testNodeInterfaces, Withdrawn: map[ServiceKey][]string{}}
+		for _, n := range names {
+			in.Nodes = append(in.Nodes, Node{State: NodeState{Name: n, SpeakerAlive: rng.IntN(5) != 0}, Labels: map[string]string{"kubernetes.io/hostname": n}})
+		}
+		for i := range 40 {
+			// 24 addresses for 40 Services: about a third share one.
+			addr := netip.AddrFrom4([4]byte{198, 51, 100, byte(200 + rng.IntN(24))})
+			policy := []TrafficPolicy{TrafficPolicyLocal, TrafficPolicyCluster}[rng.IntN(2)]
+			s := svc(fmt.Sprintf("s%02d", i), policy, []netip.Addr{addr}, endpoints(), nil)
+			in.Services = append(in.Services, s)
+			if rng.IntN(8) == 0 {
+				in.Withdrawn[s.Key] = []string{names[rng.IntN(len(names))]}
+			}
+		}
+		inc := NewIncremental()
+		for i := range steps {
+			change := "nothing"
+			switch k := rng.IntN(10); {
+			case k < 6:
+				in.Nodes = slices.Clone(in.Nodes)
+				for range 1 + rng.IntN(3) {
+					j := 1 + rng.IntN(len(names)-1) // not self
+					in.Nodes[j].State.SpeakerAlive = !in.Nodes[j].State.SpeakerAlive
+				}
+				change = "speakers join or leave"
+			case k < 8:
+				in.Nodes = slices.Clone(in.Nodes)
+				j := 1 + rng.IntN(len(names)-1)
+				in.Nodes[j].State.NetworkUnavailable = !in.Nodes[j].State.NetworkUnavailable
+				change = "a node's network"
+			default:
+				in.Services = slices.Clone(in.Services)
+				j := rng.IntN(len(in.Services))
+				in.Services[j].EndpointsV4 = endpoints()
+				change = "endpoints of " + in.Services[j].Key.Name
+			}
+			want := Compute(in)
+			got := inc.Compute(in)
+			if !inc.RecomputedAll() {
+				partial++
+			}
+			if diff := desiredDiff(want, got); diff != "" {
+				t.Fatalf("seed %d, step %d (%s): Incremental differs from Compute (-want +got):\n%s", seed, i, change, diff)
+			}
+		}
+	}
+	// Only each seed's first step recomputes everything.
+	if want := seeds * (steps - 1); partial != want {
+		t.Errorf("%d of %d steps were incremental, want %d", partial, seeds*steps, want)
 	}
 }

@@ -244,6 +244,10 @@ func (d *Detector) drop(name string, p *peer) {
 	}
 }
 
+// Watching reports whether the detector holds any node: a watched one,
+// or one whose verdict still stands.
+func (d *Detector) Watching() bool { return len(d.peers) > 0 }
+
 // Dead returns the nodes presumed dead.
 func (d *Detector) Dead() map[string]bool {
 	out := map[string]bool{}

@@ -99,6 +99,8 @@ type Heartbeats struct {
 	cfg  Config
 	conn *net.UDPConn
 	done chan struct{}
+	// wake tells an idle sendLoop that SetPlan gave it work.
+	wake chan struct{}
 	wg   sync.WaitGroup
 
 	mu   sync.Mutex
@@ -125,7 +127,7 @@ func Start(cfg Config) (*Heartbeats, error) {
 		return nil, fmt.Errorf("heartbeat: listen on %s: %w", cfg.Listen, err)
 	}
 	h := &Heartbeats{
-		cfg: cfg, conn: conn, done: make(chan struct{}),
+		cfg: cfg, conn: conn, done: make(chan struct{}), wake: make(chan struct{}, 1),
 		det: NewDetector(timing(cfg)), send: map[string]target{},
 	}
 	h.wg.Add(2)
@@ -154,6 +156,7 @@ func (h *Heartbeats) SetPlan(p Plan, addrs map[string]netip.Addr) {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	defer h.poke()
 	h.det.Watch(watch, now)
 	inPlan := map[string]bool{}
 	for _, n := range p.Send {
@@ -188,6 +191,19 @@ func (h *Heartbeats) Close() error {
 	return err
 }
 
+// poke wakes sendLoop if it is idle.
+func (h *Heartbeats) poke() {
+	select {
+	case h.wake <- struct{}{}:
+	default:
+	}
+}
+
+// sendLoop sends the heartbeats and the probes every Interval. With no
+// peer to send to and none watched (a node that owns no address and
+// follows no owner, as most do in a large cluster with few Services) it
+// stops ticking until SetPlan gives it one: an idle speaker has no timer
+// firing 40 times a second.
 func (h *Heartbeats) sendLoop() {
 	defer h.wg.Done()
 	tick := time.NewTicker(h.cfg.Interval)
@@ -213,7 +229,18 @@ func (h *Heartbeats) sendLoop() {
 			}
 			addrs = append(addrs, t.addr)
 		}
+		idle := len(addrs) == 0 && !h.det.Watching()
 		h.mu.Unlock()
+		if idle {
+			tick.Stop()
+			select {
+			case <-h.done:
+				return
+			case <-h.wake:
+			}
+			tick.Reset(h.cfg.Interval)
+			continue
+		}
 		seq++
 		pkt = appendPacket(pkt[:0], h.cfg.Name, seq)
 		for _, a := range addrs {

@@ -90,3 +90,30 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestHeartbeatsIdleUntilPlanned checks that a node whose sender went
+// idle (nothing to send, nothing watched) starts sending when a plan
+// gives it a peer: the watcher is armed by its heartbeats, so it presumes
+// the owner dead once it stops.
+func TestHeartbeatsIdleUntilPlanned(t *testing.T) {
+	ownerAddr, watcherAddr := netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("127.0.0.2")
+	watcher, err := Start(Config{Name: "watcher", Listen: netip.AddrPortFrom(watcherAddr, 0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watcher.Close()
+	owner, err := Start(Config{Name: "owner", Listen: netip.AddrPortFrom(ownerAddr, watcher.Addr().Port())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addrs := map[string]netip.Addr{"owner": ownerAddr, "watcher": watcherAddr}
+	watcher.SetPlan(Plan{Watch: []string{"owner"}}, addrs)
+	owner.SetPlan(Plan{}, addrs)
+	time.Sleep(200 * time.Millisecond) // the owner's sender goes idle
+	owner.SetPlan(Plan{Send: []string{"watcher"}}, addrs)
+	time.Sleep(200 * time.Millisecond)
+	if err := owner.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the owner presumed dead", func() bool { return watcher.Dead()["owner"] })
+}

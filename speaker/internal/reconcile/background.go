@@ -3,6 +3,7 @@ package reconcile
 import (
 	"context"
 	"maps"
+	"math/rand/v2"
 	"net"
 	"slices"
 	"time"
@@ -61,8 +62,8 @@ func (s *Loop) probeLoop(ctx context.Context) {
 }
 
 // joinPeers joins the other Nodes' speakers that are not live members,
-// and the extra addresses when this speaker is alone. It returns how many
-// answered.
+// and the extra addresses when this speaker is alone, a random batch of
+// them at a time. It returns how many answered.
 func (s *Loop) joinPeers(ctx context.Context, initial bool) int {
 	alive := s.members.Alive()
 	var targets []string
@@ -78,16 +79,42 @@ func (s *Loop) joinPeers(ctx context.Context, initial bool) int {
 	if initial || len(alive) == 1 {
 		targets = append(targets, s.cfg.MemberlistJoin...)
 	}
-	slices.Sort(targets)
 	if len(targets) == 0 || ctx.Err() != nil {
 		return 0
 	}
-	return s.members.Join(targets)
+	// One live member that answers hands over the whole membership (a
+	// join is a full state exchange), so contacting every Node was O(N)
+	// state exchanges of O(N) members each per speaker and round: every 2
+	// s during churn, and at every speaker's start (issue 18). A batch of
+	// joinBatch random targets per round; at start, batches until one
+	// answers.
+	for _, batch := range joinBatches(targets, joinBatch, rand.Shuffle) {
+		if n := s.members.Join(batch); n > 0 || !initial || ctx.Err() != nil {
+			return n
+		}
+	}
+	return 0
+}
+
+// joinBatch is how many speakers a join round contacts at most.
+const joinBatch = 4
+
+// joinBatches returns targets, shuffled, in batches of at most size.
+func joinBatches(targets []string, size int, shuffle func(n int, swap func(i, j int))) [][]string {
+	targets = slices.Clone(targets)
+	shuffle(len(targets), func(i, j int) { targets[i], targets[j] = targets[j], targets[i] })
+	var out [][]string
+	for len(targets) > 0 {
+		n := min(size, len(targets))
+		out = append(out, targets[:n:n])
+		targets = targets[n:]
+	}
+	return out
 }
 
 // joinLoop rejoins every 2 s: speakers that started later, and the other
 // side after a partition healed (memberlist does not look for dead members
-// by itself).
+// by itself), a few at a time (joinPeers).
 func (s *Loop) joinLoop(ctx context.Context) {
 	tick := time.NewTicker(2 * time.Second)
 	defer tick.Stop()
