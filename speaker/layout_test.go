@@ -71,7 +71,15 @@ var forbiddenImports = map[string]rule{
 	// makes none.
 	"speaker/internal/reconcile": {Imports: []string{
 		"k8s.io/client-go/kubernetes", "k8s.io/client-go/informers", "k8s.io/client-go/rest", "k8s.io/client-go/tools/clientcmd",
-		module + "/config/generated/clientset", module + "/config/generated/informers",
+		module + "/config/generated/clientset", module + "/config/generated/informers", module + "/speaker/internal/kubeclient",
+	}},
+	// The API client talks to the API server; it knows nothing of the
+	// speaker's other parts and links no generated clientset (see also
+	// TestSpeakerBinaryLinksNoClientset).
+	"speaker/internal/kubeclient": {Deps: []string{
+		"k8s.io/client-go/kubernetes", "k8s.io/client-go/informers", "k8s.io/client-go/discovery",
+		"github.com/prometheus", "github.com/hashicorp", "github.com/osrg", "github.com/mdlayher",
+		module + "/speaker/", module + "/controller", module + "/ipam/",
 	}},
 	// The drain programs the node's netfilter and routes from the drains
 	// decided; it reads, gossips and reports nothing.
@@ -172,6 +180,41 @@ func TestDecideImportsOnlyTheStandardLibraryAndTheModel(t *testing.T) {
 	for _, p := range strings.Fields(string(out)) {
 		if !allowed(p) {
 			t.Errorf("speaker/internal/decide imports %s: only the standard library, go4.org/netipx and %s/config may be imported", p, module)
+		}
+	}
+}
+
+// TestSpeakerBinaryLinksNoClientset fails when the speaker's executable
+// links client-go's generated clientset, informers or discovery client
+// again, Herald's generated clientset (which links discovery) or
+// informers, or a Kubernetes API group besides the two it reads: they
+// bring every API group's types and the OpenAPI machinery, some 30 MB of
+// executable that every speaker process maps and mostly touches (package
+// internal/kubeclient is the speaker's narrow client;
+// docs/figures.md#speaker-memory-at-10000-services-issue-18).
+func TestSpeakerBinaryLinksNoClientset(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", "../cmd/herald-speaker").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	forbidden := []string{
+		"k8s.io/client-go/kubernetes", "k8s.io/client-go/informers", "k8s.io/client-go/discovery",
+		"k8s.io/client-go/applyconfigurations", "k8s.io/client-go/openapi", module + "/config/generated/informers",
+	}
+	apiGroups := []string{"k8s.io/api/core/v1", "k8s.io/api/discovery/v1"}
+	deps := strings.Fields(string(out))
+	if !slices.Contains(deps, module+"/speaker") {
+		t.Fatalf("go list -deps ../cmd/herald-speaker does not list %s/speaker: is the binary still there?", module)
+	}
+	for _, dep := range deps {
+		if prefix, bad := forbiddenBy(dep, forbidden); bad {
+			t.Errorf("the speaker's binary links %s (forbidden: %s)", dep, prefix)
+		}
+		if dep == module+"/config/generated/clientset/versioned" {
+			t.Errorf("the speaker's binary links %s, which links client-go's discovery client; use its typed subpackage", dep)
+		}
+		if strings.HasPrefix(dep, "k8s.io/api/") && !slices.Contains(apiGroups, dep) {
+			t.Errorf("the speaker's binary links the API group %s; it reads only %q", dep, apiGroups)
 		}
 	}
 }

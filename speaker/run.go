@@ -14,17 +14,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/scheme"
-	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/tools/record"
 
-	heraldclient "github.com/herald-dev/herald/config/generated/clientset/versioned"
+	heraldtyped "github.com/herald-dev/herald/config/generated/clientset/versioned/typed/config/v1alpha1"
 	"github.com/herald-dev/herald/speaker/bgp"
 	"github.com/herald-dev/herald/speaker/internal/decide"
 	"github.com/herald-dev/herald/speaker/internal/heartbeat"
+	"github.com/herald-dev/herald/speaker/internal/kubeclient"
 	"github.com/herald-dev/herald/speaker/internal/kubeinput"
 	"github.com/herald-dev/herald/speaker/internal/membership"
 	"github.com/herald-dev/herald/speaker/internal/reconcile"
@@ -199,11 +197,11 @@ func Run(ctx context.Context, cfg Config) error {
 		return ErrNoNodeName
 	}
 	log := cfg.Logger.With("node", cfg.NodeName)
-	kube, herald, err := clients(cfg)
+	client, err := newClient(cfg)
 	if err != nil {
 		return err
 	}
-	in, err := startInputs(ctx, cfg, kube, herald, log)
+	in, err := startInputs(ctx, cfg, client, log)
 	if err != nil {
 		return err
 	}
@@ -220,9 +218,9 @@ func Run(ctx context.Context, cfg Config) error {
 	defer stopAnnouncer()
 	l2 := layer2.NewAnnouncer(annCtx, cfg.Layer2)
 	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
-	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: kube.CoreV1().Events("")})
+	broadcaster.StartRecordingToSink(client.EventSink())
 	defer broadcaster.Shutdown()
-	recorder := broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "herald-speaker", Host: cfg.NodeName})
+	recorder := broadcaster.NewRecorder(kubeclient.Scheme, corev1.EventSource{Component: "herald-speaker", Host: cfg.NodeName})
 	metrics := report.NewMetrics(cfg.Registry, l2.Stats, members.Counts, in.badClaims.Count)
 	fast, err := startHeartbeats(cfg, members, nodeIP, in.changes.Poke, metrics, log)
 	if err != nil {
@@ -230,7 +228,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	drainer, kernels := startDrain(cfg, nodeIP, metrics, log)
-	loop, status := newLoop(cfg, in, herald, members, fast, l2, nodeIP, recorder, metrics, log)
+	loop, status := newLoop(cfg, in, client.SpeakerStatuses(), members, fast, l2, nodeIP, recorder, metrics, log)
 	if drainer != nil {
 		loop.SetDrain(drainer, kernels)
 	}
@@ -290,10 +288,8 @@ type inputs struct {
 
 // startInputs starts the informers, with the loop's handlers, and waits
 // for the caches and this node's Node.
-func startInputs(ctx context.Context, cfg Config, kube kubernetes.Interface, herald heraldclient.Interface, log *slog.Logger) (inputs, error) {
-	factories := kubeinput.NewFactories(kube, herald, cfg.Namespace, kubeinput.NewInterner())
-	kubeinput.OwnStatusOnly(factories, cfg.NodeName)
-	inf := kubeinput.NewInformers(factories, cfg.Namespace)
+func startInputs(ctx context.Context, cfg Config, client *kubeclient.Client, log *slog.Logger) (inputs, error) {
+	inf := kubeinput.NewInformers(client.ListWatches(cfg.NodeName, cfg.Namespace), cfg.Namespace, kubeinput.NewInterner())
 	in := inputs{informers: inf, badClaims: kubeinput.NewBadClaims(log)}
 	in.changes = reconcile.NewChanges(cfg.NodeName, kubeinput.NewSummaries(decide.NewSettleTracker(cfg.TakeoverDelay)), in.badClaims)
 	if err := in.changes.Register(inf); err != nil {
@@ -302,8 +298,10 @@ func startInputs(ctx context.Context, cfg Config, kube kubernetes.Interface, her
 	if err := inf.FollowPeers(cfg.NodeName); err != nil {
 		return inputs{}, fmt.Errorf("speaker: %w", err)
 	}
-	if err := startInformers(ctx, factories, log); err != nil {
-		return inputs{}, err
+	inf.Start(ctx)
+	log.Info("waiting for caches")
+	if err := inf.WaitForCacheSync(ctx); err != nil {
+		return inputs{}, fmt.Errorf("speaker: %w", err)
 	}
 	self, err := waitForOwnNode(ctx, inf, cfg.NodeName, log)
 	if err != nil {
@@ -365,10 +363,10 @@ func startHeartbeats(cfg Config, members *membership.Membership, nodeIP netip.Ad
 }
 
 // newLoop makes the status writer and the reconcile loop.
-func newLoop(cfg Config, in inputs, herald heraldclient.Interface, members *membership.Membership, fast *heartbeat.Heartbeats,
+func newLoop(cfg Config, in inputs, statuses heraldtyped.SpeakerStatusInterface, members *membership.Membership, fast *heartbeat.Heartbeats,
 	l2 *layer2.Announcer, nodeIP netip.Addr, recorder record.EventRecorder, metrics *report.Metrics,
 	log *slog.Logger) (*reconcile.Loop, *report.StatusWriter) {
-	status := report.NewStatusWriter(herald, in.informers.Statuses, cfg.NodeName, cfg.StatusInterval, nodeUID(in.informers, cfg.NodeName), func(err error) {
+	status := report.NewStatusWriter(statuses, in.informers.Statuses, cfg.NodeName, cfg.StatusInterval, nodeUID(in.informers, cfg.NodeName), func(err error) {
 		if err != nil {
 			metrics.StatusWrites.WithLabelValues("error").Inc()
 			log.Warn("status write failed", "err", err)
@@ -407,49 +405,22 @@ func fastDetector(h *heartbeat.Heartbeats) reconcile.FastDetector {
 	return h
 }
 
-// clients returns the Kubernetes and Herald clients of cfg.
-func clients(cfg Config) (kubernetes.Interface, heraldclient.Interface, error) {
+// newClient returns the speaker's API client of cfg.
+func newClient(cfg Config) (*kubeclient.Client, error) {
 	restCfg := cfg.RESTConfig
 	if restCfg == nil {
 		var err error
 		if restCfg, err = clientcmd.BuildConfigFromFlags("", cfg.Kubeconfig); err != nil {
-			return nil, nil, fmt.Errorf("speaker: load kubeconfig: %w", err)
+			return nil, fmt.Errorf("speaker: load kubeconfig: %w", err)
 		}
 	}
 	restCfg = rest.CopyConfig(restCfg)
 	restCfg.UserAgent = "herald-speaker/" + cfg.NodeName
-	kube, err := kubernetes.NewForConfig(restCfg)
+	client, err := kubeclient.New(restCfg)
 	if err != nil {
-		return nil, nil, fmt.Errorf("speaker: kubernetes client: %w", err)
+		return nil, fmt.Errorf("speaker: %w", err)
 	}
-	herald, err := heraldclient.NewForConfig(restCfg)
-	if err != nil {
-		return nil, nil, fmt.Errorf("speaker: herald client: %w", err)
-	}
-	return kube, herald, nil
-}
-
-// startInformers starts the informers and waits for the caches that the
-// first reconcile needs. Secrets (BGP passwords) are not waited for: a
-// speaker allowed no Secrets still announces at layer 2.
-func startInformers(ctx context.Context, f kubeinput.Factories, log *slog.Logger) error {
-	f.Kube.Start(ctx.Done())
-	f.Herald.Start(ctx.Done())
-	if f.Secrets != nil {
-		f.Secrets.Start(ctx)
-	}
-	log.Info("waiting for caches")
-	for typ, ok := range f.Kube.WaitForCacheSync(ctx.Done()) {
-		if !ok {
-			return fmt.Errorf("speaker: cache of %v did not sync: %w", typ, context.Cause(ctx))
-		}
-	}
-	for typ, ok := range f.Herald.WaitForCacheSync(ctx.Done()) {
-		if !ok {
-			return fmt.Errorf("speaker: cache of %v did not sync: %w", typ, context.Cause(ctx))
-		}
-	}
-	return nil
+	return client, nil
 }
 
 // waitForOwnNode waits until this node's Node is in the cache: without it

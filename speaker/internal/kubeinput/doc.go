@@ -1,5 +1,5 @@
 // Package kubeinput turns the Kubernetes objects the speaker watches into
-// the inputs of package decide: the informers (NewFactories, NewInformers),
+// the inputs of package decide: the informers (NewInformers, on kubeclient.ListWatches),
 // their transforms that keep only the fields the speaker reads
 // (TransformObject: Services, EndpointSlices and AddressClaims become the
 // compact CachedService, CachedSlice and CachedClaim), the Node and

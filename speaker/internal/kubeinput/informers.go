@@ -1,75 +1,27 @@
 package kubeinput
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"sync"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/client-go/informers"
-	coreinformers "k8s.io/client-go/informers/core/v1"
-	discoveryinformers "k8s.io/client-go/informers/discovery/v1"
-	"k8s.io/client-go/kubernetes"
+	"k8s.io/apimachinery/pkg/runtime"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/herald-dev/herald/config"
-	heraldclient "github.com/herald-dev/herald/config/generated/clientset/versioned"
-	heraldinformers "github.com/herald-dev/herald/config/generated/informers/externalversions"
-	heraldv1alpha1informers "github.com/herald-dev/herald/config/generated/informers/externalversions/config/v1alpha1"
 	heraldlisters "github.com/herald-dev/herald/config/generated/listers/config/v1alpha1"
 	"github.com/herald-dev/herald/config/v1alpha1"
+	"github.com/herald-dev/herald/speaker/internal/kubeclient"
 )
 
-// Factories are the shared informer factories the speaker's caches come
-// from: every kind the speaker reads, trimmed by TransformObject.
-type Factories struct {
-	Kube   informers.SharedInformerFactory
-	Herald heraldinformers.SharedInformerFactory
-	// Secrets caches the password Secrets, of one namespace, that this
-	// node's BGPPeers name; nil when the speaker reads none.
-	Secrets *SecretCache
-	// Interner holds the node names the EndpointSlice transform shares.
-	Interner *Interner
-}
-
-// NewFactories returns the factories for the clients, with the transforms
-// of in. Secrets are read only in namespace (none when empty).
-func NewFactories(kube kubernetes.Interface, herald heraldclient.Interface, namespace string, in *Interner) Factories {
-	tf := TransformObject(in)
-	f := Factories{
-		Interner: in,
-		Kube:     informers.NewSharedInformerFactoryWithOptions(kube, 0, informers.WithTransform(tf)),
-		Herald:   heraldinformers.NewSharedInformerFactoryWithOptions(herald, 0, heraldinformers.WithTransform(tf)),
-	}
-	if namespace != "" {
-		f.Secrets = NewSecretCache(kube, namespace, tf)
-	}
-	return f
-}
-
-// OwnStatusOnly makes f's SpeakerStatus informer watch node's record only
-// (a field selector on its name): a speaker compares its own record with
-// what it wrote and reads the others' only when it marks gone speakers (a
-// list, from one speaker at a time). Watching every record would send each
-// speaker's every status write to every speaker: events that grow with the
-// square of the node count. Call it before NewInformers.
-func OwnStatusOnly(f Factories, node string) {
-	f.Herald.InformerFor(&v1alpha1.SpeakerStatus{}, func(c heraldclient.Interface, resync time.Duration) cache.SharedIndexInformer {
-		return heraldv1alpha1informers.NewFilteredSpeakerStatusInformer(c, resync, cache.Indexers{}, func(o *metav1.ListOptions) {
-			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", node).String()
-		})
-	})
-}
-
-// Informers are the informers and listers the speaker reads. Made by
-// NewInformers before the factories start; the caller adds its handlers,
-// then starts the factories.
+// Informers are the informers and listers the speaker reads, every kind
+// trimmed by TransformObject. Made by NewInformers; the caller adds its
+// handlers, then starts them (Start).
 type Informers struct {
 	Services  cache.Store // *CachedService
 	Slices    cache.Store // *CachedSlice
@@ -95,51 +47,89 @@ type Informers struct {
 	// Secrets are SecretCache's).
 	ConfigInformers []cache.SharedIndexInformer
 	PeerInformer    cache.SharedIndexInformer
-	StatusInformer  cache.SharedIndexInformer
+	// StatusInformer holds this node's SpeakerStatus only
+	// (kubeclient.ListWatches.OwnStatus).
+	StatusInformer cache.SharedIndexInformer
+
+	// all are the informers Start starts and WaitForCacheSync waits for:
+	// every one but the Secret cache's.
+	all []cache.SharedIndexInformer
 }
 
-// NewInformers registers the speaker's informers with f. The Services,
-// EndpointSlices and AddressClaims are cached as CachedService,
-// CachedSlice and CachedClaim (TransformObject), so their informers have
-// no typed listers; nor do they have an index: not the factories'
-// namespace index, which the speaker never reads, nor one by Service for
-// the EndpointSlices (an index costs a set per value: at 10,000 Services,
-// megabytes; Summaries keeps its own, see sliceIndex).
-func NewInformers(f Factories, namespace string) *Informers {
-	h := f.Herald.Herald().V1alpha1()
-	c := f.Kube.Core().V1()
+// NewInformers returns the speaker's informers of the kinds lw lists and
+// watches, with the transforms of in; Secrets are read in namespace only
+// (none when empty or when lw has no Secret). The Services, EndpointSlices
+// and AddressClaims are cached as CachedService, CachedSlice and
+// CachedClaim (TransformObject), so their informers have no typed listers;
+// nor do they have an index: not the namespace index, which the speaker
+// never reads, nor one by Service for the EndpointSlices (an index costs a
+// set per value: at 10,000 Services, megabytes; Summaries keeps its own,
+// see sliceIndex). The others keep the namespace index their listers use.
+func NewInformers(lw kubeclient.ListWatches, namespace string, in *Interner) *Informers {
+	tf := TransformObject(in)
 	noIndex := cache.Indexers{}
-	services := f.Kube.InformerFor(&corev1.Service{}, func(k kubernetes.Interface, resync time.Duration) cache.SharedIndexInformer {
-		return coreinformers.NewServiceInformer(k, metav1.NamespaceAll, resync, noIndex)
-	})
-	slices := f.Kube.InformerFor(&discoveryv1.EndpointSlice{}, func(k kubernetes.Interface, resync time.Duration) cache.SharedIndexInformer {
-		return discoveryinformers.NewEndpointSliceInformer(k, metav1.NamespaceAll, resync, noIndex)
-	})
-	claims := f.Herald.InformerFor(&v1alpha1.AddressClaim{}, func(hc heraldclient.Interface, resync time.Duration) cache.SharedIndexInformer {
-		return heraldv1alpha1informers.NewAddressClaimInformer(hc, resync, noIndex)
-	})
-	in := &Informers{
-		Services: services.GetStore(), Slices: slices.GetStore(), Claims: claims.GetStore(), Nodes: c.Nodes().Lister(),
-		Pools: h.IPPools().Lister(), L2Ads: h.L2Advertisements().Lister(), Peers: h.BGPPeers().Lister(),
-		BGPAds: h.BGPAdvertisements().Lister(), Statuses: h.SpeakerStatuses().Lister(), Namespace: namespace,
-		ServiceInformer: services, SliceInformer: slices,
-		NodeInformer: c.Nodes().Informer(), ClaimInformer: claims,
-		ConfigInformers: []cache.SharedIndexInformer{
-			h.IPPools().Informer(), h.L2Advertisements().Informer(), h.BGPPeers().Informer(), h.BGPAdvertisements().Informer(),
-		},
-		StatusInformer: h.SpeakerStatuses().Informer(), Interner: f.Interner,
-		PeerInformer: h.BGPPeers().Informer(),
+	byNamespace := cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc}
+	inf := &Informers{Namespace: namespace, Interner: in}
+	add := func(lw cache.ListerWatcher, obj runtime.Object, indexers cache.Indexers) cache.SharedIndexInformer {
+		i := cache.NewSharedIndexInformerWithOptions(lw, obj, cache.SharedIndexInformerOptions{Indexers: indexers})
+		_ = i.SetTransform(tf) // fails only once started
+		inf.all = append(inf.all, i)
+		return i
 	}
-	if f.Secrets != nil {
-		in.Secrets, in.SecretCache = f.Secrets, f.Secrets
+	inf.ServiceInformer = add(lw.Services, &corev1.Service{}, noIndex)
+	inf.SliceInformer = add(lw.EndpointSlices, &discoveryv1.EndpointSlice{}, noIndex)
+	inf.ClaimInformer = add(lw.AddressClaims, &v1alpha1.AddressClaim{}, noIndex)
+	inf.NodeInformer = add(lw.Nodes, &corev1.Node{}, byNamespace)
+	pools := add(lw.IPPools, &v1alpha1.IPPool{}, byNamespace)
+	l2Ads := add(lw.L2Advertisements, &v1alpha1.L2Advertisement{}, byNamespace)
+	inf.PeerInformer = add(lw.BGPPeers, &v1alpha1.BGPPeer{}, byNamespace)
+	bgpAds := add(lw.BGPAdvertisements, &v1alpha1.BGPAdvertisement{}, byNamespace)
+	inf.StatusInformer = add(lw.OwnStatus, &v1alpha1.SpeakerStatus{}, noIndex)
+	inf.ConfigInformers = []cache.SharedIndexInformer{pools, l2Ads, inf.PeerInformer, bgpAds}
+
+	inf.Services, inf.Slices, inf.Claims = inf.ServiceInformer.GetStore(), inf.SliceInformer.GetStore(), inf.ClaimInformer.GetStore()
+	inf.Nodes = corelisters.NewNodeLister(inf.NodeInformer.GetIndexer())
+	inf.Pools = heraldlisters.NewIPPoolLister(pools.GetIndexer())
+	inf.L2Ads = heraldlisters.NewL2AdvertisementLister(l2Ads.GetIndexer())
+	inf.Peers = heraldlisters.NewBGPPeerLister(inf.PeerInformer.GetIndexer())
+	inf.BGPAds = heraldlisters.NewBGPAdvertisementLister(bgpAds.GetIndexer())
+	inf.Statuses = heraldlisters.NewSpeakerStatusLister(inf.StatusInformer.GetIndexer())
+	if namespace != "" && lw.Secret != nil {
+		inf.SecretCache = NewSecretCache(lw.Secret, namespace, tf)
+		inf.Secrets = inf.SecretCache
 	}
-	return in
+	return inf
+}
+
+// Start runs the informers, and the Secret cache's, until ctx is done.
+func (in *Informers) Start(ctx context.Context) {
+	for _, i := range in.all {
+		go i.RunWithContext(ctx)
+	}
+	if in.SecretCache != nil {
+		in.SecretCache.Start(ctx)
+	}
+}
+
+// WaitForCacheSync waits until the started informers' caches are synced:
+// all but the Secrets (BGP passwords), which a speaker allowed no Secrets
+// does not need to announce at layer 2. It returns an error when ctx ends
+// first.
+func (in *Informers) WaitForCacheSync(ctx context.Context) error {
+	synced := make([]cache.InformerSynced, len(in.all))
+	for i, inf := range in.all {
+		synced[i] = inf.HasSynced
+	}
+	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
+		return fmt.Errorf("kubeinput: caches did not sync: %w", context.Cause(ctx))
+	}
+	return nil
 }
 
 // FollowPeers keeps the Secret cache on the password Secrets of the BGPPeers that
 // select node (config.PasswordSecrets): it recomputes them whenever a BGPPeer or
 // node's Node changes, so a Secret no peer of this node names is never listed,
-// watched or cached. Call it before the factories start; without a Secret cache it
+// watched or cached. Call it before Start; without a Secret cache it
 // does nothing.
 func (in *Informers) FollowPeers(node string) error {
 	if in.SecretCache == nil {

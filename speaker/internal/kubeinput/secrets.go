@@ -9,12 +9,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	coreinformers "k8s.io/client-go/informers/core/v1"
-	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 )
@@ -27,7 +23,7 @@ import (
 // name). Want sets the names; informers start and stop as they change. It serves as
 // the speaker's Secret lister.
 type SecretCache struct {
-	client    kubernetes.Interface
+	listWatch func(name string) cache.ListerWatcher
 	namespace string
 	transform cache.TransformFunc
 
@@ -44,11 +40,11 @@ type secretWatch struct {
 	stop     context.CancelFunc
 }
 
-// NewSecretCache returns a cache of the Secrets of namespace that reads through
-// client, with transform applied to each object. It watches nothing until Start and
-// Want.
-func NewSecretCache(client kubernetes.Interface, namespace string, transform cache.TransformFunc) *SecretCache {
-	return &SecretCache{client: client, namespace: namespace, transform: transform, watches: map[string]*secretWatch{}}
+// NewSecretCache returns a cache of the Secrets of namespace, each read by the
+// list-watch listWatch returns for its name (which selects that name only), with
+// transform applied to each object. It watches nothing until Start and Want.
+func NewSecretCache(listWatch func(name string) cache.ListerWatcher, namespace string, transform cache.TransformFunc) *SecretCache {
+	return &SecretCache{listWatch: listWatch, namespace: namespace, transform: transform, watches: map[string]*secretWatch{}}
 }
 
 // AddEventHandler adds h to every name's informer, present and future. When a name
@@ -109,9 +105,7 @@ func (c *SecretCache) apply() {
 		if _, ok := c.watches[name]; ok {
 			continue
 		}
-		inf := coreinformers.NewFilteredSecretInformer(c.client, c.namespace, 0, cache.Indexers{}, func(o *metav1.ListOptions) {
-			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", name).String()
-		})
+		inf := cache.NewSharedIndexInformer(c.listWatch(name), &corev1.Secret{}, 0, cache.Indexers{})
 		if c.transform != nil {
 			_ = inf.SetTransform(c.transform)
 		}

@@ -20,6 +20,7 @@ import (
 
 	heraldfake "github.com/herald-dev/herald/config/generated/clientset/versioned/fake"
 	"github.com/herald-dev/herald/config/v1alpha1"
+	"github.com/herald-dev/herald/speaker/internal/kubeclient/kubeclienttest"
 )
 
 // TestSecretCacheFollowsPeers drives the speaker's informers with fake clientsets: a
@@ -80,10 +81,9 @@ func TestSecretCacheFollowsPeers(t *testing.T) {
 		}), nil
 	})
 
-	f := NewFactories(kube, herald, ns, NewInterner())
-	in := NewInformers(f, ns)
+	in := NewInformers(kubeclienttest.ListWatches(kube, herald, "node1", ns), ns, NewInterner())
 	var deleted []string
-	f.Secrets.AddEventHandler(cache.ResourceEventHandlerFuncs{DeleteFunc: func(o any) {
+	in.SecretCache.AddEventHandler(cache.ResourceEventHandlerFuncs{DeleteFunc: func(o any) {
 		mu.Lock()
 		defer mu.Unlock()
 		deleted = append(deleted, o.(*corev1.Secret).Name)
@@ -93,9 +93,7 @@ func TestSecretCacheFollowsPeers(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	f.Kube.Start(ctx.Done())
-	f.Herald.Start(ctx.Done())
-	f.Secrets.Start(ctx)
+	in.Start(ctx)
 
 	cached := func() []string {
 		list, _ := in.Secrets.Secrets(ns).List(labels.Everything())
@@ -108,9 +106,9 @@ func TestSecretCacheFollowsPeers(t *testing.T) {
 	waitFor := func(t *testing.T, want ...string) {
 		t.Helper()
 		deadline := time.Now().Add(10 * time.Second)
-		for !slices.Equal(cached(), want) || len(f.Secrets.Watched()) != len(want) {
+		for !slices.Equal(cached(), want) || len(in.SecretCache.Watched()) != len(want) {
 			if time.Now().After(deadline) {
-				t.Fatalf("cached Secrets %q, watched names %q; want %q", cached(), f.Secrets.Watched(), want)
+				t.Fatalf("cached Secrets %q, watched names %q; want %q", cached(), in.SecretCache.Watched(), want)
 			}
 			time.Sleep(10 * time.Millisecond)
 		}

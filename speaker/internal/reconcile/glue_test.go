@@ -55,18 +55,13 @@ func TestLoopWithFakeClientsets(t *testing.T) {
 	herald := heraldfake.NewSimpleClientset(pool, l2Adv("all"), claimFor(lbV4, "lan", holder(web, v1alpha1.HolderLoadBalancer)))
 
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	f := kubeinput.NewFactories(kube, herald, "", kubeinput.NewInterner())
-	inf := kubeinput.NewInformers(f, "")
 	changes := NewChanges("n1", kubeinput.NewSummaries(decide.NewSettleTracker(-1)), kubeinput.NewBadClaims(log))
-	if err := changes.Register(inf); err != nil {
-		t.Fatal(err)
-	}
+	inf := startedInformers(t, "n1", kube, herald, func(inf *kubeinput.Informers) {
+		if err := changes.Register(inf); err != nil {
+			t.Fatal(err)
+		}
+	})
 	ctx := t.Context()
-	f.Kube.Start(ctx.Done())
-	f.Herald.Start(ctx.Done())
-	f.Kube.WaitForCacheSync(ctx.Done())
-	f.Herald.WaitForCacheSync(ctx.Done())
-	t.Cleanup(func() { f.Kube.Shutdown(); f.Herald.Shutdown() })
 
 	members, err := membership.New(membership.Config{Name: "n1", BindAddr: "127.0.0.1", BindPort: 0, AdvertiseAddr: "127.0.0.1"}, changes.Poke)
 	if err != nil {
@@ -75,7 +70,7 @@ func TestLoopWithFakeClientsets(t *testing.T) {
 	t.Cleanup(func() { members.Shutdown() })
 	health := &report.Health{}
 	metrics := report.NewMetrics(prometheus.NewRegistry(), func() layer2.Stats { return layer2.Stats{} }, members.Counts, func() int { return 0 })
-	status := report.NewStatusWriter(herald, inf.Statuses, "n1", 10*time.Millisecond, func() types.UID { return "" }, nil)
+	status := report.NewStatusWriter(herald.HeraldV1alpha1().SpeakerStatuses(), inf.Statuses, "n1", 10*time.Millisecond, func() types.UID { return "" }, nil)
 	loop := New(Config{NodeName: "n1", ConflictHold: time.Second, ResyncInterval: time.Second, MemberlistPort: 7946},
 		Deps{Log: log, Informers: inf, Changes: changes, Members: members, Status: status, Recorder: &record.FakeRecorder{}, Metrics: metrics, Health: health})
 

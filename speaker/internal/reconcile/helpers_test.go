@@ -1,6 +1,7 @@
 package reconcile
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"net"
@@ -16,6 +17,7 @@ import (
 	heraldclient "github.com/herald-dev/herald/config/generated/clientset/versioned"
 	"github.com/herald-dev/herald/config/v1alpha1"
 	"github.com/herald-dev/herald/speaker/internal/decide"
+	"github.com/herald-dev/herald/speaker/internal/kubeclient/kubeclienttest"
 	"github.com/herald-dev/herald/speaker/internal/kubeinput"
 )
 
@@ -100,16 +102,29 @@ func newCacheLoop(self string, c kubeinput.Caches, takeover *decide.SettleTracke
 // until the test ends; no membership, announcers or status writer.
 func newFakeLoop(t *testing.T, self string, kube kubernetes.Interface, herald heraldclient.Interface, log *slog.Logger) *Loop {
 	t.Helper()
-	f := kubeinput.NewFactories(kube, herald, "", kubeinput.NewInterner())
-	inf := kubeinput.NewInformers(f, "")
 	changes := NewChanges(self, kubeinput.NewSummaries(nil), kubeinput.NewBadClaims(log))
-	if err := changes.Register(inf); err != nil {
+	inf := startedInformers(t, self, kube, herald, func(inf *kubeinput.Informers) {
+		if err := changes.Register(inf); err != nil {
+			t.Fatal(err)
+		}
+	})
+	return New(Config{NodeName: self}, Deps{Log: log, Informers: inf, Changes: changes})
+}
+
+// startedInformers returns node self's informers of the clients (fake
+// clientsets in tests), wired as the speaker wires them: register adds the
+// handlers before they start; they are synced when it returns, and stop
+// when the test ends.
+func startedInformers(t *testing.T, self string, kube kubernetes.Interface, herald heraldclient.Interface,
+	register func(*kubeinput.Informers)) *kubeinput.Informers {
+	t.Helper()
+	inf := kubeinput.NewInformers(kubeclienttest.ListWatches(kube, herald, self, ""), "", kubeinput.NewInterner())
+	register(inf)
+	ctx, stop := context.WithCancel(t.Context())
+	t.Cleanup(stop)
+	inf.Start(ctx)
+	if err := inf.WaitForCacheSync(ctx); err != nil {
 		t.Fatal(err)
 	}
-	f.Kube.Start(t.Context().Done())
-	f.Herald.Start(t.Context().Done())
-	f.Kube.WaitForCacheSync(t.Context().Done())
-	f.Herald.WaitForCacheSync(t.Context().Done())
-	t.Cleanup(func() { f.Kube.Shutdown(); f.Herald.Shutdown() })
-	return New(Config{NodeName: self}, Deps{Log: log, Informers: inf, Changes: changes})
+	return inf
 }

@@ -42,7 +42,7 @@ func newStatusCluster(t testing.TB, n int) *statusCluster {
 		c.names = append(c.names, name)
 		l := New(Config{NodeName: name}, Deps{
 			Log: log, Informers: &kubeinput.Informers{}, Changes: NewChanges(name, kubeinput.NewSummaries(nil), nil),
-			Status: report.NewStatusWriter(c.herald, heraldlisters.NewSpeakerStatusLister(c.records), name, time.Second,
+			Status: report.NewStatusWriter(c.herald.HeraldV1alpha1().SpeakerStatuses(), heraldlisters.NewSpeakerStatusLister(c.records), name, time.Second,
 				func() types.UID { return "" }, nil),
 			Recorder: record.NewFakeRecorder(1 << 16),
 			Metrics: report.NewMetrics(prometheus.NewRegistry(), func() layer2.Stats { return layer2.Stats{} },

@@ -17,7 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
-	heraldclient "github.com/herald-dev/herald/config/generated/clientset/versioned"
+	heraldtyped "github.com/herald-dev/herald/config/generated/clientset/versioned/typed/config/v1alpha1"
 	heraldlisters "github.com/herald-dev/herald/config/generated/listers/config/v1alpha1"
 	"github.com/herald-dev/herald/config/v1alpha1"
 	"github.com/herald-dev/herald/speaker/internal/decide"
@@ -68,7 +68,7 @@ func DistinctAddresses(l2 []v1alpha1.Layer2Announcement) int {
 // write, and retries failures. It also marks the records of speakers that
 // membership lost as not ready (markGone).
 type StatusWriter struct {
-	client   heraldclient.Interface
+	client   heraldtyped.SpeakerStatusInterface
 	lister   heraldlisters.SpeakerStatusLister
 	node     string
 	interval time.Duration
@@ -85,7 +85,9 @@ type StatusWriter struct {
 	marked  map[string]time.Time // records marked not ready, when
 }
 
-func NewStatusWriter(client heraldclient.Interface, lister heraldlisters.SpeakerStatusLister, node string, interval time.Duration, nodeUID func() types.UID, onWrite func(error)) *StatusWriter {
+// NewStatusWriter returns the writer of node's SpeakerStatus through
+// client, reading its own record from lister.
+func NewStatusWriter(client heraldtyped.SpeakerStatusInterface, lister heraldlisters.SpeakerStatusLister, node string, interval time.Duration, nodeUID func() types.UID, onWrite func(error)) *StatusWriter {
 	return &StatusWriter{
 		client: client, lister: lister, node: node, interval: interval, nodeUID: nodeUID, onWrite: onWrite,
 		kick: make(chan struct{}, 1), marked: map[string]time.Time{},
@@ -199,17 +201,16 @@ func (w *StatusWriter) write(ctx context.Context, s v1alpha1.SpeakerStatusStatus
 	if err != nil {
 		return err
 	}
-	api := w.client.HeraldV1alpha1().SpeakerStatuses()
-	_, err = api.Patch(ctx, w.node, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: FieldManager}, "status")
+	_, err = w.client.Patch(ctx, w.node, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: FieldManager}, "status")
 	if apierrors.IsNotFound(err) {
 		obj := &v1alpha1.SpeakerStatus{ObjectMeta: metav1.ObjectMeta{Name: w.node}}
 		if uid := w.nodeUID(); uid != "" {
 			obj.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: w.node, UID: uid}}
 		}
-		if _, err = api.Create(ctx, obj, metav1.CreateOptions{FieldManager: FieldManager}); err != nil && !apierrors.IsAlreadyExists(err) {
+		if _, err = w.client.Create(ctx, obj, metav1.CreateOptions{FieldManager: FieldManager}); err != nil && !apierrors.IsAlreadyExists(err) {
 			return fmt.Errorf("speaker: create SpeakerStatus %s: %w", w.node, err)
 		}
-		_, err = api.Patch(ctx, w.node, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: FieldManager}, "status")
+		_, err = w.client.Patch(ctx, w.node, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: FieldManager}, "status")
 	}
 	if err != nil {
 		return fmt.Errorf("speaker: write SpeakerStatus %s: %w", w.node, err)
@@ -256,8 +257,8 @@ func statusPatch(s v1alpha1.SpeakerStatusStatus) ([]byte, error) {
 func (w *StatusWriter) MarkGone(ctx context.Context, alive map[string]bool, now time.Time) error {
 	const remark = 30 * time.Second
 	// A list from the API server's watch cache: the speaker's own cache
-	// holds its own record only (kubeinput.OwnStatusOnly).
-	list, err := w.client.HeraldV1alpha1().SpeakerStatuses().List(ctx, metav1.ListOptions{ResourceVersion: "0"})
+	// holds its own record only (kubeclient.ListWatches.OwnStatus).
+	list, err := w.client.List(ctx, metav1.ListOptions{ResourceVersion: "0"})
 	if err != nil {
 		return fmt.Errorf("speaker: list SpeakerStatuses: %w", err)
 	}
@@ -295,7 +296,7 @@ func (w *StatusWriter) MarkGone(ctx context.Context, alive map[string]bool, now 
 				"members":     nil,
 			},
 		})
-		_, err := w.client.HeraldV1alpha1().SpeakerStatuses().Patch(ctx, o.Name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: FieldManager}, "status")
+		_, err := w.client.Patch(ctx, o.Name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: FieldManager}, "status")
 		if err != nil && !apierrors.IsConflict(err) && !apierrors.IsNotFound(err) {
 			errs = append(errs, fmt.Errorf("speaker: mark SpeakerStatus %s not ready: %w", o.Name, err))
 			continue

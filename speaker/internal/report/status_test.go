@@ -27,13 +27,13 @@ func TestMarkGoneForgetsDeletedRecords(t *testing.T) {
 		}
 	}
 	client := heraldfake.NewSimpleClientset(ready("n1"), ready("n2"), ready("n3"))
-	// The writer's cache holds its own record only (kubeinput.OwnStatusOnly):
+	// The writer's cache holds its own record only (kubeclient.ListWatches.OwnStatus):
 	// MarkGone lists the others from the API.
 	own := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{})
 	if err := own.Add(ready("n1")); err != nil {
 		t.Fatal(err)
 	}
-	w := NewStatusWriter(client, heraldlisters.NewSpeakerStatusLister(own), "n1", time.Second,
+	w := NewStatusWriter(client.HeraldV1alpha1().SpeakerStatuses(), heraldlisters.NewSpeakerStatusLister(own), "n1", time.Second,
 		func() types.UID { return "" }, nil)
 	now := time.Now()
 	if err := w.MarkGone(t.Context(), map[string]bool{"n1": true}, now); err != nil {

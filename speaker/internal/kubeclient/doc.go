@@ -1,0 +1,18 @@
+// Package kubeclient is the speaker's Kubernetes API client: REST clients of
+// the three API groups it reads and writes (core/v1: Services, Nodes,
+// Secrets, Events; discovery.k8s.io/v1: EndpointSlices; herald.dev/v1alpha1:
+// Herald's resources), the list-watches its informers run on
+// (ListWatches), the SpeakerStatus client, and the sink of its Events
+// (EventSink), with a scheme of those groups only (Scheme).
+//
+// It replaces client-go's generated clientset, its informer factories and
+// its scheme, which link every Kubernetes API group (and the discovery and
+// OpenAPI clients) into the speaker: about 40 MB more executable, much of it
+// touched at start and so resident in every speaker. The speaker's
+// dependency graph is held to this by TestSpeakerBinaryLinksNoClientset in
+// package speaker.
+//
+// It only talks to the API server: it decides, caches and transforms
+// nothing (package kubeinput builds the informers on ListWatches).
+// Subpackage kubeclienttest makes ListWatches of fake clientsets for tests.
+package kubeclient
