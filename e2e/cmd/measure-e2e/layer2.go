@@ -102,17 +102,9 @@ func (m *measurement) l2Trial(ctx context.Context, k l2Kind, i, trials int, addr
 	}
 	time.Sleep(500 * time.Millisecond)
 	as := p.Stop()
-	d, _ := productlab.LongestOutage(as, event)
 	failed := productlab.FailedAfter(as, event)
-
-	line := fmt.Sprintf("layer 2, %s, trial %d/%d: owner %s; ", k, i+1, trials, owner.Name())
-	if ok {
-		outage.add(d)
-		line += fmt.Sprintf("client outage %s (%d of %d probes failed)", ms(d), failed, len(as)) + failureDetail(as, event)
-	} else {
-		outage.lost++
-		line += fmt.Sprintf("client NOT recovered within 15s (%d of %d probes failed)", failed, len(as))
-	}
+	line := fmt.Sprintf("layer 2, %s, trial %d/%d: owner %s; ", k, i+1, trials, owner.Name()) +
+		outage.record(as, event, ok, 15*time.Second)
 	if gotGrat {
 		takeover.add(grat.Time.Sub(event))
 		newOwner := "?"
@@ -204,13 +196,21 @@ func (m *measurement) printTroubled(capture *netlab.Capture, service netip.AddrP
 	if err != nil {
 		m.fatalf("%v", err)
 	}
+	m.printConnections(pkts, service, event)
+}
+
+// printConnections prints the troubled connections of pkts (see
+// printTroubled).
+func (m *measurement) printConnections(pkts []netlab.Packet, service netip.AddrPort, event time.Time) {
 	name := func(mac net.HardwareAddr) string {
 		if n := m.nodeOfMAC(mac.String()); n != nil {
 			return n.Name()
 		}
-		for _, link := range m.lab.Client.Links() {
-			if slices.Equal(link.MAC, mac) {
-				return "client"
+		for _, h := range []*netlab.Host{m.lab.Client, m.lab.Cluster.Router.Host} {
+			for _, link := range h.Links() {
+				if slices.Equal(link.MAC, mac) {
+					return h.Name()
+				}
 			}
 		}
 		return mac.String()
