@@ -246,7 +246,7 @@ func (m *measurement) lastEndpoint(ctx context.Context, graceful bool) *result {
 			line += fmt.Sprintf("; warning: %d probes failed before the removal", pre)
 		}
 		fmt.Println(line)
-		m.printRouted(rcap, ccap, netip.AddrPortFrom(addr, servicePort), event, failed > 0)
+		m.printRouted(rcap, ccap, netip.AddrPortFrom(addr, servicePort), event, last.Add(2*time.Second), failed > 0)
 
 		// The pod comes back (a new one in a real cluster): serving, ready.
 		gone.Serve(productlab.WebPort)
@@ -281,10 +281,10 @@ func (m *measurement) setEndpoints(ctx context.Context, service string, eps ...n
 }
 
 // printRouted stops the router's and the client's captures and, when
-// troubled, prints each connection begun from 1 s before event to 2 s after
-// it that was reset or got no SYN-ACK, as the router forwarded it and the
-// nodes answered (see printTroubled).
-func (m *measurement) printRouted(router, client *netlab.Capture, service netip.AddrPort, event time.Time, troubled bool) {
+// troubled, prints each connection begun from 1 s before event until until
+// that was reset or got no SYN-ACK, as the router forwarded it and the nodes
+// answered (see printTroubled).
+func (m *measurement) printRouted(router, client *netlab.Capture, service netip.AddrPort, event, until time.Time, troubled bool) {
 	rp, err := router.Stop()
 	if err != nil {
 		m.fatalf("%v", err)
@@ -306,5 +306,5 @@ func (m *measurement) printRouted(router, client *netlab.Capture, service netip.
 		}
 	}
 	slices.SortStableFunc(pkts, func(a, b netlab.Packet) int { return a.Time.Compare(b.Time) })
-	m.printConnections(pkts, service, event)
+	m.printConnections(pkts, service, event, until)
 }

@@ -118,7 +118,7 @@ func (m *measurement) l2Trial(ctx context.Context, k l2Kind, i, trials int, addr
 	}
 	fmt.Println(line)
 	if failed > 0 {
-		m.printTroubled(capture, netip.AddrPortFrom(addr, servicePort), event)
+		m.printTroubled(capture, netip.AddrPortFrom(addr, servicePort), event, event.Add(2*time.Second))
 	}
 
 	// Bring the node back: its port on the bridge, its speaker running and
@@ -189,19 +189,19 @@ func (m *measurement) nodeOfMAC(mac string) *netlab.Node {
 }
 
 // printTroubled prints, from the client's capture, each connection begun from 1 s
-// before event to 2 s after it that was reset or got no SYN-ACK: its packets,
+// before event until until that was reset or got no SYN-ACK: its packets,
 // with the time from the event and the nodes (by MAC) they went to and came from.
-func (m *measurement) printTroubled(capture *netlab.Capture, service netip.AddrPort, event time.Time) {
+func (m *measurement) printTroubled(capture *netlab.Capture, service netip.AddrPort, event, until time.Time) {
 	pkts, err := capture.Packets()
 	if err != nil {
 		m.fatalf("%v", err)
 	}
-	m.printConnections(pkts, service, event)
+	m.printConnections(pkts, service, event, until)
 }
 
 // printConnections prints the troubled connections of pkts (see
 // printTroubled).
-func (m *measurement) printConnections(pkts []netlab.Packet, service netip.AddrPort, event time.Time) {
+func (m *measurement) printConnections(pkts []netlab.Packet, service netip.AddrPort, event, until time.Time) {
 	name := func(mac net.HardwareAddr) string {
 		if n := m.nodeOfMAC(mac.String()); n != nil {
 			return n.Name()
@@ -215,7 +215,7 @@ func (m *measurement) printConnections(pkts []netlab.Packet, service netip.AddrP
 		}
 		return mac.String()
 	}
-	for _, conn := range productlab.TroubledConnections(pkts, service, event.Add(-time.Second), event.Add(2*time.Second)) {
+	for _, conn := range productlab.TroubledConnections(pkts, service, event.Add(-time.Second), until) {
 		fmt.Println("    a failed connection on the wire:")
 		for _, p := range conn {
 			fmt.Printf("      %+8s %s > %s: %s\n", ms(p.Time.Sub(event)), name(p.Src), name(p.Dst), p.Line)

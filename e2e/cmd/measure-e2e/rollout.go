@@ -72,7 +72,7 @@ func (m *measurement) rollout(ctx context.Context) *result {
 		}
 		fmt.Println(line)
 		if failed > 0 {
-			m.printTroubled(capture, netip.AddrPortFrom(addr, servicePort), event)
+			m.printTroubled(capture, netip.AddrPortFrom(addr, servicePort), event, last.Add(2*time.Second))
 		}
 	}
 	return r
