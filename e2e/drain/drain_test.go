@@ -1,9 +1,13 @@
 // Package drain_test proves the speaker's drain of planned moves (issue 18) in the
-// product lab: real kube-proxy, real kernel, real speakers. A TCP connection open
-// through the announcing node when its speaker stops gracefully keeps exchanging
-// data after the new owner took the address, because the new owner forwards the
-// connection to the old node, whose connection tracking still holds it; without the
-// drain, the same connection is reset.
+// product lab: real kube-proxy, real kernel, real speakers, real FRR. A TCP
+// connection open through a node when its traffic moves to another node in a
+// planned way keeps exchanging data, because the node the traffic now reaches
+// forwards the connection to the old node, whose connection tracking still holds
+// it; without the drain, the same connection is reset. The planned moves: a
+// graceful stop of the announcing speaker (layer 2), a rollout of a
+// Local-policy Service's pod onto another node (layer 2), and the last local
+// endpoint of a Local-policy Service leaving a node that advertises it over BGP
+// (the router rehashes the node's flows onto the others).
 package drain_test
 
 import (
@@ -48,29 +52,8 @@ func TestGracefulStopKeepsConnections(t *testing.T) {
 	if !ok {
 		t.Fatalf("no address of %s ranks %s first", netlab.L2PoolV4, old.Name())
 	}
-	pod := nodes[0].AddPod("echo-node1")
-	server := pod.Start("podserver", netlab.BuildGo(t, netlab.PodServerPackage), "-name", pod.Name,
-		"-listen", fmt.Sprintf(":%d", echoPort), "-echo")
-	waitCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	if err := server.WaitLog(waitCtx, "listening on"); err != nil {
-		t.Fatalf("%v", err)
-	}
-	cancel()
-	l.Apply(fmt.Sprintf(`
-apiVersion: v1
-kind: Service
-metadata:
-  name: %[1]s
-  namespace: default
-  annotations: {%[2]s: %[3]s, %[4]s: "%[5]s"}
-spec:
-  type: LoadBalancer
-  allocateLoadBalancerNodePorts: false
-  externalTrafficPolicy: Cluster
-  ipFamilies: [IPv4]
-  ipFamilyPolicy: SingleStack
-  ports: [{name: echo, port: 80, targetPort: %[6]d, protocol: TCP}]
-`, serviceName, config.AnnotationPool, pool, config.AnnotationAddresses, addr, echoPort))
+	pod := echoPod(t, nodes[0], "echo-node1")
+	l.Apply(echoService(serviceName, pool, "Cluster", addr))
 	if err := l.Cluster.SetEndpoints(ctx, "default", serviceName, netlab.Endpoint{Pod: pod, State: netlab.EndpointReady}); err != nil {
 		t.Fatalf("%v", err)
 	}
@@ -91,22 +74,7 @@ spec:
 		l := l.For(t)
 		// Every speaker with the drain, node3 last so that it takes the address
 		// back.
-		for _, n := range nodes {
-			l.StopSpeaker(n)
-		}
-		for _, n := range nodes {
-			l.StartSpeaker(n, drainArg)
-			l.WaitSpeakerReady(n)
-		}
-		for _, n := range nodes {
-			netlab.Eventually(t, 30*time.Second, func(ctx context.Context) error {
-				v, err := l.SpeakerMetric(ctx, n, "herald_speaker_drain_available")
-				if err == nil && v != 1 {
-					err = fmt.Errorf("speaker on %s: herald_speaker_drain_available %v, want 1", n.Name(), v)
-				}
-				return err
-			})
-		}
+		restartWithDrain(t, l)
 		conn := openThrough(t, l, addr, old)
 		next := moveGracefully(t, l, addr, old)
 		got, err := conn.exchange("after the move")
@@ -157,21 +125,70 @@ func openThrough(t *testing.T, l *productlab.Lab, addr netip.Addr, old *netlab.N
 		}
 		return nil
 	})
+	e, _ := dialEcho(t, l, addr)
+	// The connection made the client's kernel resolve addr: only old answers.
+	waitNeighbour(t, l, addr, old)
+	return e
+}
+
+// dialEcho opens a connection to addr:80 from the client, reads the greeting,
+// exchanges a first line, and returns the connection and the name of the pod
+// that answered.
+func dialEcho(t *testing.T, l *productlab.Lab, addr netip.Addr) (*echoConn, string) {
+	t.Helper()
 	c, err := l.Client.DialContext(t.Context(), "tcp", netip.AddrPortFrom(addr, 80).String())
 	if err != nil {
 		t.Fatalf("connect to %s: %v", addr, err)
 	}
 	t.Cleanup(func() { _ = c.Close() })
-	// The connection made the client's kernel resolve addr: only old answers.
-	waitNeighbour(t, l, addr, old)
 	e := &echoConn{c: c, lines: bufio.NewReader(c)}
 	if greeting, err := e.lines.ReadString('\n'); err != nil {
 		t.Fatalf("greeting from %s: %q, %v", addr, greeting, err)
 	}
-	if got, err := e.exchange("before the move"); err != nil || !strings.HasSuffix(got, " before the move") {
-		t.Fatalf("first exchange through %s: %q, %v", old.Name(), got, err)
+	got, err := e.exchange("before the move")
+	pod, ok := strings.CutSuffix(got, " before the move")
+	if err != nil || !ok {
+		t.Fatalf("first exchange with %s: %q, %v", addr, got, err)
 	}
-	return e
+	return e, pod
+}
+
+// echoPod starts a pod named name on n whose server echoes each line after
+// its name, on echoPort.
+func echoPod(t *testing.T, n *netlab.Node, name string) *netlab.Pod {
+	t.Helper()
+	pod := n.AddPod(name)
+	server := pod.Start("podserver", netlab.BuildGo(t, netlab.PodServerPackage), "-name", pod.Name,
+		"-listen", fmt.Sprintf(":%d", echoPort), "-echo")
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := server.WaitLog(ctx, "listening on"); err != nil {
+		t.Fatalf("%v", err)
+	}
+	return pod
+}
+
+// restartWithDrain restarts every speaker, in node order, with the drain on,
+// and waits until each says it can drain.
+func restartWithDrain(t *testing.T, l *productlab.Lab) {
+	t.Helper()
+	nodes := l.Cluster.Nodes
+	for _, n := range nodes {
+		l.StopSpeaker(n)
+	}
+	for _, n := range nodes {
+		l.StartSpeaker(n, drainArg)
+		l.WaitSpeakerReady(n)
+	}
+	for _, n := range nodes {
+		netlab.Eventually(t, 30*time.Second, func(ctx context.Context) error {
+			v, err := l.SpeakerMetric(ctx, n, "herald_speaker_drain_available")
+			if err == nil && v != 1 {
+				err = fmt.Errorf("speaker on %s: herald_speaker_drain_available %v, want 1", n.Name(), v)
+			}
+			return err
+		})
+	}
 }
 
 // moveGracefully stops old's speaker with SIGTERM and waits until another node
@@ -187,6 +204,31 @@ func moveGracefully(t *testing.T, l *productlab.Lab, addr netip.Addr, old *netla
 	})
 	waitNeighbour(t, l, addr, l.Node(next))
 	return next
+}
+
+// echoService returns the manifest of a LoadBalancer Service named name in
+// the default namespace with an address of pool (addr when valid), policy
+// (Cluster or Local) and port 80 to echoPort.
+func echoService(name, pool, policy string, addr netip.Addr) string {
+	annotations := fmt.Sprintf("%s: %s", config.AnnotationPool, pool)
+	if addr.IsValid() {
+		annotations += fmt.Sprintf(", %s: %q", config.AnnotationAddresses, addr)
+	}
+	return fmt.Sprintf(`
+apiVersion: v1
+kind: Service
+metadata:
+  name: %s
+  namespace: default
+  annotations: {%s}
+spec:
+  type: LoadBalancer
+  allocateLoadBalancerNodePorts: false
+  externalTrafficPolicy: %s
+  ipFamilies: [IPv4]
+  ipFamilyPolicy: SingleStack
+  ports: [{name: echo, port: 80, targetPort: %d, protocol: TCP}]
+`, name, annotations, policy, echoPort)
 }
 
 // waitNeighbour waits until the client's neighbour entry for addr names n's MAC.

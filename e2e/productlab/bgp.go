@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -132,4 +133,53 @@ func (l *Lab) WaitBGPSessions(timeout time.Duration, peers []string, check func(
 		}
 		return nil
 	})
+}
+
+// StartRouterBGP starts BGP on the lab's router (FRR, its routes installed in
+// its kernel) with every node as a neighbour of AS nodeASN (hold time 9 s,
+// keepalive 3 s, BFD when bfd is true), and applies an IPPool named pool
+// holding prefixes, a BGPAdvertisement of the same name, and the BGPPeer
+// "router" towards the router with the same timers (and BFD 300 ms x 3 when
+// bfd is true).
+func (l *Lab) StartRouterBGP(pool string, routerASN, nodeASN uint32, bfd bool, prefixes ...netip.Prefix) {
+	l.T.Helper()
+	r := l.Cluster.Router
+	var nbrs []netlab.BGPNeighborConfig
+	for _, n := range l.Cluster.Nodes {
+		nbrs = append(nbrs, netlab.BGPNeighborConfig{
+			Address: n.Addr4(), ASN: nodeASN, HoldTime: 9 * time.Second, KeepaliveTime: 3 * time.Second, BFD: bfd,
+		})
+	}
+	r.StartBGP(netlab.BGPConfig{ASN: routerASN, Neighbors: nbrs, InstallRoutes: true})
+	var addrs []string
+	for _, p := range prefixes {
+		addrs = append(addrs, fmt.Sprintf("%q", p.String()))
+	}
+	peerBFD := ""
+	if bfd {
+		peerBFD = "\n  bfd: {minRx: 300ms, minTx: 300ms, multiplier: 3}"
+	}
+	l.Apply(fmt.Sprintf(`
+apiVersion: herald.dev/v1alpha1
+kind: IPPool
+metadata: {name: %[1]s}
+spec:
+  addresses: [%[2]s]
+---
+apiVersion: herald.dev/v1alpha1
+kind: BGPAdvertisement
+metadata: {name: %[1]s}
+spec:
+  ipPools: [%[1]s]
+---
+apiVersion: herald.dev/v1alpha1
+kind: BGPPeer
+metadata: {name: router}
+spec:
+  peerAddress: "%[3]s"
+  peerASN: %[4]d
+  myASN: %[5]d
+  holdTime: 9s
+  keepaliveTime: 3s%[6]s
+`, pool, strings.Join(addrs, ", "), r.Addr4(), routerASN, nodeASN, peerBFD))
 }

@@ -59,16 +59,8 @@ func (m *measurement) bgpNodeFailure(ctx context.Context) *result {
 		cancel()
 		time.Sleep(500 * time.Millisecond)
 		as := p.Stop()
-		d, _ := productlab.LongestOutage(as, event)
-		failed := productlab.FailedAfter(as, event)
-		line := fmt.Sprintf("BGP node failure, trial %d/%d: client %s via %s; ", i+1, trials, src, fail.Name())
-		if ok {
-			r.add(d)
-			line += fmt.Sprintf("client outage %s (%d of %d probes failed)", ms(d), failed, len(as)) + failureDetail(as, event)
-		} else {
-			r.lost++
-			line += fmt.Sprintf("client NOT recovered within 20s (%d of %d probes failed)", failed, len(as))
-		}
+		line := fmt.Sprintf("BGP node failure, trial %d/%d: client %s via %s; ", i+1, trials, src, fail.Name()) +
+			r.record(as, event, ok, 20*time.Second)
 		if !routeGone.IsZero() {
 			line += fmt.Sprintf("; router's kernel route lost %s after %s", fail.Name(), ms(routeGone.Sub(event)))
 		}
@@ -224,6 +216,10 @@ func (m *measurement) lastEndpoint(ctx context.Context, graceful bool) *result {
 			routerSays = n.Name()
 		}
 
+		// The router's capture shows to which node it forwarded each of the
+		// client's packets, the client's the nodes' answers.
+		filter := fmt.Sprintf("tcp port %d", servicePort)
+		rcap, ccap := l.Cluster.Router.Capture("eth0", filter), l.Client.Capture("eth0", filter)
 		p := l.Probe(addr, servicePort, m.cfg.interval, m.cfg.timeout)
 		time.Sleep(500 * time.Millisecond)
 		pre := productlab.FailedAfter(p.Attempts(), time.Time{})
@@ -242,21 +238,15 @@ func (m *measurement) lastEndpoint(ctx context.Context, graceful bool) *result {
 		ok := recovered(p, last, 15*time.Second)
 		time.Sleep(time.Second)
 		as := p.Stop()
-		d, _ := productlab.LongestOutage(as, event)
 		failed := productlab.FailedAfter(as, event)
 		line := fmt.Sprintf("BGP last local endpoint (%s), trial %d/%d: flow via %s (router: %s); ",
-			map[bool]string{true: "graceful", false: "abrupt"}[graceful], i+1, trials, gone.Node.Name(), routerSays)
-		if ok {
-			r.add(d)
-			line += fmt.Sprintf("client outage %s (%d of %d probes failed)", ms(d), failed, len(as)) + failureDetail(as, event)
-		} else {
-			r.lost++
-			line += fmt.Sprintf("client NOT recovered within 15s (%d of %d probes failed)", failed, len(as))
-		}
+			map[bool]string{true: "graceful", false: "abrupt"}[graceful], i+1, trials, gone.Node.Name(), routerSays) +
+			r.record(as, event, ok, 15*time.Second)
 		if pre > 0 {
 			line += fmt.Sprintf("; warning: %d probes failed before the removal", pre)
 		}
 		fmt.Println(line)
+		m.printRouted(rcap, ccap, netip.AddrPortFrom(addr, servicePort), event, last.Add(2*time.Second), failed > 0)
 
 		// The pod comes back (a new one in a real cluster): serving, ready.
 		gone.Serve(productlab.WebPort)
@@ -288,4 +278,33 @@ func (m *measurement) setEndpoints(ctx context.Context, service string, eps ...n
 	if err := m.lab.Cluster.SetEndpoints(ctx, namespace, service, eps...); err != nil {
 		m.fatalf("%v", err)
 	}
+}
+
+// printRouted stops the router's and the client's captures and, when
+// troubled, prints each connection begun from 1 s before event until until
+// that was reset or got no SYN-ACK, as the router forwarded it and the nodes
+// answered (see printTroubled).
+func (m *measurement) printRouted(router, client *netlab.Capture, service netip.AddrPort, event, until time.Time, troubled bool) {
+	rp, err := router.Stop()
+	if err != nil {
+		m.fatalf("%v", err)
+	}
+	cp, err := client.Stop()
+	if err != nil {
+		m.fatalf("%v", err)
+	}
+	if !troubled {
+		return
+	}
+	// The router sees the client's packets and forwards them on the same
+	// interface; the nodes answer the client directly.
+	clientMAC := m.lab.Client.Links()[0].MAC
+	pkts := rp
+	for _, p := range cp {
+		if !slices.Equal(p.Src, clientMAC) {
+			pkts = append(pkts, p)
+		}
+	}
+	slices.SortStableFunc(pkts, func(a, b netlab.Packet) int { return a.Time.Compare(b.Time) })
+	m.printConnections(pkts, service, event, until)
 }

@@ -102,17 +102,9 @@ func (m *measurement) l2Trial(ctx context.Context, k l2Kind, i, trials int, addr
 	}
 	time.Sleep(500 * time.Millisecond)
 	as := p.Stop()
-	d, _ := productlab.LongestOutage(as, event)
 	failed := productlab.FailedAfter(as, event)
-
-	line := fmt.Sprintf("layer 2, %s, trial %d/%d: owner %s; ", k, i+1, trials, owner.Name())
-	if ok {
-		outage.add(d)
-		line += fmt.Sprintf("client outage %s (%d of %d probes failed)", ms(d), failed, len(as)) + failureDetail(as, event)
-	} else {
-		outage.lost++
-		line += fmt.Sprintf("client NOT recovered within 15s (%d of %d probes failed)", failed, len(as))
-	}
+	line := fmt.Sprintf("layer 2, %s, trial %d/%d: owner %s; ", k, i+1, trials, owner.Name()) +
+		outage.record(as, event, ok, 15*time.Second)
 	if gotGrat {
 		takeover.add(grat.Time.Sub(event))
 		newOwner := "?"
@@ -126,7 +118,7 @@ func (m *measurement) l2Trial(ctx context.Context, k l2Kind, i, trials int, addr
 	}
 	fmt.Println(line)
 	if failed > 0 {
-		m.printTroubled(capture, netip.AddrPortFrom(addr, servicePort), event)
+		m.printTroubled(capture, netip.AddrPortFrom(addr, servicePort), event, event.Add(2*time.Second))
 	}
 
 	// Bring the node back: its port on the bridge, its speaker running and
@@ -197,25 +189,33 @@ func (m *measurement) nodeOfMAC(mac string) *netlab.Node {
 }
 
 // printTroubled prints, from the client's capture, each connection begun from 1 s
-// before event to 2 s after it that was reset or got no SYN-ACK: its packets,
+// before event until until that was reset or got no SYN-ACK: its packets,
 // with the time from the event and the nodes (by MAC) they went to and came from.
-func (m *measurement) printTroubled(capture *netlab.Capture, service netip.AddrPort, event time.Time) {
+func (m *measurement) printTroubled(capture *netlab.Capture, service netip.AddrPort, event, until time.Time) {
 	pkts, err := capture.Packets()
 	if err != nil {
 		m.fatalf("%v", err)
 	}
+	m.printConnections(pkts, service, event, until)
+}
+
+// printConnections prints the troubled connections of pkts (see
+// printTroubled).
+func (m *measurement) printConnections(pkts []netlab.Packet, service netip.AddrPort, event, until time.Time) {
 	name := func(mac net.HardwareAddr) string {
 		if n := m.nodeOfMAC(mac.String()); n != nil {
 			return n.Name()
 		}
-		for _, link := range m.lab.Client.Links() {
-			if slices.Equal(link.MAC, mac) {
-				return "client"
+		for _, h := range []*netlab.Host{m.lab.Client, m.lab.Cluster.Router.Host} {
+			for _, link := range h.Links() {
+				if slices.Equal(link.MAC, mac) {
+					return h.Name()
+				}
 			}
 		}
 		return mac.String()
 	}
-	for _, conn := range productlab.TroubledConnections(pkts, service, event.Add(-time.Second), event.Add(2*time.Second)) {
+	for _, conn := range productlab.TroubledConnections(pkts, service, event.Add(-time.Second), until) {
 		fmt.Println("    a failed connection on the wire:")
 		for _, p := range conn {
 			fmt.Printf("      %+8s %s > %s: %s\n", ms(p.Time.Sub(event)), name(p.Src), name(p.Dst), p.Line)

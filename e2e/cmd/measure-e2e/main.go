@@ -2,7 +2,8 @@
 // root, from the e2e module):
 //
 //	go run ./cmd/measure-e2e [-l2-trials 20] [-graceful-trials 20] [-speaker-kill-trials 5] \
-//	    [-bgp-trials 20] [-endpoint-trials 20] [-create-trials 20] [-drain 60s]
+//	    [-bgp-trials 20] [-endpoint-trials 20] [-endpoint-abrupt=false] [-create-trials 20] \
+//	    [-rollout-trials 20] [-drain 60s]
 //
 // It builds the product lab (package productlab): a real control plane, three
 // nodes each running the real kube-proxy and herald-speaker, herald-controller,
@@ -31,6 +32,10 @@
 //     node the client's flow goes through: the way a pod is deleted
 //     (terminating but serving for -grace, then gone and its server
 //     stopped), and abruptly (gone and stopped at once);
+//   - layer 2, a Local-policy rollout: the one pod of a Local Service moves
+//     to another node as a rolling update moves it (the new pod ready, -surge
+//     later the old one terminating but serving for -grace, then gone), and
+//     the address with it;
 //   - Service creation to the client's first successful connection, for a
 //     layer-2 and a BGP Service (pods already serving; the EndpointSlices are
 //     written right after the create, as the endpointslice controller would).
@@ -73,6 +78,9 @@ type options struct {
 	falseAlarm                                  time.Duration
 	loss                                        float64
 	drain                                       time.Duration
+	abrupt                                      bool
+	rolloutTrials                               int
+	surge                                       time.Duration
 }
 
 func main() {
@@ -82,6 +90,9 @@ func main() {
 	flag.IntVar(&cfg.speakerKillTrials, "speaker-kill-trials", 5, "layer-2 'speaker killed, node up' trials")
 	flag.IntVar(&cfg.bgpTrials, "bgp-trials", 20, "BGP+BFD node-failure trials")
 	flag.IntVar(&cfg.endpointTrials, "endpoint-trials", 20, "BGP last-local-endpoint trials, each way (graceful and abrupt)")
+	flag.BoolVar(&cfg.abrupt, "endpoint-abrupt", true, "also run the abrupt last-local-endpoint trials (false: only the graceful ones)")
+	flag.IntVar(&cfg.rolloutTrials, "rollout-trials", 0, "layer-2 Local-policy rollout trials (0 skips)")
+	flag.DurationVar(&cfg.surge, "surge", time.Second, "rollout: how long both pods are ready before the old one turns terminating")
 	flag.IntVar(&cfg.createTrials, "create-trials", 20, "Service creation trials, each of layer 2 and BGP")
 	flag.DurationVar(&cfg.interval, "interval", 10*time.Millisecond, "the client's probing interval")
 	flag.DurationVar(&cfg.timeout, "timeout", 200*time.Millisecond, "timeout of each probe connection")
@@ -128,9 +139,13 @@ func main() {
 
 	var results []*result
 	results = append(results, m.layer2(ctx)...)
+	results = append(results, m.rollout(ctx))
 	results = append(results, m.createServices(ctx, false)...)
 	results = append(results, m.bgpNodeFailure(ctx))
-	results = append(results, m.lastEndpoint(ctx, true), m.lastEndpoint(ctx, false))
+	results = append(results, m.lastEndpoint(ctx, true))
+	if cfg.abrupt {
+		results = append(results, m.lastEndpoint(ctx, false))
+	}
 	results = append(results, m.createServices(ctx, true)...)
 	m.falseAlarms(ctx)
 
@@ -141,6 +156,12 @@ func main() {
 	for _, r := range results {
 		if r != nil && (len(r.ds) > 0 || r.lost > 0) {
 			fmt.Println(r.row())
+		}
+	}
+	fmt.Println()
+	for _, r := range results {
+		if r != nil && r.connections() != "" {
+			fmt.Println(r.connections())
 		}
 	}
 }

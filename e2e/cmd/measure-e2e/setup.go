@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"net/netip"
 	"slices"
 	"time"
@@ -50,49 +49,8 @@ func (m *measurement) fatalf(format string, args ...any) {
 // installs in its kernel, and starts the web pods on node1 and node2.
 func (m *measurement) setUp(ctx context.Context) {
 	l := m.lab
-	var nbrs []netlab.BGPNeighborConfig
-	for _, n := range l.Cluster.Nodes {
-		nbrs = append(nbrs, netlab.BGPNeighborConfig{
-			Address: n.Addr4(), ASN: nodeASN, HoldTime: 9 * time.Second, KeepaliveTime: 3 * time.Second, BFD: true,
-		})
-	}
-	l.Cluster.Router.StartBGP(netlab.BGPConfig{ASN: routerASN, Neighbors: nbrs, InstallRoutes: true})
-	l.Apply(fmt.Sprintf(`
-apiVersion: herald.dev/v1alpha1
-kind: IPPool
-metadata: {name: %[1]s}
-spec:
-  addresses: ["%[3]s", "%[8]s"]
----
-apiVersion: herald.dev/v1alpha1
-kind: L2Advertisement
-metadata: {name: %[1]s}
-spec:
-  ipPools: [%[1]s]
----
-apiVersion: herald.dev/v1alpha1
-kind: IPPool
-metadata: {name: %[2]s}
-spec:
-  addresses: ["%[4]s"]
----
-apiVersion: herald.dev/v1alpha1
-kind: BGPAdvertisement
-metadata: {name: %[2]s}
-spec:
-  ipPools: [%[2]s]
----
-apiVersion: herald.dev/v1alpha1
-kind: BGPPeer
-metadata: {name: router}
-spec:
-  peerAddress: "%[5]s"
-  peerASN: %[6]d
-  myASN: %[7]d
-  holdTime: 9s
-  keepaliveTime: 3s
-  bfd: {minRx: 300ms, minTx: 300ms, multiplier: 3}
-`, l2Pool, routedPool, netlab.L2PoolV4, netlab.RoutedPoolV4, l.Cluster.Router.Addr4(), routerASN, nodeASN, netlab.L2PoolV6))
+	l.StartRouterBGP(routedPool, routerASN, nodeASN, true, netlab.RoutedPoolV4)
+	l.Apply(productlab.L2PoolManifest(l2Pool, true, netlab.L2PoolV4, netlab.L2PoolV6))
 	m.web = l.WebPods()
 }
 

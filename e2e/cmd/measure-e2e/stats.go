@@ -1,9 +1,11 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/herald-dev/herald/e2e/productlab"
@@ -17,9 +19,59 @@ type result struct {
 	// lost counts trials in which the client never recovered within the
 	// trial's limit; they are not in ds.
 	lost int
+	// conns counts the connections attempted after the trials' events
+	// when counted (see count): how many, how many failed and were reset,
+	// and in how many trials some failed.
+	conns, failed, reset, troubled int
 }
 
 func (r *result) add(d time.Duration) { r.ds = append(r.ds, d) }
+
+// record adds a trial's outcome to r: its attempts as, its event, and
+// whether the client recovered within limit. It returns the trial's
+// description: its outage and how many probes failed, or that the client did
+// not recover.
+func (r *result) record(as []productlab.Attempt, event time.Time, ok bool, limit time.Duration) string {
+	d, _ := productlab.LongestOutage(as, event)
+	failed := productlab.FailedAfter(as, event)
+	r.count(as, event)
+	if !ok {
+		r.lost++
+		return fmt.Sprintf("client NOT recovered within %v (%d of %d probes failed)", limit, failed, len(as))
+	}
+	r.add(d)
+	return fmt.Sprintf("client outage %s (%d of %d probes failed)", ms(d), failed, len(as)) + failureDetail(as, event)
+}
+
+// count adds a trial's attempts begun after event to r's connection counts.
+func (r *result) count(as []productlab.Attempt, event time.Time) {
+	failed := 0
+	for _, a := range as {
+		if !a.Start.After(event) {
+			continue
+		}
+		r.conns++
+		if !a.OK() {
+			failed++
+			if errors.Is(a.Err, syscall.ECONNRESET) {
+				r.reset++
+			}
+		}
+	}
+	r.failed += failed
+	if failed > 0 {
+		r.troubled++
+	}
+}
+
+// connections describes r's connection counts, or "" when none were counted.
+func (r *result) connections() string {
+	if r.conns == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%s: %d of %d trials with a failed connection; %d of %d connections failed, %d of them reset",
+		r.name, r.troubled, len(r.ds)+r.lost, r.failed, r.conns, r.reset)
+}
 
 // percentile returns the nearest-rank percentile p (0-100) of ds: with 20
 // samples, p99 is the largest.

@@ -83,6 +83,15 @@ type BGPEntry struct {
 	// pool from this node, sorted by name; each says to which peers and
 	// with which attributes (BGPAdvertisement.AdvertisesTo).
 	Advertisements []config.BGPAdvertisement
+	// Advertisers are all the nodes that advertise the address, this one
+	// included, sorted. The drain (BGPWithdrawals) compares them between
+	// two passes to learn which node stopped. Shared: never modify it.
+	Advertisers []string
+	// Serving are the nodes, sorted, that run a serving endpoint (ready, or
+	// terminating but serving) of a Local-policy Service of the address and
+	// whose data plane is not down: a node among them that stops
+	// advertising still serves the connections it holds.
+	Serving []string
 }
 
 // Compute returns this node's desired state. For each address (Services
@@ -257,7 +266,8 @@ func (c *addressComputer) address(addr netip.Addr, pool string, group []Service)
 
 	if bgpNodes := c.m.bgpNodes(pool); bgpNodes.isUsable[in.Self] {
 		if candidates, _ := candidatesFor(addr, group, bgpNodes, in); slices.Contains(candidates, in.Self) {
-			r.bgp = &BGPEntry{Services: keys, Advertisements: in.Model.BGPAdvertisementsFor(pool, c.selfLabels)}
+			r.bgp = &BGPEntry{Services: keys, Advertisements: in.Model.BGPAdvertisementsFor(pool, c.selfLabels),
+				Advertisers: candidates, Serving: servingNodes(addr, group, in.DataPlaneDown)}
 		}
 	}
 	return r
@@ -286,6 +296,24 @@ func candidatesFor(addr netip.Addr, sharers []Service, set nodeSet, in Inputs) (
 		return sets[0], set.keysFor(sets[0])
 	}
 	return SharedCandidates(sets...), nil
+}
+
+// servingNodes returns, sorted, the nodes not in down that run a serving
+// endpoint of addr's Local-policy sharers (nil when none is Local).
+func servingNodes(addr netip.Addr, sharers []Service, down map[string]bool) []string {
+	var out []string
+	for _, svc := range sharers {
+		if svc.TrafficPolicy != TrafficPolicyLocal {
+			continue
+		}
+		for _, ep := range svc.endpointsFor(addr) {
+			if ep.Serving && ep.NodeName != "" && !down[ep.NodeName] {
+				out = append(out, ep.NodeName)
+			}
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // interfacesFor returns the union of the interfaces each advertisement

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/herald-dev/herald/config"
@@ -366,6 +367,50 @@ func TestComputeBGP(t *testing.T) {
 			}
 			if diff := cmp.Diff(tt.want, got, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
 				t.Errorf("BGP advertisements (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestComputeBGPAdvertisersAndServing checks what the drain compares between
+// passes (BGPWithdrawals): every node's entry lists all the advertisers, and
+// the nodes that still serve a Local Service.
+func TestComputeBGPAdvertisersAndServing(t *testing.T) {
+	bgpAll := []*v1alpha1.BGPAdvertisement{{ObjectMeta: metav1.ObjectMeta{Name: "to-router"}}}
+	tests := []struct {
+		name            string
+		service         Service
+		down            map[string]bool
+		wantAdvertisers []string
+		wantServing     []string
+	}{
+		{
+			name:            "local policy: n1's endpoint terminating but serving, n2's ready: n2 advertises, both serve",
+			service:         svc("web", TrafficPolicyLocal, []netip.Addr{lbV4}, []Endpoint{terminating("n1"), ready("n2")}, nil),
+			wantAdvertisers: []string{"n2"}, wantServing: []string{"n1", "n2"},
+		},
+		{
+			name:            "local policy: a node whose data plane is down does not serve",
+			service:         svc("web", TrafficPolicyLocal, []netip.Addr{lbV4}, []Endpoint{terminating("n1"), ready("n2")}, nil),
+			down:            map[string]bool{"n1": true},
+			wantAdvertisers: []string{"n2"}, wantServing: []string{"n2"},
+		},
+		{
+			name:            "cluster policy: every node advertises, none serves in the drain's sense",
+			service:         svc("web", TrafficPolicyCluster, []netip.Addr{lbV4}, []Endpoint{ready("n1")}, nil),
+			wantAdvertisers: []string{"n1", "n2", "n3"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := Compute(Inputs{Self: tt.wantAdvertisers[0], Model: testModel(nil, bgpAll), Services: []Service{tt.service},
+				Nodes: aliveNodes("n1", "n2", "n3"), Interfaces: testNodeInterfaces, DataPlaneDown: tt.down})
+			e := d.BGP[lbV4]
+			if diff := cmp.Diff(tt.wantAdvertisers, e.Advertisers); diff != "" {
+				t.Errorf("Advertisers (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.wantServing, e.Serving, cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("Serving (-want +got):\n%s", diff)
 			}
 		})
 	}

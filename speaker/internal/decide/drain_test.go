@@ -31,6 +31,13 @@ func TestPlanDrains(t *testing.T) {
 	drain := func(a netip.Addr, node string, via netip.Addr, until time.Time) Drain {
 		return Drain{Addr: a, Node: node, Via: via, Until: until}
 	}
+	advertised := func(as ...netip.Addr) map[netip.Addr]BGPEntry {
+		m := map[netip.Addr]BGPEntry{}
+		for _, a := range as {
+			m[a] = BGPEntry{Advertisers: []string{"node1"}}
+		}
+		return m
+	}
 	tests := []struct {
 		name     string
 		in       DrainInputs
@@ -86,6 +93,28 @@ func TestPlanDrains(t *testing.T) {
 			wantNext: t0.Add(window),
 		},
 		{
+			name: "a BGP address another live node stopped advertising drains to it for the window",
+			in:   DrainInputs{Withdrawals: []Withdrawal{{Addr: vip, Node: "node3"}}, BGP: advertised(vip)},
+			want: []Drain{drain(vip, "node3", node3, t0.Add(window))}, wantNext: t0.Add(window),
+		},
+		{
+			name: "a BGP withdrawal by a node that is down, or of an address this node no longer advertises: no drain",
+			in: DrainInputs{Withdrawals: []Withdrawal{{Addr: vip, Node: "node3"}, {Addr: vip2, Node: "node2"}},
+				BGP: advertised(vip), Down: map[string]bool{"node3": true}},
+		},
+		{
+			name: "a BGP drain goes on while this node advertises the address, and ends when it stops",
+			in: DrainInputs{Now: t0.Add(time.Second), Previous: []Drain{drain(vip, "node3", node3, t0.Add(window)), drain(vip2, "node3", node3, t0.Add(window))},
+				BGP: advertised(vip)},
+			want: []Drain{drain(vip, "node3", node3, t0.Add(window))}, wantNext: t0.Add(window),
+		},
+		{
+			name: "an address both gained at layer 2 and withdrawn over BGP drains to the previous layer-2 owner",
+			in: DrainInputs{Changes: []OwnershipChange{gained(vip, "node2")}, Withdrawals: []Withdrawal{{Addr: vip, Node: "node3"}},
+				Layer2: owned(vip), BGP: advertised(vip)},
+			want: []Drain{drain(vip, "node2", node2, t0.Add(window))}, wantNext: t0.Add(window),
+		},
+		{
 			name: "a lost address is no change to drain",
 			in:   DrainInputs{Changes: []OwnershipChange{{Addr: vip, Previous: "node1"}}, Layer2: owned()},
 		},
@@ -116,16 +145,79 @@ func TestDrainCandidates(t *testing.T) {
 	a := netip.MustParseAddr("198.51.100.1")
 	b := netip.MustParseAddr("198.51.100.2")
 	c := netip.MustParseAddr("198.51.100.3")
-	got := DrainCandidates("node1", []OwnershipChange{
+	d := netip.MustParseAddr("198.51.100.4")
+	e := netip.MustParseAddr("198.51.100.5")
+	got := DrainCandidates(DrainInputs{Self: "node1", Changes: []OwnershipChange{
 		{Addr: a, Gained: true, Previous: "node3"},
 		{Addr: b, Gained: true, Previous: "node2"},
 		{Addr: c, Gained: true, Previous: "node3"},
 		{Addr: c, Gained: true, Previous: "node1"},
 		{Addr: a, Previous: "node1"},
 		{Addr: b, Gained: true},
+		{Addr: e, Gained: true, Previous: "node6"}, // not announced here (any more)
+	}, Withdrawals: []Withdrawal{
+		{Addr: d, Node: "node4"},
+		{Addr: e, Node: "node5"}, // not advertised here (any more)
+	},
+		Layer2: map[netip.Addr]Layer2Entry{a: {}, b: {}, c: {}},
+		BGP:    map[netip.Addr]BGPEntry{d: {}},
 	})
-	if diff := cmp.Diff([]string{"node2", "node3"}, got); diff != "" {
+	if diff := cmp.Diff([]string{"node2", "node3", "node4"}, got); diff != "" {
 		t.Errorf("DrainCandidates (-want +got):\n%s", diff)
+	}
+}
+
+func TestBGPWithdrawals(t *testing.T) {
+	a := netip.MustParseAddr("203.0.113.1")
+	entry := func(advertisers, serving []string) BGPEntry {
+		return BGPEntry{Advertisers: advertisers, Serving: serving}
+	}
+	both := []string{"node1", "node2"}
+	three := []string{"node1", "node2", "node3"}
+	tests := []struct {
+		name       string
+		prev, next map[netip.Addr]BGPEntry
+		want       []Withdrawal
+	}{
+		{
+			name: "the last ready endpoint on node2 turned terminating but serving: node2 withdrew, node1 goes on",
+			prev: map[netip.Addr]BGPEntry{a: entry(both, both)},
+			next: map[netip.Addr]BGPEntry{a: entry([]string{"node1"}, both)},
+			want: []Withdrawal{{Addr: a, Node: "node2"}},
+		},
+		{
+			name: "node2's endpoint is gone (not serving): nothing there to drain to",
+			prev: map[netip.Addr]BGPEntry{a: entry(both, both)},
+			next: map[netip.Addr]BGPEntry{a: entry([]string{"node1"}, []string{"node1"})},
+		},
+		{
+			name: "two nodes withdrew at once: whose a flow was is unknown, no drain",
+			prev: map[netip.Addr]BGPEntry{a: entry(three, three)},
+			next: map[netip.Addr]BGPEntry{a: entry([]string{"node1"}, three)},
+		},
+		{
+			name: "this node begins advertising as node2 withdraws: it cannot tell where its flows came from",
+			prev: map[netip.Addr]BGPEntry{},
+			next: map[netip.Addr]BGPEntry{a: entry([]string{"node1"}, both)},
+		},
+		{
+			name: "this node stops advertising: the others drain, not this one",
+			prev: map[netip.Addr]BGPEntry{a: entry(both, both)},
+			next: map[netip.Addr]BGPEntry{},
+		},
+		{
+			name: "a node joins the advertisers: no withdrawal",
+			prev: map[netip.Addr]BGPEntry{a: entry([]string{"node1"}, both)},
+			next: map[netip.Addr]BGPEntry{a: entry(both, both)},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := BGPWithdrawals(Desired{BGP: tt.prev}, Desired{BGP: tt.next}, "node1")
+			if diff := cmp.Diff(tt.want, got, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
+				t.Errorf("BGPWithdrawals (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
 

@@ -1,10 +1,12 @@
 // Package drain programs the node's kernel so that, for a while after a
-// planned move of a layer-2 address, the connections still open through the
-// previous owner keep working (issue 18; docs/figures.md, "Planned moves").
+// planned move, the connections still open through the previous node keep
+// working (issue 18; docs/figures.md, "Planned moves"): a layer-2 address
+// this node took over, or a BGP address another node stopped advertising
+// while this one goes on (decide.PlanDrains says which).
 //
-// The client's neighbour entry changes at once, but its open TCP
-// connections live in the previous owner's connection tracking, where
-// kube-proxy NATed them. Here, kube-proxy would pick such a connection up
+// The client's neighbour entry (or the router's multipath choice) changes at
+// once, but its open TCP connections live in the previous node's connection
+// tracking, where kube-proxy NATed them. Here, kube-proxy would pick such a connection up
 // mid-stream and NAT it to a pod that knows nothing of it: the client gets a
 // reset. For each drained address (decide.Drain) the Forwarder has the
 // kernel:
@@ -16,11 +18,11 @@
 //     before kube-proxy's, so that kube-proxy's DNAT is skipped (the kernel
 //     applies the first NAT binding a connection gets);
 //   - route the marked packets, by a policy rule (fwmark) and a routing
-//     table of its own, to the previous owner's node address, whose
-//     connection tracking forwards them as before; the replies go from there
-//     to the client directly;
+//     table of its own, to the previous node's address, whose connection
+//     tracking forwards them as before; the replies go from there to the
+//     client directly (or its router);
 //   - not send ICMP redirects while it drains, or clients would learn a
-//     route to the previous owner.
+//     route to the previous node.
 //
 // New connections (SYN) are never drained: kube-proxy here serves them.
 //

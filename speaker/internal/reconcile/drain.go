@@ -25,15 +25,18 @@ func (s *Loop) SetDrain(d Drainer, up KernelsUp) {
 }
 
 // planDrains decides and programs this node's drains for desired state d,
-// before the announcers apply it: the previous owner of an address this
-// node takes keeps receiving the connections it held (decide.PlanDrains).
-// It runs only when the drain is on (Deps.Drainer).
+// before the announcers apply it: the previous owner of a layer-2 address
+// this node takes, and a node that stops advertising a BGP address this node
+// goes on advertising, keep receiving the connections they held
+// (decide.PlanDrains). It runs only when the drain is on (Deps.Drainer).
 func (s *Loop) planDrains(d decide.Desired, now time.Time) {
 	var changes []decide.OwnershipChange
+	var withdrawals []decide.Withdrawal
 	if s.prev.Owners == nil {
 		changes = decide.StartChanges(d, s.cfg.NodeName)
 	} else {
 		changes = decide.OwnershipChanges(s.prev, d, s.cfg.NodeName)
+		withdrawals = decide.BGPWithdrawals(s.prev, d, s.cfg.NodeName)
 	}
 	down := map[string]bool{}
 	if s.fast != nil {
@@ -41,7 +44,11 @@ func (s *Loop) planDrains(d decide.Desired, now time.Time) {
 			down[n] = true
 		}
 	}
-	candidates := decide.DrainCandidates(s.cfg.NodeName, changes)
+	in := decide.DrainInputs{
+		Self: s.cfg.NodeName, Now: now, Window: s.cfg.DrainWindow, Previous: s.drains,
+		Changes: changes, Withdrawals: withdrawals, Layer2: d.Layer2, BGP: d.BGP, Down: down,
+	}
+	candidates := decide.DrainCandidates(in)
 	addrs := map[string]netip.Addr{}
 	for _, n := range candidates {
 		if down[n] {
@@ -61,19 +68,17 @@ func (s *Loop) planDrains(d decide.Desired, now time.Time) {
 			}
 		}
 	}
-	drains, next := decide.PlanDrains(decide.DrainInputs{
-		Self: s.cfg.NodeName, Now: now, Window: s.cfg.DrainWindow, Previous: s.drains,
-		Changes: changes, Layer2: d.Layer2, NodeAddrs: addrs, Down: down,
-	})
+	in.NodeAddrs = addrs
+	drains, next := decide.PlanDrains(in)
 	s.drainT = rearm(s.drainT, next, s.changes.Poke)
 	for _, dr := range drains {
 		if !slices.Contains(s.drains, dr) {
-			s.log.Info("draining connections of a moved address to its previous owner", "address", dr.Addr, "previous", dr.Node, "via", dr.Via, "until", dr.Until)
+			s.log.Info("draining connections of a moved address to its previous node", "address", dr.Addr, "previous", dr.Node, "via", dr.Via, "until", dr.Until)
 		}
 	}
 	for _, n := range candidates {
 		if down[n] {
-			s.log.Info("not draining to a previous owner that is down", "previous", n)
+			s.log.Info("not draining to a previous node that is down", "previous", n)
 		}
 	}
 	s.drains = drains
