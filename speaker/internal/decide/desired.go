@@ -84,8 +84,9 @@ type BGPEntry struct {
 	// with which attributes (BGPAdvertisement.AdvertisesTo).
 	Advertisements []config.BGPAdvertisement
 	// Advertisers are all the nodes that advertise the address, this one
-	// included, sorted. The drain (BGPWithdrawals) compares them between
-	// two passes to learn which node stopped. Shared: never modify it.
+	// included, sorted, when Serving is not empty (nil otherwise). The
+	// drain (BGPWithdrawals) compares them between two passes to learn
+	// which node stopped. Shared: never modify it.
 	Advertisers []string
 	// Serving are the nodes, sorted, that run a serving endpoint (ready, or
 	// terminating but serving) of a Local-policy Service of the address and
@@ -267,7 +268,15 @@ func (c *addressComputer) address(addr netip.Addr, pool string, group []Service)
 	if bgpNodes := c.m.bgpNodes(pool); bgpNodes.isUsable[in.Self] {
 		if candidates, _ := candidatesFor(addr, group, bgpNodes, in); slices.Contains(candidates, in.Self) {
 			r.bgp = &BGPEntry{Services: keys, Advertisements: in.Model.BGPAdvertisementsFor(pool, c.selfLabels),
-				Advertisers: candidates, Serving: servingNodes(addr, group, in.DataPlaneDown)}
+				Serving: servingNodes(addr, group, in.DataPlaneDown)}
+			if len(r.bgp.Serving) > 0 {
+				// Only the drain reads them, and only where a node serves
+				// a Local sharer: a Cluster address's advertisers are
+				// every usable node, which would tie each address to every
+				// node's state (Incremental elects again only those a
+				// changed node can affect).
+				r.bgp.Advertisers = candidates
+			}
 		}
 	}
 	return r
