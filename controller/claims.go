@@ -244,8 +244,13 @@ const maxDecisions = 3
 func (c *Claims) Ensure(ctx context.Context, core *Core, svc *corev1.Service) (ServiceDecision, error) {
 	dropped := c.follow(core, svc)
 	var d ServiceDecision
+	var reshared [2]bool
 	for range maxDecisions {
 		d = core.Ensure(svc)
+		// A change of terms a lost claim undid is still news to co-holders.
+		reshared[0] = reshared[0] || d.LoadBalancer.Reshared
+		reshared[1] = reshared[1] || d.ExternalIPs.Reshared
+		d.LoadBalancer.Reshared, d.ExternalIPs.Reshared = reshared[0], reshared[1]
 		// What following a claim took from the Service was released by
 		// this Core too: Settle removes it from its claim.
 		d.LoadBalancer.Previous = append(d.LoadBalancer.Previous, dropped[ipam.LoadBalancer]...)

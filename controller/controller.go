@@ -358,6 +358,13 @@ func (c *Controller) kickWaiting(skip string) {
 	}
 }
 
+// kick queues the Services keys.
+func (c *Controller) kick(keys []string) {
+	for _, k := range keys {
+		c.svcQueue.Add(k)
+	}
+}
+
 func (c *Controller) runServiceWorker(ctx context.Context) {
 	for {
 		key, quit := c.svcQueue.Get()

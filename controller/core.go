@@ -102,6 +102,11 @@ type Decision struct {
 	// Freed reports that addresses the Service held were released: Services
 	// that are waiting may now be served.
 	Freed bool
+	// Reshared reports that the Service shared, or now shares, an address
+	// and that its addresses or sharing terms changed: whether its
+	// co-holders conflict with it may have changed, so their decisions are
+	// taken again (Core.CoHolders lists them).
+	Reshared bool
 }
 
 // Ingress returns the status.loadBalancer.ingress the decision implies.
@@ -177,6 +182,43 @@ func (c *Core) Lookup(addr netip.Addr) (ipam.Holding, bool) { return c.alloc.Loo
 func (c *Core) ensure(svc *corev1.Service, w *Want, kind ipam.Kind) Decision {
 	owner := OwnerOf(svc)
 	before, had := c.alloc.Addresses(owner, kind)
+	d := c.decide(svc, w, kind, owner, before, had)
+	if before.Sharing != nil || w != nil && w.Request.Sharing != nil {
+		after, _ := c.alloc.Addresses(owner, kind)
+		d.Reshared = !slices.Equal(before.Addresses, after.Addresses) || !sameSharing(before.Sharing, after.Sharing)
+	}
+	return d
+}
+
+// sameSharing reports whether two sets of sharing terms are equal.
+func sameSharing(x, y *ipam.Sharing) bool {
+	if x == nil || y == nil {
+		return x == y
+	}
+	return x.Key == y.Key && x.BackendKey == y.BackendKey && slices.Equal(x.Ports, y.Ports) && slices.Equal(x.Namespaces, y.Namespaces)
+}
+
+// CoHolders returns the keys (namespace/name) of the Services other than
+// namespace/name that hold any of addrs, sorted and without repeats. Cost
+// O(a·(log R + h)) for a addresses of h holders each.
+func (c *Core) CoHolders(namespace, name string, addrs ...[]netip.Addr) []string {
+	var keys []string
+	for _, list := range addrs {
+		for _, a := range list {
+			h, _ := c.alloc.Lookup(a)
+			for _, o := range h.Holders {
+				if o.Owner.Namespace != namespace || o.Owner.Name != name {
+					keys = append(keys, o.Owner.Namespace+"/"+o.Owner.Name)
+				}
+			}
+		}
+	}
+	slices.Sort(keys)
+	return slices.Compact(keys)
+}
+
+// decide takes the decision of ensure for owner, which held before (had).
+func (c *Core) decide(svc *corev1.Service, w *Want, kind ipam.Kind, owner ipam.Owner, before ipam.Result, had bool) Decision {
 	d := Decision{Kind: kind, Previous: before.Addresses}
 	if w == nil {
 		d.Changed = c.alloc.Release(owner, kind)

@@ -451,3 +451,39 @@ func TestCoreSecondFamilyArrives(t *testing.T) {
 			want: []string{"198.51.100.0", "2001:db8:9::"}, wantReason: allocated, wantStatus: isTrue},
 	})
 }
+
+// TestCoreReshared checks which decisions tell the co-holders to decide
+// again: a change of addresses or terms of a Service that shares, or did.
+func TestCoreReshared(t *testing.T) {
+	key := func(k string) svcOpt { return annotate("herald.dev/sharing-key", k) }
+	c := NewCore("")
+	if err := c.SetModel(model(t, ippool("p", []string{"198.51.100.0/29"}))); err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		name         string
+		svc          *corev1.Service
+		wantReshared bool
+		wantCo       []string
+	}{
+		{"alone, unshared", service("ns", "solo", withPorts(80)), false, nil},
+		{"solo again: nothing changed", service("ns", "solo", withPorts(80)), false, nil},
+		{"web takes a shared address", service("ns", "web", withPorts(80), key("k"), withLBIP("198.51.100.3")), true, nil},
+		{"api joins it", service("ns", "api", withPorts(443), key("k"), withLBIP("198.51.100.3")), true, []string{"ns/web"}},
+		{"api again: nothing changed", service("ns", "api", withPorts(443), key("k"), withLBIP("198.51.100.3")), false, []string{"ns/web"}},
+		{"api's port edited: its terms changed", service("ns", "api", withPorts(8443), key("k"), withLBIP("198.51.100.3")), true, []string{"ns/web"}},
+		{"api opts in to another namespace", service("ns", "api", withPorts(8443), key("k"), withLBIP("198.51.100.3"),
+			annotate("herald.dev/sharing-cross-namespace", "other")), true, []string{"ns/web"}},
+		{"api leaves sharing: it moves", service("ns", "api", withPorts(8443)), true, []string{"ns/web"}},
+	}
+	for _, st := range steps {
+		d := c.Ensure(st.svc).LoadBalancer
+		if d.Reshared != st.wantReshared {
+			t.Errorf("%s: Reshared %v, want %v (%s)", st.name, d.Reshared, st.wantReshared, d.Condition.Message)
+		}
+		co := c.CoHolders(st.svc.Namespace, st.svc.Name, d.Previous, d.Addresses)
+		if !cmp.Equal(co, st.wantCo, cmpopts.EquateEmpty()) {
+			t.Errorf("%s: co-holders %v, want %v", st.name, co, st.wantCo)
+		}
+	}
+}

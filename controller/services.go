@@ -29,12 +29,19 @@ func (c *Controller) syncService(ctx context.Context, key string) error {
 	svc, err := c.services.Services(ns).Get(name)
 	if apierrors.IsNotFound(err) {
 		c.setWaiting(key, false)
+		var sharers []string
+		for _, kind := range []ipam.Kind{ipam.LoadBalancer, ipam.ExternalIP} {
+			if held, ok := c.core.Held(ns, name, kind); ok && held.Sharing != nil {
+				sharers = append(sharers, c.core.CoHolders(ns, name, held.Addresses)...)
+			}
+		}
 		released, err := c.claims.Release(ctx, c.core, ns, name)
 		if released {
 			c.log.Debug("released addresses of deleted service", "service", key)
 			c.kickWaiting(key)
 			c.poolsChanged()
 		}
+		c.kick(sharers)
 		return err
 	}
 	if err != nil {
@@ -49,6 +56,14 @@ func (c *Controller) syncService(ctx context.Context, key string) error {
 	}
 	if d.LoadBalancer.Changed || d.ExternalIPs.Changed {
 		c.poolsChanged()
+	}
+	for _, dec := range []Decision{d.LoadBalancer, d.ExternalIPs} {
+		if dec.Reshared {
+			// Whether the co-holders conflict with this Service may have
+			// changed (both sides of a cross-namespace opt-in, a port or
+			// policy edit): their conditions are decided again.
+			c.kick(c.core.CoHolders(ns, name, dec.Previous, dec.Addresses))
+		}
 	}
 	if err != nil {
 		return err

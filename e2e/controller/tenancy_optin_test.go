@@ -11,6 +11,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/herald-dev/herald/config"
@@ -191,10 +192,21 @@ func TestCrossNamespaceSharersKeptOnUpgrade(t *testing.T) {
 		config.AnnotationSharingCrossNamespace, "*", config.AnnotationAddresses, "198.51.100.5"))
 	e.waitCondition(t, "tenant-c", "newcomer", config.ConditionAddressAllocated, metav1.ConditionFalse, controller.ReasonAddressInUse)
 
-	// Both sides opt in as told: Allocated again, on the same address.
+	// Both sides opt in as told, one after the other: Allocated again, on
+	// the same address. The first side's own reconcile is done (its
+	// condition no longer asks it to add the annotation) before the second
+	// opts in, so it turns Allocated only if the second side's change
+	// decides its sharers again.
 	for _, o := range olds[:2] {
 		other := map[string]string{"tenant-a": "tenant-b", "tenant-b": "tenant-a"}[o.ns]
 		e.updateService(t, o.ns, o.name, func(s *corev1.Service) { s.Annotations[config.AnnotationSharingCrossNamespace] = other })
+		eventually(t, fmt.Sprintf("%s/%s's condition takes its opt-in in", o.ns, o.name), func() (bool, string) {
+			c := meta.FindStatusCondition(e.getService(t, o.ns, o.name).Status.Conditions, config.ConditionAddressAllocated)
+			if c == nil {
+				return false, "no condition"
+			}
+			return !strings.Contains(c.Message, "add the annotation"), c.Reason + ": " + c.Message
+		})
 	}
 	for _, o := range olds[:2] {
 		e.waitCondition(t, o.ns, o.name, config.ConditionAddressAllocated, metav1.ConditionTrue, controller.ReasonAllocated)
