@@ -292,7 +292,9 @@ func startRealMetalLB(t *testing.T, l *productlab.Lab, mlb metallb.Binaries) []*
 	}
 	for _, n := range l.Cluster.Nodes {
 		procs = append(procs, n.StartProcess(netlab.ProcessSpec{Name: "metallb-speaker", Env: env,
-			Args: mlb.SpeakerArgs(n.Name(), "127.0.0.1", realMetalLBPort)}))
+			// Debug logs say why a speaker does or does not announce
+			// (MetalLB's "shouldannounce" lines), shown if the test fails.
+			Args: mlb.SpeakerArgs(n.Name(), "127.0.0.1", realMetalLBPort, "--log-level=debug")}))
 	}
 	procs = append(procs, l.Cluster.ControlPlane.StartProcess(netlab.ProcessSpec{Name: "metallb-controller", Env: env,
 		Args: mlb.ControllerArgs(realMetalLBPort)}))
@@ -302,7 +304,8 @@ func startRealMetalLB(t *testing.T, l *productlab.Lab, mlb metallb.Binaries) []*
 				_ = p.Kill()
 			}
 			if t.Failed() {
-				t.Logf("--- MetalLB's %s on %s:\n%s", p.Name(), p.Host().Name(), tail(p.Log(), 40))
+				t.Logf("--- MetalLB's %s on %s, its decisions and errors:\n%s\n--- its last lines:\n%s",
+					p.Name(), p.Host().Name(), tail(decisionLines(p.Log()), 60), tail(p.Log(), 20))
 			}
 		}
 	})
@@ -333,6 +336,19 @@ func arpAnnouncer(t *testing.T, l *productlab.Lab, addr netip.Addr) string {
 		return fmt.Errorf("%v answers ARP for %v: no node's", macs[0], addr)
 	})
 	return node
+}
+
+// decisionLines returns the lines of a MetalLB log that tell what it
+// decided for a Service, or that report an error or a warning.
+func decisionLines(log string) string {
+	var keep []string
+	for line := range strings.SplitSeq(log, "\n") {
+		if strings.Contains(line, `"level":"error"`) || strings.Contains(line, `"level":"warn"`) ||
+			strings.Contains(line, "announce") || strings.Contains(line, "memberlist") || strings.Contains(line, "skipping") {
+			keep = append(keep, line)
+		}
+	}
+	return strings.Join(keep, "\n")
 }
 
 // tail returns the last n lines of s.
