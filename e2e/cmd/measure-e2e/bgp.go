@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -218,7 +219,9 @@ func (m *measurement) lastEndpoint(ctx context.Context, graceful bool) *result {
 
 		// The router's capture shows to which node it forwarded each of the
 		// client's packets, the client's the nodes' answers.
-		filter := fmt.Sprintf("tcp port %d", servicePort)
+		// ICMP too: an error a node or the router answers with (a network
+		// unreachable was seen once, from an unknown sender) is printed.
+		filter := fmt.Sprintf("tcp port %d or icmp", servicePort)
 		rcap, ccap := l.Cluster.Router.Capture("eth0", filter), l.Client.Capture("eth0", filter)
 		p := l.Probe(addr, servicePort, m.cfg.interval, m.cfg.timeout)
 		time.Sleep(500 * time.Millisecond)
@@ -307,4 +310,17 @@ func (m *measurement) printRouted(router, client *netlab.Capture, service netip.
 	}
 	slices.SortStableFunc(pkts, func(a, b netlab.Packet) int { return a.Time.Compare(b.Time) })
 	m.printConnections(pkts, service, event, until)
+	m.printICMP(pkts, event, until)
+}
+
+// printICMP prints the ICMP packets of pkts from 1 s before event until
+// until, with the time from the event and the hosts (by MAC) they went from
+// and to.
+func (m *measurement) printICMP(pkts []netlab.Packet, event, until time.Time) {
+	for _, p := range pkts {
+		if !strings.HasPrefix(p.Line, "ICMP") && !strings.Contains(p.Line, ": ICMP ") || p.Time.Before(event.Add(-time.Second)) || p.Time.After(until) {
+			continue
+		}
+		fmt.Printf("    ICMP %+8s %s > %s: %s\n", ms(p.Time.Sub(event)), m.hostOfMAC(p.Src), m.hostOfMAC(p.Dst), p.Line)
+	}
 }

@@ -202,25 +202,28 @@ func (m *measurement) printTroubled(capture *netlab.Capture, service netip.AddrP
 // printConnections prints the troubled connections of pkts (see
 // printTroubled).
 func (m *measurement) printConnections(pkts []netlab.Packet, service netip.AddrPort, event, until time.Time) {
-	name := func(mac net.HardwareAddr) string {
-		if n := m.nodeOfMAC(mac.String()); n != nil {
-			return n.Name()
-		}
-		for _, h := range []*netlab.Host{m.lab.Client, m.lab.Cluster.Router.Host} {
-			for _, link := range h.Links() {
-				if slices.Equal(link.MAC, mac) {
-					return h.Name()
-				}
-			}
-		}
-		return mac.String()
-	}
 	for _, conn := range productlab.TroubledConnections(pkts, service, event.Add(-time.Second), until) {
 		fmt.Println("    a failed connection on the wire:")
 		for _, p := range conn {
-			fmt.Printf("      %+8s %s > %s: %s\n", ms(p.Time.Sub(event)), name(p.Src), name(p.Dst), p.Line)
+			fmt.Printf("      %+8s %s > %s: %s\n", ms(p.Time.Sub(event)), m.hostOfMAC(p.Src), m.hostOfMAC(p.Dst), p.Line)
 		}
 	}
+}
+
+// hostOfMAC names the node, client or router with the Ethernet address mac,
+// or returns mac.
+func (m *measurement) hostOfMAC(mac net.HardwareAddr) string {
+	if n := m.nodeOfMAC(mac.String()); n != nil {
+		return n.Name()
+	}
+	for _, h := range []*netlab.Host{m.lab.Client, m.lab.Cluster.Router.Host} {
+		for _, link := range h.Links() {
+			if slices.Equal(link.MAC, mac) {
+				return h.Name()
+			}
+		}
+	}
+	return mac.String()
 }
 
 // unsolicited names the announcement a new owner sends: a gratuitous ARP
