@@ -361,7 +361,12 @@ func summarise(svc *CachedService, c Caches, slices []string) (decide.Service, b
 // endpointsOf returns the endpoints of slices, in the order of the slices'
 // names: the index returns slices in no particular order, and an
 // unchanged Service must summarise the same every time. It sorts slices.
+// A family's only slice (the common case) gives its own endpoints, shared
+// with the cache, not a copy.
 func endpointsOf(slices []*CachedSlice) []decide.Endpoint {
+	if len(slices) == 1 && len(slices[0].Endpoints) > 0 {
+		return slices[0].Endpoints
+	}
 	goslices.SortFunc(slices, func(a, b *CachedSlice) int { return cmp.Compare(a.Name, b.Name) })
 	n := 0
 	for _, s := range slices {
@@ -372,9 +377,7 @@ func endpointsOf(slices []*CachedSlice) []decide.Endpoint {
 	}
 	out := make([]decide.Endpoint, 0, n)
 	for _, s := range slices {
-		for _, e := range s.Endpoints {
-			out = append(out, e.Endpoint())
-		}
+		out = append(out, s.Endpoints...)
 	}
 	return out
 }

@@ -118,3 +118,28 @@ func TestSummariesUpdateKeepsListsUnchanged(t *testing.T) {
 		prev, prevWant = got, withoutUIDs(st.want)
 	}
 }
+
+// TestEndpointsOfSharesAnOnlySlice checks that a family's only
+// EndpointSlice gives the summary its own endpoints (no copy), and that
+// several are joined in the order of their names.
+func TestEndpointsOfSharesAnOnlySlice(t *testing.T) {
+	slice := func(name string, nodes ...string) *CachedSlice {
+		es := &CachedSlice{objectMeta: objectMeta{Namespace: "shop", Name: name}}
+		for _, n := range nodes {
+			es.Endpoints = append(es.Endpoints, decide.Endpoint{NodeName: n, Ready: true})
+		}
+		return es
+	}
+	only := slice("web-a", "n1", "n2")
+	if got := endpointsOf([]*CachedSlice{only}); &got[0] != &only.Endpoints[0] {
+		t.Errorf("endpointsOf(one slice) = a copy, want the slice's own endpoints")
+	}
+	if got := endpointsOf([]*CachedSlice{slice("web-a")}); got != nil {
+		t.Errorf("endpointsOf(one empty slice) = %v, want nil", got)
+	}
+	got := endpointsOf([]*CachedSlice{slice("web-b", "n3"), only})
+	want := []decide.Endpoint{{NodeName: "n1", Ready: true}, {NodeName: "n2", Ready: true}, {NodeName: "n3", Ready: true}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("endpointsOf(two slices) (-want +got):\n%s", diff)
+	}
+}
