@@ -125,11 +125,22 @@ func (c *Incremental) Compute(in Inputs) Desired {
 // false when a key appears twice (Compute takes both; Incremental leaves
 // that to it). Cost: O(S) when sorted, O(S log S) otherwise.
 func sortedServices(services []Service) ([]Service, bool) {
-	byKey := func(a, b Service) int { return CompareServiceKeys(a.Key, b.Key) }
-	if !slices.IsSortedFunc(services, byKey) {
-		services = slices.Clone(services)
-		slices.SortFunc(services, byKey)
+	for i := 1; i < len(services); i++ {
+		switch CompareServiceKeys(services[i-1].Key, services[i].Key) {
+		case 0:
+			return services, false
+		case 1:
+			return sortedClone(services)
+		}
 	}
+	return services, true
+}
+
+// sortedClone returns a copy of services sorted by key, and false when a
+// key appears twice.
+func sortedClone(services []Service) ([]Service, bool) {
+	services = slices.Clone(services)
+	slices.SortFunc(services, func(a, b Service) int { return CompareServiceKeys(a.Key, b.Key) })
 	for i := 1; i < len(services); i++ {
 		if services[i].Key == services[i-1].Key {
 			return services, false
