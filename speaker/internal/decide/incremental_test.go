@@ -407,3 +407,36 @@ func TestIncrementalSharesUnchangedMaps(t *testing.T) {
 		last, lastWant = got, Compute(in)
 	}
 }
+
+// TestIncrementalTakesAnyOrderAndDuplicates checks that Services in any
+// order take the incremental path, that the same Service twice is left to
+// Compute, and that Incremental agrees with Compute throughout.
+func TestIncrementalTakesAnyOrderAndDuplicates(t *testing.T) {
+	web := svc("web", TrafficPolicyCluster, []netip.Addr{lbV4}, []Endpoint{ready("n2")}, nil)
+	db := svc("db", TrafficPolicyLocal, []netip.Addr{lbV4b}, []Endpoint{ready("n1")}, nil)
+	webMoved := web
+	webMoved.EndpointsV4 = []Endpoint{ready("n1")}
+	in := Inputs{Self: "n1", Model: testModel([]*v1alpha1.L2Advertisement{l2Adv("all", nil, nil)}, nil), Nodes: aliveNodes("n1", "n2"), Interfaces: testNodeInterfaces}
+	inc := NewIncremental()
+	for _, st := range []struct {
+		name     string
+		services []Service
+		wantAll  bool
+	}{
+		{"first, sorted", []Service{db, web}, true},
+		{"unsorted", []Service{web, db}, false},
+		{"web twice", []Service{web, db, web}, true},
+		{"web twice, sorted", []Service{db, web, web}, true},
+		{"each once again", []Service{web, db}, true},
+		{"web's endpoint moves, unsorted", []Service{webMoved, db}, false},
+	} {
+		in.Services = st.services
+		got := inc.Compute(in)
+		if diff := desiredDiff(Compute(in), got); diff != "" {
+			t.Errorf("%s: (-want +got):\n%s", st.name, diff)
+		}
+		if inc.RecomputedAll() != st.wantAll {
+			t.Errorf("%s: RecomputedAll() = %v, want %v", st.name, inc.RecomputedAll(), st.wantAll)
+		}
+	}
+}
