@@ -355,7 +355,6 @@ func TestIncrementalSharesUnchangedMaps(t *testing.T) {
 			svc("web", TrafficPolicyCluster, []netip.Addr{lbV4}, []Endpoint{ready("n2")}, nil),
 			svc("db", TrafficPolicyLocal, []netip.Addr{lbV4b}, []Endpoint{ready("n1")}, nil),
 		}}
-	same := func(a, b any) bool { return reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer() }
 	inc := NewIncremental()
 	last := inc.Compute(in)
 	lastWant := Compute(in)
@@ -391,17 +390,16 @@ func TestIncrementalSharesUnchangedMaps(t *testing.T) {
 			t.Errorf("%s: the caller's Services changed (-before +after):\n%s", st.name, diff)
 		}
 		for _, m := range []struct {
-			name     string
-			a, b     any
-			wantSame bool
+			name           string
+			same, wantSame bool
 		}{
-			{"Owners", got.Owners, last.Owners, st.owners},
-			{"Successors", got.Successors, last.Successors, st.successors},
-			{"Layer2", got.Layer2, last.Layer2, st.layer2},
-			{"BGP", got.BGP, last.BGP, st.bgp},
+			{"Owners", sameMap(got.Owners, last.Owners), st.owners},
+			{"Successors", sameMap(got.Successors, last.Successors), st.successors},
+			{"Layer2", sameMap(got.Layer2, last.Layer2), st.layer2},
+			{"BGP", sameMap(got.BGP, last.BGP), st.bgp},
 		} {
-			if same(m.a, m.b) != m.wantSame {
-				t.Errorf("%s: %s is the last Desired's map: %v, want %v", st.name, m.name, same(m.a, m.b), m.wantSame)
+			if m.same != m.wantSame {
+				t.Errorf("%s: %s is the last Desired's map: %v, want %v", st.name, m.name, m.same, m.wantSame)
 			}
 		}
 		last, lastWant = got, Compute(in)
