@@ -214,7 +214,7 @@ func (m *Summaries) Update(c Caches, class string, now time.Time) (out []decide.
 			m.RebuildAll()
 		}
 		svc, _ := o.(*CachedService)
-		if sv, ok := m.summarise(k, svc, c, class, now); ok {
+		if sv, ok := m.summary(k, svc, c, class, now); ok {
 			list = append(list, sv)
 			uids = append(uids, svc.UID)
 		}
@@ -244,14 +244,14 @@ func (m *Summaries) rebuildAll(c Caches, class string, now time.Time) int {
 	list := make([]decide.Service, 0, len(svcs))
 	uids := make([]types.UID, 0, len(svcs))
 	for _, svc := range svcs {
-		if sv, ok := m.summarise(svc.Key(), svc, c, class, now); ok {
+		if sv, ok := m.summary(svc.Key(), svc, c, class, now); ok {
 			list = append(list, sv)
 			uids = append(uids, svc.UID)
 		}
 	}
 	m.list, m.uids = list, uids
 	if m.takeover != nil {
-		// Services no longer listed get no summarise call: forget them.
+		// Services no longer listed get no summary call: forget them.
 		// The first full rebuild is the start-up list, settled as it is.
 		m.takeover.Retain(func(k decide.ServiceKey) bool { _, ok := m.find(k); return ok })
 		m.takeover.Prime()
@@ -259,9 +259,9 @@ func (m *Summaries) rebuildAll(c Caches, class string, now time.Time) int {
 	return len(all)
 }
 
-// summarise returns the summary of Service k (svc, nil when gone) as seen
+// summary returns the summary of Service k (svc, nil when gone) as seen
 // at now, or false when the speaker does not announce it.
-func (m *Summaries) summarise(k decide.ServiceKey, svc *CachedService, c Caches, class string, now time.Time) (decide.Service, bool) {
+func (m *Summaries) summary(k decide.ServiceKey, svc *CachedService, c Caches, class string, now time.Time) (decide.Service, bool) {
 	sv, ok := decide.Service{}, false
 	if svc != nil && ServesClass(svc, class) {
 		sv, ok = summarise(svc, c, m.sliceNames(k))
