@@ -25,7 +25,7 @@ func (c *Incremental) MayAnnounce(addr netip.Addr, node string) bool {
 	keys := c.sharers[addr]
 	group := make([]Service, 0, len(keys))
 	for _, k := range keys {
-		group = append(group, c.services[k].svc)
+		group = append(group, c.service(k))
 	}
 	return mayAnnounce(c.in.Model, c.nodes, group, addr, node)
 }

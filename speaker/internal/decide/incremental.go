@@ -11,11 +11,11 @@ import (
 // Incremental computes the same desired state as Compute, but recomputes
 // only the addresses of the Services that changed since its last call.
 //
-// It keeps, per Service, the summary it last saw, and per address the
-// Services sharing it and the address's part of the desired state. Each
-// call compares the Services it is given with the ones it kept (a change
-// of addresses or their claims' pools, traffic policy, endpoints or
-// kube-proxy withdrawals counts) and recomputes the addresses such a Service had or has, and the
+// It keeps the Services it last saw, per address the Services sharing it,
+// and the desired state it last returned. Each call compares the Services
+// it is given with the ones it kept (a change of addresses or their
+// claims' pools, traffic policy, endpoints or kube-proxy withdrawals
+// counts) and recomputes the addresses such a Service had or has, and the
 // addresses held back or released since the last call. When anything that
 // concerns every address changed (the node, the configuration model, the
 // Nodes and their speakers, the interfaces, the data-plane verdicts), it
@@ -24,28 +24,46 @@ import (
 // always agree (TestIncrementalMatchesCompute checks it on random
 // sequences of changes).
 //
+// It keeps one copy of each: the Services are the caller's slice of the
+// last call (a sorted clone when it came unsorted), and the desired state
+// is the Desired it last returned, whose maps a later call copies before
+// it changes them (only the maps it changes). So the caller must modify
+// neither, and a caller that hands over the same sorted slice of
+// unchanged Services, and keeps the last Desired, holds no second copy
+// (kubeinput.Summaries and the reconcile loop do).
+//
 // Incremental is pure (no I/O, no clock); it is not safe for concurrent
-// use. The Desired it returns is the caller's: later calls do not modify
-// it.
+// use.
 type Incremental struct {
 	valid bool
 	// The inputs every address depends on, as last seen.
-	self       string
-	in         Inputs // Model, Interfaces, DataPlaneDown as last seen
-	nodes      []Node // sorted by name
-	c          *addressComputer
-	gen        uint64
-	services   map[ServiceKey]*incService
-	sharers    map[netip.Addr][]ServiceKey // sorted
+	self  string
+	in    Inputs // Model, Interfaces, DataPlaneDown as last seen
+	nodes []Node // sorted by name
+	c     *addressComputer
+	// services are the last call's Services, sorted by key (see
+	// sortedServices); withdrawn their withdrawals, non-empty ones only.
+	services  []Service
+	withdrawn map[ServiceKey][]string
+	sharers   map[netip.Addr][]ServiceKey // sorted
+	// d is the desired state last returned; owned marks its maps this call
+	// has copied already (see own).
 	d          Desired
+	owned      ownedMaps
 	lastWasAll bool
 }
 
-type incService struct {
-	svc       Service
-	withdrawn []string
-	gen       uint64
-}
+// ownedMaps are bits, one per map of a Desired: the maps that Incremental
+// made in the current call, so that it may write to them.
+type ownedMaps uint8
+
+const (
+	ownedOwners ownedMaps = 1 << iota
+	ownedSuccessors
+	ownedLayer2
+	ownedBGP
+	ownedAll = ownedOwners | ownedSuccessors | ownedLayer2 | ownedBGP
+)
 
 // NewIncremental returns an Incremental whose first Compute computes everything.
 func NewIncremental() *Incremental { return &Incremental{} }
@@ -56,7 +74,9 @@ func (c *Incremental) Reset() { c.valid = false }
 // RecomputedAll reports whether the last Compute recomputed every address.
 func (c *Incremental) RecomputedAll() bool { return c.lastWasAll }
 
-// Compute returns in's desired state, equal to Compute(in).
+// Compute returns in's desired state, equal to Compute(in). It keeps
+// in.Services and the Desired it returns until the next call: the caller
+// must not modify them (see Incremental).
 func (c *Incremental) Compute(in Inputs) Desired {
 	if in.Model == nil {
 		c.valid = false
@@ -65,46 +85,21 @@ func (c *Incremental) Compute(in Inputs) Desired {
 	}
 	nodes := slices.Clone(in.Nodes)
 	slices.SortStableFunc(nodes, func(a, b Node) int { return cmp.Compare(a.State.Name, b.State.Name) })
-	if !c.valid || !c.sameGlobals(in) {
-		return c.full(in, nodes)
+	services, ok := sortedServices(in.Services)
+	if !ok || !c.valid || !c.sameGlobals(in) {
+		return c.full(in, nodes, services, ok)
 	}
 	changed, ok := changedNodes(c.nodes, nodes, in.Self)
 	if !ok {
-		return c.full(in, nodes)
+		return c.full(in, nodes, services, true)
 	}
 	c.lastWasAll = false
-	c.gen++
+	c.owned = 0
 	dirty := map[netip.Addr]bool{}
 	if len(changed) > 0 {
 		c.nodesChanged(in, nodes, changed, dirty)
 	}
-	seen := 0
-	for _, s := range in.Services {
-		w := in.Withdrawn[s.Key]
-		old, ok := c.services[s.Key]
-		if ok && old.gen == c.gen {
-			// The same Service twice: Compute takes both; keep it simple.
-			return c.full(in, nodes)
-		}
-		seen++
-		if ok && sameService(old.svc, s) && slices.Equal(old.withdrawn, w) {
-			old.gen = c.gen
-			continue
-		}
-		if ok {
-			c.unshare(old.svc, dirty)
-		}
-		c.services[s.Key] = &incService{svc: s, withdrawn: slices.Clone(w), gen: c.gen}
-		c.share(s, dirty)
-	}
-	if seen != len(c.services) {
-		for k, old := range c.services {
-			if old.gen != c.gen {
-				c.unshare(old.svc, dirty)
-				delete(c.services, k)
-			}
-		}
-	}
+	c.servicesChanged(services, in.Withdrawn, dirty)
 	c.c.in.Withdrawn = in.Withdrawn
 	// Holding an address back changes only that address.
 	for a, held := range in.Suppressed {
@@ -119,15 +114,104 @@ func (c *Incremental) Compute(in Inputs) Desired {
 	}
 	c.c.in.Suppressed = maps.Clone(in.Suppressed)
 	for addr := range dirty {
-		c.address(addr).apply(c.d, addr)
+		c.apply(c.address(addr), addr)
 	}
-	return c.result()
+	c.owned = 0
+	return c.d
+}
+
+// sortedServices returns services sorted by key: services itself when it
+// is (the loop's summaries are), a sorted clone otherwise. It reports
+// false when a key appears twice (Compute takes both; Incremental leaves
+// that to it). Cost: O(S) when sorted, O(S log S) otherwise.
+func sortedServices(services []Service) ([]Service, bool) {
+	for i := 1; i < len(services); i++ {
+		switch CompareServiceKeys(services[i-1].Key, services[i].Key) {
+		case 0:
+			return services, false
+		case 1:
+			return sortedClone(services)
+		}
+	}
+	return services, true
+}
+
+// sortedClone returns a copy of services sorted by key, and false when a
+// key appears twice.
+func sortedClone(services []Service) ([]Service, bool) {
+	services = slices.Clone(services)
+	slices.SortFunc(services, func(a, b Service) int { return CompareServiceKeys(a.Key, b.Key) })
+	for i := 1; i < len(services); i++ {
+		if services[i].Key == services[i-1].Key {
+			return services, false
+		}
+	}
+	return services, true
+}
+
+// servicesChanged compares services (sorted, unique) with the Services of
+// the last call, keeps them, and marks dirty the addresses of those added,
+// removed or changed (see sameService), and of those whose withdrawals
+// changed. Cost: O(S) key comparisons, both lists being sorted.
+func (c *Incremental) servicesChanged(services []Service, withdrawn map[ServiceKey][]string, dirty map[netip.Addr]bool) {
+	old := c.services
+	i, j := 0, 0
+	for i < len(old) || j < len(services) {
+		order := 0
+		switch {
+		case j == len(services):
+			order = -1
+		case i == len(old):
+			order = 1
+		default:
+			order = CompareServiceKeys(old[i].Key, services[j].Key)
+		}
+		switch {
+		case order < 0: // gone
+			c.unshare(old[i], dirty)
+			i++
+		case order > 0: // new
+			c.share(services[j], dirty)
+			j++
+		default:
+			k := old[i].Key
+			if !sameService(old[i], services[j]) || !slices.Equal(c.withdrawn[k], withdrawn[k]) {
+				c.unshare(old[i], dirty)
+				c.share(services[j], dirty)
+			}
+			i++
+			j++
+		}
+	}
+	c.services = services
+	c.withdrawn = withdrawalsOf(services, withdrawn)
+}
+
+// withdrawalsOf returns a copy of the non-empty withdrawals of services.
+func withdrawalsOf(services []Service, withdrawn map[ServiceKey][]string) map[ServiceKey][]string {
+	out := map[ServiceKey][]string{}
+	for k, w := range withdrawn {
+		if len(w) == 0 {
+			continue
+		}
+		if _, ok := slices.BinarySearchFunc(services, k, func(s Service, k ServiceKey) int { return CompareServiceKeys(s.Key, k) }); ok {
+			out[k] = slices.Clone(w)
+		}
+	}
+	return out
 }
 
 // full recomputes everything and keeps what it needs for the next calls.
-func (c *Incremental) full(in Inputs, nodes []Node) Desired {
-	c.valid = true
+// services are in.Services sorted; unique reports that no key appears
+// twice.
+func (c *Incremental) full(in Inputs, nodes []Node, services []Service, unique bool) Desired {
 	c.lastWasAll = true
+	if !unique {
+		// The same Service twice: not kept; Compute decides.
+		c.valid = false
+		return Compute(in)
+	}
+	c.valid = true
 	c.self = in.Self
 	c.in = in
 	c.in.Services = nil
@@ -136,39 +220,72 @@ func (c *Incremental) full(in Inputs, nodes []Node) Desired {
 	c.in.Interfaces = slices.Clone(in.Interfaces)
 	c.nodes = nodes
 	c.c = newAddressComputer(c.in)
-	c.gen++
-	c.services = make(map[ServiceKey]*incService, len(in.Services))
+	c.services = services
+	c.withdrawn = withdrawalsOf(services, in.Withdrawn)
 	c.sharers = map[netip.Addr][]ServiceKey{}
 	c.d = newDesired()
+	c.owned = ownedAll
 	c.d.BGPPeers, c.d.BGPPeersWithoutSource = peersForNode(in.Model, c.c.selfLabels, in.Interfaces)
-	for _, s := range in.Services {
-		if _, dup := c.services[s.Key]; dup {
-			// The same Service twice: not kept; Compute decides.
-			c.valid = false
-			return Compute(in)
-		}
-		c.services[s.Key] = &incService{svc: s, withdrawn: slices.Clone(in.Withdrawn[s.Key]), gen: c.gen}
+	for _, s := range services {
 		c.share(s, nil)
 	}
 	for addr := range c.sharers {
-		c.address(addr).apply(c.d, addr)
+		c.apply(c.address(addr), addr)
 	}
-	return c.result()
+	c.owned = 0
+	return c.d
 }
 
-// result returns a copy of the current desired state that later calls
-// leave alone (entries are replaced, never modified, so a shallow copy
-// does).
-func (c *Incremental) result() Desired {
-	d := Desired{
-		Layer2:     maps.Clone(c.d.Layer2),
-		Owners:     maps.Clone(c.d.Owners),
-		Successors: maps.Clone(c.d.Successors),
-		BGP:        maps.Clone(c.d.BGP),
-		BGPPeers:   slices.Clone(c.d.BGPPeers),
+// apply sets addr's entries in the desired state to r, as
+// addressResult.apply does, copying each map before its first change in
+// this call: the caller holds the Desired last returned (see Incremental).
+// An entry that stays the same changes no map. Cost: O(A) for each map
+// copied, A addresses; O(1) otherwise.
+func (c *Incremental) apply(r addressResult, addr netip.Addr) {
+	var l2 Layer2Entry
+	if r.layer2 != nil {
+		l2 = *r.layer2
 	}
-	d.BGPPeersWithoutSource = slices.Clone(c.d.BGPPeersWithoutSource)
-	return d
+	var bgp BGPEntry
+	if r.bgp != nil {
+		bgp = *r.bgp
+	}
+	equal := func(a, b string) bool { return a == b }
+	setEntry(c, ownedOwners, &c.d.Owners, addr, r.owner, r.hasOwner, equal)
+	setEntry(c, ownedSuccessors, &c.d.Successors, addr, r.next, r.hasOwner, equal)
+	setEntry(c, ownedLayer2, &c.d.Layer2, addr, l2, r.layer2 != nil, sameLayer2Entry)
+	// A BGP entry is rewritten whenever there is one: comparing its
+	// advertisements would cost about what copying the map does.
+	setEntry(c, ownedBGP, &c.d.BGP, addr, bgp, r.bgp != nil, func(BGPEntry, BGPEntry) bool { return false })
+}
+
+// setEntry sets addr's entry of the map *m to v (has) or removes it (not
+// has), unless it is so already (same). Before its first change in a
+// call, it copies the map, which bit of c.owned names.
+func setEntry[V any](c *Incremental, bit ownedMaps, m *map[netip.Addr]V, addr netip.Addr, v V, has bool, same func(a, b V) bool) {
+	if old, had := (*m)[addr]; had == has && (!has || same(old, v)) {
+		return
+	}
+	if c.owned&bit == 0 {
+		c.owned |= bit
+		*m = maps.Clone(*m)
+	}
+	if has {
+		(*m)[addr] = v
+	} else {
+		delete(*m, addr)
+	}
+}
+
+// sameLayer2Entry reports whether a and b are equal.
+func sameLayer2Entry(a, b Layer2Entry) bool {
+	return slices.Equal(a.Interfaces, b.Interfaces) && slices.Equal(a.Services, b.Services)
+}
+
+// service returns the Service k of the last call. Cost: O(log S).
+func (c *Incremental) service(k ServiceKey) Service {
+	i, _ := slices.BinarySearchFunc(c.services, k, func(s Service, k ServiceKey) int { return CompareServiceKeys(s.Key, k) })
+	return c.services[i]
 }
 
 // address computes addr from the Services sharing it.
@@ -176,7 +293,7 @@ func (c *Incremental) address(addr netip.Addr) addressResult {
 	keys := c.sharers[addr]
 	group := make([]Service, 0, len(keys))
 	for _, k := range keys {
-		group = append(group, c.services[k].svc)
+		group = append(group, c.service(k))
 	}
 	return c.c.address(addr, addressPool(addr, group), group)
 }
@@ -257,19 +374,26 @@ func changedNodes(before, after []Node, self string) ([]string, bool) {
 // changed nodes, G sharers and E endpoints per sharer: no election over
 // every node, unlike a full recompute's O(A x N).
 func (c *Incremental) nodesChanged(in Inputs, nodes []Node, changed []string, dirty map[netip.Addr]bool) {
-	var group []*incService
-	for addr, keys := range c.sharers {
-		if dirty[addr] {
-			continue
-		}
-		group = group[:0]
-		for _, k := range keys {
-			group = append(group, c.services[k])
-		}
-		for _, node := range changed {
-			if c.affectedBy(addr, group, node) {
-				dirty[addr] = true
-				break
+	var group []Service
+	// By Service rather than by address: an address of one Service (the
+	// common case) needs no look-up of its Service. A shared address is
+	// taken once, with its first sharer.
+	for _, s := range c.services {
+		for _, a := range s.Addresses {
+			addr := a.Addr
+			keys := c.sharers[addr]
+			if dirty[addr] || len(keys) == 0 || keys[0] != s.Key {
+				continue
+			}
+			group = append(group[:0], s)
+			for _, k := range keys[1:] {
+				group = append(group, c.service(k))
+			}
+			for _, node := range changed {
+				if c.affectedBy(addr, group, node) {
+					dirty[addr] = true
+					break
+				}
 			}
 		}
 	}
@@ -298,12 +422,12 @@ func (c *Incremental) nodesChanged(in Inputs, nodes []Node, changed []string, di
 //     their withdrawals, where SharedCandidates counts), a Local sharer's
 //     eligible nodes are among the nodes of its endpoints: node matters
 //     when it runs an endpoint of a sharer, or when a sharer is Cluster.
-func (c *Incremental) affectedBy(addr netip.Addr, group []*incService, node string) bool {
+func (c *Incremental) affectedBy(addr netip.Addr, group []Service, node string) bool {
 	local := false
 	withdrawn := false
 	for _, s := range group {
-		local = local || s.svc.TrafficPolicy == TrafficPolicyLocal
-		withdrawn = withdrawn || len(s.withdrawn) > 0
+		local = local || s.TrafficPolicy == TrafficPolicyLocal
+		withdrawn = withdrawn || len(c.withdrawn[s.Key]) > 0
 	}
 	if !local && (len(group) == 1 || !withdrawn) {
 		owner, hasOwner := c.d.Owners[addr]
@@ -314,10 +438,10 @@ func (c *Incremental) affectedBy(addr netip.Addr, group []*incService, node stri
 		return owner == "" || next == "" || node == owner || node == next || Outranks(addr, node, next)
 	}
 	for _, s := range group {
-		if s.svc.TrafficPolicy != TrafficPolicyLocal {
+		if s.TrafficPolicy != TrafficPolicyLocal {
 			return true
 		}
-		if slices.ContainsFunc(s.svc.endpointsFor(addr), func(ep Endpoint) bool { return ep.NodeName == node }) {
+		if slices.ContainsFunc(s.endpointsFor(addr), func(ep Endpoint) bool { return ep.NodeName == node }) {
 			return true
 		}
 	}
@@ -328,6 +452,19 @@ func (c *Incremental) affectedBy(addr netip.Addr, group []*incService, node stri
 // state goes.
 func sameService(a, b Service) bool {
 	return a.Key == b.Key && a.TrafficPolicy == b.TrafficPolicy && a.HealthCheckNodePort == b.HealthCheckNodePort &&
-		slices.Equal(a.Addresses, b.Addresses) &&
-		slices.Equal(a.EndpointsV4, b.EndpointsV4) && slices.Equal(a.EndpointsV6, b.EndpointsV6)
+		sameSlice(a.Addresses, b.Addresses) &&
+		sameSlice(a.EndpointsV4, b.EndpointsV4) && sameSlice(a.EndpointsV6, b.EndpointsV6)
+}
+
+// sameSlice is slices.Equal, in O(1) when a and b are the same slice: an
+// unchanged summary is handed over again with the same slices (see
+// Incremental), which nobody modifies.
+func sameSlice[E comparable](a, b []E) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	if len(a) == 0 || &a[0] == &b[0] {
+		return true
+	}
+	return slices.Equal(a, b)
 }

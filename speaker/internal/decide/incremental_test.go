@@ -343,3 +343,98 @@ func TestIncrementalMembershipMatchesCompute(t *testing.T) {
 		t.Errorf("%d of %d steps were incremental, want %d", partial, seeds*steps, want)
 	}
 }
+
+// TestIncrementalSharesUnchangedMaps checks that Incremental keeps one copy
+// of the desired state: a call returns the maps of the last Desired that
+// it does not change (a change copies only the maps it touches, and the
+// Desired returned earlier stays as it was), and that it leaves the
+// caller's Services as they were, in their order.
+func TestIncrementalSharesUnchangedMaps(t *testing.T) {
+	in := Inputs{Self: "n1", Model: testModel([]*v1alpha1.L2Advertisement{l2Adv("all", nil, nil)}, nil), Nodes: aliveNodes("n1", "n2", "n3"), Interfaces: testNodeInterfaces,
+		Services: []Service{
+			svc("web", TrafficPolicyCluster, []netip.Addr{lbV4}, []Endpoint{ready("n2")}, nil),
+			svc("db", TrafficPolicyLocal, []netip.Addr{lbV4b}, []Endpoint{ready("n1")}, nil),
+		}}
+	inc := NewIncremental()
+	last := inc.Compute(in)
+	lastWant := Compute(in)
+	if _, ok := last.Layer2[lbV4b]; !ok {
+		t.Fatalf("n1 does not announce db's address, which the test needs: %v", last.Layer2)
+	}
+	steps := []struct {
+		name                            string
+		change                          func()
+		owners, successors, layer2, bgp bool // the map is the last Desired's
+	}{
+		{"nothing changed", func() {}, true, true, true, true},
+		{"web's endpoints grow (Cluster: no owner changes)", func() {
+			in.Services = slices.Clone(in.Services)
+			in.Services[0].EndpointsV4 = []Endpoint{ready("n2"), ready("n3")}
+		}, true, true, true, true},
+		{"db's endpoint moves to n2 (Local: n1 hands it over)", func() {
+			in.Services = slices.Clone(in.Services)
+			in.Services[1].EndpointsV4 = []Endpoint{ready("n2")}
+		}, false, true, false, true},
+	}
+	for _, st := range steps {
+		st.change()
+		services := slices.Clone(in.Services)
+		got := inc.Compute(in)
+		if diff := desiredDiff(Compute(in), got); diff != "" {
+			t.Errorf("%s: (-want +got):\n%s", st.name, diff)
+		}
+		if diff := desiredDiff(lastWant, last); diff != "" {
+			t.Errorf("%s: the Desired returned last time changed (-before +after):\n%s", st.name, diff)
+		}
+		if diff := cmp.Diff(services, in.Services, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
+			t.Errorf("%s: the caller's Services changed (-before +after):\n%s", st.name, diff)
+		}
+		for _, m := range []struct {
+			name           string
+			same, wantSame bool
+		}{
+			{"Owners", sameMap(got.Owners, last.Owners), st.owners},
+			{"Successors", sameMap(got.Successors, last.Successors), st.successors},
+			{"Layer2", sameMap(got.Layer2, last.Layer2), st.layer2},
+			{"BGP", sameMap(got.BGP, last.BGP), st.bgp},
+		} {
+			if m.same != m.wantSame {
+				t.Errorf("%s: %s is the last Desired's map: %v, want %v", st.name, m.name, m.same, m.wantSame)
+			}
+		}
+		last, lastWant = got, Compute(in)
+	}
+}
+
+// TestIncrementalTakesAnyOrderAndDuplicates checks that Services in any
+// order take the incremental path, that the same Service twice is left to
+// Compute, and that Incremental agrees with Compute throughout.
+func TestIncrementalTakesAnyOrderAndDuplicates(t *testing.T) {
+	web := svc("web", TrafficPolicyCluster, []netip.Addr{lbV4}, []Endpoint{ready("n2")}, nil)
+	db := svc("db", TrafficPolicyLocal, []netip.Addr{lbV4b}, []Endpoint{ready("n1")}, nil)
+	webMoved := web
+	webMoved.EndpointsV4 = []Endpoint{ready("n1")}
+	in := Inputs{Self: "n1", Model: testModel([]*v1alpha1.L2Advertisement{l2Adv("all", nil, nil)}, nil), Nodes: aliveNodes("n1", "n2"), Interfaces: testNodeInterfaces}
+	inc := NewIncremental()
+	for _, st := range []struct {
+		name     string
+		services []Service
+		wantAll  bool
+	}{
+		{"first, sorted", []Service{db, web}, true},
+		{"unsorted", []Service{web, db}, false},
+		{"web twice", []Service{web, db, web}, true},
+		{"web twice, sorted", []Service{db, web, web}, true},
+		{"each once again", []Service{web, db}, true},
+		{"web's endpoint moves, unsorted", []Service{webMoved, db}, false},
+	} {
+		in.Services = st.services
+		got := inc.Compute(in)
+		if diff := desiredDiff(Compute(in), got); diff != "" {
+			t.Errorf("%s: (-want +got):\n%s", st.name, diff)
+		}
+		if inc.RecomputedAll() != st.wantAll {
+			t.Errorf("%s: RecomputedAll() = %v, want %v", st.name, inc.RecomputedAll(), st.wantAll)
+		}
+	}
+}

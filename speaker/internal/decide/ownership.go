@@ -3,6 +3,7 @@ package decide
 import (
 	"fmt"
 	"net/netip"
+	"reflect"
 	"slices"
 	"strings"
 )
@@ -42,7 +43,14 @@ type OwnershipChange struct {
 // of announcing node makes one event; the node that loses an address
 // reports it only when no node takes it (Next is ""), since then there is
 // no new announcer to tell. Sorted by address.
+//
+// When next's Layer2 is prev's own map (Incremental returns a map it did
+// not change as it was), nothing changed: O(1). Otherwise O(A) for A
+// addresses announced.
 func OwnershipChanges(prev, next Desired, self string) []OwnershipChange {
+	if sameMap(prev.Layer2, next.Layer2) {
+		return nil
+	}
 	var out []OwnershipChange
 	for a, e := range next.Layer2 {
 		if _, had := prev.Layer2[a]; had {
@@ -88,4 +96,9 @@ func (c OwnershipChange) Message() string {
 		prev = "taking over from node " + c.Previous
 	}
 	return fmt.Sprintf("Node %s announces %s over %s on %s, %s.", c.Next, c.Addr, proto, strings.Join(c.Interfaces, ", "), prev)
+}
+
+// sameMap reports whether a and b are the same map (not merely equal).
+func sameMap[K comparable, V any](a, b map[K]V) bool {
+	return reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer()
 }

@@ -53,7 +53,12 @@ type CachedSlice struct {
 	HasService bool
 	// AddressType is the slice's address type.
 	AddressType discoveryv1.AddressType
-	Endpoints   []CachedEndpoint
+	// Endpoints are the endpoints as package decide takes them: each one's
+	// node (interned: one string per node shared by every endpoint, ""
+	// when unset) and conditions (endpointConditions). A Service's summary
+	// shares them when the slice is its family's only one, so they must
+	// never be modified: a changed slice is a new CachedSlice.
+	Endpoints []decide.Endpoint
 }
 
 // ServiceKey returns the key of the slice's Service, false when it has
@@ -62,48 +67,15 @@ func (s *CachedSlice) ServiceKey() (decide.ServiceKey, bool) {
 	return decide.ServiceKey{Namespace: s.Namespace, Name: s.Service}, s.HasService
 }
 
-// CachedEndpoint is one endpoint: its node (interned: one string per node
-// shared by every endpoint, "" when unset) and its conditions, read the
-// way the speaker reads them (endpointConditions).
-type CachedEndpoint struct {
-	Node       string
-	Conditions uint8
-}
-
-// The bits of CachedEndpoint.Conditions.
-const (
-	endpointReady uint8 = 1 << iota
-	endpointServing
-	endpointTerminating
-)
-
-// Endpoint returns e as package decide takes it.
-func (e CachedEndpoint) Endpoint() decide.Endpoint {
-	return decide.Endpoint{
-		NodeName:    e.Node,
-		Ready:       e.Conditions&endpointReady != 0,
-		Serving:     e.Conditions&endpointServing != 0,
-		Terminating: e.Conditions&endpointTerminating != 0,
-	}
-}
-
 // endpointConditions reads an endpoint's conditions: a nil ready counts as
 // true, a nil serving as true (as the API says and kube-proxy reads it), a
 // nil terminating as false.
-func endpointConditions(c discoveryv1.EndpointConditions) uint8 {
-	ready := c.Ready == nil || *c.Ready
-	serving := c.Serving == nil || *c.Serving
-	var out uint8
-	if ready {
-		out |= endpointReady
+func endpointConditions(c discoveryv1.EndpointConditions) decide.Endpoint {
+	return decide.Endpoint{
+		Ready:       c.Ready == nil || *c.Ready,
+		Serving:     c.Serving == nil || *c.Serving,
+		Terminating: c.Terminating != nil && *c.Terminating,
 	}
-	if serving {
-		out |= endpointServing
-	}
-	if c.Terminating != nil && *c.Terminating {
-		out |= endpointTerminating
-	}
-	return out
 }
 
 // CachedClaim is what the speaker reads of an AddressClaim: config.ClaimOf's

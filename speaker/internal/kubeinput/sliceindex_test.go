@@ -21,7 +21,7 @@ func TestSliceIndexFollowsEvents(t *testing.T) {
 	slice := func(name, service string, nodes ...string) *CachedSlice {
 		es := &CachedSlice{objectMeta: objectMeta{Namespace: "shop", Name: name}, Service: service, HasService: service != "", AddressType: discoveryv1.AddressTypeIPv4}
 		for _, n := range nodes {
-			es.Endpoints = append(es.Endpoints, CachedEndpoint{Node: n})
+			es.Endpoints = append(es.Endpoints, decide.Endpoint{NodeName: n})
 		}
 		return es
 	}

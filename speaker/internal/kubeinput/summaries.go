@@ -30,9 +30,13 @@ type Summaries struct {
 	// slices indexes the EndpointSlices by Service (see sliceIndex).
 	slices sliceIndex
 
-	// Owned by the loop.
-	byKey map[decide.ServiceKey]decide.Service
-	uids  map[decide.ServiceKey]types.UID
+	// Owned by the loop. list are the summaries, sorted by key, and uids
+	// their Services' UIDs (same index). Update replaces both when a
+	// summary changes and never modifies them, so the slice it returns
+	// stays valid for whoever keeps it (decide.Incremental keeps it until
+	// its next call: one copy of each summary between them).
+	list []decide.Service
+	uids []types.UID
 	// takeover, when not nil, marks the endpoints of settling nodes in
 	// the summaries it builds (see SettleTracker), and makes update
 	// rebuild the summaries of the Services whose nodes have settled since.
@@ -43,12 +47,23 @@ type Summaries struct {
 // Update. takeover, when not nil, marks settling endpoints (see
 // decide.SettleTracker).
 func NewSummaries(takeover *decide.SettleTracker) *Summaries {
-	return &Summaries{dirty: map[decide.ServiceKey]struct{}{}, all: true, slices: sliceIndex{}, byKey: map[decide.ServiceKey]decide.Service{}, uids: map[decide.ServiceKey]types.UID{}, takeover: takeover}
+	return &Summaries{dirty: map[decide.ServiceKey]struct{}{}, all: true, slices: sliceIndex{}, takeover: takeover}
 }
 
 // UID returns the UID of the summarised Service k, "" when unknown. Only
-// the loop may call it.
-func (m *Summaries) UID(k decide.ServiceKey) types.UID { return m.uids[k] }
+// the loop may call it. Cost: O(log S).
+func (m *Summaries) UID(k decide.ServiceKey) types.UID {
+	if i, ok := m.find(k); ok {
+		return m.uids[i]
+	}
+	return ""
+}
+
+// find returns the index of Service k's summary in m.list, or where it
+// would go, and whether it is there.
+func (m *Summaries) find(k decide.ServiceKey) (int, bool) {
+	return goslices.BinarySearchFunc(m.list, k, func(s decide.Service, k decide.ServiceKey) int { return decide.CompareServiceKeys(s.Key, k) })
+}
 
 // Takeover returns the settle tracker the summaries were made with.
 func (m *Summaries) Takeover() *decide.SettleTracker { return m.takeover }
@@ -154,10 +169,14 @@ func (m *Summaries) take() (dirty map[decide.ServiceKey]struct{}, all bool) {
 }
 
 // Update brings the summaries up to date with the caches at now and
-// returns them all (in no particular order), and how many it rebuilt.
-// Besides the dirty Services it rebuilds those with a node that has
-// settled by now (takeover), so their summaries change and only their
-// addresses are recomputed.
+// returns them all, sorted by key, and how many it rebuilt. The caller
+// must not modify the slice; Update never does either (it makes a new
+// one when a summary changes, and returns the last one when none did), so
+// the caller may keep it. Besides the dirty Services it rebuilds those
+// with a node that has settled by now (takeover), so their summaries
+// change and only their addresses are recomputed. Cost: O(D log S) for D
+// dirty Services, plus O(S) to copy the list when one of them changed;
+// O(S log S) to rebuild every summary.
 func (m *Summaries) Update(c Caches, class string, now time.Time) (out []decide.Service, rebuilt int) {
 	dirty, all := m.take()
 	if m.takeover != nil {
@@ -166,66 +185,97 @@ func (m *Summaries) Update(c Caches, class string, now time.Time) (out []decide.
 		}
 	}
 	if all {
-		// Index the slices anew under the lock, so no handler's change
-		// lands between the list and the new index (it lands after).
-		m.mu.Lock()
-		m.slices = newSliceIndex(c.Slices.List())
-		m.mu.Unlock()
-		list := c.Services.List()
-		m.byKey = make(map[decide.ServiceKey]decide.Service, len(list))
-		m.uids = make(map[decide.ServiceKey]types.UID, len(list))
-		for _, o := range list {
-			if svc, ok := o.(*CachedService); ok {
-				m.set(svc.Key(), svc, c, class, now)
-			}
-		}
-		rebuilt = len(list)
-		if m.takeover != nil {
-			// Services no longer listed get no set call: forget them. The
-			// first full rebuild is the start-up list, settled as it is.
-			m.takeover.Retain(func(k decide.ServiceKey) bool { _, ok := m.byKey[k]; return ok })
-			m.takeover.Prime()
-		}
-	} else {
-		for k := range dirty {
-			o, _, err := c.Services.GetByKey(k.String())
-			if err != nil {
-				// A cache's GetByKey does not fail; should that change,
-				// read everything next time.
-				m.RebuildAll()
-			}
-			svc, _ := o.(*CachedService)
-			m.set(k, svc, c, class, now)
-		}
-		rebuilt = len(dirty)
+		return m.list, m.rebuildAll(c, class, now)
 	}
-	out = make([]decide.Service, 0, len(m.byKey))
-	for _, s := range m.byKey {
-		out = append(out, s)
+	if len(dirty) == 0 {
+		return m.list, 0
 	}
-	return out, rebuilt
+	keys := make([]decide.ServiceKey, 0, len(dirty))
+	for k := range dirty {
+		keys = append(keys, k)
+	}
+	goslices.SortFunc(keys, decide.CompareServiceKeys)
+	// Merge the rebuilt summaries (keys sorted) into a copy of the list.
+	list := make([]decide.Service, 0, len(m.list)+len(keys))
+	uids := make([]types.UID, 0, len(m.list)+len(keys))
+	i := 0
+	for _, k := range keys {
+		at, found := m.find(k)
+		list = append(list, m.list[i:at]...)
+		uids = append(uids, m.uids[i:at]...)
+		i = at
+		if found {
+			i++
+		}
+		o, _, err := c.Services.GetByKey(k.String())
+		if err != nil {
+			// A cache's GetByKey does not fail; should that change,
+			// read everything next time.
+			m.RebuildAll()
+		}
+		svc, _ := o.(*CachedService)
+		if sv, ok := m.summary(k, svc, c, class, now); ok {
+			list = append(list, sv)
+			uids = append(uids, svc.UID)
+		}
+	}
+	list = append(list, m.list[i:]...)
+	uids = append(uids, m.uids[i:]...)
+	m.list, m.uids = list, uids
+	return m.list, len(dirty)
 }
 
-// set stores the summary of Service k (svc, nil when gone) as seen at now,
-// or removes it when the speaker does not announce it.
-func (m *Summaries) set(k decide.ServiceKey, svc *CachedService, c Caches, class string, now time.Time) {
+// rebuildAll rebuilds every summary from the caches at now, and returns
+// how many Services the cache holds.
+func (m *Summaries) rebuildAll(c Caches, class string, now time.Time) int {
+	// Index the slices anew under the lock, so no handler's change lands
+	// between the list and the new index (it lands after).
+	m.mu.Lock()
+	m.slices = newSliceIndex(c.Slices.List())
+	m.mu.Unlock()
+	all := c.Services.List()
+	svcs := make([]*CachedService, 0, len(all))
+	for _, o := range all {
+		if svc, ok := o.(*CachedService); ok {
+			svcs = append(svcs, svc)
+		}
+	}
+	goslices.SortFunc(svcs, func(a, b *CachedService) int { return decide.CompareServiceKeys(a.Key(), b.Key()) })
+	list := make([]decide.Service, 0, len(svcs))
+	uids := make([]types.UID, 0, len(svcs))
+	for _, svc := range svcs {
+		if sv, ok := m.summary(svc.Key(), svc, c, class, now); ok {
+			list = append(list, sv)
+			uids = append(uids, svc.UID)
+		}
+	}
+	m.list, m.uids = list, uids
+	if m.takeover != nil {
+		// Services no longer listed get no summary call: forget them.
+		// The first full rebuild is the start-up list, settled as it is.
+		m.takeover.Retain(func(k decide.ServiceKey) bool { _, ok := m.find(k); return ok })
+		m.takeover.Prime()
+	}
+	return len(all)
+}
+
+// summary returns the summary of Service k (svc, nil when gone) as seen
+// at now, or false when the speaker does not announce it.
+func (m *Summaries) summary(k decide.ServiceKey, svc *CachedService, c Caches, class string, now time.Time) (decide.Service, bool) {
 	sv, ok := decide.Service{}, false
 	if svc != nil && ServesClass(svc, class) {
 		sv, ok = summarise(svc, c, m.sliceNames(k))
 	}
 	if !ok {
-		delete(m.byKey, k)
-		delete(m.uids, k)
 		if m.takeover != nil {
 			m.takeover.Forget(k)
 		}
-		return
+		return decide.Service{}, false
 	}
 	if m.takeover != nil {
 		sv, _ = m.takeover.Observe(sv, now)
 	}
-	m.byKey[k] = sv
-	m.uids[k] = svc.UID
+	return sv, true
 }
 
 // Caches are the informer caches a Service summary is read from, holding
@@ -311,7 +361,12 @@ func summarise(svc *CachedService, c Caches, slices []string) (decide.Service, b
 // endpointsOf returns the endpoints of slices, in the order of the slices'
 // names: the index returns slices in no particular order, and an
 // unchanged Service must summarise the same every time. It sorts slices.
+// A family's only slice (the common case) gives its own endpoints, shared
+// with the cache, not a copy.
 func endpointsOf(slices []*CachedSlice) []decide.Endpoint {
+	if len(slices) == 1 && len(slices[0].Endpoints) > 0 {
+		return slices[0].Endpoints
+	}
 	goslices.SortFunc(slices, func(a, b *CachedSlice) int { return cmp.Compare(a.Name, b.Name) })
 	n := 0
 	for _, s := range slices {
@@ -322,9 +377,7 @@ func endpointsOf(slices []*CachedSlice) []decide.Endpoint {
 	}
 	out := make([]decide.Endpoint, 0, n)
 	for _, s := range slices {
-		for _, e := range s.Endpoints {
-			out = append(out, e.Endpoint())
-		}
+		out = append(out, s.Endpoints...)
 	}
 	return out
 }

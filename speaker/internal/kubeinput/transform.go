@@ -11,6 +11,7 @@ import (
 
 	"github.com/herald-dev/herald/config"
 	"github.com/herald-dev/herald/config/v1alpha1"
+	"github.com/herald-dev/herald/speaker/internal/decide"
 )
 
 // The informer transforms below run on every object before it enters a
@@ -113,11 +114,11 @@ func cacheSlice(s *discoveryv1.EndpointSlice, in *Interner) *CachedSlice {
 	out := &CachedSlice{objectMeta: metaOf(s.ObjectMeta), AddressType: addressType(s.AddressType)}
 	out.Service, out.HasService = s.Labels[discoveryv1.LabelServiceName]
 	if len(s.Endpoints) > 0 {
-		out.Endpoints = make([]CachedEndpoint, len(s.Endpoints))
+		out.Endpoints = make([]decide.Endpoint, len(s.Endpoints))
 		for i, ep := range s.Endpoints {
-			e := CachedEndpoint{Conditions: endpointConditions(ep.Conditions)}
+			e := endpointConditions(ep.Conditions)
 			if ep.NodeName != nil {
-				e.Node = in.intern(*ep.NodeName)
+				e.NodeName = in.intern(*ep.NodeName)
 			}
 			out.Endpoints[i] = e
 		}

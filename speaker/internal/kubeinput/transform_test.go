@@ -173,7 +173,7 @@ func TestEndpointConditions(t *testing.T) {
 		{"ready, not serving", discoveryv1.EndpointConditions{Ready: &yes, Serving: &no, Terminating: &no}, decide.Endpoint{Ready: true}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			got := CachedEndpoint{Conditions: endpointConditions(tt.in)}.Endpoint()
+			got := endpointConditions(tt.in)
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("(-want +got):\n%s", diff)
 			}

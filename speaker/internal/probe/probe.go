@@ -130,8 +130,9 @@ func (p *Prober) get(ctx context.Context, port int) (int, error) {
 // externalTrafficPolicy Local with a healthCheckNodePort: the ones whose
 // kube-proxy health check can contradict the EndpointSlices. They are
 // sorted by Service, whatever the order of services (the loop's summaries
-// come in map order): the same Services are probed, and the same ones left
-// out past maxServiceProbes, round after round.
+// come sorted, but Targets does not rely on it): the same Services are
+// probed, and the same ones left out past maxServiceProbes, round after
+// round.
 func Targets(services []decide.Service, self string) []decide.Service {
 	var out []decide.Service
 	for _, s := range services {

@@ -99,9 +99,9 @@ func terminating(node string) decide.Endpoint {
 
 func starting(node string) decide.Endpoint { return decide.Endpoint{NodeName: node} }
 
-// TestTargetsAreSortedWhateverTheInputOrder: the loop hands Targets the
-// summaries in map order; the targets (and so which Services the 256-probe
-// cap keeps) must not follow it.
+// TestTargetsAreSortedWhateverTheInputOrder: whatever the order the
+// caller hands Targets the summaries in, the targets (and so which
+// Services the 256-probe cap keeps) must not follow it.
 func TestTargetsAreSortedWhateverTheInputOrder(t *testing.T) {
 	var services []decide.Service
 	for i := range 300 {

@@ -122,7 +122,7 @@ func TestLoopWithFakeClientsets(t *testing.T) {
 	}
 	eventually(t, "the endpoint's move in the cache", func() bool {
 		es, ok, err := inf.Slices.GetByKey("shop/web-1")
-		return err == nil && ok && es.(*kubeinput.CachedSlice).Endpoints[0].Node == "n2"
+		return err == nil && ok && es.(*kubeinput.CachedSlice).Endpoints[0].NodeName == "n2"
 	})
 	run("a reconcile", reconciled())
 	if got := loop.prev.Owners[lbV4]; got != "" {

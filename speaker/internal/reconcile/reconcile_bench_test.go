@@ -98,7 +98,7 @@ func (c *scaleCluster) moveEndpoints(tb testing.TB, s *Loop, i, shift int) {
 	*es = *old
 	es.Endpoints = slices.Clone(old.Endpoints)
 	for j := range es.Endpoints {
-		es.Endpoints[j].Node = c.nodes[(i+j+shift)%len(c.nodes)].State.Name
+		es.Endpoints[j].NodeName = c.nodes[(i+j+shift)%len(c.nodes)].State.Name
 	}
 	if err := c.slices.Update(es); err != nil {
 		tb.Fatal(err)
