@@ -81,6 +81,14 @@ var forbiddenImports = map[string]rule{
 		"github.com/prometheus", "github.com/hashicorp", "github.com/osrg", "github.com/mdlayher",
 		module + "/speaker/", module + "/controller", module + "/ipam/",
 	}},
+	// The event recorder writes Events through the sink it is handed; it
+	// makes no client (client-go's recorder and its strategic merge patch
+	// machinery stay out, see TestSpeakerBinaryLinksNoClientset), and
+	// knows nothing of the speaker's other parts.
+	"speaker/internal/events": {Deps: []string{
+		"k8s.io/client-go", "github.com/prometheus", "github.com/hashicorp", "github.com/osrg", "github.com/mdlayher",
+		"k8s.io/apimachinery/pkg/util/strategicpatch", module + "/speaker/", module + "/config", module + "/controller", module + "/ipam/",
+	}},
 	// The drain programs the node's netfilter and routes from the drains
 	// decided; it reads, gossips and reports nothing.
 	"speaker/internal/drain": {Deps: []string{

@@ -16,11 +16,11 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
-	"k8s.io/client-go/tools/record"
 
 	heraldtyped "github.com/herald-dev/herald/config/generated/clientset/versioned/typed/config/v1alpha1"
 	"github.com/herald-dev/herald/speaker/bgp"
 	"github.com/herald-dev/herald/speaker/internal/decide"
+	"github.com/herald-dev/herald/speaker/internal/events"
 	"github.com/herald-dev/herald/speaker/internal/heartbeat"
 	"github.com/herald-dev/herald/speaker/internal/kubeclient"
 	"github.com/herald-dev/herald/speaker/internal/kubeinput"
@@ -217,11 +217,9 @@ func Run(ctx context.Context, cfg Config) error {
 	annCtx, stopAnnouncer := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopAnnouncer()
 	l2 := layer2.NewAnnouncer(annCtx, cfg.Layer2)
-	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
-	broadcaster.StartRecordingToSink(client.EventSink())
-	defer broadcaster.Shutdown()
-	recorder := broadcaster.NewRecorder(kubeclient.Scheme, corev1.EventSource{Component: "herald-speaker", Host: cfg.NodeName})
 	metrics := report.NewMetrics(cfg.Registry, l2.Stats, members.Counts, in.badClaims.Count)
+	recorder := startRecorder(cfg, client, metrics, log)
+	defer closeRecorder(recorder)
 	fast, err := startHeartbeats(cfg, members, nodeIP, in.changes.Poke, metrics, log)
 	if err != nil {
 		_ = members.Shutdown()
@@ -364,7 +362,7 @@ func startHeartbeats(cfg Config, members *membership.Membership, nodeIP netip.Ad
 
 // newLoop makes the status writer and the reconcile loop.
 func newLoop(cfg Config, in inputs, statuses heraldtyped.SpeakerStatusInterface, members *membership.Membership, fast *heartbeat.Heartbeats,
-	l2 *layer2.Announcer, nodeIP netip.Addr, recorder record.EventRecorder, metrics *report.Metrics,
+	l2 *layer2.Announcer, nodeIP netip.Addr, recorder *events.Recorder, metrics *report.Metrics,
 	log *slog.Logger) (*reconcile.Loop, *report.StatusWriter) {
 	status := report.NewStatusWriter(statuses, in.informers.Statuses, cfg.NodeName, cfg.StatusInterval, nodeUID(in.informers, cfg.NodeName), func(err error) {
 		if err != nil {
@@ -394,6 +392,27 @@ func newLoop(cfg Config, in inputs, statuses heraldtyped.SpeakerStatusInterface,
 		Status:       status, Metrics: metrics, Health: cfg.Health, Recorder: recorder,
 	})
 	return loop, status
+}
+
+// startRecorder starts the recorder of the speaker's Events, which counts
+// the events it drops in metrics.
+func startRecorder(cfg Config, client *kubeclient.Client, metrics *report.Metrics, log *slog.Logger) *events.Recorder {
+	for _, r := range events.DropReasons {
+		metrics.EventsDropped.WithLabelValues(string(r))
+	}
+	return events.Start(client.Events(), events.Config{
+		Source:  corev1.EventSource{Component: "herald-speaker", Host: cfg.NodeName},
+		Dropped: func(r events.DropReason) { metrics.EventsDropped.WithLabelValues(string(r)).Inc() },
+		Log:     log.With("component", "events"),
+	})
+}
+
+// closeRecorder writes the Events still queued when the speaker stops, for
+// at most 2 s.
+func closeRecorder(r *events.Recorder) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	r.Close(ctx)
 }
 
 // fastDetector returns h as the loop's FastDetector: nil (not a typed nil)

@@ -18,8 +18,8 @@ import (
 )
 
 // Scheme holds the kinds the speaker reads and writes, and no other: those
-// of core/v1, discovery.k8s.io/v1 and herald.dev/v1alpha1. Its event
-// recorder resolves the kinds of the objects its Events are about with it.
+// of core/v1, discovery.k8s.io/v1 and herald.dev/v1alpha1. The REST
+// clients decode the API server's answers with it.
 var Scheme = newScheme()
 
 func newScheme() *runtime.Scheme {

@@ -18,8 +18,8 @@ import (
 )
 
 // apiServer answers every request with an empty list of the kind its path
-// names (or, for a write, the Event it was sent) and records the requests
-// as "METHOD path?fieldSelector".
+// names (or, for a write, an Event) and records the requests as
+// "METHOD path?fieldSelector", followed for a write by its content type.
 type apiServer struct {
 	mu   sync.Mutex
 	seen []string
@@ -27,7 +27,11 @@ type apiServer struct {
 
 func (a *apiServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	a.mu.Lock()
-	a.seen = append(a.seen, r.Method+" "+r.URL.Path+"?"+r.URL.Query().Get("fieldSelector"))
+	req := r.Method + " " + r.URL.Path + "?" + r.URL.Query().Get("fieldSelector")
+	if r.Method != http.MethodGet {
+		req += " " + r.Header.Get("Content-Type")
+	}
+	a.seen = append(a.seen, req)
 	a.mu.Unlock()
 	w.Header().Set("Content-Type", "application/json")
 	if r.Method != http.MethodGet {
@@ -107,29 +111,29 @@ func TestListWatchesAskForTheirKind(t *testing.T) {
 	}
 }
 
-// TestEventSinkWritesInTheEventsNamespace creates, updates and patches an
-// Event as the broadcaster does.
-func TestEventSinkWritesInTheEventsNamespace(t *testing.T) {
+// TestEventWriterWritesInTheEventsNamespace creates and merge-patches an
+// Event as the speaker's recorder (package events) does.
+func TestEventWriterWritesInTheEventsNamespace(t *testing.T) {
 	c, api := newTestClient(t)
-	sink := c.EventSink()
+	w := c.Events()
 	e := &corev1.Event{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web.1"}}
-	if _, err := sink.Create(e); err != nil {
+	if _, err := w.Create(t.Context(), e); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := sink.Update(e); err != nil {
+	if _, err := w.Patch(t.Context(), "shop", "web.1", []byte(`{"count":2}`)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := sink.Patch(e, []byte(`{"count":2}`)); err != nil {
-		t.Fatal(err)
+	want := []string{
+		"POST /api/v1/namespaces/shop/events? application/json",
+		"PATCH /api/v1/namespaces/shop/events/web.1? application/merge-patch+json",
 	}
-	want := []string{"POST /api/v1/namespaces/shop/events?", "PUT /api/v1/namespaces/shop/events/web.1?", "PATCH /api/v1/namespaces/shop/events/web.1?"}
 	if diff := cmp.Diff(want, api.seen); diff != "" {
 		t.Errorf("requests (-want +got):\n%s", diff)
 	}
 }
 
-// TestSchemeHoldsOnlyTheSpeakersGroups: the recorder resolves the Services
-// its Events are about, and the scheme holds no other group.
+// TestSchemeHoldsOnlyTheSpeakersGroups: the scheme knows the speaker's
+// kinds, and holds no other group.
 func TestSchemeHoldsOnlyTheSpeakersGroups(t *testing.T) {
 	gvks, _, err := Scheme.ObjectKinds(&corev1.Service{})
 	if err != nil || len(gvks) != 1 || gvks[0].Kind != "Service" {

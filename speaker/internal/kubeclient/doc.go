@@ -2,8 +2,9 @@
 // the three API groups it reads and writes (core/v1: Services, Nodes,
 // Secrets, Events; discovery.k8s.io/v1: EndpointSlices; herald.dev/v1alpha1:
 // Herald's resources), the list-watches its informers run on
-// (ListWatches), the SpeakerStatus client, and the sink of its Events
-// (EventSink), with a scheme of those groups only (Scheme).
+// (ListWatches), the SpeakerStatus client, and the writer of its Events
+// (Events, the sink of package events' recorder), with a scheme of those
+// groups only (Scheme).
 //
 // It replaces client-go's generated clientset, its informer factories and
 // its scheme, which link every Kubernetes API group (and the discovery and

@@ -255,7 +255,7 @@ func (s *Loop) recheckBFD(sts []bgp.PeerStatus, now time.Time) {
 
 // peerEvent records an event on a BGPPeer.
 func (s *Loop) peerEvent(name, typ, reason, msg string) {
-	ref := &corev1.ObjectReference{Kind: "BGPPeer", APIVersion: "herald.dev/v1alpha1", Name: name}
+	ref := corev1.ObjectReference{Kind: "BGPPeer", APIVersion: "herald.dev/v1alpha1", Name: name}
 	if p, err := s.inf.Peers.Get(name); err == nil {
 		ref.UID = p.UID
 	}

@@ -15,7 +15,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	kubefake "k8s.io/client-go/kubernetes/fake"
-	"k8s.io/client-go/tools/record"
 
 	heraldfake "github.com/herald-dev/herald/config/generated/clientset/versioned/fake"
 	"github.com/herald-dev/herald/config/v1alpha1"
@@ -72,7 +71,7 @@ func TestLoopWithFakeClientsets(t *testing.T) {
 	metrics := report.NewMetrics(prometheus.NewRegistry(), func() layer2.Stats { return layer2.Stats{} }, members.Counts, func() int { return 0 })
 	status := report.NewStatusWriter(herald.HeraldV1alpha1().SpeakerStatuses(), inf.Statuses, "n1", 10*time.Millisecond, func() types.UID { return "" }, nil)
 	loop := New(Config{NodeName: "n1", ConflictHold: time.Second, ResyncInterval: time.Second, MemberlistPort: 7946},
-		Deps{Log: log, Informers: inf, Changes: changes, Members: members, Status: status, Recorder: &record.FakeRecorder{}, Metrics: metrics, Health: health})
+		Deps{Log: log, Informers: inf, Changes: changes, Members: members, Status: status, Recorder: discardEvents{}, Metrics: metrics, Health: health})
 
 	// run runs the loop until until holds, then stops it: the loop's state
 	// is its goroutine's, readable once it has returned.

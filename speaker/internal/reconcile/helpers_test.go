@@ -128,3 +128,8 @@ func startedInformers(t *testing.T, self string, kube kubernetes.Interface, hera
 	}
 	return inf
 }
+
+// discardEvents is an EventRecorder that records nothing.
+type discardEvents struct{}
+
+func (discardEvents) Event(corev1.ObjectReference, string, string, string) {}

@@ -10,7 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"k8s.io/client-go/tools/record"
+	corev1 "k8s.io/api/core/v1"
 
 	"github.com/herald-dev/herald/config"
 	"github.com/herald-dev/herald/config/v1alpha1"
@@ -69,7 +69,7 @@ type Deps struct {
 	BGP      func(bgp.Options) (BGPSpeaker, error)
 	RouterID netip.Addr
 	Status   *report.StatusWriter
-	Recorder record.EventRecorder
+	Recorder EventRecorder
 	Metrics  *report.Metrics
 	Health   *report.Health
 }
@@ -89,7 +89,7 @@ type Loop struct {
 	announcers []announcer
 	bgp        *bgpAnnouncer
 	status     *report.StatusWriter
-	recorder   record.EventRecorder
+	recorder   EventRecorder
 	metrics    *report.Metrics
 	health     *report.Health
 	drainer    Drainer
@@ -317,6 +317,12 @@ func (s *Loop) reconcile(ctx context.Context) (took time.Duration) {
 	s.updateUnusablePeers(d)
 	s.report(d, len(alive), start)
 	return
+}
+
+// EventRecorder records Events about objects without blocking (package
+// events' Recorder in the daemon).
+type EventRecorder interface {
+	Event(ref corev1.ObjectReference, eventType, reason, message string)
 }
 
 // FastDetector is the fast failure detector: it is told whom this node

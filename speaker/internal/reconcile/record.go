@@ -128,7 +128,7 @@ func countGained(cs []decide.OwnershipChange) int {
 // event records an event on each of the Services.
 func (s *Loop) event(keys []decide.ServiceKey, typ, reason, msg string) {
 	for _, k := range keys {
-		ref := &corev1.ObjectReference{Kind: "Service", APIVersion: "v1", Namespace: k.Namespace, Name: k.Name, UID: s.changes.sums.UID(k)}
+		ref := corev1.ObjectReference{Kind: "Service", APIVersion: "v1", Namespace: k.Namespace, Name: k.Name, UID: s.changes.sums.UID(k)}
 		s.recorder.Event(ref, typ, reason, msg)
 		s.metrics.Events.WithLabelValues(reason).Inc()
 	}

@@ -13,7 +13,6 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/cache"
-	"k8s.io/client-go/tools/record"
 
 	"github.com/herald-dev/herald/config"
 	heraldfake "github.com/herald-dev/herald/config/generated/clientset/versioned/fake"
@@ -44,7 +43,7 @@ func newStatusCluster(t testing.TB, n int) *statusCluster {
 			Log: log, Informers: &kubeinput.Informers{}, Changes: NewChanges(name, kubeinput.NewSummaries(nil), nil),
 			Status: report.NewStatusWriter(c.herald.HeraldV1alpha1().SpeakerStatuses(), heraldlisters.NewSpeakerStatusLister(c.records), name, time.Second,
 				func() types.UID { return "" }, nil),
-			Recorder: record.NewFakeRecorder(1 << 16),
+			Recorder: discardEvents{},
 			Metrics: report.NewMetrics(prometheus.NewRegistry(), func() layer2.Stats { return layer2.Stats{} },
 				func() (int, int) { return 0, 0 }, func() int { return 0 }),
 		})

@@ -18,7 +18,10 @@ type Metrics struct {
 	ReconcileSeconds prometheus.Histogram
 	StatusWrites     *prometheus.CounterVec
 	Events           *prometheus.CounterVec
-	KubeProxyProbes  *prometheus.CounterVec
+	// EventsDropped counts the events the recorder did not write (package
+	// events' DropReason).
+	EventsDropped   *prometheus.CounterVec
+	KubeProxyProbes *prometheus.CounterVec
 	// HeartbeatVerdicts counts the fast failure detector's verdicts
 	// (package heartbeat), by kind.
 	HeartbeatVerdicts *prometheus.CounterVec
@@ -65,7 +68,11 @@ func NewMetrics(reg prometheus.Registerer, stats func() layer2.Stats, members fu
 		}, []string{"result"}),
 		Events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "herald_speaker_events_total",
-			Help: "Events recorded on Services, by reason.",
+			Help: "Events recorded on Services and BGPPeers, by reason (including those herald_speaker_events_dropped_total counts as not written).",
+		}, []string{"reason"}),
+		EventsDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_speaker_events_dropped_total",
+			Help: "Events not written, by reason: queue_full (the API server did not keep up), rate_limited (more than 25 about one object and type, then one per 5 minutes), write_failed (refused, or no answer in 3 attempts), shutdown (queued when the speaker stopped).",
 		}, []string{"reason"}),
 		KubeProxyProbes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "herald_speaker_kube_proxy_probes_total",
@@ -107,7 +114,7 @@ func NewMetrics(reg prometheus.Registerer, stats func() layer2.Stats, members fu
 	for k := heartbeat.Presumed; k <= heartbeat.Spared; k++ {
 		m.HeartbeatVerdicts.WithLabelValues(k.String())
 	}
-	reg.MustRegister(m.Announced, m.OwnershipChanges, m.Conflicts, m.Reconciles, m.ReconcileSeconds, m.StatusWrites, m.Events, m.KubeProxyProbes, m.HeartbeatVerdicts,
+	reg.MustRegister(m.Announced, m.OwnershipChanges, m.Conflicts, m.Reconciles, m.ReconcileSeconds, m.StatusWrites, m.Events, m.EventsDropped, m.KubeProxyProbes, m.HeartbeatVerdicts,
 		m.DrainAvailable, m.DrainedAddresses, m.DrainErrors,
 		m.BgpSessionUp, m.BgpAdvertised, m.BgpBFDState, m.BgpStateChanges,
 		&wireCollector{stats: stats}, &memberCollector{members: members},
