@@ -17,7 +17,6 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
-	heraldtyped "github.com/herald-dev/herald/config/generated/clientset/versioned/typed/config/v1alpha1"
 	"github.com/herald-dev/herald/speaker/bgp"
 	"github.com/herald-dev/herald/speaker/internal/decide"
 	"github.com/herald-dev/herald/speaker/internal/events"
@@ -361,7 +360,7 @@ func startHeartbeats(cfg Config, members *membership.Membership, nodeIP netip.Ad
 }
 
 // newLoop makes the status writer and the reconcile loop.
-func newLoop(cfg Config, in inputs, statuses heraldtyped.SpeakerStatusInterface, members *membership.Membership, fast *heartbeat.Heartbeats,
+func newLoop(cfg Config, in inputs, statuses report.StatusClient, members *membership.Membership, fast *heartbeat.Heartbeats,
 	l2 *layer2.Announcer, nodeIP netip.Addr, recorder *events.Recorder, metrics *report.Metrics,
 	log *slog.Logger) (*reconcile.Loop, *report.StatusWriter) {
 	status := report.NewStatusWriter(statuses, in.informers.Statuses, cfg.NodeName, cfg.StatusInterval, nodeUID(in.informers, cfg.NodeName), func(err error) {

@@ -13,7 +13,6 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/flowcontrol"
 
-	heraldtyped "github.com/herald-dev/herald/config/generated/clientset/versioned/typed/config/v1alpha1"
 	"github.com/herald-dev/herald/config/v1alpha1"
 )
 
@@ -36,8 +35,7 @@ var codecs = serializer.NewCodecFactory(Scheme)
 // Client talks to the API server for the speaker: one HTTP client (one
 // connection pool) and a REST client per API group.
 type Client struct {
-	core, discovery rest.Interface
-	herald          heraldtyped.HeraldV1alpha1Interface
+	core, discovery, herald rest.Interface
 }
 
 // New returns the Client of cfg.
@@ -47,7 +45,7 @@ func New(cfg *rest.Config) (*Client, error) {
 		return nil, fmt.Errorf("kubeclient: %w", err)
 	}
 	// As client-go's clientset does: with a QPS set, Kubernetes' groups
-	// share one rate limiter (Herald's clientset has its own); without,
+	// share one rate limiter (Herald's group has its own); without,
 	// each REST client makes its own default one.
 	kubeCfg := rest.CopyConfig(cfg)
 	if kubeCfg.RateLimiter == nil && kubeCfg.QPS > 0 {
@@ -64,9 +62,11 @@ func New(cfg *rest.Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	herald, err := heraldtyped.NewForConfigAndClient(cfg, httpClient)
+	// Herald's group has a rate limiter of its own, as with Herald's
+	// generated client.
+	herald, err := groupClient(cfg, httpClient, v1alpha1.SchemeGroupVersion, "/apis")
 	if err != nil {
-		return nil, fmt.Errorf("kubeclient: %s: %w", v1alpha1.SchemeGroupVersion, err)
+		return nil, err
 	}
 	return &Client{core: core, discovery: discovery, herald: herald}, nil
 }
@@ -86,9 +86,4 @@ func groupClient(cfg *rest.Config, httpClient *http.Client, gv schema.GroupVersi
 		return nil, fmt.Errorf("kubeclient: %s: %w", gv, err)
 	}
 	return rc, nil
-}
-
-// SpeakerStatuses returns the client of Herald's SpeakerStatus records.
-func (c *Client) SpeakerStatuses() heraldtyped.SpeakerStatusInterface {
-	return c.herald.SpeakerStatuses()
 }

@@ -31,7 +31,7 @@ func (c *Client) ListWatches(node, namespace string) ListWatches {
 	all := func(rc cache.Getter, resource string) cache.ListerWatcher {
 		return cache.NewListWatchFromClient(rc, resource, metav1.NamespaceAll, fields.Everything())
 	}
-	h := c.herald.RESTClient()
+	h := c.herald
 	lw := ListWatches{
 		Services: all(c.core, "services"), EndpointSlices: all(c.discovery, "endpointslices"), Nodes: all(c.core, "nodes"),
 		AddressClaims: all(h, "addressclaims"), IPPools: all(h, "ippools"), L2Advertisements: all(h, "l2advertisements"),

@@ -17,7 +17,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
-	heraldtyped "github.com/herald-dev/herald/config/generated/clientset/versioned/typed/config/v1alpha1"
 	heraldlisters "github.com/herald-dev/herald/config/generated/listers/config/v1alpha1"
 	"github.com/herald-dev/herald/config/v1alpha1"
 	"github.com/herald-dev/herald/speaker/internal/decide"
@@ -68,7 +67,7 @@ func DistinctAddresses(l2 []v1alpha1.Layer2Announcement) int {
 // write, and retries failures. It also marks the records of speakers that
 // membership lost as not ready (markGone).
 type StatusWriter struct {
-	client   heraldtyped.SpeakerStatusInterface
+	client   StatusClient
 	lister   heraldlisters.SpeakerStatusLister
 	node     string
 	interval time.Duration
@@ -85,9 +84,19 @@ type StatusWriter struct {
 	marked  map[string]time.Time // records marked not ready, when
 }
 
+// StatusClient is what the writer asks of the API server about
+// SpeakerStatus records: the speaker's narrow client
+// (kubeclient.SpeakerStatusClient), or Herald's generated typed client in
+// tests.
+type StatusClient interface {
+	Create(ctx context.Context, obj *v1alpha1.SpeakerStatus, opts metav1.CreateOptions) (*v1alpha1.SpeakerStatus, error)
+	Patch(ctx context.Context, name string, pt types.PatchType, data []byte, opts metav1.PatchOptions, subresources ...string) (*v1alpha1.SpeakerStatus, error)
+	List(ctx context.Context, opts metav1.ListOptions) (*v1alpha1.SpeakerStatusList, error)
+}
+
 // NewStatusWriter returns the writer of node's SpeakerStatus through
 // client, reading its own record from lister.
-func NewStatusWriter(client heraldtyped.SpeakerStatusInterface, lister heraldlisters.SpeakerStatusLister, node string, interval time.Duration, nodeUID func() types.UID, onWrite func(error)) *StatusWriter {
+func NewStatusWriter(client StatusClient, lister heraldlisters.SpeakerStatusLister, node string, interval time.Duration, nodeUID func() types.UID, onWrite func(error)) *StatusWriter {
 	return &StatusWriter{
 		client: client, lister: lister, node: node, interval: interval, nodeUID: nodeUID, onWrite: onWrite,
 		kick: make(chan struct{}, 1), marked: map[string]time.Time{},
