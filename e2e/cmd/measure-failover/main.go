@@ -491,5 +491,9 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 
 func (r result) row() string {
 	f := func(d time.Duration) string { return d.Round(time.Millisecond).String() }
-	return fmt.Sprintf("| %s | %d | %s | %s | %s |", r.name, len(r.ds), f(percentile(r.ds, 50)), f(percentile(r.ds, 99)), f(slices.Max(r.ds)))
+	var most time.Duration // no trials (-scale-reaction-trials 0): slices.Max would panic
+	if len(r.ds) > 0 {
+		most = slices.Max(r.ds)
+	}
+	return fmt.Sprintf("| %s | %d | %s | %s | %s |", r.name, len(r.ds), f(percentile(r.ds, 50)), f(percentile(r.ds, 99)), f(most))
 }
