@@ -2,6 +2,7 @@ package speaker
 
 import (
 	"net/netip"
+	"time"
 
 	"github.com/herald-dev/herald/speaker/internal/decide"
 	"github.com/herald-dev/herald/speaker/internal/reconcile"
@@ -13,6 +14,13 @@ type Health = report.Health
 
 // DefaultTakeoverDelay is Config.TakeoverDelay's default.
 const DefaultTakeoverDelay = decide.DefaultTakeoverDelay
+
+// DefaultStartupMemberWait is Config.StartupMemberWait's default. It
+// covers the spread of start-up times of speakers that restart together
+// (each lists its caches first: seconds apart at 10,000 Services), and is
+// what a whole-cluster start costs at most when a speaker that left a
+// record never comes back; a speaker that finds a running one never waits.
+const DefaultStartupMemberWait = 10 * time.Second
 
 // ReasonBGPSessionFailed is the reason of the event recorded on a BGPPeer
 // whose session with a node failed or cannot be configured.

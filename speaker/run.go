@@ -100,6 +100,14 @@ type Config struct {
 	// DefaultTakeoverDelay (2 s); negative disables it.
 	TakeoverDelay time.Duration
 
+	// StartupMemberWait bounds how long a starting speaker that finds no
+	// running speaker waits, before its first reconcile, for the speakers
+	// it can expect (those of the Nodes with a SpeakerStatus record; see
+	// decide.StartupWait) to join membership. Default
+	// DefaultStartupMemberWait; negative turns the wait off (the speaker
+	// then joins for up to 3 s and reconciles).
+	StartupMemberWait time.Duration
+
 	// ConflictHold is how long an address lost in a conflict is held back
 	// when membership cannot tell whether the winner lives (5 s).
 	ConflictHold time.Duration
@@ -157,6 +165,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.TakeoverDelay == 0 {
 		c.TakeoverDelay = DefaultTakeoverDelay
+	}
+	if c.StartupMemberWait == 0 {
+		c.StartupMemberWait = DefaultStartupMemberWait
 	}
 	if c.ConflictHold == 0 {
 		c.ConflictHold = 5 * time.Second
@@ -235,12 +246,9 @@ func Run(ctx context.Context, cfg Config) error {
 	defer stopKeys()
 	go keys.run(keysCtx)
 
-	// Join before the first reconcile, so a starting speaker does not
-	// briefly claim every address.
-	joinCtx, cancelJoin := context.WithTimeout(ctx, 3*time.Second)
-	n := loop.JoinPeers(joinCtx)
-	cancelJoin()
-	log.Info("joined speaker membership", "contacted", n, "members", len(members.Alive()), "advertise", nodeIP)
+	// Join, and wait for the speakers starting beside this one, before the
+	// first reconcile, so it does not claim their addresses meanwhile.
+	loop.AwaitPeers(ctx, cfg.StartupMemberWait)
 
 	loop.Run(ctx)
 

@@ -36,18 +36,18 @@ func TestParseFlagsMetricsAddress(t *testing.T) {
 
 func TestParseFlagsFromEnvironment(t *testing.T) {
 	env := map[string]string{"NODE_NAME": "node-a", "POD_NAMESPACE": "herald"}
-	o, err := parseFlags([]string{"--takeover-delay=0", "--log-format=text"}, func(k string) string { return env[k] }, &bytes.Buffer{})
+	o, err := parseFlags([]string{"--takeover-delay=0", "--startup-member-wait=0", "--log-format=text"}, func(k string) string { return env[k] }, &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.cfg.NodeName != "node-a" || o.cfg.Namespace != "herald" || o.takeover != 0 || o.log.Format != "text" {
+	if o.cfg.NodeName != "node-a" || o.cfg.Namespace != "herald" || o.takeover != 0 || o.startupWait != 0 || o.log.Format != "text" {
 		t.Errorf("parsed %+v", o)
 	}
 }
 
 func TestParseFlagsRefuses(t *testing.T) {
 	for _, args := range [][]string{{"--no-such-flag"}, {"stray"}, {"--takeover-delay=soon"},
-		{"--heartbeat-timeout=50ms"}, {"--heartbeat-interval=0s"}, {"--heartbeat-port=70000"}, {"--heartbeat-port=-2"}} {
+		{"--heartbeat-timeout=50ms"}, {"--heartbeat-interval=0s"}, {"--heartbeat-port=70000"}, {"--heartbeat-port=-2"}, {"--startup-member-wait=-1s"}} {
 		if _, err := parseFlags(args, func(string) string { return "" }, &bytes.Buffer{}); err == nil {
 			t.Errorf("parseFlags(%q) succeeded", args)
 		}

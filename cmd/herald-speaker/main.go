@@ -34,7 +34,7 @@ func run() error {
 		}
 		return err
 	}
-	cfg, logOpts, metricsAddr, gcPercent, takeover := o.cfg, o.log, o.metricsAddr, o.gcPercent, o.takeover
+	cfg, logOpts, metricsAddr, gcPercent, takeover, startupWait := o.cfg, o.log, o.metricsAddr, o.gcPercent, o.takeover, o.startupWait
 
 	if _, set := os.LookupEnv("GOGC"); !set && gcPercent > 0 {
 		debug.SetGCPercent(gcPercent)
@@ -50,6 +50,10 @@ func run() error {
 	cfg.TakeoverDelay = takeover
 	if takeover <= 0 {
 		cfg.TakeoverDelay = -1 // speaker.Config: negative disables, zero is the default
+	}
+	cfg.StartupMemberWait = startupWait
+	if startupWait <= 0 {
+		cfg.StartupMemberWait = -1 // speaker.Config: negative turns it off, zero is the default
 	}
 	cfg.Logger = logger
 	cfg.Registry = daemon.NewRegistry()

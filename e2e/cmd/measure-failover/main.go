@@ -1,7 +1,7 @@
 // Command measure-failover measures Herald's layer-2 speaker in the network
 // lab (run as root, from the e2e module):
 //
-//	go run ./cmd/measure-failover [-trials 20] [-graceful-trials 20] [-reaction-trials 50] [-memory [-services 10000] [-endpoints 5] [-scale-reaction-trials 10]] [-speaker herald|metallb]
+//	go run ./cmd/measure-failover [-trials 20] [-graceful-trials 20] [-reaction-trials 50] [-memory [-services 10000] [-endpoints 5] [-scale-reaction-trials 10]] [-speaker herald|metallb] [-speaker-args FLAGS]
 //
 // It starts a control plane and three node hosts running herald-speaker (see
 // package speakerlab) and a client that probes a load-balancer address
@@ -70,6 +70,7 @@ func main() {
 	scaleReaction := flag.Int("scale-reaction-trials", 10, "EndpointSlice reaction trials with the -memory Services in place")
 	dir := flag.String("dir", "", "directory for logs (default a temporary one)")
 	speakerEnv := flag.String("speaker-env", "", "extra environment for the speakers, space-separated (for example GOMEMLIMIT=80MiB)")
+	speakerArgs := flag.String("speaker-args", "", "extra flags for herald-speaker, space-separated (for example --startup-member-wait=0, to compare with the start-up wait off)")
 	speakerImpl := flag.String("speaker", "herald", "the speaker to measure: herald, or metallb (MetalLB's speaker, built from go.universe.tf/metallb; -reaction-trials and -memory only)")
 	flag.Parse()
 
@@ -104,10 +105,10 @@ func main() {
 	}
 	defer sess.Close()
 	m := &measurement{sess: sess, impl: impl}
-	opts := speakerlab.Options{Dir: filepath.Join(*dir, "logs"), SpeakerEnv: strings.Fields(*speakerEnv)}
+	opts := speakerlab.Options{Dir: filepath.Join(*dir, "logs"), SpeakerEnv: strings.Fields(*speakerEnv), SpeakerArgs: strings.Fields(*speakerArgs)}
 	if *memory {
 		// The memory run saves each speaker's heap profile.
-		opts.SpeakerArgs = []string{"--profiling"}
+		opts.SpeakerArgs = append(opts.SpeakerArgs, "--profiling")
 	}
 	var mlb metallb.Binaries
 	if impl.name == metalLB.name {
@@ -490,5 +491,9 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 
 func (r result) row() string {
 	f := func(d time.Duration) string { return d.Round(time.Millisecond).String() }
-	return fmt.Sprintf("| %s | %d | %s | %s | %s |", r.name, len(r.ds), f(percentile(r.ds, 50)), f(percentile(r.ds, 99)), f(slices.Max(r.ds)))
+	var most time.Duration // no trials (-scale-reaction-trials 0): slices.Max would panic
+	if len(r.ds) > 0 {
+		most = slices.Max(r.ds)
+	}
+	return fmt.Sprintf("| %s | %d | %s | %s | %s |", r.name, len(r.ds), f(percentile(r.ds, 50)), f(percentile(r.ds, 99)), f(most))
 }

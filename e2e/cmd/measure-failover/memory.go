@@ -123,6 +123,15 @@ func (m *measurement) memory(ctx context.Context, n, perService, reactionTrials 
 			fmt.Printf("memory: %s's first error line: %s\n", node.Name, first)
 		}
 	}
+	if m.impl.name == herald.name {
+		// What each speaker claimed at start and handed back when the
+		// others joined (the start-up wait keeps it at 0).
+		for _, node := range l.Nodes {
+			gained, _ := l.Metric(ctx, node, "herald_speaker_layer2_ownership_changes_total", `change="gained"`)
+			lost, _ := l.Metric(ctx, node, "herald_speaker_layer2_ownership_changes_total", `change="lost"`)
+			fmt.Printf("memory: %s took %v addresses since its start and handed %v of them over\n", node.Name, gained, lost)
+		}
+	}
 	m.sampleAnswers(ctx, n)
 
 	fmt.Println()

@@ -74,6 +74,11 @@ type Meta struct {
 	MACs []net.HardwareAddr
 	// DataPlaneDown is true when kube-proxy's node health check fails.
 	DataPlaneDown bool
+	// Started is true once the member's reconcile loop runs: it announces
+	// its share of the addresses, so a speaker that starts and finds it
+	// joins a running cluster rather than one starting beside it (see
+	// Membership.Started). Speakers of an earlier version never set it.
+	Started bool
 	// Withdrawn are hashes (ServiceHash) of Services whose kube-proxy health
 	// check on the member says it has no local endpoint, sorted.
 	Withdrawn []uint64
@@ -91,6 +96,13 @@ type MetaKeys struct {
 	Primary uint32
 }
 
+// The bits of the metadata's flags byte. Speakers of an earlier version
+// read only flagDataPlaneDown and ignore the others.
+const (
+	flagDataPlaneDown byte = 1 << iota
+	flagStarted
+)
+
 const (
 	metaVersion = 1
 	// maxMetaMACs bounds the MACs published: memberlist's metadata is at
@@ -107,7 +119,10 @@ func (m Meta) encode(limit int) ([]byte, int) {
 	b.WriteByte(metaVersion)
 	var flags byte
 	if m.DataPlaneDown {
-		flags |= 1
+		flags |= flagDataPlaneDown
+	}
+	if m.Started {
+		flags |= flagStarted
 	}
 	b.WriteByte(flags)
 	macs := m.MACs[:min(len(m.MACs), maxMetaMACs)]
@@ -145,7 +160,8 @@ func decodeMeta(p []byte) (Meta, error) {
 	if _, err := io.ReadFull(r, hdr[:]); err != nil || hdr[0] != metaVersion {
 		return m, errBadMeta
 	}
-	m.DataPlaneDown = hdr[1]&1 != 0
+	m.DataPlaneDown = hdr[1]&flagDataPlaneDown != 0
+	m.Started = hdr[1]&flagStarted != 0
 	for range int(hdr[2]) {
 		n, err := r.ReadByte()
 		if err != nil {
@@ -305,6 +321,21 @@ func (m *Membership) Alive() map[string]bool {
 	return out
 }
 
+// Started returns the live members other than this one whose metadata
+// says their reconcile loop runs (Meta.Started).
+func (m *Membership) Started() map[string]bool {
+	alive := m.Alive()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := map[string]bool{}
+	for name, meta := range m.peers {
+		if name != m.self && alive[name] && meta.Started {
+			out[name] = true
+		}
+	}
+	return out
+}
+
 // Addresses returns the address of every live member, this one included.
 func (m *Membership) Addresses() map[string]netip.Addr {
 	out := map[string]netip.Addr{}
@@ -416,7 +447,7 @@ func publishedMeta(meta Meta) (Meta, int) {
 	if err != nil {
 		// encode and decodeMeta are each other's inverse; a failure here is
 		// a bug, and the node then claims no withdrawal, like its peers.
-		return Meta{MACs: meta.MACs, DataPlaneDown: meta.DataPlaneDown}, len(meta.Withdrawn)
+		return Meta{MACs: meta.MACs, DataPlaneDown: meta.DataPlaneDown, Started: meta.Started}, len(meta.Withdrawn)
 	}
 	return out, dropped
 }
@@ -449,7 +480,7 @@ func (m *Membership) SetLocal(meta Meta) error {
 }
 
 func metaEqual(a, b Meta) bool {
-	return a.DataPlaneDown == b.DataPlaneDown && slices.Equal(a.Withdrawn, b.Withdrawn) &&
+	return a.DataPlaneDown == b.DataPlaneDown && a.Started == b.Started && slices.Equal(a.Withdrawn, b.Withdrawn) &&
 		slices.EqualFunc(a.MACs, b.MACs, func(x, y net.HardwareAddr) bool { return bytes.Equal(x, y) }) &&
 		(a.Keys == nil) == (b.Keys == nil) &&
 		(a.Keys == nil || a.Keys.Primary == b.Keys.Primary && slices.Equal(a.Keys.Installed, b.Keys.Installed))

@@ -30,6 +30,12 @@ func TestMemberMetaRoundTrip(t *testing.T) {
 			want:  Meta{MACs: []net.HardwareAddr{mac1, mac2}, DataPlaneDown: true, Withdrawn: []uint64{1, 2, 3}},
 		},
 		{
+			name:  "a started member",
+			meta:  Meta{Started: true, Withdrawn: []uint64{4}},
+			limit: 512,
+			want:  Meta{Started: true, Withdrawn: []uint64{4}},
+		},
+		{
 			name:  "with a keyring, published after the withdrawn hashes",
 			meta:  Meta{MACs: []net.HardwareAddr{mac1}, Withdrawn: []uint64{1}, Keys: &MetaKeys{Installed: []uint32{7, 9}, Primary: 9}},
 			limit: 512,
@@ -131,7 +137,7 @@ func TestMembershipOnLoopback(t *testing.T) {
 	b, bPort := startMember(t, "b", key, nil)
 	c, _ := startMember(t, "c", key, nil)
 	mac, _ := net.ParseMAC("02:68:6c:00:00:0b")
-	if err := b.SetLocal(Meta{MACs: []net.HardwareAddr{mac}, Withdrawn: []uint64{ServiceHash(decide.ServiceKey{Namespace: "default", Name: "web"})}}); err != nil {
+	if err := b.SetLocal(Meta{MACs: []net.HardwareAddr{mac}, Started: true, Withdrawn: []uint64{ServiceHash(decide.ServiceKey{Namespace: "default", Name: "web"})}}); err != nil {
 		t.Fatal(err)
 	}
 	for _, m := range []*Membership{a, c} {
@@ -146,6 +152,12 @@ func TestMembershipOnLoopback(t *testing.T) {
 		n, ok := a.NodeForMAC(mac)
 		return ok && n == "b"
 	})
+	waitFor(t, 5*time.Second, "c sees b started, and a not", func() bool {
+		return cmp.Equal(c.Started(), map[string]bool{"b": true})
+	})
+	if got := b.Started(); len(got) != 0 {
+		t.Errorf("b counts among the started members %v, want none (itself excluded)", got)
+	}
 	_, withdrawn := c.Verdicts([]decide.Service{{Key: decide.ServiceKey{Namespace: "default", Name: "web"}}, {Key: decide.ServiceKey{Namespace: "default", Name: "other"}}})
 	if diff := cmp.Diff(map[decide.ServiceKey][]string{{Namespace: "default", Name: "web"}: {"b"}}, withdrawn); diff != "" {
 		t.Errorf("c's view of withdrawals (-want +got):\n%s", diff)
@@ -157,6 +169,9 @@ func TestMembershipOnLoopback(t *testing.T) {
 	start := time.Now()
 	waitFor(t, 2*time.Second, "a sees b leave", func() bool { return !a.Alive()["b"] })
 	t.Logf("leave seen after %v", time.Since(start))
+	if got := a.Started(); len(got) != 0 {
+		t.Errorf("after b left, a counts %v started, want none", got)
+	}
 
 	c.Shutdown()
 	start = time.Now()

@@ -22,7 +22,9 @@ func (s *Loop) publishLocal(services []decide.Service, macs []net.HardwareAddr) 
 	s.probeMu.Lock()
 	s.probeTargets = probe.Targets(services, s.cfg.NodeName)
 	s.localMACs = macs
-	meta := membership.Meta{MACs: macs, DataPlaneDown: s.verdict.DataPlaneDown}
+	// Started: this speaker reconciles, so one that starts beside it need
+	// not wait for the others (decide.StartupWait).
+	meta := membership.Meta{MACs: macs, DataPlaneDown: s.verdict.DataPlaneDown, Started: true}
 	for _, k := range s.verdict.Withdrawn {
 		meta.Withdrawn = append(meta.Withdrawn, membership.ServiceHash(k))
 	}
@@ -65,11 +67,17 @@ func (s *Loop) probeLoop(ctx context.Context) {
 // and the extra addresses when this speaker is alone, a random batch of
 // them at a time. It returns how many answered.
 func (s *Loop) joinPeers(ctx context.Context, initial bool) int {
+	return s.joinNodes(ctx, initial, nil)
+}
+
+// joinNodes is joinPeers limited to the Nodes that only accepts (nil:
+// every Node).
+func (s *Loop) joinNodes(ctx context.Context, initial bool, only func(name string) bool) int {
 	alive := s.members.Alive()
 	var targets []string
 	nodes, _ := s.inf.Nodes.List(labels.Everything())
 	for _, n := range nodes {
-		if n.Name == s.cfg.NodeName || alive[n.Name] {
+		if n.Name == s.cfg.NodeName || alive[n.Name] || only != nil && !only(n.Name) {
 			continue
 		}
 		if a, ok := kubeinput.NodeAddress(n); ok {

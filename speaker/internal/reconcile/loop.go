@@ -179,10 +179,6 @@ func (s *Loop) Close(ctx context.Context) {
 	}
 }
 
-// JoinPeers joins the other Nodes' speakers that are not live members; see
-// joinPeers.
-func (s *Loop) JoinPeers(ctx context.Context) int { return s.joinPeers(ctx, true) }
-
 // loop recomputes and applies the desired state whenever something
 // changes, until ctx is done.
 func (s *Loop) loop(ctx context.Context) {

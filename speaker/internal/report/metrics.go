@@ -30,6 +30,10 @@ type Metrics struct {
 	DrainAvailable   prometheus.Gauge
 	DrainedAddresses prometheus.Gauge
 	DrainErrors      prometheus.Counter
+	// StartupWait is how long the speaker waited at start for the
+	// speakers it expected, labelled with the outcome
+	// (decide.StartupOutcome).
+	StartupWait *prometheus.GaugeVec
 
 	BgpSessionUp    *prometheus.GaugeVec
 	BgpAdvertised   *prometheus.GaugeVec
@@ -94,6 +98,10 @@ func NewMetrics(reg prometheus.Registerer, stats func() layer2.Stats, members fu
 			Name: "herald_speaker_drain_errors_total",
 			Help: "Failures to program the drains (nftables table herald-drain, its routes and rules).",
 		}),
+		StartupWait: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "herald_speaker_startup_wait_seconds",
+			Help: "Seconds the speaker waited at start, before its first reconcile, for the speakers it expected (--startup-member-wait), by outcome: running (it found a speaker already running), joined (every expected speaker joined), bound (the bound passed first), off. Set once.",
+		}, []string{"outcome"}),
 		BgpSessionUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "herald_speaker_bgp_session_up",
 			Help: "1 when the BGP session with the peer (a BGPPeer's name) is Established, else 0.",
@@ -115,7 +123,7 @@ func NewMetrics(reg prometheus.Registerer, stats func() layer2.Stats, members fu
 		m.HeartbeatVerdicts.WithLabelValues(k.String())
 	}
 	reg.MustRegister(m.Announced, m.OwnershipChanges, m.Conflicts, m.Reconciles, m.ReconcileSeconds, m.StatusWrites, m.Events, m.EventsDropped, m.KubeProxyProbes, m.HeartbeatVerdicts,
-		m.DrainAvailable, m.DrainedAddresses, m.DrainErrors,
+		m.DrainAvailable, m.DrainedAddresses, m.DrainErrors, m.StartupWait,
 		m.BgpSessionUp, m.BgpAdvertised, m.BgpBFDState, m.BgpStateChanges,
 		&wireCollector{stats: stats}, &memberCollector{members: members},
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{

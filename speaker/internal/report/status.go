@@ -320,6 +320,24 @@ func (w *StatusWriter) MarkGone(ctx context.Context, alive map[string]bool, now 
 	return nil
 }
 
+// SpeakerRecords lists every node's SpeakerStatus record, for the
+// start-up wait (decide.StartupWait): which nodes ran a speaker, and
+// which of those a surviving speaker marked lost. A list from the API
+// server's watch cache, like MarkGone's.
+func (w *StatusWriter) SpeakerRecords(ctx context.Context) ([]decide.SpeakerRecord, error) {
+	list, err := w.client.List(ctx, metav1.ListOptions{ResourceVersion: "0"})
+	if err != nil {
+		return nil, fmt.Errorf("speaker: list SpeakerStatuses: %w", err)
+	}
+	out := make([]decide.SpeakerRecord, 0, len(list.Items))
+	for _, o := range list.Items {
+		c := meta.FindStatusCondition(o.Status.Conditions, v1alpha1.ConditionReady)
+		lost := c != nil && c.Status != metav1.ConditionTrue && c.Reason == v1alpha1.SpeakerReasonNotAlive
+		out = append(out, decide.SpeakerRecord{Node: o.Name, Lost: lost})
+	}
+	return out, nil
+}
+
 // forgetMarked forgets when the records no longer listed (their Node,
 // and so the record, was deleted) were marked.
 func (w *StatusWriter) forgetMarked(listed []*v1alpha1.SpeakerStatus) {

@@ -1,9 +1,12 @@
 package report
 
 import (
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -12,6 +15,7 @@ import (
 	heraldfake "github.com/herald-dev/herald/config/generated/clientset/versioned/fake"
 	heraldlisters "github.com/herald-dev/herald/config/generated/listers/config/v1alpha1"
 	"github.com/herald-dev/herald/config/v1alpha1"
+	"github.com/herald-dev/herald/speaker/internal/decide"
 )
 
 // TestMarkGoneForgetsDeletedRecords: the writer remembers when it marked
@@ -59,5 +63,34 @@ func TestMarkGoneForgetsDeletedRecords(t *testing.T) {
 	}
 	if _, ok := w.marked["n3"]; ok || len(w.marked) != 1 {
 		t.Errorf("after n3's record was deleted, marked %v, want n2 only", w.marked)
+	}
+}
+
+// TestSpeakerRecords: every record is listed, and only one that a
+// surviving speaker marked not alive counts as lost; a stopped speaker's
+// (a restart, a whole-cluster stop) and one without a condition do not.
+func TestSpeakerRecords(t *testing.T) {
+	record := func(name string, status metav1.ConditionStatus, reason string) *v1alpha1.SpeakerStatus {
+		o := &v1alpha1.SpeakerStatus{ObjectMeta: metav1.ObjectMeta{Name: name}}
+		if reason != "" {
+			o.Status.Conditions = []metav1.Condition{{Type: v1alpha1.ConditionReady, Status: status, Reason: reason}}
+		}
+		return o
+	}
+	client := heraldfake.NewSimpleClientset(
+		record("running", metav1.ConditionTrue, v1alpha1.SpeakerReasonRunning),
+		record("stopped", metav1.ConditionFalse, v1alpha1.SpeakerReasonStopped),
+		record("lost", metav1.ConditionFalse, v1alpha1.SpeakerReasonNotAlive),
+		record("new", "", ""),
+	)
+	w := NewStatusWriter(client.HeraldV1alpha1().SpeakerStatuses(), nil, "running", time.Second, func() types.UID { return "" }, nil)
+	got, err := w.SpeakerRecords(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.SortFunc(got, func(a, b decide.SpeakerRecord) int { return strings.Compare(a.Node, b.Node) })
+	want := []decide.SpeakerRecord{{Node: "lost", Lost: true}, {Node: "new"}, {Node: "running"}, {Node: "stopped"}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
 	}
 }
