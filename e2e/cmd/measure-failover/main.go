@@ -1,7 +1,7 @@
 // Command measure-failover measures Herald's layer-2 speaker in the network
 // lab (run as root, from the e2e module):
 //
-//	go run ./cmd/measure-failover [-trials 20] [-graceful-trials 20] [-reaction-trials 50] [-memory [-services 10000] [-endpoints 5] [-scale-reaction-trials 10]] [-speaker herald|metallb] [-speaker-args FLAGS]
+//	go run ./cmd/measure-failover [-trials 20] [-graceful-trials 20] [-reaction-trials 50] [-memory [-services 10000] [-endpoints 5] [-scale-reaction-trials 10] [-heap-profile=false]] [-speaker herald|metallb] [-speaker-args FLAGS]
 //
 // It starts a control plane and three node hosts running herald-speaker (see
 // package speakerlab) and a client that probes a load-balancer address
@@ -68,6 +68,7 @@ func main() {
 	services := flag.Int("services", 10000, "Services for -memory")
 	endpoints := flag.Int("endpoints", 5, "endpoints per Service for -memory")
 	scaleReaction := flag.Int("scale-reaction-trials", 10, "EndpointSlice reaction trials with the -memory Services in place")
+	heapProfile := flag.Bool("heap-profile", true, "with -memory: run the speakers with --profiling and save the first one's heap profile (building it costs that speaker memory)")
 	dir := flag.String("dir", "", "directory for logs (default a temporary one)")
 	speakerEnv := flag.String("speaker-env", "", "extra environment for the speakers, space-separated (for example GOMEMLIMIT=80MiB)")
 	speakerArgs := flag.String("speaker-args", "", "extra flags for herald-speaker, space-separated (for example --startup-member-wait=0, to compare with the start-up wait off)")
@@ -106,8 +107,8 @@ func main() {
 	defer sess.Close()
 	m := &measurement{sess: sess, impl: impl}
 	opts := speakerlab.Options{Dir: filepath.Join(*dir, "logs"), SpeakerEnv: strings.Fields(*speakerEnv), SpeakerArgs: strings.Fields(*speakerArgs)}
-	if *memory {
-		// The memory run saves each speaker's heap profile.
+	if *memory && *heapProfile {
+		// The memory run saves the first speaker's heap profile.
 		opts.SpeakerArgs = append(opts.SpeakerArgs, "--profiling")
 	}
 	var mlb metallb.Binaries
@@ -141,7 +142,7 @@ func main() {
 		fmt.Println(r.row())
 	}
 	if *memory {
-		m.memory(ctx, *services, *endpoints, *scaleReaction, *dir)
+		m.memory(ctx, *services, *endpoints, *scaleReaction, *dir, *heapProfile)
 	}
 }
 

@@ -29,7 +29,7 @@ import (
 // long they took to announce everything; then it runs reactionTrials
 // reaction trials at that scale. It saves each speaker's heap profile in dir
 // and prints where the live heap is (go tool pprof -top).
-func (m *measurement) memory(ctx context.Context, n, perService, reactionTrials int, dir string) {
+func (m *measurement) memory(ctx context.Context, n, perService, reactionTrials int, dir string, profile bool) {
 	l := m.lab
 	for _, node := range l.Nodes {
 		if err := l.StopSpeaker(node); err != nil {
@@ -143,7 +143,9 @@ func (m *measurement) memory(ctx context.Context, n, perService, reactionTrials 
 		cycles, _ := l.Metric(ctx, node, "go_gc_duration_seconds_count")
 		fmt.Printf("| %s | %.1f MiB | %.0f | %.1f MiB | %.0f |\n", node.Name, inuse/(1<<20), objects, next/(1<<20), cycles)
 	}
-	m.heapProfile(ctx, l.Nodes[0], dir)
+	if profile {
+		m.heapProfile(ctx, l.Nodes[0], dir)
+	}
 
 	// The reaction time at this scale, and the steady-state reconcile time.
 	r := m.reaction(ctx, reactionTrials)
@@ -156,6 +158,14 @@ func (m *measurement) memory(ctx context.Context, n, perService, reactionTrials 
 	if m.impl.reconcile && cnt1 > cnt0 {
 		fmt.Printf("\nmean reconcile during the reaction trials: %v over %v reconciles\n",
 			time.Duration((sum1-sum0)/(cnt1-cnt0)*float64(time.Second)).Round(time.Millisecond), cnt1-cnt0)
+	}
+	// VmHWM is the peak since the process started: now it covers the
+	// start, the initial list and the reaction trials.
+	fmt.Println()
+	fmt.Printf("| node | VmHWM over the whole run (start, initial list, reaction trials) | VmRSS now |\n|---|---|---|\n")
+	for _, node := range l.Nodes {
+		rss, hwm, _, _ := procMemory(node.Speaker.Pid())
+		fmt.Printf("| %s | %s | %s |\n", node.Name, hwm, rss)
 	}
 }
 
