@@ -298,6 +298,27 @@ func startRealMetalLB(t *testing.T, l *productlab.Lab, mlb metallb.Binaries) []*
 	}
 	procs = append(procs, l.Cluster.ControlPlane.StartProcess(netlab.ProcessSpec{Name: "metallb-controller", Env: env,
 		Args: mlb.ControllerArgs(realMetalLBPort)}))
+	// MetalLB's speaker (v0.15.3) decides a Service with the Nodes its
+	// NodeReconciler has handed it so far, and a Node it learns of later
+	// does not make it decide again (isNodeAvailableChanged ignores a new
+	// Node): a Service it handles first, within a second of its start,
+	// stays unannounced ("no available nodes"), as CI saw twice. In a
+	// cluster the speakers run long before the Services; so here, every
+	// speaker has handled every Node before the Services are written.
+	netlab.Eventually(t, 60*time.Second, func(context.Context) error {
+		for _, p := range procs {
+			if p.Name() != "metallb-speaker" {
+				continue
+			}
+			log := p.Log()
+			for _, n := range names {
+				if !strings.Contains(log, `"controller":"NodeReconciler","end reconcile":"/`+n+`"`) {
+					return fmt.Errorf("MetalLB's speaker on %s has not handled Node %s yet", p.Host().Name(), n)
+				}
+			}
+		}
+		return nil
+	})
 	t.Cleanup(func() {
 		for _, p := range procs {
 			if !p.Exited() {
