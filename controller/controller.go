@@ -353,9 +353,7 @@ func (c *Controller) kickWaiting(skip string) {
 		}
 	}
 	c.waitingMu.Unlock()
-	for _, k := range keys {
-		c.svcQueue.Add(k)
-	}
+	c.kick(keys)
 }
 
 // kick queues the Services keys.

@@ -185,17 +185,9 @@ func (c *Core) ensure(svc *corev1.Service, w *Want, kind ipam.Kind) Decision {
 	d := c.decide(svc, w, kind, owner, before, had)
 	if before.Sharing != nil || w != nil && w.Request.Sharing != nil {
 		after, _ := c.alloc.Addresses(owner, kind)
-		d.Reshared = !slices.Equal(before.Addresses, after.Addresses) || !sameSharing(before.Sharing, after.Sharing)
+		d.Reshared = !slices.Equal(before.Addresses, after.Addresses) || !before.Sharing.Equal(after.Sharing)
 	}
 	return d
-}
-
-// sameSharing reports whether two sets of sharing terms are equal.
-func sameSharing(x, y *ipam.Sharing) bool {
-	if x == nil || y == nil {
-		return x == y
-	}
-	return x.Key == y.Key && x.BackendKey == y.BackendKey && slices.Equal(x.Ports, y.Ports) && slices.Equal(x.Namespaces, y.Namespaces)
 }
 
 // CoHolders returns the keys (namespace/name) of the Services other than

@@ -3,6 +3,7 @@ package ipam
 import (
 	"errors"
 	"net/netip"
+	"slices"
 	"time"
 
 	"go4.org/netipx"
@@ -126,6 +127,16 @@ type Sharing struct {
 	// Namespaces lists the other namespaces whose owners may share an
 	// address with this one; AllNamespaces allows every namespace.
 	Namespaces []string
+}
+
+// Equal reports whether s and o are the same terms (both nil counts). The
+// terms Allocator.Addresses returns are normalised, so two of them compare
+// field by field.
+func (s *Sharing) Equal(o *Sharing) bool {
+	if s == nil || o == nil {
+		return s == o
+	}
+	return s.Key == o.Key && s.BackendKey == o.BackendKey && slices.Equal(s.Ports, o.Ports) && slices.Equal(s.Namespaces, o.Namespaces)
 }
 
 // AllNamespaces in Sharing.Namespaces allows sharing with every namespace.

@@ -318,7 +318,7 @@ func (m *measurement) printRouted(router, client *netlab.Capture, service netip.
 // and to.
 func (m *measurement) printICMP(pkts []netlab.Packet, event, until time.Time) {
 	for _, p := range pkts {
-		if !strings.HasPrefix(p.Line, "ICMP") && !strings.Contains(p.Line, ": ICMP ") || p.Time.Before(event.Add(-time.Second)) || p.Time.After(until) {
+		if !strings.Contains(p.Line, ": ICMP ") || p.Time.Before(event.Add(-time.Second)) || p.Time.After(until) {
 			continue
 		}
 		fmt.Printf("    ICMP %+8s %s > %s: %s\n", ms(p.Time.Sub(event)), m.hostOfMAC(p.Src), m.hostOfMAC(p.Dst), p.Line)

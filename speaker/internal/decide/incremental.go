@@ -125,22 +125,10 @@ func (c *Incremental) Compute(in Inputs) Desired {
 // false when a key appears twice (Compute takes both; Incremental leaves
 // that to it). Cost: O(S) when sorted, O(S log S) otherwise.
 func sortedServices(services []Service) ([]Service, bool) {
-	for i := 1; i < len(services); i++ {
-		switch CompareServiceKeys(services[i-1].Key, services[i].Key) {
-		case 0:
-			return services, false
-		case 1:
-			return sortedClone(services)
-		}
+	if !slices.IsSortedFunc(services, compareServices) {
+		services = slices.Clone(services)
+		slices.SortFunc(services, compareServices)
 	}
-	return services, true
-}
-
-// sortedClone returns a copy of services sorted by key, and false when a
-// key appears twice.
-func sortedClone(services []Service) ([]Service, bool) {
-	services = slices.Clone(services)
-	slices.SortFunc(services, func(a, b Service) int { return CompareServiceKeys(a.Key, b.Key) })
 	for i := 1; i < len(services); i++ {
 		if services[i].Key == services[i-1].Key {
 			return services, false
@@ -194,7 +182,7 @@ func withdrawalsOf(services []Service, withdrawn map[ServiceKey][]string) map[Se
 		if len(w) == 0 {
 			continue
 		}
-		if _, ok := slices.BinarySearchFunc(services, k, func(s Service, k ServiceKey) int { return CompareServiceKeys(s.Key, k) }); ok {
+		if _, ok := SearchServices(services, k); ok {
 			out[k] = slices.Clone(w)
 		}
 	}
@@ -284,7 +272,7 @@ func sameLayer2Entry(a, b Layer2Entry) bool {
 
 // service returns the Service k of the last call. Cost: O(log S).
 func (c *Incremental) service(k ServiceKey) Service {
-	i, _ := slices.BinarySearchFunc(c.services, k, func(s Service, k ServiceKey) int { return CompareServiceKeys(s.Key, k) })
+	i, _ := SearchServices(c.services, k)
 	return c.services[i]
 }
 

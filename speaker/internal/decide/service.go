@@ -2,6 +2,7 @@ package decide
 
 import (
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/herald-dev/herald/config"
@@ -22,6 +23,15 @@ func CompareServiceKeys(a, b ServiceKey) int {
 	}
 	return strings.Compare(a.Name, b.Name)
 }
+
+// SearchServices returns the index of Service k in services, sorted by
+// key, or where it would go, and whether it is there. Cost: O(log S).
+func SearchServices(services []Service, k ServiceKey) (int, bool) {
+	return slices.BinarySearchFunc(services, k, func(s Service, k ServiceKey) int { return CompareServiceKeys(s.Key, k) })
+}
+
+// compareServices orders Services by key.
+func compareServices(a, b Service) int { return CompareServiceKeys(a.Key, b.Key) }
 
 // Service is what the speaker needs of one Service and its EndpointSlices.
 type Service struct {

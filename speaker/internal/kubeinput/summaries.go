@@ -62,7 +62,7 @@ func (m *Summaries) UID(k decide.ServiceKey) types.UID {
 // find returns the index of Service k's summary in m.list, or where it
 // would go, and whether it is there.
 func (m *Summaries) find(k decide.ServiceKey) (int, bool) {
-	return goslices.BinarySearchFunc(m.list, k, func(s decide.Service, k decide.ServiceKey) int { return decide.CompareServiceKeys(s.Key, k) })
+	return decide.SearchServices(m.list, k)
 }
 
 // Takeover returns the settle tracker the summaries were made with.
