@@ -54,6 +54,20 @@ func TestSettleTracker(t *testing.T) {
 			},
 		},
 		{
+			name:  "a node that appears after the burst window settles although the first node has not settled yet (a rollout soon after the Service's start)",
+			delay: 2 * time.Second,
+			steps: []step{
+				{name: "start-up without endpoints", svc: local()},
+				{name: "a ready", prime: true, svc: local(ready("a")), now: 0, wantV4: []Endpoint{ready("a")}},
+				{name: "b ready 499ms later: still the first pods", svc: local(ready("a"), ready("b")),
+					now: 499 * time.Millisecond, wantV4: []Endpoint{ready("a"), ready("b")}},
+				{name: "c ready 500ms after a: a carries the address, c settles", svc: local(ready("a"), ready("b"), ready("c")),
+					now: 500 * time.Millisecond, wantV4: []Endpoint{ready("a"), ready("b"), settling("c")}, wantNext: at(2500 * time.Millisecond)},
+				{name: "d ready at 1.9s, before a has settled: d settles", svc: local(ready("a"), ready("b"), ready("c"), ready("d")),
+					now: 1900 * time.Millisecond, wantV4: []Endpoint{ready("a"), ready("b"), settling("c"), settling("d")}, wantNext: at(2500 * time.Millisecond)},
+			},
+		},
+		{
 			name:  "a node that appears while another drains settles",
 			delay: 2 * time.Second,
 			steps: []step{
