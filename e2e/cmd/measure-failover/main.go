@@ -68,7 +68,7 @@ func main() {
 	services := flag.Int("services", 10000, "Services for -memory")
 	endpoints := flag.Int("endpoints", 5, "endpoints per Service for -memory")
 	scaleReaction := flag.Int("scale-reaction-trials", 10, "EndpointSlice reaction trials with the -memory Services in place")
-	heapProfile := flag.Bool("heap-profile", true, "with -memory: run the speakers with --profiling and save the first one's heap profile (building it costs that speaker memory)")
+	heapProfile := flag.Bool("heap-profile", true, "with -memory: run the speakers with --profiling, save the first one's heap profile (building it costs that speaker memory) and its CPU profile over the scale reaction trials")
 	dir := flag.String("dir", "", "directory for logs (default a temporary one)")
 	speakerEnv := flag.String("speaker-env", "", "extra environment for the speakers, space-separated (for example GOMEMLIMIT=80MiB)")
 	speakerArgs := flag.String("speaker-args", "", "extra flags for herald-speaker, space-separated (for example --startup-member-wait=0, to compare with the start-up wait off)")

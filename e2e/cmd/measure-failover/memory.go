@@ -148,8 +148,22 @@ func (m *measurement) memory(ctx context.Context, n, perService, reactionTrials 
 	}
 
 	// The reaction time at this scale, and the steady-state reconcile time.
+	// With the profiling endpoint, node1's CPU profile covers the trials
+	// (each takes the reaction and the pause, about half a second).
+	profiled := make(chan struct{})
+	if profile {
+		go func() {
+			defer close(profiled)
+			m.cpuProfile(ctx, l.Nodes[0], dir, time.Duration(reactionTrials)*(m.impl.reactionPause+100*time.Millisecond))
+		}()
+	} else {
+		close(profiled)
+	}
+	cpu0, t0 := labCPU(), time.Now()
 	r := m.reaction(ctx, reactionTrials)
 	r.name += fmt.Sprintf(", with %d Services (%s)", n, m.impl.name)
+	printCPU(cpu0, labCPU(), reactionTrials, time.Since(t0))
+	<-profiled
 	sum1, cnt1 := reconcileTotals(ctx, l)
 	fmt.Println()
 	fmt.Println("| measurement | trials | p50 | p99 | max |")
@@ -280,24 +294,36 @@ func procMemory(pid int) (rss, hwm, anon, file string) {
 // heapProfile saves node's speaker heap profile (after a GC: /debug/pprof/heap?gc=1)
 // in dir and prints its top entries by live bytes.
 func (m *measurement) heapProfile(ctx context.Context, node *speakerlab.Node, dir string) {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+speakerlab.MetricsAddr+"/debug/pprof/heap?gc=1", nil)
-	resp, err := node.Host.HTTPClient(30 * time.Second).Do(req)
+	m.profile(ctx, node, "/debug/pprof/heap?gc=1", filepath.Join(dir, "heap-"+node.Name+".pb.gz"), "live heap", "-sample_index=inuse_space")
+}
+
+// cpuProfile profiles node's speaker for d, saves the profile in dir and
+// prints its top entries by CPU, cumulative (where the time goes).
+func (m *measurement) cpuProfile(ctx context.Context, node *speakerlab.Node, dir string, d time.Duration) {
+	secs := int(d.Round(time.Second) / time.Second)
+	m.profile(ctx, node, fmt.Sprintf("/debug/pprof/profile?seconds=%d", max(secs, 1)), filepath.Join(dir, "cpu-"+node.Name+".pb.gz"), "CPU, by cumulative time", "-cum")
+}
+
+// profile saves the pprof profile at path of node's speaker's metrics
+// address to file and prints its top entries, sorted as args say.
+func (m *measurement) profile(ctx context.Context, node *speakerlab.Node, path, file, what string, args ...string) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+speakerlab.MetricsAddr+path, nil)
+	resp, err := node.Host.HTTPClient(5 * time.Minute).Do(req)
 	if err != nil {
-		fmt.Printf("memory: heap profile of %s: %v\n", node.Name, err)
+		fmt.Printf("memory: profile %s of %s: %v\n", path, node.Name, err)
 		return
 	}
 	defer resp.Body.Close()
-	path := filepath.Join(dir, "heap-"+node.Name+".pb.gz")
-	f, err := os.Create(path)
+	f, err := os.Create(file)
 	if err != nil {
 		m.fatal("memory: %v", err)
 	}
 	if _, err := io.Copy(f, resp.Body); err != nil {
-		m.fatal("memory: save heap profile: %v", err)
+		m.fatal("memory: save profile: %v", err)
 	}
 	f.Close()
-	out, err := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-nodecount=25", "-sample_index=inuse_space", path).CombinedOutput()
-	fmt.Printf("\nmemory: %s's live heap (%s):\n%s\n", node.Name, path, out)
+	out, err := exec.CommandContext(ctx, "go", append([]string{"tool", "pprof", "-top", "-nodecount=30"}, append(args, file)...)...).CombinedOutput()
+	fmt.Printf("\nmemory: %s's %s (%s):\n%s\n", node.Name, what, file, out)
 	if err != nil {
 		fmt.Printf("memory: go tool pprof: %v\n", err)
 	}
