@@ -73,6 +73,7 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (optio
 	fs.DurationVar(&cfg.HeartbeatTimeout, "heartbeat-timeout", 175*time.Millisecond, "silence after which a node is presumed dead and its layer-2 addresses taken over; at least 3 heartbeat intervals (docs/speaker.md weighs it against false alarms)")
 	fs.DurationVar(&o.takeover, "takeover-delay", speaker.DefaultTakeoverDelay, "for externalTrafficPolicy Local: how long a node whose first local endpoint just became ready waits before it takes an address (layer 2) or adds its route (BGP) while another node still forwards, so its kube-proxy has programmed the endpoint first; above kube-proxy's --iptables-min-sync-period; 0 disables")
 	fs.DurationVar(&o.startupWait, "startup-member-wait", speaker.DefaultStartupMemberWait, "at start, when no other speaker runs yet (the whole cluster restarts), wait at most this long before announcing anything for the speakers of the Nodes that have a SpeakerStatus record to join, so this one does not claim their addresses until they do; a speaker that finds one already running never waits; 0 turns it off")
+	fs.DurationVar(&cfg.StatusInterval, "status-interval", time.Second, "minimum time between two writes of this node's SpeakerStatus record (a burst of changes costs one write); a node announcing thousands of addresses writes a record of some 100 bytes per address each time")
 	fs.BoolVar(&cfg.ProbeKubeProxy, "probe-kube-proxy", false, "probe kube-proxy's health checks on this node (healthCheckNodePort /healthz for externalTrafficPolicy Local, the node health port for every Service) and withdraw when it says the node cannot serve")
 	fs.IntVar(&cfg.KubeProxyHealthPort, "kube-proxy-health-port", 10256, "kube-proxy's node health port (its --healthz-bind-address port)")
 	fs.DurationVar(&cfg.DrainWindow, "drain-window", 0, "after this node takes a layer-2 address over from a node that is still up (a graceful stop, a rollout), or goes on advertising a BGP address that such a node withdrew while still serving it (its last local pod terminating), forward for this long the TCP connections it has no state for to that node, so they are not reset (docs/speaker.md, \"Draining planned moves\"); needs CAP_NET_ADMIN (deploy/components/drain). 0 turns it off")
@@ -87,6 +88,9 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (optio
 	}
 	if o.startupWait < 0 {
 		return o, fmt.Errorf("--startup-member-wait=%v: want a duration, or 0 for off", o.startupWait)
+	}
+	if cfg.StatusInterval <= 0 {
+		return o, fmt.Errorf("--status-interval=%v: want a positive duration", cfg.StatusInterval)
 	}
 	if cfg.HeartbeatPort > 65535 || cfg.HeartbeatPort < -1 {
 		return o, fmt.Errorf("--heartbeat-port=%d: want a port, or -1 for off", cfg.HeartbeatPort)

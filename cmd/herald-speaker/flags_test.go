@@ -46,7 +46,7 @@ func TestParseFlagsFromEnvironment(t *testing.T) {
 }
 
 func TestParseFlagsRefuses(t *testing.T) {
-	for _, args := range [][]string{{"--no-such-flag"}, {"stray"}, {"--takeover-delay=soon"},
+	for _, args := range [][]string{{"--no-such-flag"}, {"stray"}, {"--takeover-delay=soon"}, {"--status-interval=0s"},
 		{"--heartbeat-timeout=50ms"}, {"--heartbeat-interval=0s"}, {"--heartbeat-port=70000"}, {"--heartbeat-port=-2"}, {"--startup-member-wait=-1s"}} {
 		if _, err := parseFlags(args, func(string) string { return "" }, &bytes.Buffer{}); err == nil {
 			t.Errorf("parseFlags(%q) succeeded", args)
