@@ -211,7 +211,8 @@ func (m *measurement) lastEndpoint(ctx context.Context, graceful bool) *result {
 // lastEndpointTrial removes the Local-policy Service's endpoint on the node
 // the client's flow uses (see lastEndpoint) while the client probes addr,
 // records the outage in r, prints the trial's line and, for a failed
-// connection, how the router forwarded it and how the nodes answered.
+// connection, how the router forwarded it, how the nodes answered, and what
+// both pods' nodes saw of it on every interface (captures for this trial).
 func (m *measurement) lastEndpointTrial(ctx context.Context, graceful bool, i, trials int, addr netip.Addr, pods []*netlab.Pod, r *result) {
 	l := m.lab
 	m.waitBGPSteady(ctx, netip.PrefixFrom(addr, 32), pods[0].Node, pods[1].Node)
@@ -234,6 +235,8 @@ func (m *measurement) lastEndpointTrial(ctx context.Context, graceful bool, i, t
 	rcap, ccap := l.Cluster.Router.Capture("eth0", filter), l.Client.Capture("eth0", filter)
 	defer rcap.Stop()
 	defer ccap.Stop()
+	nodes := m.captureNodes(pods[0].Node, pods[1].Node)
+	defer nodes.stop()
 	p := l.Probe(addr, servicePort, m.cfg.interval, m.cfg.timeout)
 	time.Sleep(500 * time.Millisecond)
 	pre := productlab.FailedAfter(p.Attempts(), time.Time{})
@@ -254,7 +257,7 @@ func (m *measurement) lastEndpointTrial(ctx context.Context, graceful bool, i, t
 		line += fmt.Sprintf("; warning: %d probes failed before the removal", pre)
 	}
 	fmt.Println(line)
-	m.printRouted(rcap, ccap, netip.AddrPortFrom(addr, servicePort), event, last.Add(2*time.Second), failed > 0)
+	m.printRouted(ctx, rcap, ccap, nodes, netip.AddrPortFrom(addr, servicePort), event, last.Add(2*time.Second), failed > 0)
 
 	// The pod comes back (a new one in a real cluster): serving, ready.
 	gone.Serve(productlab.WebPort)
@@ -300,17 +303,21 @@ func (m *measurement) podGone(ctx context.Context, service string, left, gone *n
 	return p.Stop(), ok
 }
 
-// printRouted stops the router's and the client's captures and, when
-// troubled, prints each connection begun from 1 s before event until until
-// that was reset or got no SYN-ACK, as the router forwarded it and the nodes
-// answered (see printTroubled).
-func (m *measurement) printRouted(router, client *netlab.Capture, service netip.AddrPort, event, until time.Time, troubled bool) {
+// printRouted stops the router's, the client's and the nodes' captures and,
+// when troubled, prints each connection begun from 1 s before event until
+// until that was reset or got no SYN-ACK, as the router forwarded it and the
+// nodes answered (see printTroubled), and what the nodes saw of it (see
+// printOnNodes).
+func (m *measurement) printRouted(ctx context.Context, router, client *netlab.Capture, nodes nodeCaptures, service netip.AddrPort, event, until time.Time, troubled bool) {
 	rp, err := router.Stop()
 	if err != nil {
 		m.fatalf("%v", err)
 	}
 	cp, err := client.Stop()
 	if err != nil {
+		m.fatalf("%v", err)
+	}
+	if err := nodes.stop(); err != nil {
 		m.fatalf("%v", err)
 	}
 	if !troubled {
@@ -326,7 +333,7 @@ func (m *measurement) printRouted(router, client *netlab.Capture, service netip.
 		}
 	}
 	slices.SortStableFunc(pkts, func(a, b netlab.Packet) int { return a.Time.Compare(b.Time) })
-	m.printConnections(pkts, service, event, until)
+	m.printConnections(ctx, pkts, nodes, service, event, until)
 	m.printICMP(pkts, event, until)
 }
 

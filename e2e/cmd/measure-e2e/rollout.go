@@ -43,7 +43,8 @@ func (m *measurement) rollout(ctx context.Context) *result {
 
 // rolloutTrial moves the Service's one pod from from to to (see rollout)
 // while the client probes addr, records the outage in r, and prints the
-// trial's line and a failed connection as the client's capture saw it.
+// trial's line; a failed connection as the client's capture saw it and as
+// both nodes did (a capture on every interface of each, for this trial).
 func (m *measurement) rolloutTrial(ctx context.Context, i, trials int, addr netip.Addr, from, to *netlab.Pod,
 	capture *netlab.Capture, r *result) {
 	l := m.lab
@@ -51,6 +52,8 @@ func (m *measurement) rolloutTrial(ctx context.Context, i, trials int, addr neti
 		m.fatalf("%s announces %s, want %s (its only ready pod's node)", owner.Name(), addr, from.Node.Name())
 	}
 	to.Serve(productlab.WebPort)
+	nodes := m.captureNodes(from.Node, to.Node)
+	defer nodes.stop()
 	p := l.Probe(addr, servicePort, m.cfg.interval, m.cfg.timeout)
 	time.Sleep(500 * time.Millisecond)
 	pre := productlab.FailedAfter(p.Attempts(), time.Time{})
@@ -61,6 +64,9 @@ func (m *measurement) rolloutTrial(ctx context.Context, i, trials int, addr neti
 	time.Sleep(m.cfg.grace)
 	last := time.Now()
 	as, ok := m.podGone(ctx, "l2-local", to, from, p, last)
+	if err := nodes.stop(); err != nil {
+		m.fatalf("%v", err)
+	}
 	failed := productlab.FailedAfter(as, event)
 	line := fmt.Sprintf("layer 2 Local rollout, trial %d/%d: %s to %s; ", i+1, trials, from.Node.Name(), to.Node.Name()) +
 		r.record(as, event, ok, 15*time.Second)
@@ -76,7 +82,7 @@ func (m *measurement) rolloutTrial(ctx context.Context, i, trials int, addr neti
 	}
 	fmt.Println(line)
 	if failed > 0 {
-		m.printConnections(pkts, netip.AddrPortFrom(addr, servicePort), event, last.Add(2*time.Second))
+		m.printConnections(ctx, pkts, nodes, netip.AddrPortFrom(addr, servicePort), event, last.Add(2*time.Second))
 	}
 }
 
