@@ -159,6 +159,24 @@ func TestParseTcpdumpLine(t *testing.T) {
 	}
 }
 
+func TestParseDropped(t *testing.T) {
+	for _, tc := range []struct {
+		name, out string
+		want      int
+		ok        bool
+	}{
+		{"dropped", "1796635655.905974 eth0  Out ifindex 2 ...\n5451 packets captured\n7159 packets received by filter\n1708 packets dropped by kernel\n", 1708, true},
+		{"none dropped", "6026 packets captured\n6026 packets received by filter\n0 packets dropped by kernel\n", 0, true},
+		{"still running", "listening on any, link-type LINUX_SLL2 (Linux cooked v2), snapshot length 262144 bytes\n", 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got, ok := parseDropped(tc.out); got != tc.want || ok != tc.ok {
+				t.Errorf("parseDropped = %d, %v; want %d, %v", got, ok, tc.want, tc.ok)
+			}
+		})
+	}
+}
+
 func TestParsePodReply(t *testing.T) {
 	got, err := ParsePodReply("web-1 [::ffff:198.51.100.3]:40000\n")
 	if err != nil {
