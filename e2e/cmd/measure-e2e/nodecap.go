@@ -106,6 +106,13 @@ func (m *measurement) printOnNodes(ctx context.Context, conn []netlab.Packet, cs
 		fmt.Printf("    %s: no packet of the connection (client %s) on any interface\n", name, client)
 	}
 	for _, c := range cs {
+		// A packet missing above may be the capture's loss.
+		switch n, ok := c.capture.Dropped(); {
+		case !ok:
+			fmt.Printf("    %s: how many packets its capture dropped is unknown\n", c.name)
+		case n > 0:
+			fmt.Printf("    %s: its capture dropped %d packets in the trial\n", c.name, n)
+		}
 		fmt.Printf("    %s conntrack: %s\n", c.name, conntrack(ctx, c.node, client))
 	}
 }

@@ -49,7 +49,8 @@ func TestOnNodes(t *testing.T) {
 }
 
 func TestConntrackEntries(t *testing.T) {
-	entry := "tcp      6 117 SYN_SENT src=198.51.100.3 dst=198.51.100.128 sport=47178 dport=80 [UNREPLIED] src=203.0.113.66 dst=198.51.100.3 sport=8080 dport=47178 mark=0 use=1"
+	// A real one, from node2 after a rollout trial.
+	entry := "tcp      6 117 TIME_WAIT src=198.51.100.3 dst=198.51.100.128 sport=48590 dport=80 src=203.0.113.19 dst=198.51.100.3 sport=8080 dport=48590 [ASSURED] mark=0 use=1"
 	for _, tc := range []struct {
 		name, out string
 		want      []string
