@@ -115,23 +115,65 @@ func TestParseArping(t *testing.T) {
 }
 
 func TestParseTcpdumpLine(t *testing.T) {
-	line := "1795304166.043730 02:68:6c:00:00:05 > ff:ff:ff:ff:ff:ff, ethertype ARP (0x0806), length 42: Request who-has 198.51.100.130 tell 198.51.100.130, length 28"
-	got, ok := parseTcpdumpLine(line)
-	if !ok {
-		t.Fatalf("parseTcpdumpLine(%q) failed", line)
+	mac := func(s string) net.HardwareAddr {
+		m, err := net.ParseMAC(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
 	}
-	want := Packet{
-		Time: time.Unix(1795304166, 43730000),
-		Src:  net.HardwareAddr{0x02, 0x68, 0x6c, 0, 0, 5}, Dst: net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff},
-		Line: "Request who-has 198.51.100.130 tell 198.51.100.130, length 28",
+	arp := "Request who-has 198.51.100.130 tell 198.51.100.130, length 28"
+	syn := "198.51.100.251.44110 > 198.51.100.252.80: Flags [S], seq 4239668903, win 64240, length 0"
+	rst := "198.51.100.252.80 > 198.51.100.251.44110: Flags [R.], seq 0, ack 4239668904, win 0, length 0"
+	// On "any", tcpdump 4.99.3 (link type LINUX_SLL2) pads the interface
+	// and the direction.
+	for _, tc := range []struct {
+		name, line string
+		want       Packet
+	}{
+		{"one Ethernet interface", "1795304166.043730 02:68:6c:00:00:05 > ff:ff:ff:ff:ff:ff, ethertype ARP (0x0806), length 42: " + arp,
+			Packet{Time: time.Unix(1795304166, 43730000), Src: mac("02:68:6c:00:00:05"), Dst: mac("ff:ff:ff:ff:ff:ff"), Line: arp}},
+		{"any, in", "1796633045.111526 nctvb In  ifindex 2 02:75:87:7d:ba:a5 ethertype IPv4 (0x0800), length 80: " + syn,
+			Packet{Time: time.Unix(1796633045, 111526000), Src: mac("02:75:87:7d:ba:a5"), Iface: "nctvb", Dir: "In", Line: syn}},
+		{"any, out", "1796633045.111581 nctvb Out ifindex 2 52:2d:39:c1:7c:1d ethertype IPv4 (0x0800), length 60: " + rst,
+			Packet{Time: time.Unix(1796633045, 111581000), Src: mac("52:2d:39:c1:7c:1d"), Iface: "nctvb", Dir: "Out", Line: rst}},
+		{"any, loopback", "1796633054.401108 lo    In  ifindex 1 00:00:00:00:00:00 ethertype IPv4 (0x0800), length 80: " + syn,
+			Packet{Time: time.Unix(1796633054, 401108000), Src: mac("00:00:00:00:00:00"), Iface: "lo", Dir: "In", Line: syn}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ok := parseTcpdumpLine(tc.line)
+			if !ok {
+				t.Fatalf("parseTcpdumpLine(%q) failed", tc.line)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("parseTcpdumpLine (-want +got):\n%s", diff)
+			}
+		})
 	}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("parseTcpdumpLine (-want +got):\n%s", diff)
-	}
-	for _, bad := range []string{"", "tcpdump: listening on eth0", "x y > z, w: v"} {
+	for _, bad := range []string{"", "tcpdump: listening on eth0", "x y > z, w: v",
+		"listening on any, link-type LINUX_SLL2 (Linux cooked v2), snapshot length 262144 bytes",
+		"1796633054.401108 lo In index 1: x"} {
 		if _, ok := parseTcpdumpLine(bad); ok {
 			t.Errorf("parseTcpdumpLine(%q) accepted it", bad)
 		}
+	}
+}
+
+func TestParseDropped(t *testing.T) {
+	for _, tc := range []struct {
+		name, out string
+		want      int
+		ok        bool
+	}{
+		{"dropped", "1796635655.905974 eth0  Out ifindex 2 ...\n5451 packets captured\n7159 packets received by filter\n1708 packets dropped by kernel\n", 1708, true},
+		{"none dropped", "6026 packets captured\n6026 packets received by filter\n0 packets dropped by kernel\n", 0, true},
+		{"still running", "listening on any, link-type LINUX_SLL2 (Linux cooked v2), snapshot length 262144 bytes\n", 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got, ok := parseDropped(tc.out); got != tc.want || ok != tc.ok {
+				t.Errorf("parseDropped = %d, %v; want %d, %v", got, ok, tc.want, tc.ok)
+			}
+		})
 	}
 }
 
@@ -151,6 +193,7 @@ func TestParsePodReply(t *testing.T) {
 
 func FuzzParseTcpdumpLine(f *testing.F) {
 	f.Add("1795304166.043730 02:68:6c:00:00:05 > ff:ff:ff:ff:ff:ff, ethertype ARP (0x0806), length 42: Request")
+	f.Add("1796633045.111526 eth0  In  ifindex 2 02:75:87:7d:ba:a5 ethertype IPv4 (0x0800), length 80: x")
 	f.Fuzz(func(t *testing.T, s string) { _, _ = parseTcpdumpLine(s) })
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 
@@ -159,11 +160,11 @@ func TroubledConnections(pkts []netlab.Packet, service netip.AddrPort, from, to 
 	open := map[string]*conn{}                                  // by the client's address.port
 	var all []*conn
 	for _, p := range pkts {
-		src, rest, ok := strings.Cut(p.Line, " > ")
+		src, dst, what, ok := tcpdumpEnds(p.Line)
 		if !ok {
 			continue
 		}
-		dst, flags, ok := strings.Cut(rest, ": Flags [")
+		flags, ok := strings.CutPrefix(what, "Flags [")
 		if !ok {
 			continue
 		}
@@ -199,6 +200,79 @@ func TroubledConnections(pkts []netlab.Packet, service netip.AddrPort, from, to 
 	for _, c := range all {
 		if !c.start.Before(from) && !c.start.After(to) && (c.reset || !c.synAck) {
 			out = append(out, c.pkts)
+		}
+	}
+	return out
+}
+
+// ClientEnd returns the client's address and port of a connection as
+// TroubledConnections returns it: the source of its first packet, the
+// client's SYN. ok is false when that packet has no address.port source.
+func ClientEnd(conn []netlab.Packet) (netip.AddrPort, bool) {
+	if len(conn) == 0 {
+		return netip.AddrPort{}, false
+	}
+	src, _, _, ok := tcpdumpEnds(conn[0].Line)
+	if !ok {
+		return netip.AddrPort{}, false
+	}
+	return parseTcpdumpEnd(src)
+}
+
+// tcpdumpEnds splits tcpdump's description of an IP packet, "src > dst:
+// what", for example "198.51.100.3.47178 > 198.51.100.128.80: Flags [S],
+// seq 1, length 0".
+func tcpdumpEnds(line string) (src, dst, what string, ok bool) {
+	src, rest, ok := strings.Cut(line, " > ")
+	if !ok {
+		return "", "", "", false
+	}
+	dst, what, ok = strings.Cut(rest, ": ")
+	return src, dst, what, ok
+}
+
+// parseTcpdumpEnd parses tcpdump's form of an address and port,
+// "198.51.100.3.47178" or "2001:db8::3.47178".
+func parseTcpdumpEnd(s string) (netip.AddrPort, bool) {
+	i := strings.LastIndexByte(s, '.')
+	if i < 0 {
+		return netip.AddrPort{}, false
+	}
+	a, err := netip.ParseAddr(s[:i])
+	if err != nil {
+		return netip.AddrPort{}, false
+	}
+	port, err := strconv.ParseUint(s[i+1:], 10, 16)
+	if err != nil {
+		return netip.AddrPort{}, false
+	}
+	return netip.AddrPortFrom(a, uint16(port)), true
+}
+
+// ConnectionPackets returns, in capture order, the packets of pkts from from
+// to to that belong to the connection whose client end is client: the TCP
+// segments from or to it (whatever the other end: kube-proxy's DNAT rewrites
+// the Service's address and port to a pod's, the client's end stays), and
+// the ICMP packets from or to the client's address (without -v tcpdump does
+// not show which connection an ICMP error is about; neighbour discovery is
+// left out).
+func ConnectionPackets(pkts []netlab.Packet, client netip.AddrPort, from, to time.Time) []netlab.Packet {
+	end := fmt.Sprintf("%s.%d", client.Addr(), client.Port()) // tcpdump's form
+	host := client.Addr().String()
+	var out []netlab.Packet
+	for _, p := range pkts {
+		if p.Time.Before(from) || p.Time.After(to) {
+			continue
+		}
+		src, dst, what, ok := tcpdumpEnds(p.Line)
+		if !ok {
+			continue
+		}
+		tcp := (src == end || dst == end) && strings.HasPrefix(what, "Flags [")
+		icmp := (src == host || dst == host) && (strings.HasPrefix(what, "ICMP ") || strings.HasPrefix(what, "ICMP6, ")) &&
+			!strings.Contains(what, " neighbor ")
+		if tcp || icmp {
+			out = append(out, p)
 		}
 	}
 	return out

@@ -151,3 +151,69 @@ func TestUnsolicitedNA(t *testing.T) {
 		t.Errorf("UnsolicitedNA after the last packet found one")
 	}
 }
+
+func TestClientEnd(t *testing.T) {
+	pkt := func(line string) []netlab.Packet { return []netlab.Packet{{Line: line}} }
+	for _, tc := range []struct {
+		name string
+		conn []netlab.Packet
+		want netip.AddrPort
+		ok   bool
+	}{
+		{"IPv4", pkt("198.51.100.3.47178 > 198.51.100.128.80: Flags [S], seq 1, length 0"), netip.MustParseAddrPort("198.51.100.3:47178"), true},
+		{"IPv6", pkt("2001:db8::3.47178 > 2001:db8:1::1:5.80: Flags [S], seq 1, length 0"), netip.MustParseAddrPort("[2001:db8::3]:47178"), true},
+		{"no port", pkt("198.51.100.1 > 198.51.100.3: ICMP host 198.51.100.128 unreachable, length 68"), netip.AddrPort{}, false},
+		{"no packet", nil, netip.AddrPort{}, false},
+		{"no addresses", pkt("Request who-has 198.51.100.130 tell 198.51.100.130, length 28"), netip.AddrPort{}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ok := ClientEnd(tc.conn)
+			if got != tc.want || ok != tc.ok {
+				t.Errorf("ClientEnd = %v, %v; want %v, %v", got, ok, tc.want, tc.ok)
+			}
+		})
+	}
+}
+
+func TestConnectionPackets(t *testing.T) {
+	t0 := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
+	pkt := func(ms int, iface, dir, line string) netlab.Packet {
+		return netlab.Packet{Time: t0.Add(time.Duration(ms) * time.Millisecond), Iface: iface, Dir: dir, Line: line}
+	}
+	// What node2 sees of a connection from 198.51.100.3.47178 to the
+	// Service at 198.51.100.128.80 whose pod is 203.0.113.66.8080: the SYN
+	// arrives, kube-proxy's DNAT sends it to the pod over the bridge and its
+	// veth; and around it another connection of the client, the same port
+	// later, an ICMP error to the client and a neighbour solicitation.
+	syn := pkt(0, "eth0", "In", "198.51.100.3.47178 > 198.51.100.128.80: Flags [S], seq 2844757622, win 64240, length 0")
+	bridge := pkt(0, "cni0", "Out", "198.51.100.3.47178 > 203.0.113.66.8080: Flags [S], seq 2844757622, win 64240, length 0")
+	veth := pkt(0, "veth2", "Out", "198.51.100.3.47178 > 203.0.113.66.8080: Flags [S], seq 2844757622, win 64240, length 0")
+	synAck := pkt(1, "veth2", "In", "203.0.113.66.8080 > 198.51.100.3.47178: Flags [S.], seq 7, ack 2844757623, win 65160, length 0")
+	icmp := pkt(2, "eth0", "Out", "198.51.100.12 > 198.51.100.3: ICMP host 198.51.100.128 unreachable, length 68")
+	other := pkt(1, "eth0", "In", "198.51.100.3.47180 > 198.51.100.128.80: Flags [S], seq 1, win 64240, length 0")
+	otherHost := pkt(1, "eth0", "In", "198.51.100.30.47178 > 198.51.100.128.80: Flags [S], seq 1, win 64240, length 0")
+	prefix := pkt(1, "eth0", "In", "198.51.100.3.4717 > 198.51.100.128.80: Flags [S], seq 1, win 64240, length 0")
+	ndp := pkt(1, "eth0", "In", "2001:db8::3 > ff02::1:ff00:c: ICMP6, neighbor solicitation, who has 2001:db8::c, length 32")
+	icmp6 := pkt(2, "eth0", "Out", "2001:db8::c > 2001:db8::3: ICMP6, destination unreachable, unreachable route 2001:db8:1::1:5, length 88")
+	later := pkt(5000, "eth0", "In", "198.51.100.3.47178 > 198.51.100.128.80: Flags [S], seq 1, win 64240, length 0")
+	pkts := []netlab.Packet{syn, other, bridge, otherHost, prefix, veth, synAck, icmp, ndp, icmp6, later}
+	for _, tc := range []struct {
+		name     string
+		client   string
+		from, to time.Duration
+		want     []netlab.Packet
+	}{
+		{"the connection and an ICMP error", "198.51.100.3:47178", -time.Millisecond, 2 * time.Second, []netlab.Packet{syn, bridge, veth, synAck, icmp}},
+		{"the port reused later", "198.51.100.3:47178", 4 * time.Second, 6 * time.Second, []netlab.Packet{later}},
+		{"another port", "198.51.100.3:47180", -time.Millisecond, 2 * time.Second, []netlab.Packet{other, icmp}},
+		{"IPv6, without neighbour discovery", "[2001:db8::3]:47178", -time.Millisecond, 2 * time.Second, []netlab.Packet{icmp6}},
+		{"no such client", "198.51.100.4:47178", -time.Millisecond, 10 * time.Second, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := ConnectionPackets(pkts, netip.MustParseAddrPort(tc.client), t0.Add(tc.from), t0.Add(tc.to))
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("got %v\nwant %v", got, tc.want)
+			}
+		})
+	}
+}

@@ -196,66 +196,72 @@ func (m *measurement) lastEndpoint(ctx context.Context, graceful bool) *result {
 	if trials == 0 {
 		return nil
 	}
-	l := m.lab
 	r := &result{name: "BGP, last local endpoint removed abruptly (gone from the EndpointSlice, server stopped): client TCP outage", target: "< 1 s"}
 	if graceful {
 		r.name = fmt.Sprintf("BGP, last local endpoint removed as a pod is deleted (terminating-serving %v, then gone): client TCP outage", m.cfg.grace)
 		r.target = "0"
 	}
 	addr, pods := m.localService(ctx)
-	prefix := netip.PrefixFrom(addr, 32)
 	for i := range trials {
-		m.waitBGPSteady(ctx, prefix, pods[0].Node, pods[1].Node)
-		reply := l.WaitConnect(addr, servicePort, 30*time.Second, nil)
-		x := slices.IndexFunc(pods, func(p *netlab.Pod) bool { return p.Name == reply.Pod })
-		if x < 0 {
-			m.fatalf("pod %q answered for %s, not one of the Service's", reply.Pod, addr)
-		}
-		gone, other := pods[x], pods[1-x]
-		routerSays := "?"
-		if n, err := l.RouterPath(ctx, reply.Client.Addr(), addr); err == nil {
-			routerSays = n.Name()
-		}
-
-		// The router's capture shows to which node it forwarded each of the
-		// client's packets, the client's the nodes' answers.
-		// ICMP too: an error a node or the router answers with (a network
-		// unreachable was seen once, from an unknown sender) is printed.
-		filter := fmt.Sprintf("tcp port %d or icmp", servicePort)
-		rcap, ccap := l.Cluster.Router.Capture("eth0", filter), l.Client.Capture("eth0", filter)
-		p := l.Probe(addr, servicePort, m.cfg.interval, m.cfg.timeout)
-		time.Sleep(500 * time.Millisecond)
-		pre := productlab.FailedAfter(p.Attempts(), time.Time{})
-		event := time.Now()
-		last := event
-		if graceful {
-			m.setEndpoints(ctx, "bgp-local", netlab.Endpoint{Pod: gone, State: netlab.EndpointTerminatingServing},
-				netlab.Endpoint{Pod: other, State: netlab.EndpointReady})
-			time.Sleep(m.cfg.grace)
-			last = time.Now()
-		}
-		m.setEndpoints(ctx, "bgp-local", netlab.Endpoint{Pod: other, State: netlab.EndpointReady})
-		if err := gone.Server.Stop(5 * time.Second); err != nil {
-			fmt.Printf("  stop the server of %s: %v\n", gone.Name, err)
-		}
-		ok := recovered(p, last, 15*time.Second)
-		time.Sleep(time.Second)
-		as := p.Stop()
-		failed := productlab.FailedAfter(as, event)
-		line := fmt.Sprintf("BGP last local endpoint (%s), trial %d/%d: flow via %s (router: %s); ",
-			map[bool]string{true: "graceful", false: "abrupt"}[graceful], i+1, trials, gone.Node.Name(), routerSays) +
-			r.record(as, event, ok, 15*time.Second)
-		if pre > 0 {
-			line += fmt.Sprintf("; warning: %d probes failed before the removal", pre)
-		}
-		fmt.Println(line)
-		m.printRouted(rcap, ccap, netip.AddrPortFrom(addr, servicePort), event, last.Add(2*time.Second), failed > 0)
-
-		// The pod comes back (a new one in a real cluster): serving, ready.
-		gone.Serve(productlab.WebPort)
-		m.setEndpoints(ctx, "bgp-local", readyEndpoints(pods...)...)
+		m.lastEndpointTrial(ctx, graceful, i, trials, addr, pods, r)
 	}
 	return r
+}
+
+// lastEndpointTrial removes the Local-policy Service's endpoint on the node
+// the client's flow uses (see lastEndpoint) while the client probes addr,
+// records the outage in r, prints the trial's line and, for a failed
+// connection, how the router forwarded it, how the nodes answered, and what
+// both pods' nodes saw of it on every interface (captures for this trial).
+func (m *measurement) lastEndpointTrial(ctx context.Context, graceful bool, i, trials int, addr netip.Addr, pods []*netlab.Pod, r *result) {
+	l := m.lab
+	m.waitBGPSteady(ctx, netip.PrefixFrom(addr, 32), pods[0].Node, pods[1].Node)
+	reply := l.WaitConnect(addr, servicePort, 30*time.Second, nil)
+	x := slices.IndexFunc(pods, func(p *netlab.Pod) bool { return p.Name == reply.Pod })
+	if x < 0 {
+		m.fatalf("pod %q answered for %s, not one of the Service's", reply.Pod, addr)
+	}
+	gone, other := pods[x], pods[1-x]
+	routerSays := "?"
+	if n, err := l.RouterPath(ctx, reply.Client.Addr(), addr); err == nil {
+		routerSays = n.Name()
+	}
+
+	// The router's capture shows to which node it forwarded each of the
+	// client's packets, the client's the nodes' answers.
+	// ICMP too: an error a node or the router answers with (a network
+	// unreachable was seen once, from an unknown sender) is printed.
+	filter := fmt.Sprintf("tcp port %d or icmp", servicePort)
+	rcap, ccap := l.Cluster.Router.Capture("eth0", filter), l.Client.Capture("eth0", filter)
+	defer rcap.Stop()
+	defer ccap.Stop()
+	nodes := m.captureNodes(pods[0].Node, pods[1].Node)
+	defer nodes.stop()
+	p := l.Probe(addr, servicePort, m.cfg.interval, m.cfg.timeout)
+	time.Sleep(500 * time.Millisecond)
+	pre := productlab.FailedAfter(p.Attempts(), time.Time{})
+	event := time.Now()
+	last := event
+	if graceful {
+		m.setEndpoints(ctx, "bgp-local", netlab.Endpoint{Pod: gone, State: netlab.EndpointTerminatingServing},
+			netlab.Endpoint{Pod: other, State: netlab.EndpointReady})
+		time.Sleep(m.cfg.grace)
+		last = time.Now()
+	}
+	as, ok := m.podGone(ctx, "bgp-local", other, gone, p, last)
+	failed := productlab.FailedAfter(as, event)
+	line := fmt.Sprintf("BGP last local endpoint (%s), trial %d/%d: flow via %s (router: %s); ",
+		map[bool]string{true: "graceful", false: "abrupt"}[graceful], i+1, trials, gone.Node.Name(), routerSays) +
+		r.record(as, event, ok, 15*time.Second)
+	if pre > 0 {
+		line += fmt.Sprintf("; warning: %d probes failed before the removal", pre)
+	}
+	fmt.Println(line)
+	m.printRouted(ctx, rcap, ccap, nodes, netip.AddrPortFrom(addr, servicePort), event, last.Add(2*time.Second), failed > 0)
+
+	// The pod comes back (a new one in a real cluster): serving, ready.
+	gone.Serve(productlab.WebPort)
+	m.setEndpoints(ctx, "bgp-local", readyEndpoints(pods...)...)
 }
 
 // localService creates, on first use, the Local-policy Service bgp-local in
@@ -283,17 +289,35 @@ func (m *measurement) setEndpoints(ctx context.Context, service string, eps ...n
 	}
 }
 
-// printRouted stops the router's and the client's captures and, when
-// troubled, prints each connection begun from 1 s before event until until
-// that was reset or got no SYN-ACK, as the router forwarded it and the nodes
-// answered (see printTroubled).
-func (m *measurement) printRouted(router, client *netlab.Capture, service netip.AddrPort, event, until time.Time, troubled bool) {
+// podGone takes the last step of removing the pod gone: the Service's endpoints
+// become left alone (ready), gone's server stops, and the client's prober p
+// stops a second after the client recovered (15 s after last at most). It
+// returns p's attempts and whether the client recovered.
+func (m *measurement) podGone(ctx context.Context, service string, left, gone *netlab.Pod, p *productlab.Prober, last time.Time) ([]productlab.Attempt, bool) {
+	m.setEndpoints(ctx, service, netlab.Endpoint{Pod: left, State: netlab.EndpointReady})
+	if err := gone.Server.Stop(5 * time.Second); err != nil {
+		fmt.Printf("  stop the server of %s: %v\n", gone.Name, err)
+	}
+	ok := recovered(p, last, 15*time.Second)
+	time.Sleep(time.Second)
+	return p.Stop(), ok
+}
+
+// printRouted stops the router's, the client's and the nodes' captures and,
+// when troubled, prints each connection begun from 1 s before event until
+// until that was reset or got no SYN-ACK, as the router forwarded it and the
+// nodes answered (see printTroubled), and what the nodes saw of it (see
+// printOnNodes).
+func (m *measurement) printRouted(ctx context.Context, router, client *netlab.Capture, nodes nodeCaptures, service netip.AddrPort, event, until time.Time, troubled bool) {
 	rp, err := router.Stop()
 	if err != nil {
 		m.fatalf("%v", err)
 	}
 	cp, err := client.Stop()
 	if err != nil {
+		m.fatalf("%v", err)
+	}
+	if err := nodes.stop(); err != nil {
 		m.fatalf("%v", err)
 	}
 	if !troubled {
@@ -309,7 +333,7 @@ func (m *measurement) printRouted(router, client *netlab.Capture, service netip.
 		}
 	}
 	slices.SortStableFunc(pkts, func(a, b netlab.Packet) int { return a.Time.Compare(b.Time) })
-	m.printConnections(pkts, service, event, until)
+	m.printConnections(ctx, pkts, nodes, service, event, until)
 	m.printICMP(pkts, event, until)
 }
 

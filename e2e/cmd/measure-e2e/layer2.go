@@ -118,7 +118,7 @@ func (m *measurement) l2Trial(ctx context.Context, k l2Kind, i, trials int, addr
 	}
 	fmt.Println(line)
 	if failed > 0 {
-		m.printTroubled(capture, netip.AddrPortFrom(addr, servicePort), event, event.Add(2*time.Second))
+		m.printTroubled(ctx, capture, netip.AddrPortFrom(addr, servicePort), event, event.Add(2*time.Second))
 	}
 
 	// Bring the node back: its port on the bridge, its speaker running and
@@ -191,22 +191,24 @@ func (m *measurement) nodeOfMAC(mac string) *netlab.Node {
 // printTroubled prints, from the client's capture, each connection begun from 1 s
 // before event until until that was reset or got no SYN-ACK: its packets,
 // with the time from the event and the nodes (by MAC) they went to and came from.
-func (m *measurement) printTroubled(capture *netlab.Capture, service netip.AddrPort, event, until time.Time) {
+func (m *measurement) printTroubled(ctx context.Context, capture *netlab.Capture, service netip.AddrPort, event, until time.Time) {
 	pkts, err := capture.Packets()
 	if err != nil {
 		m.fatalf("%v", err)
 	}
-	m.printConnections(pkts, service, event, until)
+	m.printConnections(ctx, pkts, nil, service, event, until)
 }
 
 // printConnections prints the troubled connections of pkts (see
-// printTroubled).
-func (m *measurement) printConnections(pkts []netlab.Packet, service netip.AddrPort, event, until time.Time) {
+// printTroubled), each followed by what the stopped captures of nodes saw of
+// it (see printOnNodes).
+func (m *measurement) printConnections(ctx context.Context, pkts []netlab.Packet, nodes nodeCaptures, service netip.AddrPort, event, until time.Time) {
 	for _, conn := range productlab.TroubledConnections(pkts, service, event.Add(-time.Second), until) {
 		fmt.Println("    a failed connection on the wire:")
 		for _, p := range conn {
 			fmt.Printf("      %+8s %s > %s: %s\n", ms(p.Time.Sub(event)), m.hostOfMAC(p.Src), m.hostOfMAC(p.Dst), p.Line)
 		}
+		m.printOnNodes(ctx, conn, nodes, event)
 	}
 }
 

@@ -40,6 +40,11 @@
 //     layer-2 and a BGP Service (pods already serving; the EndpointSlices are
 //     written right after the create, as the endpointslice controller would).
 //
+// A trial with a failed connection prints its packets as the client saw
+// them (for BGP, the router too); in the rollout and last-endpoint trials
+// also as the two pods' nodes saw them on every interface (a tcpdump -i any
+// on each, for the trial), and the nodes' connection-tracking entries for it.
+//
 // The layer-2 and Cluster-policy BGP Services have their pods on node1 and
 // node2 and are arranged so that the failing node is node3, which runs none
 // of their pods: no kubelet or node lifecycle controller runs here, so a pod
