@@ -40,8 +40,17 @@ func TestLimitCPU(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(cpuCgroupRoot, name)); !os.IsNotExist(err) {
 		t.Errorf("cgroup left after Remove: %v", err)
 	}
-	if free := cpuTicks(t, busy.Process.Pid, time.Second); free <= used {
-		t.Errorf("after Remove the process used %d ticks in a second, no more than the %d it had limited", free, used)
+	// Freed, the process gets more than its quota in some second of the next five;
+	// one second alone can fall on a machine busy with other tests (seen in CI: 5).
+	var free []int
+	for range 5 {
+		free = append(free, cpuTicks(t, busy.Process.Pid, time.Second))
+		if free[len(free)-1] > used {
+			break
+		}
+	}
+	if free[len(free)-1] <= used {
+		t.Errorf("after Remove the process used %v ticks in each of five seconds, no more than the %d it had limited", free, used)
 	}
 	if err := l.Remove(); err != nil {
 		t.Errorf("second Remove: %v", err)

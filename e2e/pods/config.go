@@ -80,7 +80,10 @@ func cniConflist(dir string, podCIDRs []netip.Prefix) string {
 // kubeletYAML is a node's kubelet configuration. failCgroupV1 is false because the
 // machine's cgroups are v1 (hybrid); the cgroup root is the lab's own; the pods' logs
 // and the volume plugins live under dir; the kubelet's API needs no authentication
-// from inside the lab (nothing outside reaches it).
+// from inside the lab (nothing outside reaches it). The eviction thresholds are near
+// zero: the lab's node shares the machine's disk with everything else on it, and the
+// kubelet's default (evict when under 15% of the image filesystem is free) evicted
+// the lab's pods on a 252 GB disk with 38 GB free, which says nothing about Herald.
 func kubeletYAML(dir, sock, cgroupRoot string) string {
 	return fmt.Sprintf(`apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
@@ -103,5 +106,13 @@ authorization:
 clusterDomain: cluster.local
 resolvConf: /etc/resolv.conf
 serializeImagePulls: false
+evictionHard:
+  memory.available: 100Mi
+  nodefs.available: 1%%
+  nodefs.inodesFree: 1%%
+  imagefs.available: 1%%
+  imagefs.inodesFree: 1%%
+imageGCHighThresholdPercent: 99
+imageGCLowThresholdPercent: 98
 `, cgroupRoot, sock, filepath.Join(dir, "pods"), filepath.Join(dir, "volume-plugins"))
 }
