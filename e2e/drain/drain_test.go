@@ -136,9 +136,34 @@ func openThrough(t *testing.T, l *productlab.Lab, addr netip.Addr, old *netlab.N
 // that answered.
 func dialEcho(t *testing.T, l *productlab.Lab, addr netip.Addr) (*echoConn, string) {
 	t.Helper()
-	c, err := l.Client.DialContext(t.Context(), "tcp", netip.AddrPortFrom(addr, 80).String())
+	return dialEchoFrom(t, l, addr, 0)
+}
+
+// dialEchoFrom is dialEcho from the client's port port (any port when 0),
+// which may be in TIME_WAIT: the socket reuses the address, and the client's
+// namespace must allow the reuse (net.ipv4.tcp_tw_reuse=1).
+func dialEchoFrom(t *testing.T, l *productlab.Lab, addr netip.Addr, port int) (*echoConn, string) {
+	t.Helper()
+	var c net.Conn
+	err := l.Client.Do(func() error {
+		d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+			var serr error
+			if err := rc.Control(func(fd uintptr) {
+				serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1)
+			}); err != nil {
+				return err
+			}
+			return serr
+		}}
+		if port != 0 {
+			d.LocalAddr = &net.TCPAddr{Port: port}
+		}
+		var err error
+		c, err = d.DialContext(t.Context(), "tcp", netip.AddrPortFrom(addr, 80).String())
+		return err
+	})
 	if err != nil {
-		t.Fatalf("connect to %s: %v", addr, err)
+		t.Fatalf("connect to %s from port %d: %v", addr, port, err)
 	}
 	t.Cleanup(func() { _ = c.Close() })
 	e := &echoConn{c: c, lines: bufio.NewReader(c)}

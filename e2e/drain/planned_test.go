@@ -3,6 +3,7 @@ package drain_test
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"slices"
 	"syscall"
@@ -84,6 +85,22 @@ func TestLocalRolloutKeepsConnections(t *testing.T) {
 			if want := oldPod.Name + " " + line; got != want {
 				t.Fatalf("after the move the pod answered %q, want %q", got, want)
 			}
+		}
+		// node2 saw only the client's half of the drained connection: its
+		// tracking entry stays in a closing state once the client closes. A
+		// new connection from the same client port must still reach node2's
+		// own pod, not be taken for the old one and forwarded to node1
+		// (the drain's connection timeouts, a second when closing; the
+		// default, 60 s and more, caught it in a rollout measurement).
+		port := conn.c.LocalAddr().(*net.TCPAddr).Port
+		if err := conn.c.Close(); err != nil {
+			t.Fatal(err)
+		}
+		l.Client.Sysctl("net.ipv4.tcp_tw_reuse=1")
+		time.Sleep(3 * time.Second) // past the closing timeout, and tcp_tw_reuse's one second
+		if _, pod := dialEchoFrom(t, l, addr, port); pod != newPod.Name {
+			t.Fatalf("a new connection from the drained connection's client port %d, after it closed, was served by %s, want %s (node2's pod): "+
+				"the closed connection's tracking on node2 took it for the drained one\n%s", port, pod, newPod.Name, l.Logs(20))
 		}
 	})
 }
