@@ -1,13 +1,11 @@
 package controlplane_test
 
 import (
-	"os"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/herald-dev/herald/e2e/controlplane"
+	"github.com/herald-dev/herald/e2e/netlab"
 )
 
 // BenchmarkStart measures how long a control plane takes from Start to ready: etcd and
@@ -49,20 +47,9 @@ func benchmarkStart(b *testing.B, opts controlplane.Options) {
 
 // cpuTime returns the user and system CPU time process pid has used, from /proc.
 func cpuTime(b *testing.B, pid int) time.Duration {
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	st, err := netlab.ReadProcStat(pid)
 	if err != nil {
 		b.Fatal(err)
 	}
-	// The command name (field 2) may hold spaces: count fields after its closing ')'.
-	fields := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+1:]))
-	const clockTicksPerSecond = 100 // USER_HZ, 100 on every Linux architecture Go supports
-	var ticks int64
-	for _, f := range fields[11:13] { // utime and stime, fields 14 and 15 of stat
-		n, err := strconv.ParseInt(f, 10, 64)
-		if err != nil {
-			b.Fatal(err)
-		}
-		ticks += n
-	}
-	return time.Duration(ticks) * time.Second / clockTicksPerSecond
+	return st.CPU
 }

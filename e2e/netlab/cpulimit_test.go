@@ -5,7 +5,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 )
@@ -61,14 +60,11 @@ func TestLimitCPU(t *testing.T) {
 func cpuTicks(t *testing.T, pid int, d time.Duration) int {
 	t.Helper()
 	read := func() int {
-		data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		st, err := ReadProcStat(pid)
 		if err != nil {
 			t.Fatal(err)
 		}
-		f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
-		u, _ := strconv.Atoi(f[11])
-		s, _ := strconv.Atoi(f[12])
-		return u + s
+		return int(st.CPU / clockTick)
 	}
 	before := read()
 	time.Sleep(d)

@@ -22,26 +22,14 @@ func currentOwner() string {
 	return fmt.Sprintf("%d %d", pid, processStartTime(pid))
 }
 
-// processStartTime returns field 22 of /proc/<pid>/stat, or 0 when the process is gone.
+// processStartTime returns the process's start time (ProcStat.StartTicks),
+// or 0 when the process is gone.
 func processStartTime(pid int) uint64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	st, err := ReadProcStat(pid)
 	if err != nil {
 		return 0
 	}
-	// The command name (field 2) may hold spaces and parentheses: fields after the last
-	// ')' are well formed.
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0
-	}
-	fields := strings.Fields(s[i+1:])
-	// fields[0] is field 3 (state), so field 22 is fields[19].
-	if len(fields) < 20 {
-		return 0
-	}
-	v, _ := strconv.ParseUint(fields[19], 10, 64)
-	return v
+	return st.StartTicks
 }
 
 // ownerAlive reports whether the owner recorded as content (see currentOwner) still runs.

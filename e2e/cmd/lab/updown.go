@@ -222,14 +222,8 @@ func runningPid() (int, bool) {
 
 // alive reports whether pid runs (and is not a zombie).
 func alive(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	// The state follows the parenthesised command name.
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
+	st, err := netlab.ReadProcStat(pid)
+	return err == nil && st.State != 'Z'
 }
 
 func waitGone(pid int, d time.Duration) bool {

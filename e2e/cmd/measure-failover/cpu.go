@@ -9,10 +9,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
-)
 
-// clockTick is the unit of /proc/PID/stat's CPU times (USER_HZ, 100 on Linux).
-const clockTick = 10 * time.Millisecond
+	"github.com/herald-dev/herald/e2e/netlab"
+)
 
 // labCPU returns the CPU time (user and system) each of the lab's processes
 // has used so far: this command and every process it started, directly or
@@ -20,9 +19,8 @@ const clockTick = 10 * time.Millisecond
 // ("kube-apiserver", "herald-speaker node1").
 func labCPU() map[string]time.Duration {
 	type proc struct {
-		ppid int
+		stat netlab.ProcStat
 		name string
-		cpu  time.Duration
 	}
 	procs := map[int]proc{}
 	entries, err := os.ReadDir("/proc")
@@ -34,21 +32,12 @@ func labCPU() map[string]time.Duration {
 		if err != nil {
 			continue
 		}
-		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		st, err := netlab.ReadProcStat(pid)
 		if err != nil {
 			continue
 		}
-		// The fields after the command's closing parenthesis: state is the
-		// first, the parent's pid the second, utime the 12th, stime the 13th.
-		f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+2:]))
-		if len(f) < 13 {
-			continue
-		}
-		ppid, _ := strconv.Atoi(f[1])
-		u, _ := strconv.Atoi(f[11])
-		s, _ := strconv.Atoi(f[12])
 		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-		procs[pid] = proc{ppid: ppid, name: procName(cmdline), cpu: time.Duration(u+s) * clockTick}
+		procs[pid] = proc{stat: st, name: procName(cmdline)}
 	}
 	self := os.Getpid()
 	descends := func(pid int) bool {
@@ -60,14 +49,14 @@ func labCPU() map[string]time.Duration {
 			if !ok || pid <= 1 {
 				return false
 			}
-			pid = p.ppid
+			pid = p.stat.PPid
 		}
 		return false
 	}
 	out := map[string]time.Duration{}
 	for pid, p := range procs {
 		if p.name != "" && descends(pid) {
-			out[p.name] += p.cpu
+			out[p.name] += p.stat.CPU
 		}
 	}
 	return out

@@ -105,24 +105,19 @@ const (
 
 // drainedTimeouts returns the timeout objects of drained connections.
 func drainedTimeouts(t *nftables.Table) []*nftables.NamedObj {
-	policy := func() expr.CtStatePolicyTimeout {
-		p := expr.CtStatePolicyTimeout{}
-		for k, v := range expr.CtStateTCPTimeoutDefaults {
-			p[k] = v
-		}
-		for _, k := range []uint16{expr.CtStateTCPFINWAIT, expr.CtStateTCPCLOSEWAIT, expr.CtStateTCPLASTACK, expr.CtStateTCPTIMEWAIT, expr.CtStateTCPCLOSE} {
-			p[k] = drainedClosing
-		}
-		for _, k := range []uint16{expr.CtStateTCPESTABLISHED, expr.CtStateTCPRETRANS, expr.CtStateTCPUNACK} {
-			p[k] = drainedEstablished
-		}
-		return p
+	// The whole policy, every state named: google/nftables fills the states
+	// a policy leaves out from (and into) its package-level defaults.
+	policy := expr.CtStatePolicyTimeout{
+		expr.CtStateTCPSYNSENT: 120, expr.CtStateTCPSYNRECV: 60, expr.CtStateTCPSYNSENT2: 120,
+		expr.CtStateTCPESTABLISHED: drainedEstablished, expr.CtStateTCPRETRANS: drainedEstablished, expr.CtStateTCPUNACK: drainedEstablished,
+		expr.CtStateTCPFINWAIT: drainedClosing, expr.CtStateTCPCLOSEWAIT: drainedClosing, expr.CtStateTCPLASTACK: drainedClosing,
+		expr.CtStateTCPTIMEWAIT: drainedClosing, expr.CtStateTCPCLOSE: drainedClosing,
 	}
 	return []*nftables.NamedObj{
 		{Table: t, Name: drainedTimeout4, Type: nftables.ObjTypeCtTimeout,
-			Obj: &expr.CtTimeout{L3Proto: unix.NFPROTO_IPV4, L4Proto: unix.IPPROTO_TCP, Policy: policy()}},
+			Obj: &expr.CtTimeout{L3Proto: unix.NFPROTO_IPV4, L4Proto: unix.IPPROTO_TCP, Policy: policy}},
 		{Table: t, Name: drainedTimeout6, Type: nftables.ObjTypeCtTimeout,
-			Obj: &expr.CtTimeout{L3Proto: unix.NFPROTO_IPV6, L4Proto: unix.IPPROTO_TCP, Policy: policy()}},
+			Obj: &expr.CtTimeout{L3Proto: unix.NFPROTO_IPV6, L4Proto: unix.IPPROTO_TCP, Policy: policy}},
 	}
 }
 

@@ -261,7 +261,11 @@ func statusPatch(s v1alpha1.SpeakerStatusStatus) ([]byte, error) {
 	// A merge patch merges objects field by field: the keyring's fields
 	// that are now empty are sent as null too, or a stale list stays.
 	if s.GossipKeys != nil {
-		if m["gossipKeys"], err = marshalRaw(nullFilled(*s.GossipKeys, "installed", "waiting", "secretProblem")); err != nil {
+		g, err := nullFilled(*s.GossipKeys, "installed", "waiting", "secretProblem")
+		if err == nil {
+			m["gossipKeys"], err = json.Marshal(g)
+		}
+		if err != nil {
 			return nil, fmt.Errorf("speaker: encode status: %w", err)
 		}
 	}
@@ -285,14 +289,6 @@ func nullFilled(v any, keys ...string) (map[string]json.RawMessage, error) {
 		}
 	}
 	return m, nil
-}
-
-// marshalRaw encodes m, the result of nullFilled, as one JSON value.
-func marshalRaw(m map[string]json.RawMessage, err error) (json.RawMessage, error) {
-	if err != nil {
-		return nil, err
-	}
-	return json.Marshal(m)
 }
 
 // MarkGone marks the records of the speakers not in alive as not ready
